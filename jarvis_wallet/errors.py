@@ -1,0 +1,154 @@
+"""Every expected failure in jarvis-wallet is a ``JarvisWalletError``.
+
+Each class carries a user-facing message, the process exit code the CLI uses
+and the error code sent over the wire. The CLI maps them in one place
+(``cli.main``); the signer maps them in one place (the request handler).
+
+    JarvisWalletError                       exit 1   internal_error
+    ├── InvalidInput                        exit 2   bad_request
+    │   ├── InvalidAmount                   exit 2   bad_request
+    │   ├── InvalidPublicKey                exit 2   bad_request
+    │   ├── InvalidLimits                   exit 2   bad_request
+    │   ├── InvalidConfig                   exit 2   bad_request
+    │   ├── InvalidStatusTransition         exit 2   bad_request
+    │   ├── InvalidTransaction              exit 2   invalid_tx
+    │   └── KeyMaterialError                exit 2   bad_request
+    ├── DatabaseError                       exit 3   database_unavailable
+    │   ├── DatabaseUnavailable             exit 3   database_unavailable
+    │   ├── SchemaNotInitialised            exit 3   database_unavailable
+    │   └── SchemaTooNew                    exit 3   database_unavailable
+    ├── NotFound                            exit 4   not_found
+    ├── PolicyDenied                        exit 5   <reason code, e.g. daily_limit_exceeded>
+    ├── SignerUnavailable                   exit 6   (client side only)
+    │   └── SignerTimeout                   exit 6
+    ├── AuthenticationFailed                exit 7   auth_failed
+    ├── ProtocolError                       exit 8   bad_request
+    └── SignerStartError                    exit 9   (start-up failures reported by the child)
+
+Messages never contain secret material: callers build them from public values.
+"""
+
+from __future__ import annotations
+
+
+class JarvisWalletError(Exception):
+    """Base of every expected jarvis-wallet failure."""
+
+    exit_code: int = 1
+    wire_code: str = "internal_error"
+
+    def __init__(self, message: str, *, wire_code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if wire_code is not None:
+            self.wire_code = wire_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(JarvisWalletError):
+    """Input from a user, a file or a request is malformed or out of range."""
+
+    exit_code = 2
+    wire_code = "bad_request"
+
+
+class InvalidAmount(InvalidInput):
+    """An amount is negative, too large, too precise or not a number."""
+
+
+class InvalidPublicKey(InvalidInput):
+    """A public key is not base58 text for exactly 32 bytes."""
+
+
+class InvalidLimits(InvalidInput):
+    """Spend limits are inconsistent (for example per-transaction above daily)."""
+
+
+class InvalidConfig(InvalidInput):
+    """A configuration key or value, or a database URL, is not acceptable."""
+
+
+class InvalidStatusTransition(InvalidInput):
+    """A transaction status change that would move backwards or out of a final state."""
+
+
+class InvalidTransaction(InvalidInput):
+    """A transaction, message or off-chain message could not be parsed completely."""
+
+    wire_code = "invalid_tx"
+
+
+class KeyMaterialError(InvalidInput):
+    """A keypair or shared secret is unreadable, malformed, mismatched or too exposed."""
+
+
+class DatabaseError(JarvisWalletError):
+    """The database cannot be used right now."""
+
+    exit_code = 3
+    wire_code = "database_unavailable"
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached, or its lock could not be taken in time."""
+
+
+class SchemaNotInitialised(DatabaseError):
+    """The database has no jarvis-wallet schema yet (run `jarvis-wallet init-db`)."""
+
+
+class SchemaTooNew(DatabaseError):
+    """The database schema was written by a newer jarvis-wallet than this one."""
+
+
+class NotFound(JarvisWalletError):
+    """A transaction, wallet or configuration key does not exist."""
+
+    exit_code = 4
+    wire_code = "not_found"
+
+
+class PolicyDenied(JarvisWalletError):
+    """The spend policy refused to sign; ``reason`` is a stable code."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, wire_code=reason)
+        self.reason = reason
+
+
+class SignerUnavailable(JarvisWalletError):
+    """No signer answers on the socket, or it went away mid-request."""
+
+    exit_code = 6
+    wire_code = "signer_unavailable"
+
+
+class SignerTimeout(SignerUnavailable):
+    """The signer did not answer within the client's timeout."""
+
+    wire_code = "timeout"
+
+
+class AuthenticationFailed(JarvisWalletError):
+    """The request's HMAC, timestamp or request id was refused."""
+
+    exit_code = 7
+    wire_code = "auth_failed"
+
+
+class ProtocolError(JarvisWalletError):
+    """A frame on the socket broke the wire protocol."""
+
+    exit_code = 8
+    wire_code = "bad_request"
+
+
+class SignerStartError(JarvisWalletError):
+    """The signer process could not start; the message says why."""
+
+    exit_code = 9
+    wire_code = "internal_error"
