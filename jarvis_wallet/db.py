@@ -1,0 +1,183 @@
+"""Binding the models to a database chosen at start-up, from a URL.
+
+``sqlite:///ABSOLUTE/PATH`` selects an embedded SQLite file (WAL, foreign
+keys on, fully synchronous commits so the audit trail survives a power cut);
+``postgresql://user[:password]@host[:port]/dbname[?param=value]`` selects
+PostgreSQL through psycopg2. Driver exceptions are translated here so no
+caller ever has to import ``sqlite3`` or ``psycopg2``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import peewee
+
+from .errors import DatabaseUnavailable, InvalidConfig, JarvisWalletError, SchemaNotInitialised
+
+# How long a writer waits for another writer's lock before the request is refused.
+SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+# Libpq parameters accepted in a URL's query string.
+POSTGRES_QUERY_PARAMS = frozenset(
+    {"sslmode", "sslrootcert", "sslcert", "sslkey", "options", "connect_timeout", "application_name"}
+)
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """What a URL names, with any password left out of ``display``."""
+
+    backend: str  # "sqlite" or "postgresql"
+    display: str
+    sqlite_path: Path | None = None
+    postgres_params: dict | None = None
+
+
+def parse_database_url(url: str) -> DatabaseTarget:
+    """Check a database URL and say what it names; raise InvalidConfig otherwise."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidConfig("empty database URL")
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidConfig(f"malformed database URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+            raise InvalidConfig(
+                f"malformed SQLite URL {url!r}: expected sqlite:///ABSOLUTE/PATH/wallet.db"
+            )
+        path = Path("/" + unquote(parts.path).lstrip("/"))
+        return DatabaseTarget(backend="sqlite", display=f"sqlite://{path}", sqlite_path=path)
+    if scheme in ("postgresql", "postgres"):
+        dbname = unquote(parts.path.lstrip("/"))
+        if not parts.hostname or not dbname:
+            raise InvalidConfig(
+                f"malformed PostgreSQL URL: expected postgresql://USER@HOST:PORT/DATABASE"
+            )
+        params: dict = {"host": parts.hostname, "port": port or 5432, "dbname": dbname}
+        if parts.username:
+            params["user"] = unquote(parts.username)
+        if parts.password:
+            params["password"] = unquote(parts.password)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key not in POSTGRES_QUERY_PARAMS:
+                raise InvalidConfig(f"unsupported PostgreSQL URL parameter {key!r}")
+            params[key] = value
+        params.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT_SECONDS)
+        user = f"{params['user']}@" if "user" in params else ""
+        display = f"postgresql://{user}{params['host']}:{params['port']}/{dbname}"
+        return DatabaseTarget(backend="postgresql", display=display, postgres_params=params)
+    shown = scheme or url
+    raise InvalidConfig(
+        f"unsupported database URL scheme {shown!r}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+def open_database(url: str, *, create: bool = False) -> peewee.Database:
+    """Connect to the database a URL names and bind the models to it.
+
+    A SQLite file is created only when ``create`` is set (``init-db``), so a
+    mistyped path is reported instead of leaving an empty database behind.
+    """
+    from .models import bind_models
+
+    target = parse_database_url(url)
+    if target.backend == "sqlite":
+        if not create and not target.sqlite_path.exists():
+            raise SchemaNotInitialised(
+                f"no database at {target.sqlite_path}; run `jarvis-wallet init-db` first"
+            )
+        db = _open_sqlite(target)
+    else:
+        db = _open_postgres(target)
+    db.jarvis_target = target  # what to call it in messages
+    with translate_errors(db):
+        db.connect(reuse_if_open=True)
+    bind_models(db)
+    return db
+
+
+def _open_sqlite(target: DatabaseTarget) -> peewee.SqliteDatabase:
+    from .config import data_dir, ensure_private_dir
+
+    path = target.sqlite_path
+    assert path is not None
+    if path.parent == data_dir():
+        ensure_private_dir(path.parent)  # the default location is ours to create, 0700
+    elif not path.parent.is_dir():
+        raise InvalidConfig(f"directory {path.parent} for the SQLite database does not exist")
+    return peewee.SqliteDatabase(
+        str(path),
+        timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
+        pragmas={
+            "journal_mode": "wal",
+            "foreign_keys": 1,
+            # FULL syncs the WAL on every commit: a signed row survives a power cut.
+            "synchronous": "full",
+            "busy_timeout": int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000),
+        },
+    )
+
+
+def _open_postgres(target: DatabaseTarget) -> peewee.PostgresqlDatabase:
+    params = dict(target.postgres_params or {})
+    dbname = params.pop("dbname")
+    return peewee.PostgresqlDatabase(dbname, **params)
+
+
+def is_sqlite(db: peewee.Database) -> bool:
+    return isinstance(db, peewee.SqliteDatabase)
+
+
+def describe(db: peewee.Database) -> str:
+    target = getattr(db, "jarvis_target", None)
+    return target.display if target else repr(db.database)
+
+
+@contextlib.contextmanager
+def translate_errors(db: peewee.Database) -> Iterator[None]:
+    """Turn driver failures into DatabaseUnavailable with a one-line message."""
+    try:
+        yield
+    except JarvisWalletError:
+        raise
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"database {describe(db)} is unavailable: {_first_line(exc)}") from None
+    except peewee.DatabaseError as exc:
+        raise DatabaseUnavailable(f"database {describe(db)} failed: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def close_database(db: peewee.Database) -> None:
+    with contextlib.suppress(Exception):
+        if not db.is_closed():
+            db.close()
+
+
+
+
+@contextlib.contextmanager
+def session(url: str, *, create: bool = False, require_schema: bool = True) -> Iterator[peewee.Database]:
+    """Open the database, check its schema, translate driver errors, close at the end."""
+    from .migrations import check_schema
+
+    db = open_database(url, create=create)
+    try:
+        if require_schema:
+            check_schema(db)
+        with translate_errors(db):
+            yield db
+    finally:
+        close_database(db)

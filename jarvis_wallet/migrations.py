@@ -1,0 +1,197 @@
+"""Ordered, named, append-only schema migrations.
+
+Each migration is applied inside one transaction together with its row in
+``schema_migrations``, so a crash leaves the schema at a recorded version.
+Migrations use frozen table definitions (not the live models), because a
+migration must keep doing exactly what it did when it was written. Never edit
+or reorder an entry; append a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import peewee
+from playhouse.migrate import SchemaMigrator, migrate
+
+from .db import describe, is_sqlite, translate_errors
+from .errors import SchemaNotInitialised, SchemaTooNew
+from .models import SchemaMigration, utc_now
+
+STATUS_CHECK = "status IN ('signed', 'submitted', 'confirmed', 'failed', 'rejected')"
+
+
+def _frozen_model(db: peewee.Database, table: str, fields: dict, constraints=()) -> type[peewee.Model]:
+    meta = type("Meta", (), {"database": db, "table_name": table, "constraints": list(constraints)})
+    return type(table, (peewee.Model,), {**fields, "Meta": meta})
+
+
+def _0001_initial(db: peewee.Database) -> None:
+    transactions = _frozen_model(
+        db,
+        "wallet_transactions",
+        {
+            "id": peewee.BigAutoField(),
+            "request_id": peewee.CharField(max_length=64, unique=True),
+            "wallet": peewee.CharField(max_length=44),
+            "status": peewee.CharField(max_length=16, constraints=[peewee.Check(STATUS_CHECK)]),
+            "purpose": peewee.TextField(null=True),
+            "lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("lamports >= 0")]),
+            "fee_lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("fee_lamports >= 0")]),
+            "destination_address": peewee.CharField(max_length=44, null=True),
+            "message_sha256": peewee.CharField(max_length=64),
+            # Unique when present: NULLs (rejected rows) do not collide on either backend.
+            "signature": peewee.CharField(max_length=88, null=True, unique=True),
+            "rejection_reason": peewee.TextField(null=True),
+            "peer_uid": peewee.IntegerField(null=True),
+            "peer_pid": peewee.IntegerField(null=True),
+            "created_at": peewee.DateTimeField(),
+            "updated_at": peewee.DateTimeField(),
+            "confirmed_at": peewee.DateTimeField(null=True),
+        },
+        # A signed row always has its signature; a rejected one never does.
+        constraints=[peewee.Check("(status = 'rejected') = (signature IS NULL)")],
+    )
+    limits = _frozen_model(
+        db,
+        "spend_limits",
+        {
+            "id": peewee.AutoField(),
+            "wallet": peewee.CharField(max_length=44, unique=True),
+            "per_tx_lamports": peewee.BigIntegerField(constraints=[peewee.Check("per_tx_lamports >= 0")]),
+            "daily_lamports": peewee.BigIntegerField(constraints=[peewee.Check("daily_lamports >= 0")]),
+            "updated_at": peewee.DateTimeField(),
+        },
+        constraints=[peewee.Check("per_tx_lamports <= daily_lamports")],
+    )
+    config = _frozen_model(
+        db,
+        "wallet_config",
+        {
+            "id": peewee.AutoField(),
+            "key": peewee.CharField(max_length=128, unique=True),
+            "value": peewee.TextField(),
+            "description": peewee.TextField(null=True),
+            "updated_at": peewee.DateTimeField(),
+        },
+    )
+    db.create_tables([transactions, limits, config], safe=False)
+
+
+def _0002_notify_above(db: peewee.Database) -> None:
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column(
+            "spend_limits",
+            "notify_above_lamports",
+            peewee.BigIntegerField(null=True, constraints=[peewee.Check("notify_above_lamports >= 0")]),
+        )
+    )
+
+
+def _0003_spend_window_index(db: peewee.Database) -> None:
+    # Serves "spend of wallet W since T" (the daily ceiling) from the index alone.
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_index(
+            "wallet_transactions", ("wallet", "created_at", "status", "lamports"), unique=False
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[peewee.Database], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0001_initial", _0001_initial),
+    Migration("0002_spend_limits_notify_above", _0002_notify_above),
+    Migration("0003_wallet_transactions_spend_window_index", _0003_spend_window_index),
+)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    applied: tuple[str, ...]
+    pending: tuple[str, ...]
+    unknown: tuple[str, ...]  # applied by a newer version of jarvis-wallet
+
+
+def schema_state(db: peewee.Database) -> SchemaState:
+    with translate_errors(db):
+        if not db.table_exists(SchemaMigration._meta.table_name):
+            applied: tuple[str, ...] = ()
+        else:
+            applied = tuple(m.name for m in SchemaMigration.select().order_by(SchemaMigration.id))
+    known = [m.name for m in MIGRATIONS]
+    return SchemaState(
+        applied=applied,
+        pending=tuple(name for name in known if name not in applied),
+        unknown=tuple(name for name in applied if name not in known),
+    )
+
+
+def check_schema(db: peewee.Database) -> None:
+    """Refuse to work on a database whose schema is missing, outdated or too new."""
+    state = schema_state(db)
+    if state.unknown:
+        raise SchemaTooNew(
+            f"database {describe(db)} has schema migrations this jarvis-wallet does not know "
+            f"({', '.join(state.unknown)}); upgrade jarvis-wallet"
+        )
+    if not state.applied:
+        raise SchemaNotInitialised(
+            f"database {describe(db)} is not initialised; run `jarvis-wallet init-db`"
+        )
+    if state.pending:
+        raise SchemaNotInitialised(
+            f"database {describe(db)} needs {len(state.pending)} schema migration(s); "
+            "run `jarvis-wallet init-db`"
+        )
+
+
+def apply_migrations(db: peewee.Database, *, upto: str | None = None) -> tuple[str, ...]:
+    """Apply every pending migration (or those up to ``upto``); return the names applied."""
+    with translate_errors(db):
+        SchemaMigration.create_table(safe=True)
+    state = schema_state(db)
+    if state.unknown:
+        check_schema(db)  # raises SchemaTooNew
+    applied: list[str] = []
+    for migration in MIGRATIONS:
+        with translate_errors(db), _exclusive_transaction(db):
+            # Re-read under the lock: another init-db may have applied it meanwhile.
+            if not SchemaMigration.select().where(SchemaMigration.name == migration.name).exists():
+                migration.apply(db)
+                SchemaMigration.create(name=migration.name, applied_at=utc_now())
+                applied.append(migration.name)
+        if migration.name == upto:
+            break
+    return tuple(applied)
+
+
+def _exclusive_transaction(db: peewee.Database):
+    if is_sqlite(db):
+        return db.atomic("IMMEDIATE")
+    return _postgres_locked_transaction(db)
+
+
+class _postgres_locked_transaction:
+    """A transaction holding an advisory lock, so concurrent init-db runs take turns."""
+
+    LOCK_KEY = 0x6A61727669735F6D  # "jarvis_m", an arbitrary constant of ours
+
+    def __init__(self, db: peewee.Database) -> None:
+        self._atomic = db.atomic()
+        self._db = db
+
+    def __enter__(self):
+        tx = self._atomic.__enter__()
+        self._db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
+        return tx
+
+    def __exit__(self, *exc_info):
+        return self._atomic.__exit__(*exc_info)

@@ -1,0 +1,111 @@
+"""Peewee models: the audit trail, the spend limits and the wallet configuration.
+
+The models are bound to a database at start-up (``db.open_database``); the
+schema itself is created and upgraded only by ``migrations``, which keeps
+frozen copies of each table's definition. Invariants that matter are
+enforced by the database too (CHECK constraints, unique indexes), not only
+here.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import peewee
+
+TX_STATUSES = ("signed", "submitted", "confirmed", "failed", "rejected")
+# Allowed forward moves; "rejected", "confirmed" and "failed" are final.
+TX_STATUS_TRANSITIONS = {
+    "signed": ("submitted", "confirmed", "failed"),
+    "submitted": ("confirmed", "failed"),
+    "confirmed": (),
+    "failed": (),
+    "rejected": (),
+}
+
+database_proxy = peewee.DatabaseProxy()
+
+
+def utc_now() -> datetime.datetime:
+    """Naive UTC: both backends store it the same way and it compares exactly."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def iso_utc(moment: datetime.datetime | None) -> str | None:
+    """``2026-11-26T13:02:23.123456Z`` for JSON output; None stays None."""
+    return None if moment is None else moment.isoformat() + "Z"
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class WalletTransaction(BaseModel):
+    """One row per signing decision: signed (with its signature) or rejected (with why)."""
+
+    id = peewee.BigAutoField()
+    request_id = peewee.CharField(max_length=64, unique=True)
+    wallet = peewee.CharField(max_length=44)
+    status = peewee.CharField(max_length=16)
+    purpose = peewee.TextField(null=True)
+    lamports = peewee.BigIntegerField(default=0)
+    fee_lamports = peewee.BigIntegerField(default=0)
+    destination_address = peewee.CharField(max_length=44, null=True)
+    message_sha256 = peewee.CharField(max_length=64)
+    signature = peewee.CharField(max_length=88, null=True, unique=True)
+    rejection_reason = peewee.TextField(null=True)
+    peer_uid = peewee.IntegerField(null=True)
+    peer_pid = peewee.IntegerField(null=True)
+    created_at = peewee.DateTimeField(default=utc_now)
+    updated_at = peewee.DateTimeField(default=utc_now)
+    confirmed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "wallet_transactions"
+
+
+class SpendLimit(BaseModel):
+    """The ceilings of one wallet; no row means the wallet may not sign at all."""
+
+    id = peewee.AutoField()
+    wallet = peewee.CharField(max_length=44, unique=True)
+    per_tx_lamports = peewee.BigIntegerField()
+    daily_lamports = peewee.BigIntegerField()
+    notify_above_lamports = peewee.BigIntegerField(null=True)
+    updated_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "spend_limits"
+
+
+class WalletConfig(BaseModel):
+    """Key-value settings (rpc_url, wallet_public_key, program allow-list, x.* keys)."""
+
+    id = peewee.AutoField()
+    key = peewee.CharField(max_length=128, unique=True)
+    value = peewee.TextField()
+    description = peewee.TextField(null=True)
+    updated_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "wallet_config"
+
+
+class SchemaMigration(BaseModel):
+    """Which named migrations have been applied, in order."""
+
+    id = peewee.AutoField()
+    name = peewee.CharField(max_length=128, unique=True)
+    applied_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "schema_migrations"
+
+
+MODELS = (WalletTransaction, SpendLimit, WalletConfig, SchemaMigration)
+
+
+def bind_models(db: peewee.Database) -> None:
+    database_proxy.initialize(db)
