@@ -1,0 +1,139 @@
+"""The audit trail: reading ``wallet_transactions``, the 24-hour spend and status changes.
+
+The signer writes rows (one per decision, inside its locked transaction);
+operators and agents read them and move a signed transaction forward as it
+is submitted and confirmed.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import peewee
+
+from .errors import InvalidInput, InvalidStatusTransition, NotFound
+from .models import TX_STATUS_TRANSITIONS, TX_STATUSES, WalletTransaction, iso_utc, utc_now
+
+DAILY_WINDOW = datetime.timedelta(hours=24)
+# Rows that count against the daily ceiling: every signature released, whatever happened after.
+SPENDING_STATUSES = ("signed", "submitted", "confirmed", "failed")
+MAX_REASON_LENGTH = 1000
+
+
+def spent_in_window(wallet: str, *, now: datetime.datetime, window: datetime.timedelta = DAILY_WINDOW) -> int:
+    """Lamports the wallet has had signed in the rolling window ending at ``now``."""
+    total = (
+        WalletTransaction.select(peewee.fn.COALESCE(peewee.fn.SUM(WalletTransaction.lamports), 0))
+        .where(
+            (WalletTransaction.wallet == wallet)
+            & (WalletTransaction.created_at > now - window)
+            & (WalletTransaction.status.in_(SPENDING_STATUSES))
+        )
+        .scalar()
+    )
+    return int(total or 0)
+
+
+def count_above_in_window(
+    wallet: str, threshold_lamports: int, *, now: datetime.datetime, window: datetime.timedelta = DAILY_WINDOW
+) -> int:
+    """How many signed transactions of the window spent more than ``threshold_lamports``."""
+    return (
+        WalletTransaction.select()
+        .where(
+            (WalletTransaction.wallet == wallet)
+            & (WalletTransaction.created_at > now - window)
+            & (WalletTransaction.status.in_(SPENDING_STATUSES))
+            & (WalletTransaction.lamports > threshold_lamports)
+        )
+        .count()
+    )
+
+
+def list_transactions(
+    *,
+    wallet: str | None = None,
+    status: str | None = None,
+    since: datetime.datetime | None = None,
+    limit: int = 50,
+) -> list[WalletTransaction]:
+    """Newest first."""
+    if status is not None and status not in TX_STATUSES:
+        raise InvalidInput(f"unknown status {status!r}: expected one of {', '.join(TX_STATUSES)}")
+    if limit < 1:
+        raise InvalidInput("--limit must be at least 1")
+    query = WalletTransaction.select()
+    if wallet is not None:
+        query = query.where(WalletTransaction.wallet == wallet)
+    if status is not None:
+        query = query.where(WalletTransaction.status == status)
+    if since is not None:
+        query = query.where(WalletTransaction.created_at >= since)
+    return list(query.order_by(WalletTransaction.id.desc()).limit(limit))
+
+
+def get_transaction(id_or_signature: str | int) -> WalletTransaction:
+    """Find a row by its numeric id or its base58 signature."""
+    text = str(id_or_signature).strip()
+    if text.isdigit() and len(text) <= 19:
+        row = WalletTransaction.get_or_none(WalletTransaction.id == int(text))
+    else:
+        row = WalletTransaction.get_or_none(WalletTransaction.signature == text)
+    if row is None:
+        raise NotFound(f"no transaction with id or signature {text[:100]!r}")
+    return row
+
+
+def mark_transaction(id_or_signature: str | int, *, status: str, reason: str | None = None) -> WalletTransaction:
+    """Move a transaction forward: signed -> submitted -> confirmed or failed."""
+    if status not in ("submitted", "confirmed", "failed"):
+        raise InvalidStatusTransition(
+            f"cannot mark a transaction {status!r}: use submitted, confirmed or failed"
+        )
+    if reason is not None and len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput(f"--reason is longer than {MAX_REASON_LENGTH} characters")
+    row = get_transaction(id_or_signature)
+    allowed_from = tuple(prev for prev, nexts in TX_STATUS_TRANSITIONS.items() if status in nexts)
+    now = utc_now()
+    changes = {WalletTransaction.status: status, WalletTransaction.updated_at: now}
+    if status == "confirmed":
+        changes[WalletTransaction.confirmed_at] = now
+    if reason is not None:
+        changes[WalletTransaction.rejection_reason] = reason
+    # The WHERE clause makes the check and the change one step: no race with another marker.
+    updated = (
+        WalletTransaction.update(changes)
+        .where((WalletTransaction.id == row.id) & (WalletTransaction.status.in_(allowed_from)))
+        .execute()
+    )
+    if not updated:
+        current = WalletTransaction.get_by_id(row.id).status
+        raise InvalidStatusTransition(
+            f"transaction {row.id} is {current}; it cannot become {status} "
+            "(allowed: signed -> submitted -> confirmed or failed; rejected, confirmed and failed are final)"
+        )
+    return WalletTransaction.get_by_id(row.id)
+
+
+def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | None = None) -> dict:
+    return {
+        "id": row.id,
+        "request_id": row.request_id,
+        "wallet": row.wallet,
+        "status": row.status,
+        "purpose": row.purpose,
+        "lamports": row.lamports,
+        "fee_lamports": row.fee_lamports,
+        "destination_address": row.destination_address,
+        "message_sha256": row.message_sha256,
+        "signature": row.signature,
+        "rejection_reason": row.rejection_reason,
+        "peer_uid": row.peer_uid,
+        "peer_pid": row.peer_pid,
+        "created_at": iso_utc(row.created_at),
+        "updated_at": iso_utc(row.updated_at),
+        "confirmed_at": iso_utc(row.confirmed_at),
+        "above_notify_threshold": (
+            notify_above_lamports is not None and row.lamports > notify_above_lamports
+        ),
+    }
