@@ -1,0 +1,117 @@
+"""What every command shares: the database URL, JSON output, tables, messages.
+
+Heavy imports (rich, the database layer) happen inside functions so that
+commands which do not need them start fast.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import sys
+from typing import Any
+
+import typer
+
+from ..errors import InvalidInput
+
+JsonOption = typer.Option(False, "--json", help="Print JSON (stable snake_case keys) instead of a table.")
+
+
+def database_url(ctx: typer.Context) -> str:
+    from ..config import resolve_database_url
+
+    root = ctx.find_root()
+    flag = (root.obj or {}).get("database_url") if isinstance(root.obj, dict) else None
+    return resolve_database_url(flag)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def say(message: str) -> None:
+    """A message for the person at the terminal (stderr, so stdout stays data)."""
+    typer.echo(message, err=True)
+
+
+def print_table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
+
+
+def print_fields(title: str | None, fields: list[tuple[str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in fields:
+        table.add_row(name, value)
+    _console().print(table)
+
+
+def _console():
+    from rich.console import Console
+
+    # Piped output keeps whole addresses on one line instead of folding at 80 columns.
+    return Console(width=None if sys.stdout.isatty() else 220)
+
+
+def lamports_cell(lamports: int | None) -> str:
+    from ..amounts import format_sol
+
+    return "-" if lamports is None else f"{lamports:,} ({format_sol(lamports)})"
+
+
+def escape(text: Any) -> str:
+    """Agent-supplied text is shown literally, never as rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return "-" if text is None else rich_escape(str(text))
+
+
+_RELATIVE_RE = re.compile(r"^\s*(\d{1,6})\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, *, now: datetime.datetime) -> datetime.datetime:
+    """``24h``, ``30m``, ``7d`` before now, or an ISO date/time (UTC unless it says otherwise)."""
+    match = _RELATIVE_RE.match(text)
+    if match:
+        return now - datetime.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"invalid --since {text!r}: use a duration (30m, 24h, 7d) or an ISO time (2026-11-26T09:00)"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def default_wallet(wallet: str | None) -> str:
+    """The --wallet given, else the configured wallet_public_key (database session open)."""
+    from ..errors import InvalidConfig
+    from ..settings import get_setting
+    from ..solana.pubkey import normalize_pubkey
+
+    if wallet:
+        return normalize_pubkey(wallet, what="wallet")
+    configured = get_setting("wallet_public_key")
+    if not configured:
+        raise InvalidConfig(
+            "no --wallet given and wallet_public_key is not configured; "
+            "pass --wallet PUBKEY or run `jarvis-wallet config set wallet_public_key PUBKEY`"
+        )
+    return configured

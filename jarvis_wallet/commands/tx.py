@@ -1,0 +1,112 @@
+"""`jarvis-wallet tx list|show|mark`: the audit trail."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ._common import JsonOption, database_url, escape, lamports_cell, print_fields, print_json, print_table
+
+app = typer.Typer(help="The audit trail: every signing decision, signed or rejected.", no_args_is_help=True)
+
+
+def _notify_thresholds() -> dict[str, int]:
+    from ..limits import list_limits
+
+    return {row.wallet: row.notify_above_lamports for row in list_limits() if row.notify_above_lamports is not None}
+
+
+@app.command("list")
+def tx_list(
+    ctx: typer.Context,
+    wallet: Optional[str] = typer.Option(None, "--wallet", help="Only this wallet."),
+    status: Optional[str] = typer.Option(None, "--status", help="signed, submitted, confirmed, failed or rejected."),
+    since: Optional[str] = typer.Option(None, "--since", help="A duration back from now (30m, 24h, 7d) or an ISO time."),
+    limit: int = typer.Option(50, "--limit", help="At most this many rows, newest first."),
+    json_output: bool = JsonOption,
+) -> None:
+    """List recorded transactions, newest first; '!' flags those above the notify threshold.
+
+    Example: jarvis-wallet tx list --status rejected --since 24h
+    """
+    from ..db import session
+    from ..ledger import list_transactions, transaction_to_dict
+    from ..models import utc_now
+    from ..solana.pubkey import normalize_pubkey
+
+    since_at = None
+    if since is not None:
+        from ._common import parse_since
+
+        since_at = parse_since(since, now=utc_now())
+    wallet_key = normalize_pubkey(wallet, what="wallet") if wallet else None
+    with session(database_url(ctx)):
+        thresholds = _notify_thresholds()
+        rows = [
+            transaction_to_dict(row, notify_above_lamports=thresholds.get(row.wallet))
+            for row in list_transactions(wallet=wallet_key, status=status, since=since_at, limit=limit)
+        ]
+    if json_output:
+        print_json(rows)
+        return
+    print_table(
+        "Transactions",
+        ["", "id", "created (UTC)", "status", "wallet", "spend (lamports)", "destination", "purpose"],
+        [
+            [
+                "!" if r["above_notify_threshold"] else "",
+                str(r["id"]),
+                r["created_at"][:19].replace("T", " "),
+                r["status"],
+                r["wallet"],
+                lamports_cell(r["lamports"]),
+                escape(r["destination_address"]),
+                escape(r["purpose"] if r["status"] != "rejected" else f"{r['purpose'] or ''} [{r['rejection_reason']}]"),
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("show")
+def tx_show(ctx: typer.Context, id_or_signature: str = typer.Argument(..., metavar="ID|SIGNATURE"), json_output: bool = JsonOption) -> None:
+    """Show one transaction by its id or its base58 signature.
+
+    Example: jarvis-wallet tx show 42
+    """
+    from ..db import session
+    from ..ledger import get_transaction, transaction_to_dict
+
+    with session(database_url(ctx)):
+        row = get_transaction(id_or_signature)
+        data = transaction_to_dict(row, notify_above_lamports=_notify_thresholds().get(row.wallet))
+    if json_output:
+        print_json(data)
+        return
+    fields = []
+    for key, value in data.items():
+        if key in ("lamports", "fee_lamports"):
+            fields.append((key, lamports_cell(value)))
+        else:
+            fields.append((key, escape(value)))
+    print_fields(f"Transaction {data['id']}", fields)
+
+
+@app.command("mark")
+def tx_mark(
+    ctx: typer.Context,
+    id_or_signature: str = typer.Argument(..., metavar="ID|SIGNATURE"),
+    status: str = typer.Option(..., "--status", help="submitted, confirmed or failed (forward moves only)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why it failed (recorded)."),
+) -> None:
+    """Move a signed transaction forward: signed -> submitted -> confirmed or failed.
+
+    Example: jarvis-wallet tx mark 42 --status confirmed
+    """
+    from ..db import session
+    from ..ledger import mark_transaction
+
+    with session(database_url(ctx)):
+        row = mark_transaction(id_or_signature, status=status, reason=reason)
+    typer.echo(f"Transaction {row.id} is now {row.status}")

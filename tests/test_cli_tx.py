@@ -1,0 +1,96 @@
+import datetime
+
+import pytest
+
+from jarvis_wallet.db import session
+from jarvis_wallet.models import WalletTransaction, utc_now
+
+from conftest import random_pubkey
+
+
+@pytest.fixture
+def ledger(initialised_url):
+    """Three rows: a signed one, a big signed one, a rejected one (as the signer writes them)."""
+    wallet = random_pubkey()
+    now = utc_now()
+    with session(initialised_url):
+        rows = [
+            WalletTransaction.create(request_id="a", wallet=wallet, status="signed", lamports=1000, fee_lamports=5000,
+                                     message_sha256="a" * 64, signature="SigA", purpose="coffee [bold]",
+                                     created_at=now - datetime.timedelta(hours=3), updated_at=now),
+            WalletTransaction.create(request_id="b", wallet=wallet, status="signed", lamports=900_000, fee_lamports=5000,
+                                     message_sha256="b" * 64, signature="SigB", destination_address=random_pubkey(),
+                                     created_at=now - datetime.timedelta(minutes=5), updated_at=now),
+            WalletTransaction.create(request_id="c", wallet=wallet, status="rejected", lamports=10**9,
+                                     message_sha256="c" * 64, rejection_reason="daily_limit_exceeded",
+                                     created_at=now, updated_at=now),
+        ]
+    return initialised_url, wallet, rows
+
+
+def test_list_filters(cli, ledger):
+    url, wallet, rows = ledger
+    assert [r["id"] for r in cli("tx", "list", "--json", url=url).json()] == [rows[2].id, rows[1].id, rows[0].id]
+    assert [r["request_id"] for r in cli("tx", "list", "--status", "rejected", "--json", url=url).json()] == ["c"]
+    assert [r["request_id"] for r in cli("tx", "list", "--since", "1h", "--json", url=url).json()] == ["c", "b"]
+    assert len(cli("tx", "list", "--limit", "1", "--json", url=url).json()) == 1
+    assert cli("tx", "list", "--wallet", random_pubkey(), "--json", url=url).json() == []
+    assert len(cli("tx", "list", "--wallet", wallet, "--json", url=url).json()) == 3
+    since_iso = (utc_now() - datetime.timedelta(hours=1)).isoformat() + "Z"
+    assert len(cli("tx", "list", "--since", since_iso, "--json", url=url).json()) == 2
+
+
+def test_notify_threshold_flags_rows(cli, ledger):
+    url, wallet, _ = ledger
+    cli("limits", "set", "--wallet", wallet, "--per-tx", "1SOL", "--daily", "2SOL", "--notify-above", "100000", url=url)
+    flagged = {r["request_id"]: r["above_notify_threshold"] for r in cli("tx", "list", "--json", url=url).json()}
+    assert flagged == {"a": False, "b": True, "c": True}
+    assert cli("limits", "show", "--wallet", wallet, "--json", url=url).json()["above_notify_24h"] == 1
+    assert "! 1 above notify" in cli("limits", "show", url=url).stdout
+    table = cli("tx", "list", url=url).stdout
+    assert "coffee [bold]" in table  # agent text is shown literally, not as markup
+
+
+def test_show_by_id_and_signature(cli, ledger):
+    url, _, rows = ledger
+    by_id = cli("tx", "show", rows[1].id, "--json", url=url).json()
+    by_sig = cli("tx", "show", "SigB", "--json", url=url).json()
+    assert by_id == by_sig and by_id["lamports"] == 900_000 and by_id["created_at"].endswith("Z")
+    assert "900,000" in cli("tx", "show", "SigB", url=url).stdout
+    for missing in ("999999", "NoSuchSig"):
+        result = cli("tx", "show", missing, url=url)
+        assert result.exit_code == 4 and f"Error: no transaction with id or signature '{missing}'" in result.stderr
+
+
+def test_mark_moves_forward_only(cli, ledger):
+    url, _, rows = ledger
+    signed, rejected = rows[0].id, rows[2].id
+    assert cli("tx", "mark", signed, "--status", "submitted", url=url).exit_code == 0
+    back = cli("tx", "mark", signed, "--status", "submitted", url=url)
+    assert back.exit_code == 2 and "is submitted; it cannot become submitted" in back.stderr
+    assert cli("tx", "mark", signed, "--status", "failed", "--reason", "blockhash expired", url=url).exit_code == 0
+    shown = cli("tx", "show", signed, "--json", url=url).json()
+    assert shown["status"] == "failed" and shown["rejection_reason"] == "blockhash expired"
+    assert cli("tx", "mark", signed, "--status", "confirmed", url=url).exit_code == 2
+    confirmed = cli("tx", "mark", "SigB", "--status", "confirmed", url=url)
+    assert confirmed.exit_code == 0
+    assert cli("tx", "show", "SigB", "--json", url=url).json()["confirmed_at"] is not None
+    never = cli("tx", "mark", rejected, "--status", "submitted", url=url)
+    assert never.exit_code == 2 and f"transaction {rejected} is rejected" in never.stderr
+    for status in ("signed", "rejected", "bogus"):
+        result = cli("tx", "mark", signed, "--status", status, url=url)
+        assert result.exit_code == 2 and "use submitted, confirmed or failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--status", "pending"), "unknown status 'pending'"),
+        (("--since", "yesterday"), "invalid --since 'yesterday'"),
+        (("--limit", "0"), "--limit must be at least 1"),
+        (("--wallet", "abc"), "invalid wallet 'abc'"),
+    ],
+)
+def test_list_bad_filters(cli, ledger, args, message):
+    result = cli("tx", "list", *args, url=ledger[0])
+    assert result.exit_code == 2 and message in result.stderr
