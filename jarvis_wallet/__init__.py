@@ -1,3 +1,71 @@
-"""jarvis-wallet: let an agent spend from a Solana wallet without holding the key."""
+"""jarvis-wallet: let an agent spend from a Solana wallet without holding the key.
+
+The public API is what ``__all__`` lists; everything else is internal. Names
+are resolved lazily, so ``import jarvis_wallet`` stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    # errors
+    "JarvisWalletError": "errors",
+    "InvalidInput": "errors",
+    "InvalidAmount": "errors",
+    "InvalidPublicKey": "errors",
+    "InvalidLimits": "errors",
+    "InvalidConfig": "errors",
+    "InvalidStatusTransition": "errors",
+    "InvalidTransaction": "errors",
+    "KeyMaterialError": "errors",
+    "DatabaseError": "errors",
+    "DatabaseUnavailable": "errors",
+    "SchemaNotInitialised": "errors",
+    "SchemaTooNew": "errors",
+    "NotFound": "errors",
+    "PolicyDenied": "errors",
+    "SignerUnavailable": "errors",
+    "SignerTimeout": "errors",
+    "AuthenticationFailed": "errors",
+    "ProtocolError": "errors",
+    "SignerStartError": "errors",
+    # amounts
+    "parse_amount": "amounts",
+    "format_sol": "amounts",
+    "LAMPORTS_PER_SOL": "amounts",
+    # database
+    "open_database": "db",
+    "session": "db",
+    "apply_migrations": "migrations",
+    "check_schema": "migrations",
+    # operator library
+    "set_limits": "limits",
+    "get_limits": "limits",
+    "remove_limits": "limits",
+    "limits_report": "limits",
+    "set_setting": "settings",
+    "get_setting": "settings",
+    "list_transactions": "ledger",
+    "get_transaction": "ledger",
+    "mark_transaction": "ledger",
+    "spent_in_window": "ledger",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jarvis_wallet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

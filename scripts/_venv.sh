@@ -1,0 +1,13 @@
+# Sourced by scripts/demo and scripts/test: make .venv (Python 3.11+) and install the package into it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "jarvis-wallet needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# Quiet unless it fails; a no-op when everything is installed already.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
