@@ -917,7 +917,7 @@ def build_external(entry: dict) -> dict:
     return vector
 
 
-def build_generated(spec: dict) -> dict:
+def build_generated(spec: dict, function: str) -> dict:
     raw = spec["raw"]
     encoding = "base64"
     expected, signatures, message_bytes = derive(spec, raw, spec["kind"])
@@ -927,7 +927,7 @@ def build_generated(spec: dict) -> dict:
         "name": spec["name"], "category": spec["category"], "description": spec["description"],
         "provenance": "generated",
         "source": {"tool": f"solders {solders.__version__}", "generator": "tests/vectors/generate.py",
-                   "function": "gen_" + spec["name"].removeprefix("generated_")},
+                   "function": function},
         "input": {"kind": spec["kind"], "encoding": encoding, "data": encode_text(encoding, raw)},
         "secrets": [secret(s.hex(), "hex 32-byte seed") for s in seeds],
         "wallets": spec["wallets"],
@@ -941,7 +941,7 @@ def build_generated(spec: dict) -> dict:
 
 def main() -> int:
     vectors = [build_external(e) for e in EXTERNAL]
-    vectors += [build_generated(g()) for g in GENERATORS]
+    vectors += [build_generated(g(), g.__name__) for g in GENERATORS]
     names = [v["name"] for v in vectors]
     if len(set(names)) != len(names):
         raise AssertionError("duplicate vector names")
