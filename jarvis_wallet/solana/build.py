@@ -1,0 +1,142 @@
+"""Building the messages the CLI's ``build-transfer`` produces.
+
+Keys are ordered the way the Solana SDK compiles them (``CompiledKeys``): the
+fee payer first, then writable signers, read-only signers, writable
+non-signers, read-only non-signers, each group sorted by key bytes. The tests
+check the output byte for byte against solders.
+
+Instruction order: set compute unit limit, set compute unit price, transfer,
+memo (Memo v2, no signer accounts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidAmount, InvalidPublicKey, InvalidTransaction
+from .message import CompiledInstruction, MessageVersion, encode_message
+from .offchain import build_offchain_message
+from .programs import COMPUTE_BUDGET_PROGRAM_ID, MEMO_V2_PROGRAM_ID, SYSTEM_PROGRAM_ID
+from .transaction import PACKET_DATA_SIZE, SIGNATURE_LENGTH
+
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
+
+__all__ = ["AccountMeta", "Instruction", "build_offchain_message", "build_transfer_message", "compile_message"]
+
+
+@dataclass(frozen=True)
+class AccountMeta:
+    pubkey: bytes
+    is_signer: bool
+    is_writable: bool
+
+
+@dataclass(frozen=True)
+class Instruction:
+    program_id: bytes
+    accounts: tuple[AccountMeta, ...]
+    data: bytes
+
+
+def compile_message(
+    *, payer: bytes, instructions: list[Instruction], recent_blockhash: bytes, v0: bool = False
+) -> bytes:
+    """Serialize instructions into a message, keys ordered as the Solana SDK orders them."""
+    metas: dict[bytes, list[bool]] = {}  # key -> [is_signer, is_writable]
+    for instruction in instructions:
+        metas.setdefault(instruction.program_id, [False, False])
+        for account in instruction.accounts:
+            meta = metas.setdefault(account.pubkey, [False, False])
+            meta[0] |= account.is_signer
+            meta[1] |= account.is_writable
+    metas[payer] = [True, True]
+
+    def group(signer: bool, writable: bool) -> list[bytes]:
+        return sorted(k for k, (s, w) in metas.items() if s == signer and w == writable and k != payer)
+
+    writable_signers = [payer] + group(True, True)
+    readonly_signers = group(True, False)
+    writable_unsigned = group(False, True)
+    readonly_unsigned = group(False, False)
+    keys = writable_signers + readonly_signers + writable_unsigned + readonly_unsigned
+    position = {key: index for index, key in enumerate(keys)}
+    compiled = [
+        CompiledInstruction(
+            program_id_index=position[instruction.program_id],
+            accounts=tuple(position[account.pubkey] for account in instruction.accounts),
+            data=instruction.data,
+        )
+        for instruction in instructions
+    ]
+    version: MessageVersion = 0 if v0 else "legacy"
+    return encode_message(
+        version=version,
+        num_required_signatures=len(writable_signers) + len(readonly_signers),
+        num_readonly_signed_accounts=len(readonly_signers),
+        num_readonly_unsigned_accounts=len(readonly_unsigned),
+        account_keys=keys,
+        recent_blockhash=recent_blockhash,
+        instructions=compiled,
+    )
+
+
+def _key(value: object, what: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
+        raise InvalidPublicKey(f"{what} must be 32 bytes")
+    return bytes(value)
+
+
+def _integer(value: object, maximum: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+        raise InvalidAmount(f"{what} must be an integer from 0 to {maximum}")
+    return value
+
+
+def build_transfer_message(
+    *,
+    from_pubkey: bytes,
+    to_pubkey: bytes,
+    lamports: int,
+    recent_blockhash: bytes,
+    v0: bool = False,
+    compute_unit_price: int | None = None,
+    compute_unit_limit: int | None = None,
+    memo: str | None = None,
+) -> bytes:
+    """A serialized message paying ``lamports`` from ``from_pubkey`` (also the fee payer)."""
+    source = _key(from_pubkey, "sender public key")
+    destination = _key(to_pubkey, "recipient public key")
+    blockhash = _key(recent_blockhash, "recent blockhash")
+    amount = _integer(lamports, U64_MAX, "lamports")
+    if source in (SYSTEM_PROGRAM_ID, COMPUTE_BUDGET_PROGRAM_ID, MEMO_V2_PROGRAM_ID):
+        raise InvalidPublicKey("the sender cannot be a program id")
+    instructions: list[Instruction] = []
+    if compute_unit_limit is not None:
+        units = _integer(compute_unit_limit, U32_MAX, "compute unit limit")
+        instructions.append(Instruction(COMPUTE_BUDGET_PROGRAM_ID, (), bytes([2]) + units.to_bytes(4, "little")))
+    if compute_unit_price is not None:
+        price = _integer(compute_unit_price, U64_MAX, "compute unit price")
+        instructions.append(Instruction(COMPUTE_BUDGET_PROGRAM_ID, (), bytes([3]) + price.to_bytes(8, "little")))
+    instructions.append(
+        Instruction(
+            SYSTEM_PROGRAM_ID,
+            (AccountMeta(source, True, True), AccountMeta(destination, False, True)),
+            (2).to_bytes(4, "little") + amount.to_bytes(8, "little"),
+        )
+    )
+    if memo is not None:
+        if not isinstance(memo, str):
+            raise InvalidTransaction("memo must be text")
+        try:
+            memo_bytes = memo.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidTransaction("memo is not valid Unicode") from None
+        instructions.append(Instruction(MEMO_V2_PROGRAM_ID, (), memo_bytes))
+    message = compile_message(payer=source, instructions=instructions, recent_blockhash=blockhash, v0=v0)
+    size = 1 + SIGNATURE_LENGTH + len(message)
+    if size > PACKET_DATA_SIZE:
+        raise InvalidTransaction(
+            f"the signed transaction would be {size} bytes, over Solana's {PACKET_DATA_SIZE}-byte limit"
+        )
+    return message

@@ -1,0 +1,288 @@
+"""What a message costs a wallet, worked out offline (see docs/policy.md).
+
+Spend = the network fee, when the wallet is the fee payer
+      + lamports that System Program instructions move out of the wallet's
+        control to another account.
+
+Fee: 5,000 lamports per signature (the message's required signatures plus
+those verified by the Ed25519/secp256k1/secp256r1 precompiles) plus the
+priority fee ceil(compute_unit_price * compute_unit_limit / 1,000,000). With no
+SetComputeUnitLimit the runtime's default depends on cluster features
+(SIMD-0170 gives builtins 3,000 units, migrated builtins and other programs
+200,000); we take the upper bound: 200,000 per instruction that is not a
+Compute Budget instruction plus 3,000 per Compute Budget instruction, capped
+at 1,400,000. Over-counting a few lamports is the safe side of a limit.
+
+System outflows (the destination is the wallet itself: not counted):
+transfer from the wallet; create account (all three variants) funded by the
+wallet; transfer with seed whose base (or source) is the wallet, because the
+derived source account is the wallet's money; nonce withdrawal where the
+wallet signs the instruction, since the nonce authority is checked only
+against the instruction's signers and is not visible offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidPublicKey
+from .message import Message
+from .programs import (
+    COMPUTE_BUDGET_PROGRAM_ID,
+    PRECOMPILE_PROGRAM_IDS,
+    SYSTEM_PROGRAM_ID,
+    DecodedInstruction,
+    account_to_dict,
+    decode_instructions,
+    instruction_to_dict,
+)
+from .pubkey import encode_pubkey
+from .transaction import ParsedInput
+
+LAMPORTS_PER_SIGNATURE = 5_000
+MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
+DEFAULT_INSTRUCTION_COMPUTE_UNIT_LIMIT = 200_000
+MAX_BUILTIN_ALLOCATION_COMPUTE_UNIT_LIMIT = 3_000
+MAX_COMPUTE_UNIT_LIMIT = 1_400_000
+
+_CREATE_KINDS = ("create_account", "create_account_with_seed", "create_account_allow_prefund")
+
+
+@dataclass(frozen=True)
+class Payment:
+    """Lamports one instruction moves from the wallet to another account."""
+
+    instruction_index: int
+    kind: str
+    destination: bytes | None  # None: loaded from an address lookup table
+    destination_label: str
+    lamports: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "instruction_index": self.instruction_index,
+            "kind": self.kind,
+            "destination": encode_pubkey(self.destination) if self.destination is not None else None,
+            "destination_label": self.destination_label,
+            "lamports": self.lamports,
+        }
+
+
+@dataclass(frozen=True)
+class OwnershipChange:
+    """An instruction that would hand the wallet's account (or money it controls) away."""
+
+    instruction_index: int
+    kind: str
+    detail: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"instruction_index": self.instruction_index, "kind": self.kind, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class SpendSummary:
+    """Everything the policy needs to know about one message and one wallet."""
+
+    wallet: bytes
+    fee_payer: bytes
+    wallet_is_fee_payer: bool
+    wallet_is_signer: bool
+    signature_count: int
+    base_fee_lamports: int
+    compute_unit_limit: int
+    compute_unit_price_micro_lamports: int
+    priority_fee_lamports: int
+    fee_lamports: int  # network fee of the whole transaction, paid by the fee payer
+    wallet_fee_lamports: int  # fee_lamports if the wallet pays it, else 0
+    outflow_lamports: int  # System Program outflows from the wallet
+    spend_lamports: int  # wallet_fee_lamports + outflow_lamports: checked against limits
+    payments: tuple[Payment, ...]
+    programs: tuple[bytes, ...]  # every program invoked, first use first
+    programs_receiving_wallet: tuple[bytes, ...]
+    ownership_changes: tuple[OwnershipChange, ...]
+
+    @property
+    def destinations(self) -> tuple[bytes | None, ...]:
+        return tuple(dict.fromkeys(payment.destination for payment in self.payments))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "wallet": encode_pubkey(self.wallet),
+            "fee_payer": encode_pubkey(self.fee_payer),
+            "wallet_is_fee_payer": self.wallet_is_fee_payer,
+            "wallet_is_signer": self.wallet_is_signer,
+            "signature_count": self.signature_count,
+            "base_fee_lamports": self.base_fee_lamports,
+            "compute_unit_limit": self.compute_unit_limit,
+            "compute_unit_price_micro_lamports": self.compute_unit_price_micro_lamports,
+            "priority_fee_lamports": self.priority_fee_lamports,
+            "fee_lamports": self.fee_lamports,
+            "wallet_fee_lamports": self.wallet_fee_lamports,
+            "outflow_lamports": self.outflow_lamports,
+            "spend_lamports": self.spend_lamports,
+            "payments": [payment.to_dict() for payment in self.payments],
+            "programs": [encode_pubkey(program) for program in self.programs],
+            "programs_receiving_wallet": [encode_pubkey(program) for program in self.programs_receiving_wallet],
+            "ownership_changes": [change.to_dict() for change in self.ownership_changes],
+        }
+
+
+def _fees(message: Message, decoded: tuple[DecodedInstruction, ...]) -> tuple[int, int, int, int]:
+    """(signature_count, compute_unit_limit, unit_price, priority_fee)."""
+    signatures = message.num_required_signatures
+    requested_limit: int | None = None
+    price = 0
+    compute_budget_count = 0
+    for instruction in decoded:
+        if instruction.program_id in PRECOMPILE_PROGRAM_IDS:
+            signatures += instruction.data[0] if instruction.data else 0
+        if instruction.program_id == COMPUTE_BUDGET_PROGRAM_ID:
+            compute_budget_count += 1
+            if instruction.kind == "set_compute_unit_limit":
+                requested_limit = instruction.fields["units"]  # type: ignore[assignment]
+            elif instruction.kind == "set_compute_unit_price":
+                price = instruction.fields["micro_lamports"]  # type: ignore[assignment]
+    if requested_limit is None:
+        other = len(decoded) - compute_budget_count
+        requested_limit = (
+            other * DEFAULT_INSTRUCTION_COMPUTE_UNIT_LIMIT
+            + compute_budget_count * MAX_BUILTIN_ALLOCATION_COMPUTE_UNIT_LIMIT
+        )
+    limit = min(requested_limit, MAX_COMPUTE_UNIT_LIMIT)
+    priority = -(-price * limit // MICRO_LAMPORTS_PER_LAMPORT)  # ceiling, integers only
+    return signatures, limit, price, priority
+
+
+def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
+    """Spend and exposure of ``wallet`` in ``message``; raises InvalidTransaction on bad data."""
+    if isinstance(message, ParsedInput):
+        message = message.message
+    if not isinstance(wallet, (bytes, bytearray)) or len(wallet) != 32:
+        raise InvalidPublicKey("wallet public key must be 32 bytes")
+    wallet = bytes(wallet)
+    decoded = decode_instructions(message)
+    wallet_index = message.static_index(wallet)
+    wallet_is_signer = wallet_index is not None and wallet_index < message.num_required_signatures
+
+    def is_wallet(index: int | None) -> bool:
+        # Lookup-table entries cannot be the wallet: a signer is a static key and the
+        # runtime refuses a transaction that loads an address twice.
+        return index is not None and index == wallet_index
+
+    payments: list[Payment] = []
+    changes: list[OwnershipChange] = []
+    programs: dict[bytes, None] = {}
+    receiving: dict[bytes, None] = {}
+
+    def pay(instruction: DecodedInstruction, role: str, lamports: int) -> None:
+        index = instruction.roles[role]
+        if is_wallet(index) or lamports == 0:
+            return  # money that stays with the wallet, or none at all
+        payments.append(
+            Payment(instruction.index, instruction.kind, message.account_key(index), message.account_label(index), lamports)
+        )
+
+    def refuse(instruction: DecodedInstruction, detail: str) -> None:
+        changes.append(OwnershipChange(instruction.index, instruction.kind, detail))
+
+    for instruction in decoded:
+        programs.setdefault(instruction.program_id)
+        if instruction.program_id == wallet or any(is_wallet(i) for i in instruction.accounts):
+            receiving.setdefault(instruction.program_id)
+        if instruction.program_id != SYSTEM_PROGRAM_ID:
+            continue
+        kind, fields, roles = instruction.kind, instruction.fields, instruction.roles
+        wallet_in_accounts = any(is_wallet(i) for i in instruction.accounts)
+        if kind == "transfer" and is_wallet(roles["from"]):
+            pay(instruction, "to", fields["lamports"])  # type: ignore[arg-type]
+        elif kind in _CREATE_KINDS:
+            if is_wallet(roles.get("new_account")):
+                refuse(instruction, "creates the wallet's own account under another owner")
+            elif is_wallet(roles.get("funder")):
+                pay(instruction, "new_account", fields["lamports"])  # type: ignore[arg-type]
+        elif kind == "transfer_with_seed" and (is_wallet(roles["base"]) or is_wallet(roles["from"])):
+            pay(instruction, "to", fields["lamports"])  # type: ignore[arg-type]
+        elif kind == "withdraw_nonce_account" and wallet_is_signer and wallet_in_accounts:
+            pay(instruction, "recipient", fields["lamports"])  # type: ignore[arg-type]
+        elif kind == "assign" and is_wallet(roles["account"]) and fields["owner"] != SYSTEM_PROGRAM_ID:
+            refuse(instruction, f"assigns the wallet's account to program {encode_pubkey(fields['owner'])}")  # type: ignore[arg-type]
+        elif kind == "assign_with_seed" and fields["owner"] != SYSTEM_PROGRAM_ID and (
+            is_wallet(roles["account"]) or fields["base"] == wallet
+        ):
+            refuse(
+                instruction,
+                f"assigns an account controlled by the wallet to program {encode_pubkey(fields['owner'])}",  # type: ignore[arg-type]
+            )
+        elif kind in ("allocate", "allocate_with_seed") and is_wallet(roles["account"]):
+            refuse(instruction, "allocates data in the wallet's account, which stops it paying fees or sending SOL")
+        elif (
+            kind == "authorize_nonce_account"
+            and wallet_is_signer
+            and wallet_in_accounts
+            and fields["new_authority"] != wallet
+        ):
+            refuse(
+                instruction,
+                f"hands authority over a nonce account the wallet may control to {encode_pubkey(fields['new_authority'])}",  # type: ignore[arg-type]
+            )
+
+    signature_count, unit_limit, unit_price, priority_fee = _fees(message, decoded)
+    base_fee = signature_count * LAMPORTS_PER_SIGNATURE
+    fee = base_fee + priority_fee
+    wallet_is_fee_payer = message.fee_payer == wallet
+    wallet_fee = fee if wallet_is_fee_payer else 0
+    outflow = sum(payment.lamports for payment in payments)
+    return SpendSummary(
+        wallet=wallet,
+        fee_payer=message.fee_payer,
+        wallet_is_fee_payer=wallet_is_fee_payer,
+        wallet_is_signer=wallet_is_signer,
+        signature_count=signature_count,
+        base_fee_lamports=base_fee,
+        compute_unit_limit=unit_limit,
+        compute_unit_price_micro_lamports=unit_price,
+        priority_fee_lamports=priority_fee,
+        fee_lamports=fee,
+        wallet_fee_lamports=wallet_fee,
+        outflow_lamports=outflow,
+        spend_lamports=wallet_fee + outflow,
+        payments=tuple(payments),
+        programs=tuple(programs),
+        programs_receiving_wallet=tuple(receiving),
+        ownership_changes=tuple(changes),
+    )
+
+
+def describe(target: Message | ParsedInput, *, wallet: bytes | None = None) -> dict[str, object]:
+    """A JSON-able account of a message in plain words, for ``jarvis-wallet inspect``.
+
+    ``spend_lamports`` is for ``wallet``, or for the fee payer when no wallet is given.
+    """
+    parsed = target if isinstance(target, ParsedInput) else None
+    message = parsed.message if parsed is not None else target
+    decoded = decode_instructions(message)
+    summary = compute_spend(message, wallet if wallet is not None else message.fee_payer)
+    result: dict[str, object] = {
+        "version": message.version,
+        "is_full_transaction": parsed.is_full_transaction if parsed is not None else False,
+        "fee_payer": encode_pubkey(message.fee_payer),
+        "signers": [encode_pubkey(key) for key in message.signer_keys],
+        "recent_blockhash": encode_pubkey(message.recent_blockhash),
+        "accounts": [account_to_dict(message, index) for index in range(message.num_accounts)],
+        "address_table_lookups": [
+            {
+                "account_key": encode_pubkey(lookup.account_key),
+                "writable_indexes": list(lookup.writable_indexes),
+                "readonly_indexes": list(lookup.readonly_indexes),
+            }
+            for lookup in message.address_table_lookups
+        ],
+        "programs": [encode_pubkey(program) for program in summary.programs],
+        "instructions": [instruction_to_dict(message, instruction) for instruction in decoded],
+        "fee_lamports": summary.fee_lamports,
+        "spend_lamports": summary.spend_lamports,
+        "wallet": encode_pubkey(summary.wallet),
+        "spend": summary.to_dict(),
+    }
+    return result
