@@ -1,0 +1,184 @@
+"""The spend policy: a pure decision over a parsed message (docs/policy.md).
+
+``decide`` takes the message, the wallet, its limits and what it has already
+spent in the current 24-hour window, and returns a ``Decision``. It touches no
+database and no clock; the signer calls it inside the per-wallet lock and
+records the result. Checks run in this order, the first failure wins:
+
+    no_limits                the wallet has no limits configured
+    not_a_signer             the wallet is not a required signer
+    program_not_allowed      an instruction gives the wallet's key to a program
+                             outside the allow-list (or calls the wallet as a program)
+    ownership_change         a System instruction hands the wallet's account, or an
+                             account it controls, to someone else
+    destination_not_allowed  a destination allow-list is set and the wallet pays
+                             an account outside it (or one loaded from a lookup table)
+    per_tx_limit_exceeded    spend > per-transaction limit
+    daily_limit_exceeded     spent in the last 24 hours + spend > daily limit
+
+Spend exactly at a limit is allowed; one lamport more is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import InvalidLimits, InvalidPublicKey, PolicyDenied
+from .solana.message import Message
+from .solana.programs import (
+    COMPUTE_BUDGET_PROGRAM_ID,
+    MEMO_V1_PROGRAM_ID,
+    MEMO_V2_PROGRAM_ID,
+    SYSTEM_PROGRAM_ID,
+    format_sol,
+)
+from .solana.pubkey import decode_pubkey, encode_pubkey
+from .solana.spend import SpendSummary, compute_spend
+from .solana.transaction import ParsedInput
+
+#: Programs that may receive the wallet's key unless the operator configures
+#: otherwise: base58 strings, as configuration stores them.
+DEFAULT_PROGRAM_ALLOWLIST: frozenset[str] = frozenset(
+    encode_pubkey(program)
+    for program in (SYSTEM_PROGRAM_ID, COMPUTE_BUDGET_PROGRAM_ID, MEMO_V1_PROGRAM_ID, MEMO_V2_PROGRAM_ID)
+)
+
+REASONS = (
+    "no_limits",
+    "not_a_signer",
+    "program_not_allowed",
+    "ownership_change",
+    "destination_not_allowed",
+    "per_tx_limit_exceeded",
+    "daily_limit_exceeded",
+)
+
+
+def format_lamports(lamports: int) -> str:
+    """``500000000`` -> ``"500000000 lamports (0.5 SOL)"``."""
+    return f"{lamports} lamports ({format_sol(lamports)})"
+
+
+def _non_negative(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidLimits(f"{what} must be a non-negative whole number of lamports")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A wallet's ceilings, in lamports."""
+
+    per_tx_lamports: int
+    daily_lamports: int
+
+    def __post_init__(self) -> None:
+        _non_negative(self.per_tx_lamports, "per-transaction limit")
+        _non_negative(self.daily_lamports, "daily limit")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome: ``reason`` is a stable snake_case code (None when allowed)."""
+
+    allowed: bool
+    reason: str | None
+    message: str
+    spend: SpendSummary
+
+    def raise_if_denied(self) -> None:
+        if not self.allowed:
+            raise PolicyDenied(self.message, reason=self.reason or "denied")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "message": self.message,
+            "spend": self.spend.to_dict(),
+        }
+
+
+def _key_set(keys: Iterable[str | bytes], what: str) -> frozenset[bytes]:
+    if isinstance(keys, (str, bytes)):
+        raise InvalidPublicKey(f"{what} must be a collection of public keys, not a single value")
+    result = set()
+    for key in keys:
+        if isinstance(key, str):
+            result.add(decode_pubkey(key, what=what))
+        elif isinstance(key, (bytes, bytearray)) and len(key) == 32:
+            result.add(bytes(key))
+        else:
+            raise InvalidPublicKey(f"{what} entries must be base58 text or 32 bytes")
+    return frozenset(result)
+
+
+def decide(
+    *,
+    message: Message | ParsedInput,
+    wallet: bytes | str,
+    limits: Limits | None,
+    spent_24h_lamports: int,
+    program_allowlist: Iterable[str | bytes] = DEFAULT_PROGRAM_ALLOWLIST,
+    destination_allowlist: Iterable[str | bytes] | None = None,
+) -> Decision:
+    """Allow or deny signing ``message`` with ``wallet``; raises InvalidTransaction
+    if the message cannot be understood (that is never a Decision)."""
+    if isinstance(message, ParsedInput):
+        message = message.message
+    wallet_key = decode_pubkey(wallet, what="wallet") if isinstance(wallet, str) else wallet
+    spent = _non_negative(spent_24h_lamports, "amount spent in the last 24 hours")
+    programs = _key_set(program_allowlist, "program allow-list")
+    destinations = None if destination_allowlist is None else _key_set(destination_allowlist, "destination allow-list")
+    spend = compute_spend(message, wallet_key)
+    wallet_text = encode_pubkey(spend.wallet)
+
+    def deny(reason: str, text: str) -> Decision:
+        return Decision(allowed=False, reason=reason, message=text, spend=spend)
+
+    if limits is None:
+        return deny(
+            "no_limits",
+            f"wallet {wallet_text} has no spend limits; set them with "
+            f"`jarvis-wallet limits set --wallet {wallet_text} --per-tx AMOUNT --daily AMOUNT`",
+        )
+    if not spend.wallet_is_signer:
+        return deny("not_a_signer", f"wallet {wallet_text} is not a required signer of this transaction")
+    for program in spend.programs_receiving_wallet:
+        if program not in programs:
+            return deny(
+                "program_not_allowed",
+                f"an instruction gives the wallet's key to program {encode_pubkey(program)}, "
+                "which is not in the program allow-list",
+            )
+    if spend.ownership_changes:
+        change = spend.ownership_changes[0]
+        return deny("ownership_change", f"instruction {change.instruction_index} ({change.kind}) {change.detail}")
+    if destinations is not None:
+        for payment in spend.payments:
+            if payment.destination is None or payment.destination not in destinations:
+                return deny(
+                    "destination_not_allowed",
+                    f"instruction {payment.instruction_index} pays {payment.destination_label}, "
+                    "which is not in the destination allow-list",
+                )
+    if spend.spend_lamports > limits.per_tx_lamports:
+        return deny(
+            "per_tx_limit_exceeded",
+            f"this transaction spends {format_lamports(spend.spend_lamports)}, above the "
+            f"per-transaction limit of {format_lamports(limits.per_tx_lamports)}",
+        )
+    if spent + spend.spend_lamports > limits.daily_lamports:
+        return deny(
+            "daily_limit_exceeded",
+            f"this transaction spends {format_lamports(spend.spend_lamports)}; with "
+            f"{format_lamports(spent)} already spent in the last 24 hours that is above the daily "
+            f"limit of {format_lamports(limits.daily_lamports)}",
+        )
+    return Decision(
+        allowed=True,
+        reason=None,
+        message=f"allowed: spends {format_lamports(spend.spend_lamports)} from wallet {wallet_text}",
+        spend=spend,
+    )
