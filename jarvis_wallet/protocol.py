@@ -1,0 +1,910 @@
+"""The signer's wire protocol, version 1: framing, requests, HMAC, freshness, responses.
+
+This module is shared by the signer and every client, so it holds only pure functions of
+bytes, values and ``now``; it never imports the server, the database or the key. The normative
+text (with a worked example that the tests check against this code) is ``docs/protocol.md``.
+
+Reading a request, in the order the signer applies the checks::
+
+    FrameBuffer.feed(chunk)          -> complete lines       (line_too_long)
+    decode_frame(line)               -> dict                 (bad_request, line_too_long)
+    is_legacy_request(obj)?          -> the legacy path below
+    parse_request(obj)               -> Request              (bad_request, unknown_op, invalid_tx)
+    authenticate_request(request,..) -> None                 (auth_failed, stale_request,
+                                                              replayed_request)
+
+Errors are ``ProtocolError`` (shape) or ``AuthenticationFailed`` (content); their ``wire_code``
+is one of ``ERROR_CODES``. HMAC is checked before freshness and the replay cache, so only a
+holder of the secret can make the signer remember anything.
+
+Legacy requests (``{"hmac", "txBase64", "requestId"}`` from the original ``@jarvis/wallet``
+agents) are parsed by ``parse_legacy_request`` and answered with ``legacy_ok_response`` /
+``legacy_error_response``; they carry no timestamp, so they get no freshness check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac as _hmac
+import heapq
+import json
+import math
+import re
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .errors import AuthenticationFailed, JarvisWalletError, ProtocolError
+from .keys import SharedSecret
+
+PROTOCOL_VERSION = 1
+
+# --- limits ----------------------------------------------------------------------------------
+
+#: Longest line accepted in either direction, in bytes, not counting the terminating b"\n".
+#: A maximal request (1,644 base64 characters of transaction plus a 512-character purpose of
+#: 4-byte characters, escaped) is under 8 KiB; 64 KiB leaves room without being unbounded.
+MAX_LINE_BYTES = 64 * 1024
+
+#: Largest serialized transaction (or message) in bytes: Solana's PACKET_DATA_SIZE.
+MAX_TX_BYTES = 1232
+MAX_TX_BASE64_CHARS = 4 * ((MAX_TX_BYTES + 2) // 3)
+
+#: Longest ``purpose`` in characters (Unicode code points).
+MAX_PURPOSE_CHARS = 512
+
+#: Longest ``message`` for sign_message, in UTF-8 bytes: the most an off-chain message of
+#: format 0 or 1 holds (1232-byte packet less the 20-byte header), so Ledger devices can show it.
+MAX_MESSAGE_BYTES = 1212
+
+#: Largest timestamp: JavaScript's Number.MAX_SAFE_INTEGER, so JS clients hold it exactly.
+MAX_TIMESTAMP_MS = 2**53 - 1
+
+#: Requests are fresh when |now - timestamp| <= this many milliseconds.
+DEFAULT_FRESHNESS_WINDOW_MS = 30_000
+
+#: Request ids remembered at once by a ReplayCache before the oldest are forgotten.
+DEFAULT_REPLAY_CACHE_ENTRIES = 100_000
+
+#: The first bytes of every HMAC input; binds the MAC to this protocol and version.
+HMAC_DOMAIN_PREFIX = b"jarvis-wallet/v1\n"
+
+# --- operations and fields -------------------------------------------------------------------
+
+OP_PING = "ping"
+OP_PUBKEY = "pubkey"
+OP_STATUS = "status"
+OP_SIGN = "sign"
+OP_SIGN_MESSAGE = "sign_message"
+
+OPS = frozenset({OP_PING, OP_PUBKEY, OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE})
+#: Ops that must carry ``hmac`` and ``timestamp``. Others are authenticated when they carry one.
+AUTHENTICATED_OPS = frozenset({OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE})
+
+FIELD_OP = "op"
+FIELD_REQUEST_ID = "requestId"
+FIELD_TIMESTAMP = "timestamp"
+FIELD_TX_BASE64 = "txBase64"
+FIELD_MESSAGE = "message"
+FIELD_PURPOSE = "purpose"
+FIELD_HMAC = "hmac"
+
+_COMMON_FIELDS = frozenset({FIELD_OP, FIELD_REQUEST_ID, FIELD_TIMESTAMP, FIELD_HMAC})
+#: Fields each op accepts; anything else is bad_request.
+ALLOWED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        OP_PING: _COMMON_FIELDS,
+        OP_PUBKEY: _COMMON_FIELDS,
+        OP_STATUS: _COMMON_FIELDS,
+        OP_SIGN: _COMMON_FIELDS | {FIELD_TX_BASE64, FIELD_PURPOSE},
+        OP_SIGN_MESSAGE: _COMMON_FIELDS | {FIELD_MESSAGE, FIELD_PURPOSE},
+    }
+)
+#: Fields each op requires (``timestamp`` and ``hmac`` also whenever ``hmac`` is present).
+REQUIRED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        OP_PING: frozenset({FIELD_OP, FIELD_REQUEST_ID}),
+        OP_PUBKEY: frozenset({FIELD_OP, FIELD_REQUEST_ID}),
+        OP_STATUS: _COMMON_FIELDS,
+        OP_SIGN: _COMMON_FIELDS | {FIELD_TX_BASE64},
+        OP_SIGN_MESSAGE: _COMMON_FIELDS | {FIELD_MESSAGE},
+    }
+)
+KNOWN_FIELDS = frozenset().union(*ALLOWED_FIELDS.values())
+
+LEGACY_FIELDS = frozenset({FIELD_HMAC, FIELD_TX_BASE64, FIELD_REQUEST_ID})
+
+# --- error codes -----------------------------------------------------------------------------
+
+BAD_REQUEST = "bad_request"
+UNKNOWN_OP = "unknown_op"
+LINE_TOO_LONG = "line_too_long"
+INVALID_TX = "invalid_tx"
+AUTH_FAILED = "auth_failed"
+STALE_REQUEST = "stale_request"
+REPLAYED_REQUEST = "replayed_request"
+NO_LIMITS = "no_limits"
+NOT_A_SIGNER = "not_a_signer"
+PROGRAM_NOT_ALLOWED = "program_not_allowed"
+OWNERSHIP_CHANGE = "ownership_change"
+PER_TX_LIMIT_EXCEEDED = "per_tx_limit_exceeded"
+DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
+DESTINATION_NOT_ALLOWED = "destination_not_allowed"
+DATABASE_UNAVAILABLE = "database_unavailable"
+NOT_FOUND = "not_found"
+BUSY = "busy"
+INTERNAL_ERROR = "internal_error"
+
+#: Every error code the signer may send, with its one-line meaning. Codes are stable: new ones
+#: may be added, existing ones never change meaning. Clients treat an unknown code as a refusal.
+ERROR_CODES: Mapping[str, str] = MappingProxyType(
+    {
+        BAD_REQUEST: "the frame or request is malformed: not UTF-8/JSON/an object, duplicate "
+        "keys, a missing, unknown or wrongly typed field, or a value out of range",
+        UNKNOWN_OP: "the op is not one this signer knows",
+        LINE_TOO_LONG: "a line exceeded MAX_LINE_BYTES; the signer closes the connection",
+        INVALID_TX: "txBase64 is not canonical base64 of 1..1232 bytes, or the bytes are not "
+        "a transaction or message the signer can parse completely",
+        AUTH_FAILED: "the hmac does not match the request under the shared secret",
+        STALE_REQUEST: "the timestamp is outside the freshness window around the signer's clock",
+        REPLAYED_REQUEST: "this requestId was already used",
+        NO_LIMITS: "the wallet has no spend limits configured, so nothing is signed",
+        NOT_A_SIGNER: "the transaction does not list the signer's key as a required signer",
+        PROGRAM_NOT_ALLOWED: "an instruction passes the wallet to a program outside the allow-list",
+        OWNERSHIP_CHANGE: "an instruction would hand the wallet's account to another owner",
+        PER_TX_LIMIT_EXCEEDED: "the transaction spends more than the per-transaction ceiling",
+        DAILY_LIMIT_EXCEEDED: "the transaction would exceed the rolling 24-hour ceiling",
+        DESTINATION_NOT_ALLOWED: "a transfer goes to a destination outside the allow-list",
+        DATABASE_UNAVAILABLE: "the database cannot record the decision, so the signer refuses",
+        NOT_FOUND: "the thing asked about does not exist",
+        BUSY: "the signer is at capacity (connections); retry later",
+        INTERNAL_ERROR: "an unexpected failure inside the signer; nothing was signed",
+    }
+)
+
+#: The three codes an original ``@jarvis/wallet`` client understands.
+LEGACY_AUTH_FAILED = "auth_failed"
+LEGACY_INVALID_TX = "invalid_tx"
+LEGACY_SIGN_ERROR = "sign_error"
+_LEGACY_CODE_FOR: Mapping[str, str] = MappingProxyType(
+    {
+        AUTH_FAILED: LEGACY_AUTH_FAILED,
+        STALE_REQUEST: LEGACY_AUTH_FAILED,
+        REPLAYED_REQUEST: LEGACY_AUTH_FAILED,
+        INVALID_TX: LEGACY_INVALID_TX,
+        BAD_REQUEST: LEGACY_INVALID_TX,
+        UNKNOWN_OP: LEGACY_INVALID_TX,
+        LINE_TOO_LONG: LEGACY_INVALID_TX,
+    }
+)
+
+Secret = bytes | SharedSecret
+
+# --- framing ---------------------------------------------------------------------------------
+
+
+def encode_frame(obj: Mapping[str, Any]) -> bytes:
+    """One compact JSON line: ASCII-only (non-ASCII escaped), so encoding can never fail."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    line = text.encode("ascii")
+    if len(line) > MAX_LINE_BYTES:
+        raise ProtocolError(
+            f"frame of {len(line)} bytes exceeds the {MAX_LINE_BYTES}-byte line limit",
+            wire_code=LINE_TOO_LONG,
+        )
+    return line + b"\n"
+
+
+class _DuplicateKey(Exception):
+    """Raised inside json.loads; turned into ProtocolError outside it."""
+
+
+class _NonFiniteNumber(Exception):
+    """Raised inside json.loads for NaN, Infinity and overflowing floats like 1e999."""
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Parsers disagree on which duplicate wins; a MAC checked by one and a field read by another
+    # would be an attack, so an object with a repeated key means nothing and is refused.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey
+    return obj
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFiniteNumber
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NonFiniteNumber
+    return number
+
+
+def _json_object(text: str) -> tuple[Any, str | None]:
+    """Parse JSON text; returns (value, None) or (None, reason) without chaining exceptions."""
+    try:
+        return (
+            json.loads(
+                text,
+                object_pairs_hook=_refuse_duplicate_keys,
+                parse_constant=_refuse_constant,
+                parse_float=_finite_float,
+            ),
+            None,
+        )
+    except _DuplicateKey:
+        return None, "frame has a duplicate key"
+    except _NonFiniteNumber:
+        return None, "frame has a non-finite number (NaN, Infinity or an overflowing float)"
+    except RecursionError:
+        return None, "frame is nested too deeply"
+    except json.JSONDecodeError as exc:
+        return None, f"frame is not valid JSON (line {exc.lineno}, column {exc.colno})"
+    except ValueError:  # int() refusing a number of more than 4300 digits
+        return None, "frame has a number too large to parse"
+
+
+def decode_frame(line: bytes) -> dict[str, Any]:
+    """The JSON object in one line (its trailing b"\\n" optional), or ProtocolError."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if len(line) > MAX_LINE_BYTES:
+        raise ProtocolError(
+            f"line of {len(line)} bytes exceeds the {MAX_LINE_BYTES}-byte limit",
+            wire_code=LINE_TOO_LONG,
+        )
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None:
+        raise ProtocolError("frame is not valid UTF-8", wire_code=BAD_REQUEST)
+    value, reason = _json_object(text)
+    if reason is not None:
+        raise ProtocolError(reason, wire_code=BAD_REQUEST)
+    if not isinstance(value, dict):
+        raise ProtocolError("frame is not a JSON object", wire_code=BAD_REQUEST)
+    return value
+
+
+class FrameBuffer:
+    """Split a byte stream into lines, holding at most MAX_LINE_BYTES of an unfinished one.
+
+    ``feed`` returns the complete lines (without b"\\n") in order. A line longer than the limit,
+    finished or not, raises ProtocolError(line_too_long); the stream cannot be resynchronised
+    after that, so the connection should be answered once and closed (lines that preceded it in
+    the same chunk are dropped with it).
+    """
+
+    def __init__(self, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._max_line_bytes = max_line_bytes
+        self._pending = bytearray()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of an unfinished line held so far."""
+        return len(self._pending)
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Add received bytes; return the lines they complete."""
+        # Search only the new bytes: rescanning a long unfinished line on every small chunk
+        # would make a client trickling one byte at a time cost quadratic CPU.
+        search_from = len(self._pending)
+        self._pending += chunk
+        lines: list[bytes] = []
+        start = 0
+        while True:
+            end = self._pending.find(b"\n", search_from)
+            if end < 0:
+                break
+            self._check_length(end - start)
+            lines.append(bytes(self._pending[start:end]))
+            start = search_from = end + 1
+        del self._pending[:start]
+        self._check_length(len(self._pending))
+        return lines
+
+    def _check_length(self, length: int) -> None:
+        if length > self._max_line_bytes:
+            self._pending.clear()
+            raise ProtocolError(
+                f"line exceeds the {self._max_line_bytes}-byte limit",
+                wire_code=LINE_TOO_LONG,
+            )
+
+
+# --- requests --------------------------------------------------------------------------------
+
+_REQUEST_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_LEGACY_REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_HMAC_PATTERN = re.compile(r"[0-9a-f]{64}")
+# Characters that would let text rewrite a terminal line or reorder what an operator reads.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_MESSAGE_ALLOWED_CONTROLS = frozenset("\n\t")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A well-formed v1 request. Presence of optional fields matters: it is part of the HMAC."""
+
+    op: str
+    request_id: str
+    timestamp_ms: int | None = None
+    hmac: str | None = None
+    tx_base64: str | None = None
+    tx_bytes: bytes | None = field(default=None, repr=False)
+    message: str | None = None
+    purpose: str | None = None
+
+    @property
+    def requires_authentication(self) -> bool:
+        """Whether the signer must run authenticate_request before acting on it."""
+        return self.op in AUTHENTICATED_OPS or self.hmac is not None
+
+    def signed_fields(self) -> dict[str, str | int]:
+        """The wire fields the HMAC covers: every field present except ``hmac``."""
+        fields: dict[str, str | int] = {FIELD_OP: self.op, FIELD_REQUEST_ID: self.request_id}
+        optional = (
+            (FIELD_TIMESTAMP, self.timestamp_ms),
+            (FIELD_TX_BASE64, self.tx_base64),
+            (FIELD_MESSAGE, self.message),
+            (FIELD_PURPOSE, self.purpose),
+        )
+        for name, value in optional:
+            if value is not None:
+                fields[name] = value
+        return fields
+
+    def to_wire(self) -> dict[str, str | int]:
+        """The request as a JSON object, as a client sends it."""
+        fields = self.signed_fields()
+        if self.hmac is not None:
+            fields[FIELD_HMAC] = self.hmac
+        return fields
+
+
+def _shown(value: Any, *, limit: int = 40) -> str:
+    """A short, escaped rendering of client-supplied text for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _bad_request(message: str) -> ProtocolError:
+    return ProtocolError(message, wire_code=BAD_REQUEST)
+
+
+def is_request_id(value: object) -> bool:
+    """Whether ``value`` is a canonical lowercase UUID string (8-4-4-4-12 hex digits)."""
+    return isinstance(value, str) and _REQUEST_ID_PATTERN.fullmatch(value) is not None
+
+
+def _require_str(obj: Mapping[str, Any], name: str) -> str:
+    value = obj[name]
+    if not isinstance(value, str):
+        raise _bad_request(f"field {name!r} must be a string")
+    return value
+
+
+def _parse_request_id(obj: Mapping[str, Any]) -> str:
+    value = _require_str(obj, FIELD_REQUEST_ID)
+    if not is_request_id(value):
+        raise _bad_request(
+            "field 'requestId' must be a lowercase UUID like "
+            "'3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03'"
+        )
+    return value
+
+
+def _parse_timestamp(obj: Mapping[str, Any]) -> int:
+    value = obj[FIELD_TIMESTAMP]
+    # bool is a subclass of int in Python; JSON true is not a timestamp.
+    if type(value) is not int:
+        raise _bad_request("field 'timestamp' must be an integer (milliseconds since the epoch)")
+    if not 0 <= value <= MAX_TIMESTAMP_MS:
+        raise _bad_request(f"field 'timestamp' must be between 0 and {MAX_TIMESTAMP_MS}")
+    return value
+
+
+def _parse_hmac(obj: Mapping[str, Any]) -> str:
+    value = _require_str(obj, FIELD_HMAC)
+    if _HMAC_PATTERN.fullmatch(value) is None:
+        raise _bad_request("field 'hmac' must be 64 lowercase hexadecimal digits")
+    return value
+
+
+def decode_tx_base64(value: str) -> bytes:
+    """The bytes of canonical standard base64 (RFC 4648, padded) of 1..MAX_TX_BYTES bytes.
+
+    Non-canonical spellings (bad padding, stray bits, whitespace, URL-safe alphabet) are refused,
+    so one transaction has exactly one txBase64 and the HMAC input is unambiguous.
+    """
+    if len(value) > MAX_TX_BASE64_CHARS:
+        raise ProtocolError(
+            f"txBase64 is longer than {MAX_TX_BASE64_CHARS} characters "
+            f"({MAX_TX_BYTES} bytes, the largest Solana transaction)",
+            wire_code=INVALID_TX,
+        )
+    raw = _strict_base64(value)
+    if raw is None:
+        raise ProtocolError("txBase64 is not canonical standard base64", wire_code=INVALID_TX)
+    if not raw:
+        raise ProtocolError("txBase64 is empty", wire_code=INVALID_TX)
+    if len(raw) > MAX_TX_BYTES:
+        raise ProtocolError(
+            f"txBase64 decodes to {len(raw)} bytes; the largest Solana transaction is "
+            f"{MAX_TX_BYTES} bytes",
+            wire_code=INVALID_TX,
+        )
+    return raw
+
+
+def _strict_base64(value: str) -> bytes | None:
+    if not value.isascii():
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if base64.b64encode(raw).decode("ascii") != value:
+        return None
+    return raw
+
+
+def _utf8_encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _has_refused_character(value: str, *, allowed: frozenset[str] = frozenset()) -> bool:
+    for character in value:
+        if character in allowed:
+            continue
+        if character in _BIDI_CONTROLS:
+            return True
+        if unicodedata.category(character) in _REFUSED_CATEGORIES:
+            return True
+    return False
+
+
+def _parse_purpose(obj: Mapping[str, Any]) -> str:
+    value = _require_str(obj, FIELD_PURPOSE)
+    if len(value) > MAX_PURPOSE_CHARS:
+        raise _bad_request(f"field 'purpose' is longer than {MAX_PURPOSE_CHARS} characters")
+    if _has_refused_character(value):
+        raise _bad_request(
+            "field 'purpose' contains control, surrogate, line-separator or bidi characters"
+        )
+    return value
+
+
+def _parse_message(obj: Mapping[str, Any]) -> str:
+    value = _require_str(obj, FIELD_MESSAGE)
+    if not value:
+        raise _bad_request("field 'message' is empty")
+    if _has_refused_character(value, allowed=_MESSAGE_ALLOWED_CONTROLS):
+        raise _bad_request(
+            "field 'message' contains control (other than tab and newline), surrogate, "
+            "line-separator or bidi characters"
+        )
+    size = len(value.encode("utf-8"))
+    if size > MAX_MESSAGE_BYTES:
+        raise _bad_request(f"field 'message' is {size} bytes of UTF-8; at most {MAX_MESSAGE_BYTES}")
+    return value
+
+
+def _parse_op(obj: Mapping[str, Any]) -> str:
+    if FIELD_OP not in obj:
+        raise _bad_request("missing field 'op'")
+    op = obj[FIELD_OP]
+    if not isinstance(op, str):
+        raise _bad_request("field 'op' must be a string")
+    if op not in OPS:
+        raise ProtocolError(
+            f"unknown op {_shown(op)}; known ops: {', '.join(sorted(OPS))}",
+            wire_code=UNKNOWN_OP,
+        )
+    return op
+
+
+def _check_field_names(obj: Mapping[str, Any], op: str) -> None:
+    names = set(obj)
+    unknown = sorted(names - KNOWN_FIELDS)
+    if unknown:
+        shown = ", ".join(_shown(name) for name in unknown[:5])
+        raise _bad_request(f"unknown field(s): {shown}")
+    not_allowed = sorted(names - ALLOWED_FIELDS[op])
+    if not_allowed:
+        raise _bad_request(f"field {not_allowed[0]!r} is not allowed for op {op!r}")
+    required = set(REQUIRED_FIELDS[op])
+    if FIELD_HMAC in names:
+        required.add(FIELD_TIMESTAMP)
+    missing = sorted(required - names)
+    if missing:
+        raise _bad_request(f"missing field {missing[0]!r} for op {op!r}")
+
+
+def parse_request(obj: Mapping[str, Any]) -> Request:
+    """Validate a decoded v1 request completely and return it typed; ProtocolError otherwise."""
+    if not isinstance(obj, Mapping):
+        raise _bad_request("request is not a JSON object")
+    op = _parse_op(obj)
+    _check_field_names(obj, op)
+    request_id = _parse_request_id(obj)
+    timestamp_ms = _parse_timestamp(obj) if FIELD_TIMESTAMP in obj else None
+    hmac_hex = _parse_hmac(obj) if FIELD_HMAC in obj else None
+    purpose = _parse_purpose(obj) if FIELD_PURPOSE in obj else None
+    tx_base64 = tx_bytes = message = None
+    if op == OP_SIGN:
+        tx_base64 = _require_str(obj, FIELD_TX_BASE64)
+        tx_bytes = decode_tx_base64(tx_base64)
+    elif op == OP_SIGN_MESSAGE:
+        message = _parse_message(obj)
+    return Request(
+        op=op,
+        request_id=request_id,
+        timestamp_ms=timestamp_ms,
+        hmac=hmac_hex,
+        tx_base64=tx_base64,
+        tx_bytes=tx_bytes,
+        message=message,
+        purpose=purpose,
+    )
+
+
+def request_id_for_reply(obj: object) -> str | None:
+    """The requestId to echo in a reply to ``obj``, if it has a well-formed one, else None.
+
+    Used for error replies to requests that failed validation: a malformed id is not echoed.
+    """
+    if not isinstance(obj, Mapping):
+        return None
+    value = obj.get(FIELD_REQUEST_ID)
+    if is_request_id(value):
+        return value
+    if is_legacy_request(obj) and isinstance(value, str):
+        if _LEGACY_REQUEST_ID_PATTERN.fullmatch(value):
+            return value
+    return None
+
+
+def new_request_id() -> str:
+    """A fresh random requestId (UUID version 4, canonical lowercase)."""
+    return str(uuid.uuid4())
+
+
+def current_time_ms() -> int:
+    """Milliseconds since the Unix epoch, the unit of ``timestamp``."""
+    return time.time_ns() // 1_000_000
+
+
+# --- HMAC ------------------------------------------------------------------------------------
+
+
+def _secret_bytes(secret: Secret) -> bytes:
+    if isinstance(secret, SharedSecret):
+        return secret.value
+    if isinstance(secret, (bytes, bytearray)):
+        return bytes(secret)
+    raise TypeError("the shared secret must be bytes or a SharedSecret")
+
+
+def _netstring(data: bytes) -> bytes:
+    return str(len(data)).encode("ascii") + b":" + data + b","
+
+
+def _field_value_bytes(name: str, value: object) -> bytes:
+    if type(value) is int:
+        return str(value).encode("ascii")
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        raise _bad_request(f"field {name!r} is not valid Unicode text")
+    raise _bad_request(f"field {name!r} must be a string or an integer")
+
+
+def canonical_hmac_input(fields: Mapping[str, Any]) -> bytes:
+    """The bytes the request HMAC covers.
+
+    ``b"jarvis-wallet/v1\\n"`` then, for each field except ``hmac`` in ascending byte order
+    of its UTF-8 name, ``<len>:<name>,<len>:<value>,`` where lengths are decimal byte counts and
+    a value is its UTF-8 text (strings) or decimal digits (integers). Length prefixes make
+    every field boundary explicit, so no two different requests share an input.
+    """
+    parts = [HMAC_DOMAIN_PREFIX]
+    encoded_names = []
+    for name in fields:
+        if name == FIELD_HMAC:
+            continue
+        if not isinstance(name, str) or not _utf8_encodable(name):
+            raise _bad_request("field names must be valid Unicode text")
+        encoded_names.append((name.encode("utf-8"), name))
+    for encoded_name, name in sorted(encoded_names):
+        parts.append(_netstring(encoded_name))
+        parts.append(_netstring(_field_value_bytes(name, fields[name])))
+    return b"".join(parts)
+
+
+def compute_hmac(secret: Secret, fields: Mapping[str, Any]) -> str:
+    """Lowercase hex HMAC-SHA256 of ``canonical_hmac_input(fields)`` (``hmac`` is ignored)."""
+    digest = _hmac.new(_secret_bytes(secret), canonical_hmac_input(fields), hashlib.sha256)
+    return digest.hexdigest()
+
+
+def sign_request(secret: Secret, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``fields`` with its ``hmac`` added (replacing any already there)."""
+    signed = {name: value for name, value in fields.items() if name != FIELD_HMAC}
+    signed[FIELD_HMAC] = compute_hmac(secret, signed)
+    return signed
+
+
+def build_request(
+    secret: Secret | None,
+    *,
+    op: str,
+    request_id: str | None = None,
+    timestamp_ms: int | None = None,
+    tx_base64: str | None = None,
+    message: str | None = None,
+    purpose: str | None = None,
+) -> dict[str, Any]:
+    """A complete request object for a client to send: id, timestamp and hmac filled in.
+
+    With ``secret=None`` (only sensible for ping and pubkey) no timestamp or hmac is added.
+    The result is checked with parse_request, so a client cannot send what the signer refuses.
+    """
+    if secret is not None and timestamp_ms is None:
+        timestamp_ms = current_time_ms()
+    candidates = (
+        (FIELD_OP, op),
+        (FIELD_REQUEST_ID, request_id if request_id is not None else new_request_id()),
+        (FIELD_TIMESTAMP, timestamp_ms),
+        (FIELD_TX_BASE64, tx_base64),
+        (FIELD_MESSAGE, message),
+        (FIELD_PURPOSE, purpose),
+    )
+    fields: dict[str, Any] = {name: value for name, value in candidates if value is not None}
+    if secret is not None:
+        fields = sign_request(secret, fields)
+    parse_request(fields)
+    return fields
+
+
+def verify_request_hmac(secret: Secret, request: Request | Mapping[str, Any]) -> None:
+    """Check the request's hmac in constant time; AuthenticationFailed if absent or wrong."""
+    if isinstance(request, Request):
+        given, fields = request.hmac, request.signed_fields()
+    else:
+        given, fields = request.get(FIELD_HMAC), request
+    if not isinstance(given, str) or _HMAC_PATTERN.fullmatch(given) is None:
+        raise AuthenticationFailed("request has no valid hmac", wire_code=AUTH_FAILED)
+    expected = compute_hmac(secret, fields)
+    if not _hmac.compare_digest(expected.encode("ascii"), given.encode("ascii")):
+        raise AuthenticationFailed(
+            "hmac does not match the request; check the shared secret", wire_code=AUTH_FAILED
+        )
+
+
+# --- freshness and replay --------------------------------------------------------------------
+
+
+def check_freshness(
+    timestamp_ms: int, now_ms: int, window_ms: int = DEFAULT_FRESHNESS_WINDOW_MS
+) -> None:
+    """Refuse (stale_request) a timestamp more than ``window_ms`` before or after ``now_ms``."""
+    skew_ms = now_ms - timestamp_ms
+    if abs(skew_ms) <= window_ms:
+        return
+    direction = "behind" if skew_ms > 0 else "ahead of"
+    raise AuthenticationFailed(
+        f"request timestamp is {abs(skew_ms) / 1000:.1f} s {direction} the signer's clock "
+        f"(allowed: {window_ms / 1000:g} s); check the client's clock",
+        wire_code=STALE_REQUEST,
+    )
+
+
+class ReplayCache:
+    """Remembers request ids so each is accepted once; bounded in time and in memory.
+
+    An id is kept while its request's timestamp is within ``window_ms`` of now. After that,
+    freshness refuses the timestamp anyway, so forgetting the id is safe.
+
+    Memory is capped at ``max_entries``. When full, the entry with the oldest timestamp is
+    forgotten early. Whenever an entry is forgotten (expired or evicted) the cache raises its
+    *low-water mark* above that entry's timestamp and from then on refuses, as stale, any
+    request whose timestamp is not above the mark. So a forgotten id can never be accepted
+    again, whatever the clock does (a step forward then back expires ids early; the mark still
+    refuses them). Under a flood the effective window shrinks instead of the signer stopping,
+    and only holders of the secret can fill the cache (HMAC is checked first). The database's
+    unique request id is the durable second line.
+    """
+
+    def __init__(
+        self,
+        window_ms: int = DEFAULT_FRESHNESS_WINDOW_MS,
+        *,
+        max_entries: int = DEFAULT_REPLAY_CACHE_ENTRIES,
+    ) -> None:
+        if window_ms < 0 or max_entries < 1:
+            raise ValueError("window_ms must be >= 0 and max_entries >= 1")
+        self.window_ms = window_ms
+        self.max_entries = max_entries
+        self._timestamp_of: dict[str, int] = {}
+        self._by_age: list[tuple[int, str]] = []  # min-heap of (timestamp_ms, request_id)
+        self._low_water_ms = -1  # timestamps <= this are refused
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._timestamp_of)
+
+    @property
+    def low_water_ms(self) -> int:
+        """Timestamps at or below this are refused: ids that old may have been forgotten."""
+        return self._low_water_ms
+
+    def check_and_remember(self, request_id: str, timestamp_ms: int, now_ms: int) -> None:
+        """Accept ``request_id`` once; stale_request or replayed_request otherwise."""
+        with self._lock:
+            self._expire(now_ms)
+            if timestamp_ms <= self._low_water_ms:
+                raise self._too_old()
+            if request_id in self._timestamp_of:
+                raise AuthenticationFailed(
+                    "requestId was already used; send a new one", wire_code=REPLAYED_REQUEST
+                )
+            if len(self._timestamp_of) >= self.max_entries:
+                if timestamp_ms <= self._by_age[0][0]:
+                    raise self._too_old()
+                self._forget_oldest()
+            self._timestamp_of[request_id] = timestamp_ms
+            heapq.heappush(self._by_age, (timestamp_ms, request_id))
+
+    def _expire(self, now_ms: int) -> None:
+        horizon_ms = now_ms - self.window_ms
+        while self._by_age and self._by_age[0][0] < horizon_ms:
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        timestamp_ms, request_id = heapq.heappop(self._by_age)
+        del self._timestamp_of[request_id]
+        self._low_water_ms = max(self._low_water_ms, timestamp_ms)
+
+    @staticmethod
+    def _too_old() -> AuthenticationFailed:
+        return AuthenticationFailed(
+            "request timestamp is older than the signer's replay memory; retry with a new "
+            "requestId and the current time",
+            wire_code=STALE_REQUEST,
+        )
+
+
+def authenticate_request(
+    request: Request, *, secret: Secret, now_ms: int, replay_cache: ReplayCache
+) -> None:
+    """All checks invariant 6 asks for, in a safe order: HMAC, then freshness, then replay.
+
+    The freshness window is the replay cache's, so the two can never disagree.
+    """
+    verify_request_hmac(secret, request)
+    if request.timestamp_ms is None:
+        raise AuthenticationFailed("request has no timestamp", wire_code=AUTH_FAILED)
+    check_freshness(request.timestamp_ms, now_ms, replay_cache.window_ms)
+    replay_cache.check_and_remember(request.request_id, request.timestamp_ms, now_ms)
+
+
+# --- responses -------------------------------------------------------------------------------
+
+_RESERVED_RESPONSE_FIELDS = frozenset({FIELD_REQUEST_ID, "ok", "error"})
+
+
+def ok_response(request_id: str | None, **fields: Any) -> dict[str, Any]:
+    """``{"requestId", "ok": true, **fields}``; field names are camelCase wire names."""
+    reserved = _RESERVED_RESPONSE_FIELDS.intersection(fields)
+    if reserved:
+        raise ValueError(f"response fields may not be named {sorted(reserved)}")
+    return {FIELD_REQUEST_ID: request_id, "ok": True, **fields}
+
+
+def error_response(request_id: str | None, code: str, message: str) -> dict[str, Any]:
+    """``{"requestId", "ok": false, "error": {"code", "message"}}``."""
+    return {FIELD_REQUEST_ID: request_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def error_response_for(request_id: str | None, error: JarvisWalletError) -> dict[str, Any]:
+    """The error response for one of our exceptions: its wire code and user-facing message."""
+    return error_response(request_id, error.wire_code, error.message)
+
+
+# --- legacy mode (the original @jarvis/wallet agents) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class LegacyRequest:
+    """``{"hmac", "txBase64", "requestId"}``: HMAC over txBase64 only, no timestamp, no op."""
+
+    request_id: str
+    tx_base64: str
+    tx_bytes: bytes = field(repr=False)
+    hmac: str
+
+
+def is_legacy_request(obj: object) -> bool:
+    """Whether ``obj`` is shaped like an original-design request (no ``op``, has ``txBase64``)."""
+    return isinstance(obj, Mapping) and FIELD_OP not in obj and FIELD_TX_BASE64 in obj
+
+
+def parse_legacy_request(obj: Mapping[str, Any]) -> LegacyRequest:
+    """Validate a legacy request: exactly hmac, txBase64 and requestId, strictly typed."""
+    names = set(obj)
+    if names != LEGACY_FIELDS:
+        extra, missing = sorted(names - LEGACY_FIELDS), sorted(LEGACY_FIELDS - names)
+        problem = f"unknown field {_shown(extra[0])}" if extra else f"missing field {missing[0]!r}"
+        raise _bad_request(f"legacy request: {problem}")
+    request_id = _require_str(obj, FIELD_REQUEST_ID)
+    if _LEGACY_REQUEST_ID_PATTERN.fullmatch(request_id) is None:
+        raise _bad_request(
+            "legacy request: 'requestId' must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"
+        )
+    hmac_hex = _parse_hmac(obj)
+    tx_base64 = _require_str(obj, FIELD_TX_BASE64)
+    tx_bytes = decode_tx_base64(tx_base64)
+    return LegacyRequest(
+        request_id=request_id, tx_base64=tx_base64, tx_bytes=tx_bytes, hmac=hmac_hex
+    )
+
+
+def compute_legacy_hmac(secret: Secret, tx_base64: str) -> str:
+    """Hex HMAC-SHA256 of the txBase64 text, keyed by the secret: the original design's MAC."""
+    digest = _hmac.new(_secret_bytes(secret), tx_base64.encode("utf-8"), hashlib.sha256)
+    return digest.hexdigest()
+
+
+def verify_legacy_hmac(secret: Secret, request: LegacyRequest) -> None:
+    """Check a legacy request's hmac in constant time; AuthenticationFailed if wrong."""
+    expected = compute_legacy_hmac(secret, request.tx_base64)
+    if not _hmac.compare_digest(expected.encode("ascii"), request.hmac.encode("ascii")):
+        raise AuthenticationFailed(
+            "hmac does not match txBase64; check the shared secret", wire_code=AUTH_FAILED
+        )
+
+
+def legacy_error_code(code: str) -> str:
+    """The one of auth_failed / invalid_tx / sign_error an original client understands."""
+    return _LEGACY_CODE_FOR.get(code, LEGACY_SIGN_ERROR)
+
+
+def legacy_ok_response(request_id: str | None, signature: bytes) -> dict[str, Any]:
+    """``{"ok": true, "signedTxBase64": <base64 of the 64-byte signature>, "requestId"}``."""
+    if len(signature) != 64:
+        raise ValueError("an Ed25519 signature is 64 bytes")
+    return {
+        "ok": True,
+        "signedTxBase64": base64.b64encode(signature).decode("ascii"),
+        FIELD_REQUEST_ID: request_id,
+    }
+
+
+def legacy_error_response(request_id: str | None, code: str, message: str) -> dict[str, Any]:
+    """A legacy refusal: the legacy code in ``error``, ours in ``reason``, and the message."""
+    return {
+        "ok": False,
+        "error": legacy_error_code(code),
+        FIELD_REQUEST_ID: request_id,
+        "reason": code,
+        "message": message,
+    }
