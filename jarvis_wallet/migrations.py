@@ -100,6 +100,12 @@ def _0003_spend_window_index(db: peewee.Database) -> None:
     )
 
 
+def _0004_message_index(db: peewee.Database) -> None:
+    # Serves the signer's "was this exact message signed before?" check on every request.
+    migrator = SchemaMigrator.from_database(db)
+    migrate(migrator.add_index("wallet_transactions", ("wallet", "message_sha256"), unique=False))
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -110,6 +116,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_initial", _0001_initial),
     Migration("0002_spend_limits_notify_above", _0002_notify_above),
     Migration("0003_wallet_transactions_spend_window_index", _0003_spend_window_index),
+    Migration("0004_wallet_transactions_message_index", _0004_message_index),
 )
 
 

@@ -1,0 +1,261 @@
+"""``SignerClient``: how an agent asks the signer for signatures. It never holds key material.
+
+    with SignerClient() as signer:                 # socket and secret found as `sign` finds them
+        signed = signer.sign_transaction(tx_bytes, purpose="pay invoice 42")
+        signed.signature, signed.signed_transaction
+
+Refusals and failures are exceptions from ``jarvis_wallet.errors``:
+``PolicyDenied`` (``.reason`` is the stable code), ``AuthenticationFailed``,
+``InvalidTransaction``/``InvalidInput``, ``DatabaseUnavailable``,
+``SignerUnavailable`` and ``SignerTimeout``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import protocol
+from .config import SHARED_SECRET_ENV, default_secret_path, resolve_socket_path
+from .errors import (
+    AuthenticationFailed,
+    DatabaseUnavailable,
+    InvalidInput,
+    InvalidTransaction,
+    JarvisWalletError,
+    KeyMaterialError,
+    NotFound,
+    PolicyDenied,
+    ProtocolError,
+    SignerTimeout,
+    SignerUnavailable,
+)
+from .keys import SharedSecret, load_shared_secret
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+_POLICY_CODES = frozenset(
+    {
+        protocol.NO_LIMITS,
+        protocol.NOT_A_SIGNER,
+        protocol.PROGRAM_NOT_ALLOWED,
+        protocol.OWNERSHIP_CHANGE,
+        protocol.PER_TX_LIMIT_EXCEEDED,
+        protocol.DAILY_LIMIT_EXCEEDED,
+        protocol.DESTINATION_NOT_ALLOWED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class SignedTransaction:
+    request_id: str
+    signature: str  # base58: the transaction id once it lands
+    signed_transaction: bytes = field(repr=False)  # the full serialized transaction
+    wallet: str
+    lamports: int  # spend counted against the limits, fee included
+    fee_lamports: int
+    transaction_id: int  # the audit record: `jarvis-wallet tx show <id>`
+    duplicate: bool  # this exact message had been signed before: the recorded signature
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    request_id: str
+    signature: str
+    signed_message: bytes = field(repr=False)  # the off-chain envelope that was signed
+    wallet: str
+    transaction_id: int
+
+
+def error_from_response(code: str, message: str) -> JarvisWalletError:
+    """The exception a refusal's wire code stands for."""
+    if code in _POLICY_CODES:
+        return PolicyDenied(message, reason=code)
+    if code in (protocol.AUTH_FAILED, protocol.STALE_REQUEST, protocol.REPLAYED_REQUEST, "peer_not_allowed"):
+        return AuthenticationFailed(message, wire_code=code)
+    if code == protocol.INVALID_TX:
+        return InvalidTransaction(message)
+    if code in (protocol.BAD_REQUEST, protocol.UNKNOWN_OP, protocol.LINE_TOO_LONG):
+        return InvalidInput(message, wire_code=code)
+    if code == protocol.DATABASE_UNAVAILABLE:
+        return DatabaseUnavailable(message)
+    if code == protocol.BUSY:
+        return SignerUnavailable(message, wire_code=code)
+    if code == protocol.NOT_FOUND:
+        return NotFound(message)
+    return JarvisWalletError(f"signer error {code}: {message}", wire_code=code)
+
+
+def find_shared_secret(socket_path: Path, *, secret_file: str | os.PathLike | None = None) -> SharedSecret | None:
+    """$SIGNER_SHARED_SECRET, else ``secret_file``, else the generated file beside the socket."""
+    env_value = os.environ.get(SHARED_SECRET_ENV)
+    if env_value is not None:
+        return load_shared_secret(env_value=env_value, path=None)
+    path = Path(secret_file) if secret_file else default_secret_path(socket_path)
+    if secret_file is None and not path.exists():
+        return None
+    return load_shared_secret(env_value=None, path=path)
+
+
+class SignerClient:
+    """A connection to a signer; reconnects once if the connection was dropped."""
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike | None = None,
+        *,
+        secret: bytes | str | SharedSecret | None = None,
+        secret_file: str | os.PathLike | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.socket_path = resolve_socket_path(socket_path)
+        if isinstance(secret, str):
+            secret = secret.encode("utf-8")
+        if isinstance(secret, bytes):
+            secret = load_shared_secret(env_value=secret.decode("utf-8", "strict"), path=None)
+        self._secret: SharedSecret | None = secret or find_shared_secret(self.socket_path, secret_file=secret_file)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._buffer = protocol.FrameBuffer()
+
+    def __repr__(self) -> str:
+        return f"SignerClient(socket_path={str(self.socket_path)!r})"
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
+        return self._call(protocol.OP_PING, authenticate=False, timeout=timeout)
+
+    def pubkey(self, *, timeout: float | None = None) -> str:
+        return self._call(protocol.OP_PUBKEY, authenticate=False, timeout=timeout)["publicKey"]
+
+    def status(self, *, timeout: float | None = None) -> dict[str, Any]:
+        return self._call(protocol.OP_STATUS, timeout=timeout)
+
+    def sign_transaction(
+        self, transaction: bytes, purpose: str | None = None, timeout: float | None = None
+    ) -> SignedTransaction:
+        """Sign a serialized transaction or message (bytes as web3.js or solders produce)."""
+        if not isinstance(transaction, (bytes, bytearray)):
+            raise InvalidInput("sign_transaction takes the serialized transaction as bytes")
+        reply = self._call(
+            protocol.OP_SIGN,
+            tx_base64=base64.b64encode(bytes(transaction)).decode("ascii"),
+            purpose=purpose,
+            timeout=timeout,
+        )
+        return SignedTransaction(
+            request_id=reply["requestId"],
+            signature=reply["signature"],
+            signed_transaction=base64.b64decode(reply["signedTxBase64"]),
+            wallet=reply["wallet"],
+            lamports=reply["lamports"],
+            fee_lamports=reply["feeLamports"],
+            transaction_id=reply["transactionId"],
+            duplicate=bool(reply.get("duplicate", False)),
+        )
+
+    def sign_message(self, text: str, purpose: str | None = None, timeout: float | None = None) -> SignedMessage:
+        """Sign ``text`` as a Solana off-chain message."""
+        reply = self._call(protocol.OP_SIGN_MESSAGE, message=text, purpose=purpose, timeout=timeout)
+        return SignedMessage(
+            request_id=reply["requestId"],
+            signature=reply["signature"],
+            signed_message=base64.b64decode(reply["signedMessageBase64"]),
+            wallet=reply["wallet"],
+            transaction_id=reply["transactionId"],
+        )
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, op: str, *, authenticate: bool = True, timeout: float | None = None, **fields) -> dict[str, Any]:
+        if authenticate and self._secret is None:
+            raise KeyMaterialError(
+                f"no shared secret: set {SHARED_SECRET_ENV} or pass a secret file "
+                f"(the signer writes one to {default_secret_path(self.socket_path)})"
+            )
+        for attempt in (1, 2):
+            # A fresh id and timestamp on every attempt: a resend is a new request, and the
+            # signer returns the recorded signature for a message it already signed.
+            request = protocol.build_request(self._secret if authenticate else None, op=op, **fields)
+            try:
+                reply = self._round_trip(protocol.encode_frame(request), timeout or self.timeout)
+            except _Dropped:
+                self.close()
+                if attempt == 2:
+                    raise SignerUnavailable(f"the signer at {self.socket_path} closed the connection") from None
+                continue
+            if reply.get("requestId") != request["requestId"]:
+                self.close()
+                raise ProtocolError("the signer answered a different request")
+            if reply.get("ok") is True:
+                return reply
+            error = reply.get("error")
+            if not isinstance(error, dict):
+                raise ProtocolError("malformed error response from the signer")
+            raise error_from_response(str(error.get("code")), str(error.get("message")))
+        raise AssertionError("unreachable")
+
+    def _round_trip(self, frame: bytes, timeout: float) -> dict[str, Any]:
+        sock = self._connect(timeout)
+        sock.settimeout(timeout)
+        try:
+            sock.sendall(frame)
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise _Dropped()
+                lines = self._buffer.feed(chunk)
+                if lines:
+                    return protocol.decode_frame(lines[0])
+        except TimeoutError:
+            self.close()
+            raise SignerTimeout(f"the signer did not answer within {timeout:g} s") from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise _Dropped() from None
+
+    def _connect(self, timeout: float) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(self.socket_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise SignerUnavailable(
+                f"no signer is listening on {self.socket_path}; start one with `jarvis-wallet signer start`"
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise SignerUnavailable(f"permission denied for {self.socket_path}") from None
+        except TimeoutError:
+            sock.close()
+            raise SignerTimeout(f"connecting to {self.socket_path} timed out") from None
+        except OSError as exc:
+            sock.close()
+            raise SignerUnavailable(f"cannot connect to {self.socket_path}: {exc.strerror}") from None
+        self._sock = sock
+        self._buffer = protocol.FrameBuffer()
+        return sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> SignerClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class _Dropped(Exception):
+    """The connection closed before the reply arrived."""

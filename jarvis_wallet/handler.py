@@ -1,0 +1,160 @@
+"""Bytes in, bytes out: one request line becomes exactly one response line.
+
+The socket loop (``signer.py``) reads lines and writes what this returns;
+tests can drive it with no socket at all. Checks that apply to every request
+(framing, field validation, authentication) run once, before the dispatch
+table picks the op's handler. The sign path reads top to bottom: parse,
+authenticate, hand to the signing worker (which checks, records and signs
+atomically), reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import base58
+
+from . import protocol
+from .errors import InvalidTransaction, JarvisWalletError, PolicyDenied, ProtocolError
+from .keys import SharedSecret
+from .signing import Peer, SignJob, SignOutcome
+
+
+@dataclass
+class SignerStats:
+    """Counters for the `status` op, since the signer started."""
+
+    started_at: float
+    signed: int = 0
+    refused: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def count(self, *, signed: bool) -> None:
+        with self._lock:
+            if signed:
+                self.signed += 1
+            else:
+                self.refused += 1
+
+
+class RequestHandler:
+    """Turns one request frame into one response frame; safe to call from many threads."""
+
+    def __init__(
+        self,
+        *,
+        secret: SharedSecret,
+        public_key: bytes,
+        sign: Callable[[SignJob], SignOutcome],
+        legacy_protocol: bool = False,
+        freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS,
+        clock_ms: Callable[[], int] = protocol.current_time_ms,
+    ) -> None:
+        self._secret = secret
+        self._public_key = public_key
+        self._public_key_text = base58.b58encode(public_key).decode("ascii")
+        self._sign = sign
+        self._legacy_protocol = legacy_protocol
+        self._clock_ms = clock_ms
+        self._replay_cache = protocol.ReplayCache(freshness_window_ms)
+        self.stats = SignerStats(started_at=time.monotonic())
+        self._dispatch = {
+            protocol.OP_PING: self._ping,
+            protocol.OP_PUBKEY: self._pubkey,
+            protocol.OP_STATUS: self._status,
+            protocol.OP_SIGN: self._sign_transaction,
+            protocol.OP_SIGN_MESSAGE: self._sign_message,
+        }
+
+    def handle_line(self, line: bytes, peer: Peer = Peer()) -> bytes:
+        """One line (without its newline) in, one encoded response frame out. Never raises."""
+        obj: object = None
+        try:
+            obj = protocol.decode_frame(line)
+            if self._legacy_protocol and protocol.is_legacy_request(obj):
+                return protocol.encode_frame(self._legacy(obj, peer))
+            request = protocol.parse_request(obj)
+            if request.requires_authentication:
+                protocol.authenticate_request(
+                    request, secret=self._secret, now_ms=self._clock_ms(), replay_cache=self._replay_cache
+                )
+            response = self._dispatch[request.op](request, peer)
+        except JarvisWalletError as exc:
+            if isinstance(exc, (PolicyDenied, InvalidTransaction)) or exc.wire_code in ("database_unavailable",):
+                self.stats.count(signed=False)
+            response = protocol.error_response_for(protocol.request_id_for_reply(obj), exc)
+        except Exception:  # noqa: BLE001 - invariant 8: bad input never crashes the signer
+            response = protocol.error_response(
+                protocol.request_id_for_reply(obj), protocol.INTERNAL_ERROR, "internal error; the request was not signed"
+            )
+        return protocol.encode_frame(response)
+
+    # -- ops ---------------------------------------------------------------------------------
+
+    def _ping(self, request: protocol.Request, peer: Peer) -> dict:
+        return protocol.ok_response(request.request_id, pong=True, version=protocol.PROTOCOL_VERSION)
+
+    def _pubkey(self, request: protocol.Request, peer: Peer) -> dict:
+        return protocol.ok_response(request.request_id, publicKey=self._public_key_text)
+
+    def _status(self, request: protocol.Request, peer: Peer) -> dict:
+        return protocol.ok_response(
+            request.request_id,
+            publicKey=self._public_key_text,
+            pid=os.getpid(),
+            uptimeSeconds=int(time.monotonic() - self.stats.started_at),
+            signed=self.stats.signed,
+            refused=self.stats.refused,
+        )
+
+    def _sign_transaction(self, request: protocol.Request, peer: Peer) -> dict:
+        outcome = self._sign(
+            SignJob(request_id=request.request_id, tx_bytes=request.tx_bytes, purpose=request.purpose, peer=peer)
+        )
+        self.stats.count(signed=True)
+        return protocol.ok_response(
+            request.request_id,
+            signature=base58.b58encode(outcome.signature).decode("ascii"),
+            signedTxBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
+            wallet=outcome.wallet,
+            lamports=outcome.lamports,
+            feeLamports=outcome.fee_lamports,
+            transactionId=outcome.transaction_id,
+            duplicate=outcome.duplicate,
+        )
+
+    def _sign_message(self, request: protocol.Request, peer: Peer) -> dict:
+        outcome = self._sign(
+            SignJob(request_id=request.request_id, text=request.message, purpose=request.purpose, peer=peer)
+        )
+        self.stats.count(signed=True)
+        return protocol.ok_response(
+            request.request_id,
+            signature=base58.b58encode(outcome.signature).decode("ascii"),
+            signedMessageBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
+            wallet=outcome.wallet,
+            transactionId=outcome.transaction_id,
+        )
+
+    # -- the original design's agents ----------------------------------------------------------
+
+    def _legacy(self, obj: dict, peer: Peer) -> dict:
+        """Same parse, policy, record and single-use rules; only the envelope differs."""
+        request_id = protocol.request_id_for_reply(obj)
+        try:
+            request = protocol.parse_legacy_request(obj)
+            protocol.verify_legacy_hmac(self._secret, request)
+            outcome = self._sign(SignJob(request_id=f"legacy:{request.request_id}", tx_bytes=request.tx_bytes, peer=peer))
+        except JarvisWalletError as exc:
+            if not isinstance(exc, ProtocolError):
+                self.stats.count(signed=False)
+            return protocol.legacy_error_response(request_id, exc.wire_code, exc.message)
+        self.stats.count(signed=True)
+        return protocol.legacy_ok_response(request_id, outcome.signature)

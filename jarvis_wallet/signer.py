@@ -1,0 +1,610 @@
+"""The signer process: holds the key, serves the socket, stops cleanly.
+
+``start_signer`` forks (the ``fork`` start method, asked for explicitly) a
+child that hardens itself, reads the key, opens its own database
+connection, binds the socket and only then reports readiness, or its
+start-up error, over a multiprocessing pipe. EOF on that pipe means the
+child died. ``serve`` runs the same signer in the current process, for a
+supervisor such as systemd.
+
+The socket loop accepts connections, checks the peer's uid, and gives each
+connection a thread that reads bounded lines and answers each with
+``RequestHandler.handle_line``. Decisions go to one worker thread that owns
+the database connection and batches whatever requests are waiting into one
+locked transaction (see ``signing.py``). Signal handlers only record the
+signal and wake the loop; the loop then calls ``halt()``, and only the
+process that bound the socket removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import queue
+import resource
+import selectors
+import signal
+import socket
+import stat
+import struct
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import protocol
+from .config import default_pid_path, default_secret_path, ensure_private_dir
+from .errors import InvalidConfig, JarvisWalletError, SignerStartError, SignerUnavailable
+from .handler import RequestHandler
+from .signing import Peer, SignJob, SignOutcome, SigningService
+
+DEFAULT_START_TIMEOUT_SECONDS = 15.0
+DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
+DEFAULT_MAX_CONNECTIONS = 64
+MAX_BATCH = 64
+# How long a connection thread waits for its decision; the worker's own lock timeout is shorter.
+DECISION_TIMEOUT_SECONDS = 30.0
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+
+
+@dataclass(frozen=True)
+class SignerSettings:
+    """Everything the signer needs to start. The key itself is never here: only where to read it."""
+
+    socket_path: Path
+    database_url: str
+    keypair_path: Path | None = None  # None: read SOLANA_PRIVATE_KEY in the child
+    secret_file: Path | None = None  # None: SIGNER_SHARED_SECRET, else the file beside the socket
+    allowed_uids: tuple[int, ...] = ()
+    socket_group: int | None = None  # with allowed_uids: the group that may reach the socket
+    legacy_protocol: bool = False
+    freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS
+    idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+
+
+@dataclass(frozen=True)
+class SignerInfo:
+    """What a started signer reports: all public."""
+
+    public_key: str
+    pid: int
+    socket_path: str
+    secret_path: str | None  # None when the secret came from SIGNER_SHARED_SECRET
+    pid_path: str
+
+
+@dataclass
+class SignerHandle:
+    """A running signer started by ``start_signer``."""
+
+    info: SignerInfo
+    _process: multiprocessing.Process | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.info.pid
+
+    @property
+    def public_key(self) -> str:
+        return self.info.public_key
+
+    @property
+    def socket_path(self) -> Path:
+        return Path(self.info.socket_path)
+
+    def is_alive(self) -> bool:
+        return _pid_alive(self.pid)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, wait for a clean exit, SIGKILL if it does not come."""
+        stop_pid(self.pid, timeout=timeout)
+        if self._process is not None:
+            self._process.join(timeout=1.0)
+
+    def wait(self) -> None:
+        """Block until the signer exits (foreground mode)."""
+        if self._process is not None:
+            self._process.join()
+        else:
+            while self.is_alive():
+                time.sleep(0.2)
+
+    def __enter__(self) -> SignerHandle:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.is_alive():
+            self.stop()
+
+
+# -- starting --------------------------------------------------------------------------------
+
+
+def start_signer(
+    settings: SignerSettings, *, detach: bool = False, timeout: float = DEFAULT_START_TIMEOUT_SECONDS
+) -> SignerHandle:
+    """Fork a signer and wait until it serves; raise SignerStartError with its reason otherwise.
+
+    Foreground (default): the signer dies with this process. ``detach``: it
+    lives on in its own session, with a pid file beside the socket.
+    """
+    context = multiprocessing.get_context("fork")  # never spawn/forkserver: the child inherits nothing to re-import
+    parent_end, child_end = context.Pipe(duplex=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    process = context.Process(
+        target=_child_entry, args=(child_end, settings, detach, os.getpid()), name="jarvis-wallet-signer", daemon=False
+    )
+    process.start()
+    child_end.close()  # so EOF means every copy in the child is gone
+    try:
+        if not parent_end.poll(timeout):
+            _kill_quietly(process.pid)
+            raise SignerStartError(f"the signer did not report readiness within {timeout:g} s")
+        try:
+            kind, payload = parent_end.recv()
+        except (EOFError, OSError):
+            process.join(timeout=2)
+            raise SignerStartError(
+                f"the signer process exited during start-up (exit code {process.exitcode})"
+            ) from None
+    finally:
+        parent_end.close()
+    if kind == "error":
+        process.join(timeout=5)
+        raise SignerStartError(payload)
+    info = SignerInfo(**payload)
+    if detach:
+        process.join(timeout=5)  # the intermediate process; the signer itself lives on
+        return SignerHandle(info)
+    return SignerHandle(info, process)
+
+
+def _child_entry(conn, settings: SignerSettings, detach: bool, parent_pid: int) -> None:
+    """Runs in the forked child; leaves only through os._exit."""
+    code = 1
+    try:
+        if detach:
+            os.setsid()
+            if os.fork() > 0:  # the intermediate exits at once; the grandchild is re-parented
+                os._exit(0)
+        else:
+            _die_with_parent(parent_pid)
+        code = _run_signer(settings, report=_pipe_reporter(conn))
+    except BaseException:  # noqa: BLE001 - the child must never unwind into the parent's code
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+        os._exit(code)
+
+
+def _pipe_reporter(conn):
+    def report(kind: str, payload) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            conn.send((kind, payload))
+            conn.close()
+
+    return report
+
+
+def serve(settings: SignerSettings, *, on_ready=None) -> int:
+    """Run the signer in this process until SIGTERM or SIGINT; the exit code to use.
+
+    Start-up errors raise SignerStartError. ``on_ready(info)`` is called once serving.
+    """
+    failure: list[str] = []
+
+    def report(kind: str, payload) -> None:
+        if kind == "error":
+            failure.append(payload)
+        elif on_ready is not None:
+            on_ready(SignerInfo(**payload))
+
+    code = _run_signer(settings, report=report)
+    if failure:
+        raise SignerStartError(failure[0])
+    return code
+
+
+def _run_signer(settings: SignerSettings, *, report) -> int:
+    """Start up, report, serve, halt. Start-up failures are reported, never raised."""
+    _harden_process()
+    try:
+        server = _SignerServer.start(settings)
+    except JarvisWalletError as exc:
+        report("error", exc.message)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - report, do not print a traceback from the child
+        report("error", f"unexpected start-up failure: {type(exc).__name__}")
+        return 1
+    report("ready", server.info.__dict__)
+    try:
+        server.serve_forever()
+    finally:
+        server.halt()
+    return 0
+
+
+# -- process hardening -----------------------------------------------------------------------
+
+
+def _libc():
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _harden_process() -> None:
+    """No core dumps; not dumpable, so other processes of this uid cannot ptrace it or read
+    /proc/<pid>/mem or /proc/<pid>/environ (which may hold SOLANA_PRIVATE_KEY)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform.startswith("linux"):
+        _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+# -- the server --------------------------------------------------------------------------------
+
+
+class _SigningWorker(threading.Thread):
+    """The one thread that talks to the database; takes whatever is queued as one batch."""
+
+    def __init__(self, service: SigningService) -> None:
+        super().__init__(name="signing-worker", daemon=True)
+        self._service = service
+        self._queue: queue.Queue = queue.Queue()
+        self._ready = threading.Event()
+        self._start_error: JarvisWalletError | None = None
+
+    def start_and_connect(self) -> None:
+        self.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def submit(self, job: SignJob) -> SignOutcome:
+        future: Future = Future()
+        self._queue.put((job, future))
+        return future.result(timeout=DECISION_TIMEOUT_SECONDS)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def run(self) -> None:
+        try:
+            self._service.connect()  # in this thread: peewee connections are per thread
+        except JarvisWalletError as exc:
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            results = self._service.sign_batch([job for job, _ in batch])
+            for (_, future), result in zip(batch, results):
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        self._service.close()
+
+
+class _SignerServer:
+    def __init__(self, settings, listener, worker, handler, info, wake_r, wake_w) -> None:
+        self.settings = settings
+        self.info = info
+        self._listener = listener
+        self._worker = worker
+        self._handler = handler
+        self._wake_r, self._wake_w = wake_r, wake_w
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._owner_pid = os.getpid()
+        self._halted = False
+
+    @classmethod
+    def start(cls, settings: SignerSettings) -> _SignerServer:
+        from .keys import load_keypair
+
+        socket_path = Path(settings.socket_path)
+        _prepare_socket_directory(socket_path.parent, settings)
+        secret, secret_path = _load_or_create_secret(settings, socket_path)
+        env_key = os.environ.pop("SOLANA_PRIVATE_KEY", None)  # read once, then gone from os.environ
+        keypair = load_keypair(path=settings.keypair_path, env_value=env_key)
+        del env_key
+        service = SigningService(keypair=keypair, database_url=settings.database_url)
+        worker = _SigningWorker(service)
+        worker.start_and_connect()
+        listener = _bind_socket(socket_path, settings)
+        pid_path = default_pid_path(socket_path)
+        _write_pid_file(pid_path)
+        handler = RequestHandler(
+            secret=secret,
+            public_key=keypair.public_key,
+            sign=worker.submit,
+            legacy_protocol=settings.legacy_protocol,
+            freshness_window_ms=settings.freshness_window_ms,
+        )
+        info = SignerInfo(
+            public_key=keypair.public_key_base58,
+            pid=os.getpid(),
+            socket_path=str(socket_path),
+            secret_path=str(secret_path) if secret_path else None,
+            pid_path=str(pid_path),
+        )
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(wake_r, False)
+        return cls(settings, listener, worker, handler, info, wake_r, wake_w)
+
+    # The loop: signals only record and wake it.
+    def serve_forever(self) -> None:
+        signal.set_wakeup_fd(self._wake_w)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        selector = selectors.DefaultSelector()
+        selector.register(self._listener, selectors.EVENT_READ)
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        try:
+            while not self._stopping.is_set():
+                for key, _ in selector.select(timeout=1.0):
+                    if key.fileobj is self._listener:
+                        self._accept()
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.read(self._wake_r, 512)
+        finally:
+            selector.close()
+
+    def _on_signal(self, signum, frame) -> None:
+        self._stopping.set()
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+        except OSError:
+            return
+        peer = _peer_credentials(conn)
+        allowed = {os.getuid(), *self.settings.allowed_uids}
+        if peer.uid not in allowed:
+            _refuse(conn, "peer_not_allowed", f"uid {peer.uid} may not use this signer")
+            return
+        with self._connections_lock:
+            if len(self._connections) >= self.settings.max_connections:
+                busy = True
+            else:
+                busy = False
+                self._connections.add(conn)
+        if busy:
+            _refuse(conn, protocol.BUSY, "too many connections; try again")
+            return
+        threading.Thread(target=self._serve_connection, args=(conn, peer), daemon=True).start()
+
+    def _serve_connection(self, conn: socket.socket, peer: Peer) -> None:
+        frames = protocol.FrameBuffer()
+        conn.settimeout(self.settings.idle_timeout_seconds)
+        try:
+            while not self._stopping.is_set():
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                try:
+                    lines = frames.feed(chunk)
+                except JarvisWalletError as exc:
+                    conn.sendall(protocol.encode_frame(protocol.error_response(None, exc.wire_code, exc.message)))
+                    return  # a line over the cap: the rest of the stream cannot be trusted
+                for line in lines:
+                    conn.sendall(self._handler.handle_line(line, peer))
+        except (OSError, TimeoutError):
+            return
+        finally:
+            with self._connections_lock:
+                self._connections.discard(conn)
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def halt(self) -> None:
+        """Stop accepting, finish the worker, remove our socket and pid file. Idempotent."""
+        if self._halted:
+            return
+        self._halted = True
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        if os.getpid() == self._owner_pid:  # a forked copy must never remove the live socket
+            _unlink_if_ours(Path(self.info.socket_path))
+            _unlink_if_ours(Path(self.info.pid_path))
+        with self._connections_lock:
+            for conn in list(self._connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        self._worker.stop()
+        self._worker.join(timeout=DECISION_TIMEOUT_SECONDS)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+# -- socket, directory, secret, pid file -------------------------------------------------------
+
+
+def _prepare_socket_directory(directory: Path, settings: SignerSettings) -> None:
+    """0700 and ours; with allowed uids, 0710 with the socket group so they can reach it."""
+    ensure_private_dir(directory)
+    if settings.allowed_uids:
+        group = settings.socket_group
+        if group is None:
+            raise InvalidConfig("--allow-uid needs --socket-group: the group whose members may reach the socket")
+        os.chown(directory, -1, group)
+        os.chmod(directory, 0o710)
+
+
+def _load_or_create_secret(settings: SignerSettings, socket_path: Path):
+    from .keys import generate_shared_secret_file, load_shared_secret
+
+    env_value = os.environ.get("SIGNER_SHARED_SECRET")
+    if env_value is not None:
+        return load_shared_secret(env_value=env_value, path=None), None
+    path = Path(settings.secret_file) if settings.secret_file else default_secret_path(socket_path)
+    if settings.secret_file is None and not path.exists():
+        return generate_shared_secret_file(path), path
+    return load_shared_secret(env_value=None, path=path), path
+
+
+def _bind_socket(path: Path, settings: SignerSettings) -> socket.socket:
+    _replace_stale_socket(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # the socket is born 0600: no window where it is open
+    try:
+        listener.bind(str(path))
+    except OSError as exc:
+        listener.close()
+        raise SignerStartError(f"cannot bind {path}: {exc.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    if settings.allowed_uids:
+        os.chown(path, -1, settings.socket_group)
+        os.chmod(path, 0o660)
+    else:
+        os.chmod(path, 0o600)
+    listener.listen(128)
+    return listener
+
+
+def _replace_stale_socket(path: Path) -> None:
+    """A socket nobody answers on is left over from a dead signer; a live one is never stolen."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise SignerStartError(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    except OSError as exc:
+        raise SignerStartError(f"cannot check socket {path}: {exc.strerror}") from None
+    finally:
+        probe.close()
+    owner = read_pid_file(default_pid_path(path))
+    who = f" (pid {owner})" if owner else ""
+    raise SignerStartError(f"socket {path} is already served by a live signer{who}; stop it first")
+
+
+def _peer_credentials(conn: socket.socket) -> Peer:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", creds)
+    return Peer(uid=uid, pid=pid)
+
+
+def _refuse(conn: socket.socket, code: str, message: str) -> None:
+    with contextlib.suppress(OSError):
+        conn.settimeout(1.0)
+        conn.sendall(protocol.encode_frame(protocol.error_response(None, code, message)))
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+def _write_pid_file(path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def read_pid_file(path: Path) -> int | None:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _unlink_if_ours(path: Path) -> None:
+    """Remove the socket or pid file only while the pid file still names this process."""
+    pid_path = default_pid_path(path) if path.suffix != ".pid" else path
+    if read_pid_file(pid_path) not in (None, os.getpid()):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+# -- stopping --------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def _kill_quietly(pid: int | None) -> None:
+    if pid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_pid(pid: int, *, timeout: float = 10.0) -> None:
+    """SIGTERM and wait; SIGKILL after ``timeout``."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.02)
+    _kill_quietly(pid)
+
+
+def stop_signer(socket_path: Path, *, timeout: float = 10.0) -> int:
+    """Stop the signer serving ``socket_path`` (via its pid file); return its pid."""
+    pid_path = default_pid_path(Path(socket_path))
+    pid = read_pid_file(pid_path)
+    if pid is None or not _pid_alive(pid):
+        raise SignerUnavailable(f"no signer is running for {socket_path}")
+    stop_pid(pid, timeout=timeout)
+    return pid
