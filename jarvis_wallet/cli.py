@@ -16,7 +16,11 @@ from typer.core import TyperGroup
 from . import __version__
 from .commands import config as config_commands
 from .commands import database as database_commands
+from .commands import inspect as inspect_commands
+from .commands import keys as keys_commands
 from .commands import limits as limits_commands
+from .commands import sign as sign_commands
+from .commands import signer as signer_commands
 from .commands import tx as tx_commands
 from .errors import JarvisWalletError
 
@@ -68,6 +72,13 @@ app.command("init-db")(database_commands.init_db)
 app.add_typer(config_commands.app, name="config")
 app.add_typer(limits_commands.app, name="limits")
 app.add_typer(tx_commands.app, name="tx")
+app.add_typer(signer_commands.app, name="signer")
+app.command("sign")(sign_commands.sign)
+app.command("sign-message")(sign_commands.sign_message)
+app.command("keygen")(keys_commands.keygen)
+app.command("pubkey")(keys_commands.pubkey)
+app.command("inspect")(inspect_commands.inspect)
+app.command("build-transfer")(inspect_commands.build_transfer)
 
 
 def main() -> None:

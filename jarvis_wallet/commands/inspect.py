@@ -1,0 +1,114 @@
+"""`jarvis-wallet inspect` and `jarvis-wallet build-transfer`: offline tools for transactions."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ._common import database_url, escape, lamports_cell, print_fields, print_json, say
+from .sign import _read_input
+
+
+def inspect(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., metavar="FILE|-", help="Base64 of a transaction or message; - reads stdin."),
+    wallet: Optional[str] = typer.Option(
+        None, "--wallet", help="Count the spend of this wallet, and show what the signer would decide under its limits."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print version, fee_payer, signers, programs, instructions, fee_lamports, spend_lamports, ..."),
+) -> None:
+    """Decode a transaction or message offline: instructions in plain words, fees and spend.
+
+    Example: jarvis-wallet inspect tx.b64 --wallet <PUBKEY>
+    """
+    from ..solana import decode_base64_input, describe, parse_transaction_input
+    from ..solana.pubkey import decode_pubkey
+
+    parsed = parse_transaction_input(decode_base64_input(_read_input(source, what="transaction file")))
+    wallet_key = decode_pubkey(wallet, what="wallet") if wallet else None
+    report = describe(parsed, wallet=wallet_key)
+    if wallet_key is not None:
+        report["decision"] = _would_decide(ctx, parsed, wallet)
+    if json_output:
+        print_json(report)
+        return
+    _render(report)
+
+
+def _would_decide(ctx, parsed, wallet: str) -> dict | None:
+    """The signer's decision under the current limits, or None (with a note) if the database is not usable."""
+    from ..db import session
+    from ..errors import DatabaseError
+    from ..ledger import spent_in_window
+    from ..limits import get_limits
+    from ..models import utc_now
+    from ..policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
+    from ..settings import get_setting
+
+    try:
+        with session(database_url(ctx)):
+            row = get_limits(wallet)
+            limits = None if row is None else Limits(row.per_tx_lamports, row.daily_lamports)
+            spent = spent_in_window(row.wallet, now=utc_now()) if row else 0
+            extra_programs = [p for p in (get_setting("allowed_programs") or "").split(",") if p]
+            destinations = get_setting("allowed_destinations")
+            decision = decide(
+                message=parsed, wallet=wallet, limits=limits, spent_24h_lamports=spent,
+                program_allowlist=set(DEFAULT_PROGRAM_ALLOWLIST) | set(extra_programs),
+                destination_allowlist=None if destinations is None else [d for d in destinations.split(",") if d],
+            )
+    except DatabaseError as exc:
+        say(f"Note: no decision shown: {exc.message}")
+        return None
+    return {"allowed": decision.allowed, "reason": decision.reason, "message": decision.message, "spent_24h_lamports": spent}
+
+
+def _render(report: dict) -> None:
+    fields = [
+        ("version", str(report["version"])),
+        ("fee payer", report["fee_payer"]),
+        ("signers", "\n".join(report["signers"])),
+        ("programs", "\n".join(report["programs"])),
+        ("instructions", "\n".join(f"{i + 1}. {escape(ins['description'])}" for i, ins in enumerate(report["instructions"]))),
+        ("network fee", lamports_cell(report["fee_lamports"])),
+        (f"spend of {report['wallet']}", lamports_cell(report["spend_lamports"])),
+    ]
+    decision = report.get("decision")
+    if decision is not None:
+        verdict = "would sign" if decision["allowed"] else f"would refuse ({decision['reason']})"
+        fields.append(("signer decision", f"{verdict}: {escape(decision['message'])}"))
+    print_fields("Transaction", fields)
+
+
+def build_transfer(
+    from_key: str = typer.Option(..., "--from", help="Sender and fee payer (base58)."),
+    to_key: str = typer.Option(..., "--to", help="Recipient (base58)."),
+    amount: str = typer.Option(..., "--amount", help="Lamports (1500000) or SOL (1.5SOL)."),
+    blockhash: str = typer.Option(..., "--blockhash", help="A recent blockhash (base58)."),
+    v0: bool = typer.Option(False, "--v0", help="Build a versioned (v0) message instead of a legacy one."),
+    memo: Optional[str] = typer.Option(None, "--memo", help="Add a Memo instruction with this text."),
+    compute_unit_price: Optional[int] = typer.Option(None, "--compute-unit-price", help="Priority fee in micro-lamports per compute unit."),
+    compute_unit_limit: Optional[int] = typer.Option(None, "--compute-unit-limit", help="Compute unit limit."),
+) -> None:
+    """Build a System transfer message and print it as base64, ready for `sign` or `inspect`.
+
+    Example: jarvis-wallet build-transfer --from <PUBKEY> --to <PUBKEY> --amount 0.01SOL --blockhash <HASH>
+    """
+    import base64
+
+    from ..amounts import parse_amount
+    from ..solana import build_transfer_message
+    from ..solana.pubkey import decode_pubkey
+
+    message = build_transfer_message(
+        from_pubkey=decode_pubkey(from_key, what="--from key"),
+        to_pubkey=decode_pubkey(to_key, what="--to key"),
+        lamports=parse_amount(amount, what="--amount"),
+        recent_blockhash=decode_pubkey(blockhash, what="--blockhash"),
+        v0=v0,
+        compute_unit_price=compute_unit_price,
+        compute_unit_limit=compute_unit_limit,
+        memo=memo,
+    )
+    typer.echo(base64.b64encode(message).decode("ascii"))

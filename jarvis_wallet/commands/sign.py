@@ -1,0 +1,130 @@
+"""`jarvis-wallet sign` and `jarvis-wallet sign-message`: ask the signer, print the result."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import print_json
+
+SocketOption = typer.Option(None, "--socket", help="Signer socket. Default: $SIGNER_SOCKET_PATH, else the runtime default.")
+SecretFileOption = typer.Option(None, "--secret-file", help="Shared secret file. Default: $SIGNER_SHARED_SECRET, else the file beside the socket.")
+PurposeOption = typer.Option(None, "--purpose", help="Why: recorded with the transaction.")
+TimeoutOption = typer.Option(10.0, "--timeout", help="Seconds to wait for the signer.")
+
+
+def _read_input(source: str, *, what: str) -> str:
+    from ..errors import InvalidInput
+
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise InvalidInput(f"cannot read {what} {source}: {reason}") from None
+
+
+def sign(
+    source: str = typer.Argument(..., metavar="FILE|-", help="Base64 of a transaction or message; - reads stdin."),
+    purpose: Optional[str] = PurposeOption,
+    socket: Optional[Path] = SocketOption,
+    secret_file: Optional[Path] = SecretFileOption,
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the signed transaction (base64) here."),
+    timeout: float = TimeoutOption,
+    json_output: bool = typer.Option(False, "--json", help="Print signature, signed_transaction, request_id, wallet, lamports, ..."),
+) -> None:
+    """Ask the signer to sign a transaction; print the base58 signature.
+
+    A refusal prints the reason and exits 5; an unreachable signer exits 6; bad input exits 2.
+
+    Example: jarvis-wallet sign tx.b64 --purpose "pay invoice 42" --out signed.b64
+    """
+    import base64
+
+    from ..client import SignerClient
+    from ..solana.transaction import decode_base64_input
+
+    tx_bytes = decode_base64_input(_read_input(source, what="transaction file"))
+    if out is not None:
+        _check_writable(out)  # before signing: a released signature must not be lost to a bad path
+    with SignerClient(socket, secret_file=secret_file, timeout=timeout) as client:
+        signed = client.sign_transaction(tx_bytes, purpose=purpose)
+    signed_b64 = base64.b64encode(signed.signed_transaction).decode("ascii")
+    if out is not None:
+        _write_output(out, signed_b64 + "\n")
+    if json_output:
+        print_json(
+            {
+                "signature": signed.signature,
+                "signed_transaction": signed_b64,
+                "request_id": signed.request_id,
+                "wallet": signed.wallet,
+                "lamports": signed.lamports,
+                "fee_lamports": signed.fee_lamports,
+                "transaction_id": signed.transaction_id,
+                "duplicate": signed.duplicate,
+            }
+        )
+    else:
+        typer.echo(signed.signature)
+
+
+def sign_message(
+    text: Optional[str] = typer.Argument(None, help="The text to sign."),
+    file: Optional[Path] = typer.Option(None, "--file", help="Read the text from a file instead."),
+    purpose: Optional[str] = PurposeOption,
+    socket: Optional[Path] = SocketOption,
+    secret_file: Optional[Path] = SecretFileOption,
+    timeout: float = TimeoutOption,
+    json_output: bool = typer.Option(False, "--json", help="Print signature, signed_message (base64), request_id, wallet."),
+) -> None:
+    """Sign a text as a Solana off-chain message; print the base58 signature.
+
+    Example: jarvis-wallet sign-message "I control this wallet"
+    """
+    import base64
+
+    from ..client import SignerClient
+    from ..errors import InvalidInput
+
+    if (text is None) == (file is None):
+        raise InvalidInput("give the text or --file, not both")
+    if file is not None:
+        text = _read_input(str(file), what="message file")
+    with SignerClient(socket, secret_file=secret_file, timeout=timeout) as client:
+        signed = client.sign_message(text, purpose=purpose)
+    if json_output:
+        print_json(
+            {
+                "signature": signed.signature,
+                "signed_message": base64.b64encode(signed.signed_message).decode("ascii"),
+                "request_id": signed.request_id,
+                "wallet": signed.wallet,
+                "transaction_id": signed.transaction_id,
+            }
+        )
+    else:
+        typer.echo(signed.signature)
+
+
+def _check_writable(path: Path) -> None:
+    import os
+
+    from ..errors import InvalidInput
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise InvalidInput(f"cannot write --out {path}: not a writable file path")
+
+
+def _write_output(path: Path, text: str) -> None:
+    from ..errors import InvalidInput
+
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None

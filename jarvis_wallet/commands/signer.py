@@ -1,0 +1,196 @@
+"""`jarvis-wallet signer start|serve|stop|status`."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._common import JsonOption, database_url, print_fields, print_json, say
+
+app = typer.Typer(help="Run the signer: the only process that holds the key.", no_args_is_help=True)
+
+KeypairOption = typer.Option(
+    None, "--keypair", help="Keypair file (0600). Default: the SOLANA_PRIVATE_KEY environment variable."
+)
+SocketOption = typer.Option(
+    None, "--socket", help="Socket path. Default: $SIGNER_SOCKET_PATH, else $XDG_RUNTIME_DIR/jarvis-wallet/signer.sock."
+)
+SecretFileOption = typer.Option(
+    None, "--secret-file",
+    help="Shared secret file (0600, 32+ bytes). Default: $SIGNER_SHARED_SECRET, else a file generated beside the socket.",
+)
+
+
+def _settings(ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections, idle_timeout):
+    import grp
+
+    from ..config import resolve_socket_path
+    from ..errors import InvalidConfig
+    from ..signer import SignerSettings
+
+    group_id = None
+    if socket_group is not None:
+        try:
+            group_id = int(socket_group) if socket_group.isdigit() else grp.getgrnam(socket_group).gr_gid
+        except KeyError:
+            raise InvalidConfig(f"unknown group {socket_group!r}") from None
+    if freshness_window <= 0 or max_connections < 1 or idle_timeout <= 0:
+        raise InvalidConfig("--freshness-window, --max-connections and --idle-timeout must be positive")
+    return SignerSettings(
+        socket_path=resolve_socket_path(socket),
+        database_url=database_url(ctx),
+        keypair_path=keypair,
+        secret_file=secret_file,
+        allowed_uids=tuple(allow_uid or ()),
+        socket_group=group_id,
+        legacy_protocol=legacy_protocol,
+        freshness_window_ms=int(freshness_window * 1000),
+        max_connections=max_connections,
+        idle_timeout_seconds=idle_timeout,
+    )
+
+
+def _ready_line(info) -> str:
+    secret = info.secret_path or "$SIGNER_SHARED_SECRET"
+    return f"Signer ready: wallet {info.public_key}, pid {info.pid}, socket {info.socket_path}, secret {secret}"
+
+
+AllowUidOption = typer.Option(None, "--allow-uid", help="Another uid allowed to connect (repeatable); needs --socket-group.")
+SocketGroupOption = typer.Option(None, "--socket-group", help="Group (name or gid) given access to the socket directory with --allow-uid.")
+LegacyOption = typer.Option(False, "--legacy-protocol", help="Also accept the original @jarvis/wallet line format (no freshness check; see docs/protocol.md).")
+FreshnessOption = typer.Option(30.0, "--freshness-window", help="Seconds a request's timestamp may differ from the signer's clock.")
+MaxConnectionsOption = typer.Option(64, "--max-connections", help="Connections served at once; more are refused with 'busy'.")
+IdleTimeoutOption = typer.Option(60.0, "--idle-timeout", help="Seconds a connection may sit idle before it is closed.")
+
+
+@app.command("start")
+def signer_start(
+    ctx: typer.Context,
+    keypair: Optional[Path] = KeypairOption,
+    socket: Optional[Path] = SocketOption,
+    secret_file: Optional[Path] = SecretFileOption,
+    detach: bool = typer.Option(False, "--detach", help="Return once ready; the signer keeps running in its own session."),
+    allow_uid: Optional[List[int]] = AllowUidOption,
+    socket_group: Optional[str] = SocketGroupOption,
+    legacy_protocol: bool = LegacyOption,
+    freshness_window: float = FreshnessOption,
+    max_connections: int = MaxConnectionsOption,
+    idle_timeout: float = IdleTimeoutOption,
+    timeout: float = typer.Option(15.0, "--timeout", help="Seconds to wait for the signer to report readiness."),
+    json_output: bool = typer.Option(False, "--json", help="Print the ready line as JSON."),
+) -> None:
+    """Fork the signer; print its ready line or its start-up error.
+
+    In the foreground (default) Ctrl-C or SIGTERM stops it, and it stops if this
+    process dies. With --detach it keeps running; stop it with `signer stop`.
+
+    Example: jarvis-wallet signer start --keypair signer.json --detach
+    """
+    from ..signer import start_signer
+
+    settings = _settings(
+        ctx, keypair=keypair, socket=socket, secret_file=secret_file, allow_uid=allow_uid,
+        socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
+        max_connections=max_connections, idle_timeout=idle_timeout,
+    )
+    handle = start_signer(settings, detach=detach, timeout=timeout)
+    if json_output:
+        print_json({"public_key": handle.info.public_key, "pid": handle.info.pid, "socket_path": handle.info.socket_path,
+                    "secret_path": handle.info.secret_path, "pid_path": handle.info.pid_path, "detached": detach})
+    else:
+        typer.echo(_ready_line(handle.info))
+    if detach:
+        return
+    _wait_in_foreground(handle)
+
+
+def _wait_in_foreground(handle) -> None:
+    """Stay with the signer; Ctrl-C or SIGTERM stops it cleanly."""
+    import time
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        while handle.is_alive():
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        handle.stop()
+        say("Signer stopped")
+        return
+    say("Error: the signer exited unexpectedly")
+    raise typer.Exit(1)
+
+
+@app.command("serve")
+def signer_serve(
+    ctx: typer.Context,
+    keypair: Optional[Path] = KeypairOption,
+    socket: Optional[Path] = SocketOption,
+    secret_file: Optional[Path] = SecretFileOption,
+    allow_uid: Optional[List[int]] = AllowUidOption,
+    socket_group: Optional[str] = SocketGroupOption,
+    legacy_protocol: bool = LegacyOption,
+    freshness_window: float = FreshnessOption,
+    max_connections: int = MaxConnectionsOption,
+    idle_timeout: float = IdleTimeoutOption,
+) -> None:
+    """Run the signer in this process, without forking, for a supervisor such as systemd.
+
+    Example: jarvis-wallet signer serve --keypair /etc/jarvis-wallet/signer.json
+    """
+    from ..signer import serve
+
+    settings = _settings(
+        ctx, keypair=keypair, socket=socket, secret_file=secret_file, allow_uid=allow_uid,
+        socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
+        max_connections=max_connections, idle_timeout=idle_timeout,
+    )
+    code = serve(settings, on_ready=lambda info: say(_ready_line(info)))
+    raise typer.Exit(code)
+
+
+@app.command("stop")
+def signer_stop(socket: Optional[Path] = SocketOption) -> None:
+    """Stop the signer serving a socket (found through its pid file).
+
+    Example: jarvis-wallet signer stop
+    """
+    from ..config import resolve_socket_path
+    from ..signer import stop_signer
+
+    path = resolve_socket_path(socket)
+    pid = stop_signer(path)
+    typer.echo(f"Stopped signer pid {pid} ({path})")
+
+
+@app.command("status")
+def signer_status(
+    socket: Optional[Path] = SocketOption,
+    secret_file: Optional[Path] = SecretFileOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Ask the signer for its pid, public key, uptime and counters.
+
+    Example: jarvis-wallet signer status --json
+    """
+    from ..client import SignerClient
+
+    with SignerClient(socket, secret_file=secret_file) as client:
+        status = client.status()
+    data = {
+        "public_key": status["publicKey"],
+        "pid": status["pid"],
+        "uptime_seconds": status["uptimeSeconds"],
+        "signed": status["signed"],
+        "refused": status["refused"],
+        "socket_path": str(client.socket_path),
+    }
+    if json_output:
+        print_json(data)
+    else:
+        print_fields("Signer", [(k, str(v)) for k, v in data.items()])
