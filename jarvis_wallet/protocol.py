@@ -130,6 +130,7 @@ INVALID_TX = "invalid_tx"
 AUTH_FAILED = "auth_failed"
 STALE_REQUEST = "stale_request"
 REPLAYED_REQUEST = "replayed_request"
+PEER_NOT_ALLOWED = "peer_not_allowed"
 NO_LIMITS = "no_limits"
 NOT_A_SIGNER = "not_a_signer"
 PROGRAM_NOT_ALLOWED = "program_not_allowed"
@@ -155,6 +156,8 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         AUTH_FAILED: "the hmac does not match the request under the shared secret",
         STALE_REQUEST: "the timestamp is outside the freshness window around the signer's clock",
         REPLAYED_REQUEST: "this requestId was already used",
+        PEER_NOT_ALLOWED: "the connecting process's uid may not use this signer; sent before "
+        "closing the connection",
         NO_LIMITS: "the wallet has no spend limits configured, so nothing is signed",
         NOT_A_SIGNER: "the transaction does not list the signer's key as a required signer",
         PROGRAM_NOT_ALLOWED: "an instruction passes the wallet to a program outside the allow-list",
@@ -178,6 +181,7 @@ _LEGACY_CODE_FOR: Mapping[str, str] = MappingProxyType(
         AUTH_FAILED: LEGACY_AUTH_FAILED,
         STALE_REQUEST: LEGACY_AUTH_FAILED,
         REPLAYED_REQUEST: LEGACY_AUTH_FAILED,
+        PEER_NOT_ALLOWED: LEGACY_AUTH_FAILED,
         INVALID_TX: LEGACY_INVALID_TX,
         BAD_REQUEST: LEGACY_INVALID_TX,
         UNKNOWN_OP: LEGACY_INVALID_TX,

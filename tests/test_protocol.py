@@ -764,6 +764,7 @@ def test_every_code_maps_onto_one_of_the_three_legacy_codes():
         "auth_failed": "auth_failed",
         "stale_request": "auth_failed",
         "replayed_request": "auth_failed",
+        "peer_not_allowed": "auth_failed",
         "invalid_tx": "invalid_tx",
         "bad_request": "invalid_tx",
         "unknown_op": "invalid_tx",
