@@ -122,3 +122,87 @@ def cli():
         return CliResult(result)
 
     return invoke
+
+
+# -- signers -------------------------------------------------------------------------------
+
+
+class SignerFixture:
+    """Starts real forked signers on real sockets; stops every one at teardown."""
+
+    def __init__(self, tmp_path, database_url):
+        self.tmp_path = tmp_path
+        self.database_url = database_url
+        self.handles = []
+        self._count = 0
+
+    def keypair_file(self, name="signer.json"):
+        from jarvis_wallet.keys import generate_keypair_file
+
+        path = self.tmp_path / name
+        if not path.exists():
+            generate_keypair_file(path)
+        return path
+
+    def keypair(self, name="signer.json"):
+        from jarvis_wallet.keys import load_keypair_file
+
+        return load_keypair_file(self.keypair_file(name))
+
+    def set_limits(self, *, per_tx, daily, wallet=None, name="signer.json"):
+        from jarvis_wallet.db import session
+        from jarvis_wallet.limits import set_limits
+
+        wallet = wallet or self.keypair(name).public_key_base58
+        with session(self.database_url):
+            set_limits(wallet, per_tx_lamports=per_tx, daily_lamports=daily)
+        return wallet
+
+    def start(self, *, name="signer.json", socket_path=None, detach=False, **overrides):
+        from jarvis_wallet.signer import SignerSettings, start_signer
+
+        self._count += 1
+        if socket_path is None:
+            socket_path = self.tmp_path / f"run{self._count}" / "signer.sock"
+        settings = SignerSettings(
+            socket_path=socket_path,
+            database_url=overrides.pop("database_url", self.database_url),
+            keypair_path=overrides.pop("keypair_path", self.keypair_file(name)),
+            **overrides,
+        )
+        handle = start_signer(settings, detach=detach)
+        self.handles.append(handle)
+        return handle
+
+    def client(self, handle, **kwargs):
+        from jarvis_wallet.client import SignerClient
+
+        return SignerClient(handle.socket_path, **kwargs)
+
+    def stop_all(self):
+        for handle in self.handles:
+            if handle.is_alive():
+                handle.stop()
+        for handle in self.handles:
+            assert not handle.is_alive(), f"signer pid {handle.pid} survived its test"
+            assert not handle.socket_path.exists(), f"socket {handle.socket_path} left behind"
+
+
+@pytest.fixture
+def signers(tmp_path, initialised_url):
+    fixture = SignerFixture(tmp_path, initialised_url)
+    yield fixture
+    fixture.stop_all()
+
+
+def transfer_message(*, from_key: bytes, lamports: int, to_key: bytes | None = None, **kwargs) -> bytes:
+    """A fresh legacy transfer message (a random blockhash makes each one unique)."""
+    from jarvis_wallet.solana import build_transfer_message
+
+    return build_transfer_message(
+        from_pubkey=from_key,
+        to_pubkey=to_key or os.urandom(32),
+        lamports=lamports,
+        recent_blockhash=os.urandom(32),
+        **kwargs,
+    )
