@@ -5,18 +5,23 @@ from __future__ import annotations
 import pytest
 import solders.compute_budget as cb
 import solders.system_program as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.message import Message as SoldersMessage
 from solders.pubkey import Pubkey
 
 from jarvis_wallet.errors import InvalidTransaction
+from jarvis_wallet.policy import Limits, decide
 from jarvis_wallet.solana import (
     COMPUTE_BUDGET_PROGRAM_ID,
     MEMO_V1_PROGRAM_ID,
     MEMO_V2_PROGRAM_ID,
     SYSTEM_PROGRAM_ID,
+    compute_spend,
     decode_instructions,
+    describe,
     describe_instruction,
     parse_message,
 )
@@ -225,3 +230,41 @@ def test_known_programs_with_bad_data_are_refused(instructions, why) -> None:
 def test_extra_accounts_on_system_instructions_are_tolerated() -> None:
     _, (decoded,) = decode(raw(SYSTEM, u32(2) + u64(1), [PAYER, A, B]))
     assert decoded.kind == "transfer" and len(decoded.accounts) == 3
+
+
+# -- robustness ---------------------------------------------------------------------
+
+
+KNOWN_PROGRAMS = [SYSTEM, Pubkey(COMPUTE_BUDGET_PROGRAM_ID), Pubkey(MEMO_V1_PROGRAM_ID), Pubkey(MEMO_V2_PROGRAM_ID)]
+
+
+@st.composite
+def known_program_data(draw) -> bytes:
+    """Mostly well-formed variants with random fields, sometimes arbitrary bytes."""
+    program = draw(st.sampled_from(KNOWN_PROGRAMS))
+    if program == SYSTEM and draw(st.booleans()):
+        variant = draw(st.integers(0, 15))
+        seed = draw(st.binary(max_size=8))
+        fields = draw(st.binary(max_size=90))
+        data = u32(variant) + draw(st.sampled_from([b"", u64(len(seed)) + seed])) + fields
+    elif program == Pubkey(COMPUTE_BUDGET_PROGRAM_ID) and draw(st.booleans()):
+        data = bytes([draw(st.integers(0, 5))]) + draw(st.binary(max_size=9))
+    else:
+        data = draw(st.binary(max_size=60))
+    accounts = draw(st.lists(st.sampled_from([PAYER, A, B, C]), max_size=5))
+    return program, data, accounts
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(known_program_data(), min_size=1, max_size=3), st.sampled_from([PAYER, A]))
+def test_known_programs_never_raise_anything_but_invalid_transaction(instructions, wallet) -> None:
+    try:
+        message, decoded = decode(*(raw(program, data, accounts) for program, data, accounts in instructions))
+    except InvalidTransaction:
+        return
+    for instruction in decoded:
+        assert describe_instruction(message, instruction)
+    spend = compute_spend(message, bytes(wallet))
+    assert spend.spend_lamports >= 0
+    describe(message, wallet=bytes(wallet))
+    decide(message=message, wallet=bytes(wallet), limits=Limits(10**9, 10**10), spent_24h_lamports=0)

@@ -27,6 +27,8 @@ __all__ = ["AccountMeta", "Instruction", "build_offchain_message", "build_transf
 
 @dataclass(frozen=True)
 class AccountMeta:
+    """An account an instruction uses, with the access it needs."""
+
     pubkey: bytes
     is_signer: bool
     is_writable: bool
@@ -34,6 +36,8 @@ class AccountMeta:
 
 @dataclass(frozen=True)
 class Instruction:
+    """An instruction before compilation: program, account metas, data."""
+
     program_id: bytes
     accounts: tuple[AccountMeta, ...]
     data: bytes
