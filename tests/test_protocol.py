@@ -964,6 +964,7 @@ def test_worked_example_response_verifies():
         lamports=1_000_000,
         feeLamports=5_000,
         transactionId=1,
+        duplicate=False,
     )
     nacl.signing.VerifyKey(keypair.public_key).verify(message, signature)
     refusal = decode_frame(EXAMPLES["sign-refusal"].encode())
