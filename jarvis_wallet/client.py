@@ -115,9 +115,9 @@ class SignerClient:
     ) -> None:
         self.socket_path = resolve_socket_path(socket_path)
         if isinstance(secret, str):
-            secret = secret.encode("utf-8")
-        if isinstance(secret, bytes):
-            secret = load_shared_secret(env_value=secret.decode("utf-8", "strict"), path=None)
+            secret = load_shared_secret(env_value=secret, path=None)
+        elif isinstance(secret, (bytes, bytearray)):
+            secret = SharedSecret(bytes(secret))
         self._secret: SharedSecret | None = secret or find_shared_secret(self.socket_path, secret_file=secret_file)
         self.timeout = timeout
         self._sock: socket.socket | None = None

@@ -36,7 +36,7 @@ from .errors import (
 from .keys import Keypair
 from .ledger import spent_in_window
 from .migrations import check_schema
-from .models import SpendLimit, WalletConfig, WalletTransaction, utc_now
+from .models import MODELS, SpendLimit, WalletConfig, WalletTransaction, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
 from .solana import build_offchain_message, encode_pubkey, parse_transaction_input
 
@@ -108,7 +108,8 @@ class SigningService:
             self._db = open_database(self._database_url)
         with translate_errors(self._db):
             self._db.connect(reuse_if_open=True)
-        check_schema(self._db)
+        with self._db.bind_ctx(MODELS):
+            check_schema(self._db)
 
     def close(self) -> None:
         if self._db is not None:
@@ -128,7 +129,8 @@ class SigningService:
         try:
             self.connect()
             db = self._db
-            with translate_errors(db), self._locked_transaction(db):
+            # bind_ctx: this connection, whatever else the process has bound the models to.
+            with translate_errors(db), db.bind_ctx(MODELS), self._locked_transaction(db):
                 now = self._clock()
                 for job, message, slot in zip(jobs, prepared, pending):
                     if isinstance(message, JarvisWalletError) and not isinstance(message, InvalidTransaction):

@@ -1,0 +1,197 @@
+"""The atomic check-record-sign step, driven directly (no socket) on each database."""
+
+import datetime
+import hashlib
+import os
+
+import base58
+import nacl.signing
+import pytest
+
+from jarvis_wallet.db import session
+from jarvis_wallet.errors import AuthenticationFailed, InvalidTransaction, PolicyDenied
+from jarvis_wallet.keys import Keypair
+from jarvis_wallet.limits import set_limits
+from jarvis_wallet.models import WalletTransaction, utc_now
+from jarvis_wallet.settings import set_setting
+from jarvis_wallet.signing import Peer, SignJob, SigningService
+from jarvis_wallet.solana import parse_transaction_input
+
+from conftest import transfer_message
+
+FEE = 5000
+
+
+class Clock:
+    """An injected clock, so the 24-hour window can be crossed without waiting."""
+
+    def __init__(self):
+        self.now = utc_now()
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def keypair():
+    return Keypair.generate()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def service(initialised_url, keypair, clock):
+    svc = SigningService(keypair=keypair, database_url=initialised_url, clock=clock)
+    svc.connect()
+    yield svc
+    svc.close()
+
+
+def _limits(url, keypair, per_tx, daily):
+    with session(url):
+        set_limits(keypair.public_key_base58, per_tx_lamports=per_tx, daily_lamports=daily)
+
+
+def _rows(url):
+    with session(url):
+        return list(WalletTransaction.select().order_by(WalletTransaction.id).dicts())
+
+
+def _job(message, request_id=None, **kwargs):
+    return SignJob(request_id=request_id or os.urandom(8).hex(), tx_bytes=message, **kwargs)
+
+
+def test_signs_records_then_returns(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**9, 10**9)
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    outcome = service.sign(_job(message, request_id="r1", purpose="coffee", peer=Peer(uid=1000, pid=42)))
+    nacl.signing.VerifyKey(keypair.public_key).verify(message, outcome.signature)
+    assert outcome.lamports == 1000 + FEE and outcome.fee_lamports == FEE and not outcome.duplicate
+    # The signed transaction carries the signature in the signer's slot.
+    assert parse_transaction_input(outcome.signed_bytes).signatures == (outcome.signature,)
+    (row,) = _rows(initialised_url)
+    assert row["id"] == outcome.transaction_id
+    assert row["status"] == "signed" and row["signature"] == base58.b58encode(outcome.signature).decode()
+    assert row["request_id"] == "r1" and row["purpose"] == "coffee"
+    assert (row["peer_uid"], row["peer_pid"]) == (1000, 42)
+    assert row["message_sha256"] == hashlib.sha256(message).hexdigest()
+    assert row["lamports"] == 1000 + FEE and row["fee_lamports"] == FEE
+    assert row["wallet"] == keypair.public_key_base58
+
+
+def test_no_limits_no_signing(service, keypair, initialised_url):
+    message = transfer_message(from_key=keypair.public_key, lamports=1)
+    with pytest.raises(PolicyDenied) as info:
+        service.sign(_job(message))
+    assert info.value.reason == "no_limits"
+    assert "jarvis-wallet limits set --wallet" in info.value.message
+    (row,) = _rows(initialised_url)
+    assert row["status"] == "rejected" and row["signature"] is None
+    assert row["rejection_reason"].startswith("no_limits:")
+
+
+@pytest.mark.parametrize("spend_over", [0, 1])
+def test_per_tx_boundary(service, keypair, initialised_url, spend_over):
+    _limits(initialised_url, keypair, 10_000 + FEE, 10**9)
+    message = transfer_message(from_key=keypair.public_key, lamports=10_000 + spend_over)
+    if spend_over:
+        with pytest.raises(PolicyDenied) as info:
+            service.sign(_job(message))
+        assert info.value.reason == "per_tx_limit_exceeded"
+    else:
+        service.sign(_job(message))
+    assert [r["status"] for r in _rows(initialised_url)] == ["rejected" if spend_over else "signed"]
+
+
+def test_daily_ceiling_is_a_rolling_24_hours(service, keypair, initialised_url, clock):
+    _limits(initialised_url, keypair, 1000 + FEE, 3 * (1000 + FEE))
+    for _ in range(3):
+        service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1000)))
+    with pytest.raises(PolicyDenied) as info:
+        service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1000)))
+    assert info.value.reason == "daily_limit_exceeded"
+    clock.now += datetime.timedelta(hours=23, minutes=59)
+    with pytest.raises(PolicyDenied):
+        service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1)))
+    clock.now += datetime.timedelta(minutes=2)  # the first three are now older than 24 hours
+    service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1000)))
+
+
+def test_retry_of_the_same_message_returns_the_recorded_signature(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    first = service.sign(_job(message))
+    again = service.sign(_job(message))
+    assert again.duplicate and again.signature == first.signature and again.transaction_id == first.transaction_id
+    assert again.signed_bytes == first.signed_bytes
+    # Counted once: one signed row.
+    assert [r["status"] for r in _rows(initialised_url)] == ["signed"]
+
+
+def test_request_id_is_single_use_in_the_database(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1), request_id="same"))
+    with pytest.raises(AuthenticationFailed) as info:
+        service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=2), request_id="same"))
+    assert info.value.wire_code == "replayed_request"
+    assert len(_rows(initialised_url)) == 1
+
+
+def test_unparseable_input_is_refused_and_recorded(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    with pytest.raises(InvalidTransaction):
+        service.sign(_job(b"\x01" + os.urandom(40)))
+    (row,) = _rows(initialised_url)
+    assert row["status"] == "rejected" and row["rejection_reason"].startswith("invalid_tx:")
+
+
+def test_a_transaction_the_wallet_does_not_sign_is_refused(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    other = Keypair.generate()
+    with pytest.raises(PolicyDenied) as info:
+        service.sign(_job(transfer_message(from_key=other.public_key, lamports=1)))
+    assert info.value.reason == "not_a_signer"
+
+
+def test_configured_destination_allowlist_applies(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    allowed = os.urandom(32)
+    with session(initialised_url):
+        set_setting("allowed_destinations", base58.b58encode(allowed).decode())
+    service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1, to_key=allowed)))
+    with pytest.raises(PolicyDenied) as info:
+        service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1)))
+    assert info.value.reason == "destination_not_allowed"
+
+
+def test_batch_decides_in_order_with_each_seeing_the_last(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 1000 + FEE, 2 * (1000 + FEE))
+    jobs = [_job(transfer_message(from_key=keypair.public_key, lamports=1000)) for _ in range(3)]
+    jobs.append(_job(b"garbage"))
+    results = service.sign_batch(jobs)
+    assert [type(r).__name__ for r in results] == ["SignOutcome", "SignOutcome", "PolicyDenied", "InvalidTransaction"]
+    assert [r["status"] for r in _rows(initialised_url)] == ["signed", "signed", "rejected", "rejected"]
+
+
+def test_offchain_message_needs_limits_and_is_recorded(service, keypair, initialised_url):
+    from jarvis_wallet.solana import build_offchain_message
+
+    with pytest.raises(PolicyDenied):
+        service.sign(SignJob(request_id="m1", text="hello"))
+    _limits(initialised_url, keypair, 1, 1)
+    outcome = service.sign(SignJob(request_id="m2", text="hello"))
+    assert outcome.signed_bytes == build_offchain_message("hello")
+    nacl.signing.VerifyKey(keypair.public_key).verify(outcome.signed_bytes, outcome.signature)
+    assert [(r["status"], r["lamports"]) for r in _rows(initialised_url)] == [("rejected", 0), ("signed", 0)]
+
+
+def test_an_offchain_envelope_is_never_signed_as_a_transaction(service, keypair, initialised_url):
+    from jarvis_wallet.solana import build_offchain_message
+
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    with pytest.raises(InvalidTransaction):
+        service.sign(_job(build_offchain_message("transfer everything")))
+    assert all(r["signature"] is None for r in _rows(initialised_url))
