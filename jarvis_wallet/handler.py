@@ -11,6 +11,7 @@ atomically), reply.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import threading
 import time
@@ -151,10 +152,33 @@ class RequestHandler:
         try:
             request = protocol.parse_legacy_request(obj)
             protocol.verify_legacy_hmac(self._secret, request)
-            outcome = self._sign(SignJob(request_id=f"legacy:{request.request_id}", tx_bytes=request.tx_bytes, peer=peer))
+            job_id = _legacy_audit_request_id(request.request_id)
+            outcome = self._sign(SignJob(request_id=job_id, tx_bytes=request.tx_bytes, peer=peer))
         except JarvisWalletError as exc:
             if not isinstance(exc, ProtocolError):
                 self.stats.count(signed=False)
             return protocol.legacy_error_response(request_id, exc.wire_code, exc.message)
+        except Exception:  # noqa: BLE001 - an original client reads `error` as a string: keep its envelope
+            return protocol.legacy_error_response(
+                request_id, protocol.INTERNAL_ERROR, "internal error; the request was not signed"
+            )
         self.stats.count(signed=True)
         return protocol.legacy_ok_response(request_id, outcome.signature)
+
+
+# The audit trail's request_id column holds 64 characters, and a legacy id may itself be 64.
+_MAX_RECORDED_REQUEST_ID = 64
+_LEGACY_PREFIX = "legacy:"
+
+
+def _legacy_audit_request_id(legacy_id: str) -> str:
+    """The audit-trail id of a legacy request: ``legacy:<id>``, or a digest when that is too long.
+
+    The prefix keeps legacy ids apart from version 1 UUIDs. ``#`` cannot occur in a legacy id,
+    so a digested id can never equal the plain form of another one.
+    """
+    plain = _LEGACY_PREFIX + legacy_id
+    if len(plain) <= _MAX_RECORDED_REQUEST_ID:
+        return plain
+    digest = hashlib.sha256(legacy_id.encode("ascii")).hexdigest()
+    return ("legacy#" + digest)[:_MAX_RECORDED_REQUEST_ID]

@@ -1,0 +1,377 @@
+"""RequestHandler without sockets: one line in, one line out, with an injected fake ``sign``.
+
+The fake stands in for the signing worker (the database and the key), so these tests pin down
+what the handler itself owns: the order of the checks, that nothing reaches ``sign`` unless it
+is well formed, authenticated, fresh and unused, that every line gets exactly one reply line,
+and the legacy envelope.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import base58
+import pytest
+
+from jarvis_wallet import protocol
+from jarvis_wallet.errors import DatabaseUnavailable, InvalidTransaction, PolicyDenied
+from jarvis_wallet.handler import RequestHandler
+from jarvis_wallet.keys import Keypair, SharedSecret
+from jarvis_wallet.signing import Peer, SignJob, SignOutcome
+
+SECRET = b"handler-test-shared-secret-0123456789"
+NOW_MS = 1_767_225_600_000
+WINDOW_MS = 30_000
+KEYPAIR = Keypair.from_seed(bytes(range(1, 33)))
+TX_BYTES = b"\x01" + bytes(64) + b"a message the fake signer never parses"
+TX_BASE64 = base64.b64encode(TX_BYTES).decode("ascii")
+
+
+class FakeSigner:
+    """The ``sign`` callable: records each job, answers with a real signature or raises."""
+
+    def __init__(self) -> None:
+        self.jobs: list[SignJob] = []
+        self.raise_next: BaseException | None = None
+
+    def __call__(self, job: SignJob) -> SignOutcome:
+        self.jobs.append(job)
+        if self.raise_next is not None:
+            error, self.raise_next = self.raise_next, None
+            raise error
+        payload = job.tx_bytes if job.tx_bytes is not None else job.text.encode()
+        signature = KEYPAIR.sign(payload)
+        return SignOutcome(
+            transaction_id=len(self.jobs),
+            wallet=KEYPAIR.public_key_base58,
+            signature=signature,
+            signed_bytes=payload + b"|signed",
+            lamports=1234,
+            fee_lamports=5000,
+            duplicate=False,
+        )
+
+
+class Clock:
+    def __init__(self, now_ms: int = NOW_MS) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+@pytest.fixture
+def fake():
+    return FakeSigner()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def make_handler(fake, clock, **kwargs) -> RequestHandler:
+    return RequestHandler(
+        secret=SharedSecret(SECRET),
+        public_key=KEYPAIR.public_key,
+        sign=fake,
+        freshness_window_ms=WINDOW_MS,
+        clock_ms=clock,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def handler(fake, clock):
+    return make_handler(fake, clock)
+
+
+def line_of(obj) -> bytes:
+    return json.dumps(obj).encode("utf-8")
+
+
+def reply(handler: RequestHandler, line: bytes, peer: Peer = Peer(uid=1000, pid=4242)) -> dict:
+    out = handler.handle_line(line, peer)
+    # Exactly one ASCII line, newline-terminated, holding one JSON object.
+    assert out.endswith(b"\n") and out.count(b"\n") == 1
+    assert out.isascii()
+    return json.loads(out)
+
+
+def sign_request(**overrides) -> dict:
+    fields = dict(op="sign", timestamp_ms=NOW_MS, tx_base64=TX_BASE64)
+    fields.update(overrides)
+    return protocol.build_request(SECRET, **fields)
+
+
+def error_code(response: dict) -> str:
+    assert response["ok"] is False, response
+    return response["error"]["code"]
+
+
+# --- ops that need no key --------------------------------------------------------------------
+
+
+def test_ping_and_pubkey_need_no_secret_and_never_reach_sign(handler, fake):
+    ping = reply(handler, line_of({"op": "ping", "requestId": protocol.new_request_id()}))
+    assert ping["ok"] is True and ping["pong"] is True and ping["version"] == protocol.PROTOCOL_VERSION
+    pubkey = reply(handler, line_of({"op": "pubkey", "requestId": protocol.new_request_id()}))
+    assert pubkey["publicKey"] == KEYPAIR.public_key_base58
+    assert fake.jobs == []
+
+
+def test_a_ping_that_carries_an_hmac_is_checked_like_a_signing_request(handler):
+    good = protocol.build_request(SECRET, op="ping", timestamp_ms=NOW_MS)
+    assert reply(handler, line_of(good))["ok"] is True
+    forged = protocol.build_request(b"x" * 32, op="ping", timestamp_ms=NOW_MS)
+    assert error_code(reply(handler, line_of(forged))) == "auth_failed"
+
+
+def test_status_requires_authentication_and_reports_counters(handler, fake):
+    unauthenticated = {"op": "status", "requestId": protocol.new_request_id()}
+    assert error_code(reply(handler, line_of(unauthenticated))) == "bad_request"
+    assert reply(handler, line_of(sign_request()))["ok"] is True
+    fake.raise_next = PolicyDenied("over the limit", reason="per_tx_limit_exceeded")
+    assert error_code(reply(handler, line_of(sign_request()))) == "per_tx_limit_exceeded"
+    status = reply(handler, line_of(protocol.build_request(SECRET, op="status", timestamp_ms=NOW_MS)))
+    assert status["ok"] is True
+    assert (status["signed"], status["refused"]) == (1, 1)
+    assert status["publicKey"] == KEYPAIR.public_key_base58 and status["pid"] == os.getpid()
+
+
+# --- the sign path ---------------------------------------------------------------------------
+
+
+def test_sign_hands_the_worker_exactly_what_was_authenticated(handler, fake):
+    request = sign_request(purpose="pay invoice 42")
+    peer = Peer(uid=1000, pid=4242)
+    response = reply(handler, line_of(request), peer)
+    (job,) = fake.jobs
+    assert job == SignJob(request_id=request["requestId"], tx_bytes=TX_BYTES, purpose="pay invoice 42", peer=peer)
+    assert response["ok"] is True and response["requestId"] == request["requestId"]
+    signature = base58.b58decode(response["signature"])
+    assert KEYPAIR.verify(TX_BYTES, signature)
+    assert base64.b64decode(response["signedTxBase64"]) == TX_BYTES + b"|signed"
+    assert (response["lamports"], response["feeLamports"], response["transactionId"]) == (1234, 5000, 1)
+    assert response["wallet"] == KEYPAIR.public_key_base58 and response["duplicate"] is False
+
+
+def test_sign_message_builds_a_text_job(handler, fake):
+    request = protocol.build_request(SECRET, op="sign_message", timestamp_ms=NOW_MS, message="hello agent")
+    response = reply(handler, line_of(request))
+    (job,) = fake.jobs
+    assert job.text == "hello agent" and job.tx_bytes is None
+    assert response["ok"] is True and "signedMessageBase64" in response
+
+
+def test_a_wrong_hmac_is_auth_failed_and_reaches_nothing(handler, fake):
+    forged = protocol.build_request(b"not-the-shared-secret-but-32-bytes!", op="sign", timestamp_ms=NOW_MS, tx_base64=TX_BASE64)
+    assert error_code(reply(handler, line_of(forged))) == "auth_failed"
+    tampered = dict(sign_request(), purpose="added after signing")
+    assert error_code(reply(handler, line_of(tampered))) == "auth_failed"
+    assert fake.jobs == []
+
+
+@pytest.mark.parametrize("offset_ms", [-WINDOW_MS - 1, WINDOW_MS + 1, -10**9, 10**9])
+def test_a_stale_timestamp_either_side_is_refused(handler, fake, offset_ms):
+    response = reply(handler, line_of(sign_request(timestamp_ms=NOW_MS + offset_ms)))
+    assert error_code(response) == "stale_request"
+    assert fake.jobs == []
+
+
+@pytest.mark.parametrize("offset_ms", [-WINDOW_MS, WINDOW_MS, 0])
+def test_the_window_edges_are_fresh(handler, fake, offset_ms):
+    assert reply(handler, line_of(sign_request(timestamp_ms=NOW_MS + offset_ms)))["ok"] is True
+    assert len(fake.jobs) == 1
+
+
+def test_the_same_request_twice_is_replayed_and_signed_once(handler, fake):
+    line = line_of(sign_request())
+    assert reply(handler, line)["ok"] is True
+    second = reply(handler, line)
+    assert error_code(second) == "replayed_request"
+    assert len(fake.jobs) == 1
+
+
+def test_a_forged_request_cannot_burn_a_request_id(handler, fake):
+    """HMAC first: a forgery carrying someone's id must not make the signer remember that id."""
+    genuine = sign_request()
+    forged = dict(genuine, hmac="0" * 64)
+    assert error_code(reply(handler, line_of(forged))) == "auth_failed"
+    assert reply(handler, line_of(genuine))["ok"] is True
+
+
+def test_a_replay_after_the_window_is_stale_not_signed(handler, fake, clock):
+    line = line_of(sign_request())
+    assert reply(handler, line)["ok"] is True
+    clock.now_ms += WINDOW_MS + 1
+    assert error_code(reply(handler, line)) == "stale_request"
+    assert len(fake.jobs) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (PolicyDenied("daily ceiling", reason="daily_limit_exceeded"), "daily_limit_exceeded"),
+        (PolicyDenied("no limits", reason="no_limits"), "no_limits"),
+        (InvalidTransaction("trailing bytes"), "invalid_tx"),
+        (DatabaseUnavailable("database is down"), "database_unavailable"),
+    ],
+)
+def test_worker_refusals_keep_their_codes_and_are_counted(handler, fake, error, code):
+    fake.raise_next = error
+    request = sign_request()
+    response = reply(handler, line_of(request))
+    assert error_code(response) == code
+    assert response["requestId"] == request["requestId"]
+    assert "signature" not in response and "signedTxBase64" not in response
+    assert (handler.stats.signed, handler.stats.refused) == (0, 1)
+
+
+def test_an_unexpected_worker_failure_is_internal_error_and_says_nothing_more(handler, fake):
+    fake.raise_next = RuntimeError("/secret/path and other internals")
+    request = sign_request()
+    response = reply(handler, line_of(request))
+    assert error_code(response) == "internal_error"
+    assert response["requestId"] == request["requestId"]
+    assert "internals" not in json.dumps(response)
+    # ...and the handler keeps working.
+    assert reply(handler, line_of(sign_request()))["ok"] is True
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+BAD_LINES = {
+    "empty": (b"", "bad_request"),
+    "garbage": (b"\x00\x01garbage\xfe", "bad_request"),
+    "non-utf8": (b'{"op":"ping","requestId":"\xff"}', "bad_request"),
+    "not-json": (b"op=sign&tx=1", "bad_request"),
+    "json-array": (b'["op","ping"]', "bad_request"),
+    "json-string": (b'"ping"', "bad_request"),
+    "deep-nesting": (b'{"op":' + b"[" * 30_000 + b"]" * 30_000 + b"}", "bad_request"),
+    "duplicate-keys": (b'{"op":"ping","op":"sign","requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03"}', "bad_request"),
+    "unknown-op": (b'{"op":"export_key","requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03"}', "unknown_op"),
+    "op-not-a-string": (b'{"op":1,"requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03"}', "bad_request"),
+    "unknown-field": (b'{"op":"ping","requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03","key":1}', "bad_request"),
+    "huge-integer": (b'{"op":"ping","requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03","timestamp":' + b"9" * 5000 + b"}", "bad_request"),
+    "nan": (b'{"op":"ping","timestamp":NaN}', "bad_request"),
+    "too-long": (b'{"a":"' + b"x" * protocol.MAX_LINE_BYTES + b'"}', "line_too_long"),
+}
+
+
+@pytest.mark.parametrize(("line", "code"), BAD_LINES.values(), ids=BAD_LINES.keys())
+def test_bad_lines_get_one_error_line_and_never_reach_sign(handler, fake, line, code):
+    response = reply(handler, line)
+    assert error_code(response) == code
+    assert fake.jobs == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timestamp", True),
+        ("timestamp", float(NOW_MS)),
+        ("timestamp", str(NOW_MS)),
+        ("timestamp", -1),
+        ("txBase64", 12),
+        ("txBase64", None),
+        ("requestId", 7),
+        ("requestId", "not-a-uuid"),
+        ("hmac", "A" * 64),
+        ("purpose", ["a list"]),
+    ],
+)
+def test_wrongly_typed_fields_are_bad_request_before_authentication(handler, fake, field, value):
+    request = dict(sign_request(), **{field: value})
+    response = reply(handler, line_of(request))
+    assert error_code(response) == "bad_request"
+    assert fake.jobs == []
+
+
+def test_malformed_base64_is_invalid_tx_and_reaches_nothing(handler, fake):
+    fields = {"op": "sign", "requestId": protocol.new_request_id(), "timestamp": NOW_MS, "txBase64": "AQ"}
+    request = protocol.sign_request(SECRET, fields)
+    assert error_code(reply(handler, line_of(request))) == "invalid_tx"
+    assert fake.jobs == []
+
+
+def test_a_malformed_request_id_is_not_echoed(handler):
+    response = reply(handler, b'{"op":"ping","requestId":"<script>"}')
+    assert response["requestId"] is None
+
+
+# --- legacy mode -----------------------------------------------------------------------------
+
+
+def legacy_request(request_id: str = "order-1", *, tx_base64: str = TX_BASE64, secret: bytes = SECRET) -> dict:
+    return {"hmac": protocol.compute_legacy_hmac(secret, tx_base64), "txBase64": tx_base64, "requestId": request_id}
+
+
+@pytest.fixture
+def legacy_handler(fake, clock):
+    return make_handler(fake, clock, legacy_protocol=True)
+
+
+def test_legacy_request_is_signed_with_the_original_envelope(legacy_handler, fake):
+    response = reply(legacy_handler, line_of(legacy_request("order-1")))
+    assert set(response) == {"ok", "signedTxBase64", "requestId"}
+    assert response["ok"] is True and response["requestId"] == "order-1"
+    assert KEYPAIR.verify(TX_BYTES, base64.b64decode(response["signedTxBase64"]))
+    (job,) = fake.jobs
+    assert job.tx_bytes == TX_BYTES and job.request_id.startswith("legacy")
+
+
+@pytest.mark.parametrize(
+    ("request_obj", "error", "reason"),
+    [
+        (legacy_request(secret=b"w" * 32), "auth_failed", "auth_failed"),
+        (legacy_request(tx_base64="AQ"), "invalid_tx", "invalid_tx"),
+        ({"hmac": "0" * 64, "txBase64": TX_BASE64, "requestId": "x", "extra": 1}, "invalid_tx", "bad_request"),
+    ],
+)
+def test_legacy_refusals_use_the_three_original_codes(legacy_handler, fake, request_obj, error, reason):
+    response = reply(legacy_handler, line_of(request_obj))
+    assert response["ok"] is False and response["error"] == error and response["reason"] == reason
+    assert fake.jobs == []
+
+
+def test_legacy_policy_refusal_is_sign_error_with_the_reason(legacy_handler, fake):
+    fake.raise_next = PolicyDenied("over the per-transaction ceiling", reason="per_tx_limit_exceeded")
+    response = reply(legacy_handler, line_of(legacy_request()))
+    assert response["ok"] is False and response["error"] == "sign_error"
+    assert response["reason"] == "per_tx_limit_exceeded" and response["requestId"] == "order-1"
+
+
+def test_legacy_unexpected_failure_keeps_the_legacy_envelope(legacy_handler, fake):
+    """Original clients read ``error`` as a string; a v1 error object would break them."""
+    fake.raise_next = TimeoutError("the worker did not answer")
+    response = reply(legacy_handler, line_of(legacy_request()))
+    assert response["ok"] is False
+    assert response["error"] == "sign_error" and response["reason"] == "internal_error"
+    assert response["requestId"] == "order-1"
+
+
+def test_legacy_ids_fit_the_audit_trail_and_stay_distinct(legacy_handler, fake):
+    """wallet_transactions.request_id is VARCHAR(64); a 64-character legacy id must still fit."""
+    ids = ["a", "b" * 57, "c" * 58, "d" * 64, "d" * 63 + "e", "sha256:" + "0" * 50]
+    for request_id in ids:
+        assert reply(legacy_handler, line_of(legacy_request(request_id)))["ok"] is True
+    job_ids = [job.request_id for job in fake.jobs]
+    assert all(len(job_id) <= 64 for job_id in job_ids), job_ids
+    assert len(set(job_ids)) == len(ids)
+    # Never the same as a version 1 id, which is a bare UUID.
+    assert not any(protocol.is_request_id(job_id) for job_id in job_ids)
+
+
+def test_legacy_requests_are_refused_as_v1_when_legacy_mode_is_off(handler, fake):
+    response = reply(handler, line_of(legacy_request("order-1")))
+    assert error_code(response) == "bad_request"
+    assert "op" in response["error"]["message"]
+    assert fake.jobs == []
+
+
+def test_legacy_mode_still_serves_v1_requests(legacy_handler, fake):
+    assert reply(legacy_handler, line_of(sign_request()))["ok"] is True
+    assert fake.jobs[0].request_id and protocol.is_request_id(fake.jobs[0].request_id)
