@@ -181,6 +181,7 @@ def signer_status(
     from ..client import SignerClient
 
     with SignerClient(socket, secret_file=secret_file) as client:
+        client.ping()  # no signer is exit 6, even when there is no secret file to find yet
         status = client.status()
     data = {
         "public_key": status["publicKey"],
