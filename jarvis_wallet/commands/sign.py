@@ -52,6 +52,7 @@ def sign(
     if out is not None:
         _check_writable(out)  # before signing: a released signature must not be lost to a bad path
     with SignerClient(socket, secret_file=secret_file, timeout=timeout) as client:
+        client.ping()  # no signer is exit 6, even when there is no secret file to find yet
         signed = client.sign_transaction(tx_bytes, purpose=purpose)
     signed_b64 = base64.b64encode(signed.signed_transaction).decode("ascii")
     if out is not None:
@@ -91,11 +92,14 @@ def sign_message(
     from ..client import SignerClient
     from ..errors import InvalidInput
 
-    if (text is None) == (file is None):
+    if text is None and file is None:
+        raise InvalidInput("give the text to sign, or --file PATH")
+    if text is not None and file is not None:
         raise InvalidInput("give the text or --file, not both")
     if file is not None:
         text = _read_input(str(file), what="message file")
     with SignerClient(socket, secret_file=secret_file, timeout=timeout) as client:
+        client.ping()  # no signer is exit 6, even when there is no secret file to find yet
         signed = client.sign_message(text, purpose=purpose)
     if json_output:
         print_json(
@@ -112,13 +116,24 @@ def sign_message(
 
 
 def _check_writable(path: Path) -> None:
+    """Open --out for writing now, so that a path the write would fail on is refused before signing.
+
+    Permission bits are not enough (root passes os.access on /proc and /sys files it cannot
+    write). A file created by the check is removed again; an existing one is left untouched.
+    O_NONBLOCK: a FIFO without a reader is refused instead of blocking.
+    """
     import os
 
     from ..errors import InvalidInput
 
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise InvalidInput(f"cannot write --out {path}: not a writable file path")
+    existed = os.path.lexists(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write --out {path}: {exc.strerror or type(exc).__name__}") from None
+    os.close(fd)
+    if not existed:
+        os.unlink(path)
 
 
 def _write_output(path: Path, text: str) -> None:

@@ -1,0 +1,397 @@
+"""`jarvis-wallet sign` and `jarvis-wallet sign-message` end to end.
+
+The signer is the real forked process on a real socket and database (the ``signers``
+fixture); the CLI runs in-process, and once as a real subprocess reading a real pipe.
+Signatures are verified with PyNaCl, never with our own code.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import base58
+import nacl.signing
+import pytest
+from solders.transaction import VersionedTransaction
+
+from conftest import transfer_message
+
+SIGN_KEYS = {"signature", "signed_transaction", "request_id", "wallet", "lamports", "fee_lamports",
+             "transaction_id", "duplicate"}
+FEE = 5000
+
+
+def verify(wallet: str, message: bytes, signature: str) -> None:
+    """Raises nacl.exceptions.BadSignatureError unless ``signature`` is the wallet's over ``message``."""
+    nacl.signing.VerifyKey(base58.b58decode(wallet)).verify(message, base58.b58decode(signature))
+
+
+def one_error_line(result) -> str:
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and result.stderr.endswith("\n"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+class Session:
+    """One running signer and the CLI pointed at it."""
+
+    def __init__(self, signers, cli, tmp_path) -> None:
+        self.signers, self._cli, self.tmp_path = signers, cli, tmp_path
+        self.handle = signers.start()
+        self.wallet = self.handle.public_key
+        self.socket = self.handle.socket_path
+        self.url = signers.database_url
+        self._files = 0
+
+    def cli(self, *args, **kwargs):
+        return self._cli(*args, url=self.url, **kwargs)
+
+    def sign(self, *args, **kwargs):
+        return self.cli("sign", *args, "--socket", self.socket, **kwargs)
+
+    def sign_message(self, *args, **kwargs):
+        return self.cli("sign-message", *args, "--socket", self.socket, **kwargs)
+
+    def limits(self, per_tx: int, daily: int) -> None:
+        self.signers.set_limits(per_tx=per_tx, daily=daily)
+
+    def message(self, lamports: int = 1000, **kwargs) -> bytes:
+        return transfer_message(from_key=base58.b58decode(self.wallet), lamports=lamports, **kwargs)
+
+    def file(self, content: str | bytes, name: str | None = None) -> Path:
+        self._files += 1
+        path = self.tmp_path / (name or f"in{self._files}.b64")
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return path
+
+    def b64_file(self, data: bytes, around: str = "") -> Path:
+        return self.file(around + base64.b64encode(data).decode() + around)
+
+    def rows(self) -> list[dict]:
+        result = self.cli("tx", "list", "--json")
+        assert result.exit_code == 0, result.stderr
+        return result.json()
+
+    def spent(self) -> int:
+        return self.cli("limits", "show", "--wallet", self.wallet, "--json").json()["spent_24h_lamports"]
+
+    def counts(self) -> tuple[int, int]:
+        status = self.cli("signer", "status", "--socket", self.socket, "--json").json()
+        return status["signed"], status["refused"]
+
+
+@pytest.fixture
+def session(signers, cli, tmp_path):
+    return Session(signers, cli, tmp_path)
+
+
+# -- sign ------------------------------------------------------------------------------------
+
+
+def test_sign_a_file_prints_a_signature_that_verifies(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(1000)
+    result = session.sign(session.b64_file(message, around="\n  \t"), "--purpose", "pay invoice 42")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    signature = result.stdout.removesuffix("\n")
+    assert result.stdout == signature + "\n" and len(base58.b58decode(signature)) == 64
+    verify(session.wallet, message, signature)
+    assert session.counts() == (1, 0)
+
+
+def test_sign_from_stdin(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(2000)
+    result = session.sign("-", input=base64.b64encode(message).decode() + "\n")
+    assert result.exit_code == 0, result.stderr
+    verify(session.wallet, message, result.stdout.strip())
+
+
+def test_sign_from_stdin_through_a_real_pipe(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(3000)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("jarvis-wallet")), "sign", "-", "--socket", str(session.socket)],
+        input=base64.b64encode(message).decode(), capture_output=True, text=True, timeout=30,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    verify(session.wallet, message, result.stdout.strip())
+    assert session.rows()[0]["peer_pid"] not in (None, os.getpid())  # the subprocess asked, not pytest
+
+
+@pytest.mark.parametrize("as_transaction", [False, True], ids=["bare-message", "unsigned-transaction"])
+def test_out_writes_the_signed_transaction(session, as_transaction):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(1000)
+    given = (b"\x01" + bytes(64) + message) if as_transaction else message
+    out = session.tmp_path / "signed.b64"
+    result = session.sign(session.b64_file(given), "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    text = out.read_text()
+    assert text == data["signed_transaction"] + "\n"
+    signed = base64.b64decode(text.removesuffix("\n"), validate=True)
+    signature = base58.b58decode(data["signature"])
+    assert signed == b"\x01" + signature + message  # one slot, holding the signature, then the message
+    verify(session.wallet, message, data["signature"])
+    parsed = VersionedTransaction.from_bytes(signed)  # solders reads it as a signed transaction
+    assert bytes(parsed.signatures[0]) == signature
+    assert parsed.verify_with_results() == [True]
+
+
+def test_json_output_and_a_duplicate_counts_once(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(1000)
+    path = session.b64_file(message)
+
+    first = session.sign(path, "--json", "--purpose", "coffee")
+    assert first.exit_code == 0, first.stderr
+    data = first.json()
+    assert set(data) == SIGN_KEYS
+    assert data["wallet"] == session.wallet
+    assert (data["lamports"], data["fee_lamports"], data["duplicate"]) == (1000 + FEE, FEE, False)
+    assert isinstance(data["transaction_id"], int) and data["request_id"]
+    verify(session.wallet, message, data["signature"])
+    assert base64.b64decode(data["signed_transaction"]) == b"\x01" + base58.b58decode(data["signature"]) + message
+
+    again = session.sign(path, "--json").json()
+    assert again["signature"] == data["signature"]
+    assert again["signed_transaction"] == data["signed_transaction"]
+    assert again["duplicate"] is True
+    assert again["transaction_id"] == data["transaction_id"]
+    assert again["request_id"] != data["request_id"]  # a new request, answered with the recorded signature
+    plain = session.sign(path)
+    assert plain.stdout == data["signature"] + "\n"
+
+    assert session.spent() == 1000 + FEE  # counted once, not three times
+    rows = session.rows()
+    assert [(r["id"], r["status"], r["purpose"]) for r in rows] == [(data["transaction_id"], "signed", "coffee")]
+
+
+def test_over_the_limits_exits_5_with_the_reason(session):
+    session.limits(per_tx=10_000, daily=20_000)
+    over = session.sign(session.b64_file(session.message(6_000)))  # 11,000 with the fee
+    assert over.exit_code == 5
+    assert one_error_line(over) == (
+        "Error: this transaction spends 11000 lamports (0.000011 SOL), above the per-transaction limit "
+        "of 10000 lamports (0.00001 SOL)\n"
+    )
+    for lamports in (4_000, 4_000):  # 9,000 each: 18,000 of the daily 20,000
+        assert session.sign(session.b64_file(session.message(lamports))).exit_code == 0
+    daily = session.sign(session.b64_file(session.message(1_000)))
+    assert daily.exit_code == 5
+    assert one_error_line(daily) == (
+        "Error: this transaction spends 6000 lamports (0.000006 SOL); with 18000 lamports (0.000018 SOL) "
+        "already spent in the last 24 hours that is above the daily limit of 20000 lamports (0.00002 SOL)\n"
+    )
+    assert session.spent() == 18_000
+    assert session.counts() == (2, 2)
+
+
+def test_without_limits_everything_is_refused(session):
+    result = session.sign(session.b64_file(session.message(1)))
+    assert result.exit_code == 5
+    assert one_error_line(result) == (
+        f"Error: wallet {session.wallet} has no spend limits; set them with "
+        f"`jarvis-wallet limits set --wallet {session.wallet} --per-tx AMOUNT --daily AMOUNT`\n"
+    )
+    message = session.sign_message("hello")
+    assert message.exit_code == 5
+    assert "`jarvis-wallet limits set --wallet" in message.stderr
+
+
+def test_no_signer_exits_6(cli, tmp_path):
+    socket = tmp_path / "nobody" / "signer.sock"
+    path = tmp_path / "tx.b64"
+    path.write_text(base64.b64encode(transfer_message(from_key=os.urandom(32), lamports=1)).decode())
+    expected = f"Error: no signer is listening on {socket}; start one with `jarvis-wallet signer start`\n"
+    # With no secret file anywhere (no signer ever ran here) it is still "no signer", not a secret problem.
+    for env in ({}, {"SIGNER_SHARED_SECRET": "s" * 40}):
+        result = cli("sign", path, "--socket", socket, env=env)
+        assert result.exit_code == 6, result.stderr
+        assert one_error_line(result) == expected
+        message = cli("sign-message", "hello", "--socket", socket, env=env)
+        assert message.exit_code == 6
+        assert message.stderr == expected
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        pytest.param("not base64 at all!", "input is not valid base64", id="bad-base64"),
+        pytest.param("AQID AQID", "input is not valid base64", id="inner-space"),
+        pytest.param("", "empty base64 input", id="empty-file"),
+        pytest.param(" \n\t\n", "empty base64 input", id="whitespace-only"),
+        pytest.param("AQID\u00e9", "base64 input contains non-ASCII characters", id="non-ascii"),
+        pytest.param(b"\xff\xfe\x00", None, id="not-utf8"),
+    ],
+)
+def test_bad_input_exits_2_and_reaches_no_signer(session, content, message):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    path = session.file(content)
+    result = session.sign(path)
+    assert result.exit_code == 2
+    expected = f"cannot read transaction file {path}: not UTF-8 text" if message is None else message
+    assert one_error_line(result) == f"Error: {expected}\n"
+    assert session.rows() == []
+    assert session.counts() == (0, 0)
+
+
+def test_garbage_bytes_are_refused_and_recorded(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    result = session.sign(session.b64_file(b"\x00\x01\x02"))
+    assert result.exit_code == 2
+    assert one_error_line(result).startswith("Error: not a transaction (")
+    (row,) = session.rows()
+    assert row["status"] == "rejected" and row["rejection_reason"].startswith("invalid_tx: not a transaction")
+    assert row["signature"] is None
+    assert session.counts() == (0, 1)
+
+
+def test_missing_file_exits_2(session):
+    path = session.tmp_path / "missing.b64"
+    result = session.sign(path)
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"Error: cannot read transaction file {path}: No such file or directory\n"
+
+
+def test_wrong_secret_exits_7_and_signs_nothing(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    path = session.b64_file(session.message(1000))
+    for env in ({"SIGNER_SHARED_SECRET": "x" * 32}, {"SIGNER_SHARED_SECRET": "y" * 64}):
+        result = session.sign(path, env=env)
+        assert result.exit_code == 7
+        assert one_error_line(result) == "Error: hmac does not match the request; check the shared secret\n"
+    other = session.file("z" * 64 + "\n", name="other-secret")
+    other.chmod(0o600)
+    assert session.sign(path, "--secret-file", other).exit_code == 7
+    assert session.rows() == []
+    assert session.spent() == 0
+
+
+def _unwritable_paths(tmp_path):
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-file").write_text("")
+    paths = [
+        (tmp_path / "missing-dir" / "out.b64", "No such file or directory"),
+        (tmp_path / "a-directory", "Is a directory"),
+        (tmp_path / "a-file" / "out.b64", "Not a directory"),
+    ]
+    # Permission bits do not tell: root passes os.access(W_OK) on this file, yet cannot open it for writing.
+    notes = Path("/sys/kernel/notes")
+    if os.access(notes, os.W_OK):
+        paths.append((notes, "Permission denied"))
+    return paths
+
+
+def test_out_to_an_unwritable_path_exits_2_before_signing(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    path = session.b64_file(session.message(1000))
+    for out, reason in _unwritable_paths(session.tmp_path):
+        result = session.sign(path, "--out", out)
+        assert result.exit_code == 2, (out, result.stderr)
+        assert one_error_line(result) == f"Error: cannot write --out {out}: {reason}\n"
+    assert session.rows() == []
+    assert session.spent() == 0
+    assert session.counts() == (0, 0)
+    assert not (session.tmp_path / "missing-dir").exists()
+
+
+def test_out_check_leaves_no_file_when_signing_is_refused(session):
+    out = session.tmp_path / "signed.b64"
+    result = session.sign(session.b64_file(session.message(1000)), "--out", out)  # no limits: refused
+    assert result.exit_code == 5
+    assert not out.exists()
+    existing = session.tmp_path / "keep.b64"
+    existing.write_text("previous\n")
+    assert session.sign(session.b64_file(session.message(1000)), "--out", existing).exit_code == 5
+    assert existing.read_text() == "previous\n"
+
+
+def test_tx_list_shows_the_signed_and_the_rejected_rows(session):
+    session.limits(per_tx=10_000, daily=1_000_000)
+    signed = session.sign(session.b64_file(session.message(1000)), "--purpose", "pay invoice 42", "--json").json()
+    refused = session.sign(session.b64_file(session.message(50_000)), "--purpose", "too much")
+    assert refused.exit_code == 5
+
+    rejected_row, signed_row = session.rows()  # newest first
+    assert signed_row["id"] == signed["transaction_id"]
+    assert (signed_row["status"], signed_row["purpose"], signed_row["signature"]) == (
+        "signed", "pay invoice 42", signed["signature"]
+    )
+    assert (signed_row["lamports"], signed_row["fee_lamports"], signed_row["rejection_reason"]) == (1000 + FEE, FEE, None)
+    assert signed_row["peer_uid"] == os.getuid()
+    assert (rejected_row["status"], rejected_row["purpose"], rejected_row["signature"]) == ("rejected", "too much", None)
+    assert rejected_row["rejection_reason"] == (
+        "per_tx_limit_exceeded: this transaction spends 55000 lamports (0.000055 SOL), above the "
+        "per-transaction limit of 10000 lamports (0.00001 SOL)"
+    )
+    assert rejected_row["lamports"] == 50_000 + FEE
+    shown = session.cli("tx", "show", signed["signature"], "--json").json()
+    assert shown["id"] == signed["transaction_id"]
+
+
+# -- sign-message ----------------------------------------------------------------------------
+
+
+def envelope(text: str, fmt: int) -> bytes:
+    """The off-chain message header `solana sign-offchain-message` signs (version 0)."""
+    body = text.encode("utf-8")
+    return b"\xffsolana offchain" + bytes([0, fmt]) + len(body).to_bytes(2, "little") + body
+
+
+@pytest.mark.parametrize("text, fmt", [("I control this wallet", 0), ("J'envoie 1 SOL \u2713", 1)])
+def test_sign_message_text(session, text, fmt):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    result = session.sign_message(text, "--json", "--purpose", "prove ownership")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert set(data) == {"signature", "signed_message", "request_id", "wallet", "transaction_id"}
+    signed_message = base64.b64decode(data["signed_message"])
+    assert signed_message == envelope(text, fmt)
+    verify(session.wallet, signed_message, data["signature"])
+    assert data["wallet"] == session.wallet
+    (row,) = session.rows()
+    assert (row["id"], row["status"], row["lamports"], row["purpose"], row["signature"]) == (
+        data["transaction_id"], "signed", 0, "prove ownership", data["signature"]
+    )
+    assert session.spent() == 0
+
+
+def test_sign_message_from_a_file(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    path = session.file("agent 7 owns this wallet", name="message.txt")
+    result = session.sign_message("--file", path)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    verify(session.wallet, envelope("agent 7 owns this wallet", 0), result.stdout.removesuffix("\n"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "give the text to sign, or --file PATH"),
+        (("hello", "--file", "message.txt"), "give the text or --file, not both"),
+    ],
+    ids=["neither", "both"],
+)
+def test_sign_message_needs_exactly_one_source(session, args, message):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    session.file("hello", name="message.txt")
+    result = session.sign_message(*[str(session.tmp_path / a) if a == "message.txt" else a for a in args])
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"Error: {message}\n"
+    assert session.rows() == []
+
+
+def test_sign_message_missing_file(session):
+    path = session.tmp_path / "missing.txt"
+    result = session.sign_message("--file", path)
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"Error: cannot read message file {path}: No such file or directory\n"
