@@ -457,13 +457,31 @@ class _SignerServer:
 
 def _prepare_socket_directory(directory: Path, settings: SignerSettings) -> None:
     """0700 and ours; with allowed uids, 0710 with the socket group so they can reach it."""
-    ensure_private_dir(directory)
-    if settings.allowed_uids:
-        group = settings.socket_group
-        if group is None:
-            raise InvalidConfig("--allow-uid needs --socket-group: the group whose members may reach the socket")
-        os.chown(directory, -1, group)
-        os.chmod(directory, 0o710)
+    if not settings.allowed_uids:
+        ensure_private_dir(directory)
+        return
+    group = settings.socket_group
+    if group is None:
+        raise InvalidConfig("--allow-uid needs --socket-group: the group whose members may reach the socket")
+    # A signer with the same settings left the directory 0710 with this group: that is ours to
+    # reuse. Anything else (missing, looser, another owner or group) gets the strict check.
+    if not _is_shared_socket_directory(directory, group):
+        ensure_private_dir(directory)
+    os.chown(directory, -1, group)
+    os.chmod(directory, 0o710)
+
+
+def _is_shared_socket_directory(directory: Path, group: int) -> bool:
+    try:
+        st = directory.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid == os.getuid()
+        and st.st_gid == group
+        and stat.S_IMODE(st.st_mode) == 0o710
+    )
 
 
 def _load_or_create_secret(settings: SignerSettings, socket_path: Path):
