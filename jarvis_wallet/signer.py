@@ -176,6 +176,7 @@ def _child_entry(conn, settings: SignerSettings, detach: bool, parent_pid: int) 
             os.setsid()
             if os.fork() > 0:  # the intermediate exits at once; the grandchild is re-parented
                 os._exit(0)
+            _detach_stdio()
         else:
             _die_with_parent(parent_pid)
         code = _run_signer(settings, report=_pipe_reporter(conn))
@@ -185,6 +186,16 @@ def _child_entry(conn, settings: SignerSettings, detach: bool, parent_pid: int) 
         with contextlib.suppress(Exception):
             conn.close()
         os._exit(code)
+
+
+def _detach_stdio() -> None:
+    """A daemon keeps none of its caller's stdio: `$(jarvis-wallet signer start --detach)` would
+    otherwise wait for the signer to exit, as it holds the write end of the caller's pipe."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if devnull > 2:
+        os.close(devnull)
 
 
 def _pipe_reporter(conn):
