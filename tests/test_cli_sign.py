@@ -278,10 +278,12 @@ def test_wrong_secret_exits_7_and_signs_nothing(session):
 def _unwritable_paths(tmp_path):
     (tmp_path / "a-directory").mkdir()
     (tmp_path / "a-file").write_text("")
+    os.mkfifo(tmp_path / "a-fifo")
     paths = [
         (tmp_path / "missing-dir" / "out.b64", "No such file or directory"),
         (tmp_path / "a-directory", "Is a directory"),
         (tmp_path / "a-file" / "out.b64", "Not a directory"),
+        (tmp_path / "a-fifo", "No such device or address"),  # no reader: refused, not a hang
     ]
     # Permission bits do not tell: root passes os.access(W_OK) on this file, yet cannot open it for writing.
     notes = Path("/sys/kernel/notes")
