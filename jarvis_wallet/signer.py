@@ -163,7 +163,10 @@ def start_signer(
         raise SignerStartError(payload)
     info = SignerInfo(**payload)
     if detach:
-        process.join(timeout=5)  # the intermediate process; the signer itself lives on
+        # The intermediate process exited right after forking the signer. join() without a
+        # timeout reaps it with waitpid; with a timeout it would wait on a sentinel pipe whose
+        # write end the signer inherited, and so run the whole timeout out.
+        process.join()
         return SignerHandle(info)
     return SignerHandle(info, process)
 

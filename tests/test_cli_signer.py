@@ -394,12 +394,6 @@ def test_detach_status_stop(commands, cli, initialised_url, key, tmp_path):
     assert gone.stderr == f"Error: no signer is listening on {socket}; start one with `jarvis-wallet signer start`\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jarvis_wallet/signer.py: the detached grandchild inherits the write end of the intermediate "
-    "process's multiprocessing sentinel, so start_signer's process.join(timeout=5) always runs out: "
-    "`signer start --detach` takes 5 s after the signer is ready, and leaves the intermediate unreaped",
-)
 def test_detach_returns_as_soon_as_the_signer_is_ready(commands, cli, key, tmp_path):
     url = f"sqlite://{tmp_path}/wallet.db"
     assert cli("init-db", url=url).exit_code == 0
