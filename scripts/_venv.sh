@@ -9,5 +9,9 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# Quiet unless it fails; a no-op when everything is installed already.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# Quiet unless it fails; quick when everything is installed already.
+if ! .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev]' > .venv/install.log 2>&1; then
+  cat .venv/install.log >&2
+  echo "installing jarvis-wallet into .venv failed (log above)" >&2
+  exit 1
+fi

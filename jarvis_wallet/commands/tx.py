@@ -62,11 +62,19 @@ def tx_list(
                 r["wallet"],
                 lamports_cell(r["lamports"]),
                 escape(r["destination_address"]),
-                escape(r["purpose"] if r["status"] != "rejected" else f"{r['purpose'] or ''} [{r['rejection_reason']}]"),
+                escape(_purpose_cell(r)),
             ]
             for r in rows
         ],
     )
+
+
+def _purpose_cell(row: dict) -> str:
+    """The purpose, and for a refusal its reason code (the full sentence is in `tx show`)."""
+    purpose = row["purpose"] or ""
+    if row["status"] == "rejected" and row["rejection_reason"]:
+        return f"{purpose} [{row['rejection_reason'].split(':', 1)[0]}]".strip()
+    return purpose or "-"
 
 
 @app.command("show")
