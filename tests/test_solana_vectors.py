@@ -52,13 +52,7 @@ def _seeds(vector: dict) -> list[bytes]:
 
 # Vectors where the parser is known to differ from the network's rule, with the reason. They
 # stay strict xfails so that a fix shows up as XPASS and this entry must be removed.
-KNOWN_FEE_DIVERGENCES = {
-    "generated_v0_two_lookup_tables_price_without_limit": (
-        "price without a limit: the parser defaults to 200,000 CU per non-Compute-Budget "
-        "instruction (an upper bound); agave since SIMD-0170 allocates 3,000 CU per builtin "
-        "instruction (System, Compute Budget) and 200,000 per other instruction"
-    ),
-}
+KNOWN_FEE_DIVERGENCES: dict[str, str] = {}
 
 
 def _fee_param(vector: dict):

@@ -51,14 +51,16 @@ def u64(value: int) -> bytes:
 # -- fees ---------------------------------------------------------------------------
 
 
+# Without SetComputeUnitLimit: 3,000 units per System or Compute Budget instruction (builtins),
+# 200,000 per instruction of any other program, capped at 1,400,000 (SIMD-0170).
 @pytest.mark.parametrize(
     ("budget", "other_instructions", "limit", "priority"),
     [
-        ([], 1, 200_000, 0),
-        ([cb.set_compute_unit_price(1)], 1, 203_000, 1),  # 0.203 lamports rounds up to 1
-        ([cb.set_compute_unit_price(1_000_000)], 1, 203_000, 203_000),
+        ([], 1, 3_000, 0),
+        ([cb.set_compute_unit_price(1)], 1, 6_000, 1),  # 0.006 lamports rounds up to 1
+        ([cb.set_compute_unit_price(1_000_000)], 1, 6_000, 6_000),
         ([cb.set_compute_unit_price(5)], 0, 3_000, 1),  # only a Compute Budget instruction
-        ([cb.set_compute_unit_price(1_000_000)], 8, 1_400_000, 1_400_000),  # capped
+        ([cb.set_compute_unit_price(1_000_000)], 8, 27_000, 27_000),
         ([cb.set_compute_unit_limit(300), cb.set_compute_unit_price(1000)], 1, 300, 1),
         ([cb.set_compute_unit_limit(1000), cb.set_compute_unit_price(1000)], 1, 1000, 1),
         ([cb.set_compute_unit_limit(1001), cb.set_compute_unit_price(1000)], 1, 1001, 2),
@@ -76,6 +78,20 @@ def test_priority_fee(budget, other_instructions, limit, priority) -> None:
     assert spend.base_fee_lamports == 5_000
     assert spend.fee_lamports == 5_000 + priority
     assert spend.spend_lamports == 5_000 + priority + other_instructions
+
+
+MEMO_V2 = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+
+
+@pytest.mark.parametrize(
+    ("memos", "limit"),
+    [(1, 3_000 + 3_000 + 200_000), (7, 1_400_000)],  # price + transfer + memos; 7 memos hit the cap
+)
+def test_default_limit_gives_other_programs_200_000_units(memos, limit) -> None:
+    memo_instructions = [Instruction(MEMO_V2, b"hi", []) for _ in range(memos)]
+    spend = spend_of(cb.set_compute_unit_price(1_000_000), transfer(WALLET, A, 1), *memo_instructions)
+    assert spend.compute_unit_limit == limit
+    assert spend.priority_fee_lamports == limit
 
 
 def test_base_fee_counts_every_required_signature() -> None:
@@ -256,8 +272,8 @@ def test_describe_is_json_and_plain_words() -> None:
     assert result["signers"] == [str(WALLET)]
     assert set(result["programs"]) == {str(Pubkey(SYSTEM_PROGRAM_ID)), "ComputeBudget111111111111111111111111111111"}
     assert result["instructions"][1]["description"] == f"transfer 0.000000049 SOL from {WALLET} to {A}"
-    assert result["fee_lamports"] == 5_000 + 203  # 1000 micro-lamports * 203,000 units
-    assert result["spend_lamports"] == 5_000 + 203 + 49
+    assert result["fee_lamports"] == 5_000 + 6  # 1000 micro-lamports * 6,000 units (two builtins)
+    assert result["spend_lamports"] == 5_000 + 6 + 49
     # for another wallet, the spend is that wallet's
     other = describe(parsed.message, wallet=bytes(A))
     assert other["spend_lamports"] == 0 and other["wallet"] == str(A)

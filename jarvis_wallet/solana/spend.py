@@ -7,11 +7,12 @@ Spend = the network fee, when the wallet is the fee payer
 Fee: 5,000 lamports per signature (the message's required signatures plus
 those verified by the Ed25519/secp256k1/secp256r1 precompiles) plus the
 priority fee ceil(compute_unit_price * compute_unit_limit / 1,000,000). With no
-SetComputeUnitLimit the runtime's default depends on cluster features
-(SIMD-0170 gives builtins 3,000 units, migrated builtins and other programs
-200,000); we take the upper bound: 200,000 per instruction that is not a
-Compute Budget instruction plus 3,000 per Compute Budget instruction, capped
-at 1,400,000. Over-counting a few lamports is the safe side of a limit.
+SetComputeUnitLimit the runtime's default (SIMD-0170) is 3,000 units per
+builtin instruction and 200,000 per other instruction, capped at 1,400,000.
+System and Compute Budget are builtins on every cluster, so they get 3,000
+each; every other program gets 200,000, which is exact for ordinary programs
+and an upper bound for builtins that some clusters have migrated (their
+status is not visible offline). Over-counting is the safe side of a limit.
 
 System outflows (the destination is the wallet itself: not counted):
 transfer from the wallet; create account (all three variants) funded by the
@@ -133,21 +134,23 @@ def _fees(message: Message, decoded: tuple[DecodedInstruction, ...]) -> tuple[in
     signatures = message.num_required_signatures
     requested_limit: int | None = None
     price = 0
-    compute_budget_count = 0
+    builtin_count = 0  # System and Compute Budget: builtins everywhere
     for instruction in decoded:
         if instruction.program_id in PRECOMPILE_PROGRAM_IDS:
             signatures += instruction.data[0] if instruction.data else 0
+        if instruction.program_id == SYSTEM_PROGRAM_ID:
+            builtin_count += 1
         if instruction.program_id == COMPUTE_BUDGET_PROGRAM_ID:
-            compute_budget_count += 1
+            builtin_count += 1
             if instruction.kind == "set_compute_unit_limit":
                 requested_limit = instruction.fields["units"]  # type: ignore[assignment]
             elif instruction.kind == "set_compute_unit_price":
                 price = instruction.fields["micro_lamports"]  # type: ignore[assignment]
     if requested_limit is None:
-        other = len(decoded) - compute_budget_count
+        other = len(decoded) - builtin_count
         requested_limit = (
             other * DEFAULT_INSTRUCTION_COMPUTE_UNIT_LIMIT
-            + compute_budget_count * MAX_BUILTIN_ALLOCATION_COMPUTE_UNIT_LIMIT
+            + builtin_count * MAX_BUILTIN_ALLOCATION_COMPUTE_UNIT_LIMIT
         )
     limit = min(requested_limit, MAX_COMPUTE_UNIT_LIMIT)
     priority = -(-price * limit // MICRO_LAMPORTS_PER_LAMPORT)  # ceiling, integers only
