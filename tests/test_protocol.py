@@ -961,7 +961,7 @@ def test_worked_example_response_verifies():
         signature=base58.b58encode(signature).decode(),
         signedTxBase64=base64.b64encode(tx[:1] + signature + message).decode(),
         wallet=keypair.public_key_base58,
-        lamports=1_000_000,
+        lamports=1_005_000,  # the spend counted: transfer plus fee
         feeLamports=5_000,
         transactionId=1,
         duplicate=False,
