@@ -240,8 +240,11 @@ def _run_signer(settings: SignerSettings, *, report) -> int:
     except Exception as exc:  # noqa: BLE001 - report, do not print a traceback from the child
         report("error", f"unexpected start-up failure: {type(exc).__name__}")
         return 1
-    report("ready", server.info.__dict__)
     try:
+        # Before "ready": whoever starts a signer may stop it at once, and a SIGTERM with no
+        # handler yet would kill it without halt(), leaving the socket and pid file behind.
+        server.handle_signals()
+        report("ready", server.info.__dict__)
         server.serve_forever()
     finally:
         server.halt()
@@ -378,11 +381,13 @@ class _SignerServer:
         return cls(settings, listener, worker, handler, info, wake_r, wake_w)
 
     # The loop: signals only record and wake it.
-    def serve_forever(self) -> None:
+    def handle_signals(self) -> None:
         signal.set_wakeup_fd(self._wake_w)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def serve_forever(self) -> None:
         selector = selectors.DefaultSelector()
         selector.register(self._listener, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)

@@ -1,0 +1,398 @@
+"""Invariant 8 against real forked signers: bad input never crashes the signer.
+
+Each case sends something hostile or broken over a real Unix socket, checks the one reply it
+gets (or that the connection is closed), and then checks that a fresh client still pings and
+signs correctly. Nothing here may leave a traceback on the signer's stderr.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import select
+import socket
+import time
+from pathlib import Path
+
+import base58
+import nacl.signing
+import pytest
+
+from jarvis_wallet import protocol
+from jarvis_wallet.client import SignerClient
+from jarvis_wallet.errors import SignerUnavailable
+
+from conftest import transfer_message
+
+REQUEST_ID = "3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03"
+
+
+class Raw:
+    """A bare connection: send bytes, read reply lines (None once the signer closed it)."""
+
+    def __init__(self, path: Path, *, timeout: float = 5.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.buffer = b""
+
+    def send(self, data: bytes) -> bool:
+        """Send; False if the signer had already closed the connection."""
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        return True
+
+    def line(self) -> dict | None:
+        while b"\n" not in self.buffer:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def ping(self) -> dict | None:
+        request_id = protocol.new_request_id()
+        if not self.send(protocol.encode_frame({"op": "ping", "requestId": request_id})):
+            return None
+        reply = self.line()
+        assert reply is None or reply["requestId"] == request_id
+        return reply
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def secret_of(handle) -> bytes:
+    return Path(handle.info.secret_path).read_bytes().rstrip(b"\n")
+
+
+def sign_frame(secret: bytes, message: bytes) -> tuple[dict, bytes]:
+    request = protocol.build_request(secret, op="sign", tx_base64=base64.b64encode(message).decode())
+    return request, protocol.encode_frame(request)
+
+
+def rows_by_request_id(url: str) -> dict[str, dict]:
+    from jarvis_wallet.db import session
+    from jarvis_wallet.models import WalletTransaction
+
+    with session(url):
+        return {row["request_id"]: row for row in WalletTransaction.select().dicts()}
+
+
+def assert_serves(signers, handle) -> None:
+    """A fresh, well-behaved client can still ping and get a valid, recorded signature."""
+    keypair = signers.keypair()
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    with SignerClient(handle.socket_path, timeout=5) as client:
+        assert client.ping()["pong"] is True
+        signed = client.sign_transaction(message)
+    nacl.signing.VerifyKey(keypair.public_key).verify(message, base58.b58decode(signed.signature))
+    row = rows_by_request_id(signers.database_url)[signed.request_id]
+    assert (row["status"], row["signature"]) == ("signed", signed.signature)
+
+
+@pytest.fixture(autouse=True)
+def no_tracebacks(capfd):
+    """The signers share this process's stderr: a crashed thread would print here."""
+    yield
+    _, err = capfd.readouterr()
+    assert "Traceback" not in err and "Exception in thread" not in err, err
+
+
+@pytest.fixture
+def signer(signers):
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    return signers.start()
+
+
+# -- one hostile line at a time --------------------------------------------------------------------
+
+KEEP_OPEN = True
+CLOSED = False
+
+BAD_INPUT = {
+    "garbage": ([b"\x00\x01\x02 garbage \x7f\n"], ["bad_request"], KEEP_OPEN),
+    "non-utf8": ([b'{"op":"ping","requestId":"\xff\xfe"}\n'], ["bad_request"], KEEP_OPEN),
+    "lone-surrogate-escape": ([b'{"op":"sign_message","requestId":"' + REQUEST_ID.encode() + b'","timestamp":1,"message":"\\ud800","hmac":"' + b"0" * 64 + b'"}\n'], ["bad_request"], KEEP_OPEN),
+    "non-json": ([b"op=sign&txBase64=AAAA\n"], ["bad_request"], KEEP_OPEN),
+    "empty-line": ([b"\n"], ["bad_request"], KEEP_OPEN),
+    "crlf-only": ([b"\r\n"], ["bad_request"], KEEP_OPEN),
+    "json-array": ([b'[{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'"}]\n'], ["bad_request"], KEEP_OPEN),
+    "json-scalar": ([b"42\n"], ["bad_request"], KEEP_OPEN),
+    "deep-nesting": ([b'{"op":' + b"[" * 30_000 + b"]" * 30_000 + b"}\n"], ["bad_request"], KEEP_OPEN),
+    "deep-object-nesting": ([b'{"a":' * 6_000 + b"1" + b"}" * 6_000 + b"\n"], ["bad_request"], KEEP_OPEN),
+    "duplicate-keys": ([b'{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'","op":"sign"}\n'], ["bad_request"], KEEP_OPEN),
+    "bool-timestamp": ([b'{"op":"status","requestId":"' + REQUEST_ID.encode() + b'","timestamp":true,"hmac":"' + b"0" * 64 + b'"}\n'], ["bad_request"], KEEP_OPEN),
+    "string-timestamp": ([b'{"op":"status","requestId":"' + REQUEST_ID.encode() + b'","timestamp":"1","hmac":"' + b"0" * 64 + b'"}\n'], ["bad_request"], KEEP_OPEN),
+    "number-tx": ([b'{"op":"sign","requestId":"' + REQUEST_ID.encode() + b'","timestamp":1,"txBase64":7,"hmac":"' + b"0" * 64 + b'"}\n'], ["bad_request"], KEEP_OPEN),
+    "nan": ([b'{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'","timestamp":NaN}\n'], ["bad_request"], KEEP_OPEN),
+    "huge-integer": ([b'{"op":"ping","timestamp":' + b"9" * 10_000 + b"}\n"], ["bad_request"], KEEP_OPEN),
+    "unknown-op": ([b'{"op":"export_private_key","requestId":"' + REQUEST_ID.encode() + b'"}\n'], ["unknown_op"], KEEP_OPEN),
+    "missing-op": ([b'{"requestId":"' + REQUEST_ID.encode() + b'"}\n'], ["bad_request"], KEEP_OPEN),
+    "line-split-across-writes": ([b'{"op":"pi', b'ng","requestId":"', REQUEST_ID.encode() + b'"}\n'], [None], KEEP_OPEN),
+    "huge-line": ([b'{"a":"' + b"x" * 70_000 + b'"}\n'], ["line_too_long"], CLOSED),
+    "huge-unfinished-line": ([b"[" * 200_000], ["line_too_long"], CLOSED),
+    "good-then-huge": ([b'{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'"}\n', b"y" * 70_000 + b"\n"], [None, "line_too_long"], CLOSED),
+}
+
+
+@pytest.mark.parametrize(("chunks", "codes", "stays_open"), BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_gets_one_reply_and_the_signer_keeps_serving(signers, signer, chunks, codes, stays_open):
+    raw = Raw(signer.socket_path)
+    for chunk in chunks:
+        if not raw.send(chunk):
+            break
+        time.sleep(0.01)  # separate writes really arrive separately
+    for code in codes:
+        reply = raw.line()
+        assert reply is not None, "the signer closed the connection without a reply"
+        if code is None:
+            assert reply["ok"] is True and reply["requestId"] == REQUEST_ID
+        else:
+            assert reply["ok"] is False and reply["error"]["code"] == code, reply
+            assert reply["requestId"] in (None, REQUEST_ID)
+    if stays_open:
+        assert raw.ping()["pong"] is True  # the same connection carries on
+    else:
+        assert raw.line() is None  # answered once, then closed
+    raw.close()
+    assert signer.is_alive()
+    assert_serves(signers, signer)
+
+
+def test_half_a_line_then_a_disconnect(signers, signer):
+    raw = Raw(signer.socket_path)
+    raw.send(b'{"op":"sign","requestId":"' + REQUEST_ID.encode() + b'","txBa')
+    raw.close()
+    assert_serves(signers, signer)
+    assert REQUEST_ID not in rows_by_request_id(signers.database_url)
+
+
+def test_a_connection_dropped_mid_request(signers, signer):
+    """The reply has nowhere to go; the decision is still whole: recorded and valid, or absent."""
+    keypair = signers.keypair()
+    dropped = []
+    for _ in range(5):
+        message = transfer_message(from_key=keypair.public_key, lamports=1000)
+        request, frame = sign_frame(secret_of(signer), message)
+        raw = Raw(signer.socket_path)
+        raw.send(frame)
+        raw.sock.shutdown(socket.SHUT_RDWR)
+        raw.close()
+        dropped.append((request["requestId"], message))
+    assert_serves(signers, signer)
+    rows = rows_by_request_id(signers.database_url)
+    for request_id, message in dropped:
+        row = rows.get(request_id)
+        if row is not None:
+            assert row["status"] == "signed"
+            nacl.signing.VerifyKey(keypair.public_key).verify(message, base58.b58decode(row["signature"]))
+
+
+def test_many_frames_in_one_write_are_answered_in_order(signers, signer):
+    keypair = signers.keypair()
+    secret = secret_of(signer)
+    expected = []  # (requestId or None, code or None, message or None)
+    stream = b""
+    for index in range(120):
+        if index % 20 == 7:
+            stream += b"garbage line\n"
+            expected.append((None, "bad_request", None))
+        elif index % 20 == 13:
+            message = transfer_message(from_key=keypair.public_key, lamports=1000 + index)
+            request, frame = sign_frame(secret, message)
+            stream += frame
+            expected.append((request["requestId"], None, message))
+        else:
+            request_id = protocol.new_request_id()
+            stream += protocol.encode_frame({"op": "ping", "requestId": request_id})
+            expected.append((request_id, None, None))
+    raw = Raw(signer.socket_path, timeout=10)
+    raw.send(stream)
+    verify_key = nacl.signing.VerifyKey(keypair.public_key)
+    for request_id, code, message in expected:
+        reply = raw.line()
+        assert reply["requestId"] == request_id
+        if code is not None:
+            assert reply["error"]["code"] == code
+        elif message is not None:
+            verify_key.verify(message, base58.b58decode(reply["signature"]))
+        else:
+            assert reply["pong"] is True
+    raw.close()
+    assert_serves(signers, signer)
+
+
+def test_a_request_written_one_byte_at_a_time(signers, signer):
+    keypair = signers.keypair()
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    request, frame = sign_frame(secret_of(signer), message)
+    raw = Raw(signer.socket_path)
+    for byte in frame:
+        raw.sock.send(bytes([byte]))
+    reply = raw.line()
+    assert reply["ok"] is True and reply["requestId"] == request["requestId"]
+    nacl.signing.VerifyKey(keypair.public_key).verify(message, base58.b58decode(reply["signature"]))
+    raw.close()
+    assert_serves(signers, signer)
+
+
+# -- connections: idle, capacity, clients that never read -------------------------------------------
+
+
+def _is_open(raw: Raw) -> bool:
+    timeout = raw.sock.gettimeout()
+    raw.sock.settimeout(0)  # with a timeout, recv would wait for data first
+    try:
+        return raw.sock.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True  # nothing to read, not closed
+    except ConnectionResetError:
+        return False
+    finally:
+        raw.sock.settimeout(timeout)
+
+
+def _wait_closed(raw: Raw, limit: float) -> None:
+    raw.sock.settimeout(limit)
+    assert raw.line() is None
+
+
+def test_idle_connections_are_closed(signers):
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start(idle_timeout_seconds=0.5)
+    opened = time.monotonic()
+    silent = Raw(handle.socket_path)
+    half = Raw(handle.socket_path)
+    half.send(b'{"op":"ping","requ')
+    time.sleep(0.2)
+    assert _is_open(silent) and _is_open(half)
+    _wait_closed(silent, 5)
+    _wait_closed(half, 5)
+    assert 0.4 < time.monotonic() - opened < 5
+
+    talking = Raw(handle.socket_path)
+    for _ in range(6):  # 1.2 s of activity, longer than the idle timeout
+        assert talking.ping()["pong"] is True
+        time.sleep(0.2)
+    assert talking.ping()["pong"] is True  # activity keeps a connection open
+    talking.close()
+    assert_serves(signers, handle)
+
+
+def test_connections_past_the_limit_get_busy_until_others_close(signers):
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start(max_connections=2)
+    first, second = Raw(handle.socket_path), Raw(handle.socket_path)
+    assert first.ping()["pong"] is True and second.ping()["pong"] is True
+    for _ in range(3):
+        extra = Raw(handle.socket_path)
+        reply = extra.line()
+        assert reply == {"requestId": None, "ok": False, "error": {"code": "busy", "message": reply["error"]["message"]}}
+        assert extra.line() is None  # and closed
+        extra.close()
+    first.close()
+    deadline = time.monotonic() + 5
+    while True:  # the signer notices the close asynchronously
+        probe = Raw(handle.socket_path)
+        probe.send(protocol.encode_frame({"op": "ping", "requestId": REQUEST_ID}))
+        reply = probe.line()
+        probe.close()
+        if reply and reply["ok"]:
+            break
+        assert reply is None or reply["error"]["code"] == "busy", reply
+        assert time.monotonic() < deadline, "a slot never freed up after a client closed"
+        time.sleep(0.05)
+    assert second.ping()["pong"] is True  # the other connection was never disturbed
+    second.close()
+    assert_serves(signers, handle)
+
+
+def test_a_client_that_never_reads_does_not_stall_others(signers, signer):
+    keypair = signers.keypair()
+    secret = secret_of(signer)
+    hog = Raw(signer.socket_path)
+    hog.sock.setblocking(False)
+    pings = b"".join(
+        protocol.encode_frame({"op": "ping", "requestId": protocol.new_request_id()}) for _ in range(100)
+    )
+    signs = sign_frame(secret, transfer_message(from_key=keypair.public_key, lamports=1000))[1]
+    pending = memoryview(signs + pings)
+    batches = 1
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not pending:
+            pending, batches = memoryview(pings), batches + 1
+        try:
+            pending = pending[hog.sock.send(pending):]
+        except BlockingIOError:
+            # Full for now. Stalled for good only if the signer stops reading altogether.
+            _, writable, _ = select.select([], [hog.sock], [], 1.0)
+            if not writable:
+                break
+    else:
+        pytest.fail("the signer kept reading from a client that never reads its replies")
+    assert batches * 100 > 2000  # far more replies than the socket buffers hold
+    assert_serves(signers, signer)
+    with SignerClient(signer.socket_path, timeout=5) as client:  # several requests on one connection
+        for _ in range(3):
+            client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=1000))
+    hog.close()
+    assert_serves(signers, signer)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="client.py: a busy reply (requestId null) is reported as ProtocolError 'the signer "
+    "answered a different request', or as a dropped connection, instead of SignerUnavailable(busy)",
+)
+def test_a_client_turned_away_as_busy_sees_signer_unavailable(signers):
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start(max_connections=1)
+    holder = Raw(handle.socket_path)
+    assert holder.ping()["pong"] is True
+    try:
+        with pytest.raises(SignerUnavailable) as excinfo:
+            SignerClient(handle.socket_path, timeout=5).ping()
+        assert excinfo.value.wire_code == "busy"
+    finally:
+        holder.close()
+
+
+def test_many_clients_misbehaving_at_once(signers):
+    """Garbage, drops and half lines on many connections at once, then everyone is served."""
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start(max_connections=64)
+    connections = [Raw(handle.socket_path) for _ in range(40)]
+    for index, raw in enumerate(connections):
+        raw.send([b"\xff\n", b"[]\n", b'{"op":', b"x" * 70_000 + b"\n"][index % 4])
+    for index, raw in enumerate(connections):
+        if index % 4 in (0, 1):
+            assert raw.line()["error"]["code"] == "bad_request"
+        elif index % 4 == 3:
+            assert raw.line()["error"]["code"] == "line_too_long"
+        raw.close()
+    for _ in range(5):
+        assert_serves(signers, handle)
+
+
+# -- stopping ----------------------------------------------------------------------------------
+
+
+def test_a_signer_stopped_right_after_it_reported_ready_still_cleans_up(signers):
+    """'Ready' must mean SIGTERM is handled: a default-action death leaves socket and pid file."""
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    socket_path = signers.tmp_path / "run" / "signer.sock"
+    for _ in range(40):
+        handle = signers.start(socket_path=socket_path)
+        handle.stop()
+        assert not handle.is_alive()
+        assert not socket_path.exists(), "socket left behind"
+        assert not (socket_path.parent / "signer.pid").exists(), "pid file left behind"
+    assert_serves(signers, signers.start(socket_path=socket_path))
