@@ -22,7 +22,7 @@ from .commands import limits as limits_commands
 from .commands import sign as sign_commands
 from .commands import signer as signer_commands
 from .commands import tx as tx_commands
-from .errors import JarvisWalletError
+from .errors import JarvisWalletError, PolicyDenied
 
 
 class JarvisGroup(TyperGroup):
@@ -31,6 +31,10 @@ class JarvisGroup(TyperGroup):
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except PolicyDenied as exc:
+            # The stable reason code is for scripts; the sentence is for people.
+            typer.echo(f"Error: refused ({exc.reason}): {exc.message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
         except JarvisWalletError as exc:
             typer.echo(f"Error: {exc.message}", err=True)
             raise typer.Exit(exc.exit_code) from None

@@ -278,7 +278,7 @@ def test_inspect_predicts_the_real_signer(signers, cli, tmp_path):
         else:
             assert report["decision"]["reason"] == outcome
             assert signed.exit_code == 5
-            assert signed.stderr == f"Error: {report['decision']['message']}\n"
+            assert signed.stderr == f"Error: refused ({outcome}): {report['decision']['message']}\n"
 
 
 # -- build-transfer --------------------------------------------------------------------------

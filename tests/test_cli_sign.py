@@ -179,7 +179,7 @@ def test_over_the_limits_exits_5_with_the_reason(session):
     over = session.sign(session.b64_file(session.message(6_000)))  # 11,000 with the fee
     assert over.exit_code == 5
     assert one_error_line(over) == (
-        "Error: this transaction spends 11000 lamports (0.000011 SOL), above the per-transaction limit "
+        "Error: refused (per_tx_limit_exceeded): this transaction spends 11000 lamports (0.000011 SOL), above the per-transaction limit "
         "of 10000 lamports (0.00001 SOL)\n"
     )
     for lamports in (4_000, 4_000):  # 9,000 each: 18,000 of the daily 20,000
@@ -187,7 +187,7 @@ def test_over_the_limits_exits_5_with_the_reason(session):
     daily = session.sign(session.b64_file(session.message(1_000)))
     assert daily.exit_code == 5
     assert one_error_line(daily) == (
-        "Error: this transaction spends 6000 lamports (0.000006 SOL); with 18000 lamports (0.000018 SOL) "
+        "Error: refused (daily_limit_exceeded): this transaction spends 6000 lamports (0.000006 SOL); with 18000 lamports (0.000018 SOL) "
         "already spent in the last 24 hours that is above the daily limit of 20000 lamports (0.00002 SOL)\n"
     )
     assert session.spent() == 18_000
@@ -198,7 +198,7 @@ def test_without_limits_everything_is_refused(session):
     result = session.sign(session.b64_file(session.message(1)))
     assert result.exit_code == 5
     assert one_error_line(result) == (
-        f"Error: wallet {session.wallet} has no spend limits; set them with "
+        f"Error: refused (no_limits): wallet {session.wallet} has no spend limits; set them with "
         f"`jarvis-wallet limits set --wallet {session.wallet} --per-tx AMOUNT --daily AMOUNT`\n"
     )
     message = session.sign_message("hello")

@@ -267,3 +267,12 @@ def test_sign_with_published_seeds(vector: dict) -> None:
     if "expected_signed_transaction" in vector:
         published = vector["expected_signed_transaction"]
         assert current == _decode(published["encoding"], published["data"])
+
+
+@pytest.mark.parametrize("text", ["AAAA====", "AAA=A", "AB==", "AAAAAB=="])
+def test_base64_input_must_be_canonical(text):
+    from jarvis_wallet.errors import InvalidTransaction
+    from jarvis_wallet.solana import decode_base64_input
+
+    with pytest.raises(InvalidTransaction):
+        decode_base64_input(text)

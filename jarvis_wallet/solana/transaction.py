@@ -123,6 +123,10 @@ def decode_base64_input(text: str | bytes) -> bytes:
     if not encoded:
         raise InvalidTransaction("empty base64 input")
     try:
-        return base64.b64decode(encoded, validate=True)
+        decoded = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidTransaction("input is not valid base64") from None
+    # One transaction has one spelling: excess padding or non-zero unused bits are refused.
+    if base64.b64encode(decoded) != encoded:
+        raise InvalidTransaction("input is not canonical base64 (extra padding or stray bits)")
+    return decoded
