@@ -53,6 +53,18 @@ _EXPORTS = {
     "get_transaction": "ledger",
     "mark_transaction": "ledger",
     "spent_in_window": "ledger",
+    # the signer and its client
+    "SignerClient": "client",
+    "SignedTransaction": "client",
+    "SignedMessage": "client",
+    "SignerSettings": "signer",
+    "SignerHandle": "signer",
+    "SignerInfo": "signer",
+    "start_signer": "signer",
+    "serve": "signer",
+    "stop_signer": "signer",
+    "Keypair": "keys",
+    "generate_keypair_file": "keys",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -51,3 +51,21 @@ def test_documented_commands_exist():
 def test_readme_names_the_two_setup_commands():
     readme = (ROOT / "README.md").read_text()
     assert "scripts/demo" in readme and "scripts/test" in readme
+
+
+def test_readme_client_example_runs_against_a_real_signer(signers, monkeypatch, capsys):
+    """The README's agent snippet, executed as written against a forked signer."""
+    import re
+
+    from conftest import transfer_message
+
+    snippet = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    keypair = signers.keypair()
+    signers.set_limits(per_tx=10**6, daily=10**6)
+    handle = signers.start()
+    monkeypatch.setenv("SIGNER_SOCKET_PATH", str(handle.socket_path))
+    sent = []
+    exec(snippet, {"message_bytes": transfer_message(from_key=keypair.public_key, lamports=1000), "send": sent.append})
+    assert len(sent) == 1 and len(sent[0]) > 64
+    exec(snippet, {"message_bytes": transfer_message(from_key=keypair.public_key, lamports=10**6), "send": sent.append})
+    assert capsys.readouterr().out == "refused: per_tx_limit_exceeded\n"
