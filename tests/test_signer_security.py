@@ -330,6 +330,29 @@ def test_a_replay_after_a_restart_is_caught_by_the_database(signers):
     assert raw.request(fresh)["ok"] is True
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="signing.py: a request for an already-signed message is answered with the recorded "
+    "signature (duplicate) without recording its request id, so after a restart the same request "
+    "is accepted again",
+)
+def test_a_replayed_duplicate_after_a_restart_is_refused(signers):
+    keypair = signers.keypair()
+    signers.set_limits(per_tx=1_000_000, daily=10**9)
+    first = signers.start()
+    secret = secret_of(first)
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    original, retry = sign_request(secret, message), sign_request(secret, message)
+    raw = Raw(first.socket_path)
+    assert raw.request(original)["ok"] is True
+    assert raw.request(retry)["duplicate"] is True
+    raw.close()
+    first.stop()
+    second = signers.start(socket_path=first.socket_path)
+    reply = Raw(second.socket_path).request(retry)
+    assert reply["ok"] is False and reply["error"]["code"] == "replayed_request"
+
+
 # -- start-up refusals: key file, shared secret --------------------------------------------------
 
 
