@@ -167,7 +167,8 @@ def test_sign_message_builds_a_text_job(handler, fake):
 
 
 def test_a_wrong_hmac_is_auth_failed_and_reaches_nothing(handler, fake):
-    forged = protocol.build_request(b"not-the-shared-secret-but-32-bytes!", op="sign", timestamp_ms=NOW_MS, tx_base64=TX_BASE64)
+    wrong_secret = b"not-the-shared-secret-but-32-bytes!"
+    forged = protocol.build_request(wrong_secret, op="sign", timestamp_ms=NOW_MS, tx_base64=TX_BASE64)
     assert error_code(reply(handler, line_of(forged))) == "auth_failed"
     tampered = dict(sign_request(), purpose="added after signing")
     assert error_code(reply(handler, line_of(tampered))) == "auth_failed"
@@ -255,7 +256,7 @@ BAD_LINES = {
     "unknown-op": (b'{"op":"export_key","requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03"}', "unknown_op"),
     "op-not-a-string": (b'{"op":1,"requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03"}', "bad_request"),
     "unknown-field": (b'{"op":"ping","requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03","key":1}', "bad_request"),
-    "huge-integer": (b'{"op":"ping","requestId":"3f1c9a52-7b4e-4d0a-9c6f-2e8b5d7a1f03","timestamp":' + b"9" * 5000 + b"}", "bad_request"),
+    "huge-integer": (b'{"op":"ping","timestamp":' + b"9" * 5000 + b"}", "bad_request"),
     "nan": (b'{"op":"ping","timestamp":NaN}', "bad_request"),
     "too-long": (b'{"a":"' + b"x" * protocol.MAX_LINE_BYTES + b'"}', "line_too_long"),
 }

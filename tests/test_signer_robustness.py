@@ -115,30 +115,54 @@ def signer(signers):
 
 KEEP_OPEN = True
 CLOSED = False
+ZERO_HMAC = "0" * 64
+
+
+def json_line(obj) -> bytes:
+    return json.dumps(obj).encode() + b"\n"
+
 
 BAD_INPUT = {
     "garbage": ([b"\x00\x01\x02 garbage \x7f\n"], ["bad_request"], KEEP_OPEN),
     "non-utf8": ([b'{"op":"ping","requestId":"\xff\xfe"}\n'], ["bad_request"], KEEP_OPEN),
-    "lone-surrogate-escape": ([b'{"op":"sign_message","requestId":"' + REQUEST_ID.encode() + b'","timestamp":1,"message":"\\ud800","hmac":"' + b"0" * 64 + b'"}\n'], ["bad_request"], KEEP_OPEN),
+    "lone-surrogate": (
+        [json_line({"op": "sign_message", "requestId": REQUEST_ID, "timestamp": 1, "message": "\ud800", "hmac": ZERO_HMAC})],
+        ["bad_request"], KEEP_OPEN,
+    ),
     "non-json": ([b"op=sign&txBase64=AAAA\n"], ["bad_request"], KEEP_OPEN),
     "empty-line": ([b"\n"], ["bad_request"], KEEP_OPEN),
     "crlf-only": ([b"\r\n"], ["bad_request"], KEEP_OPEN),
-    "json-array": ([b'[{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'"}]\n'], ["bad_request"], KEEP_OPEN),
+    "json-array": ([json_line([{"op": "ping", "requestId": REQUEST_ID}])], ["bad_request"], KEEP_OPEN),
     "json-scalar": ([b"42\n"], ["bad_request"], KEEP_OPEN),
     "deep-nesting": ([b'{"op":' + b"[" * 30_000 + b"]" * 30_000 + b"}\n"], ["bad_request"], KEEP_OPEN),
     "deep-object-nesting": ([b'{"a":' * 6_000 + b"1" + b"}" * 6_000 + b"\n"], ["bad_request"], KEEP_OPEN),
-    "duplicate-keys": ([b'{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'","op":"sign"}\n'], ["bad_request"], KEEP_OPEN),
-    "bool-timestamp": ([b'{"op":"status","requestId":"' + REQUEST_ID.encode() + b'","timestamp":true,"hmac":"' + b"0" * 64 + b'"}\n'], ["bad_request"], KEEP_OPEN),
-    "string-timestamp": ([b'{"op":"status","requestId":"' + REQUEST_ID.encode() + b'","timestamp":"1","hmac":"' + b"0" * 64 + b'"}\n'], ["bad_request"], KEEP_OPEN),
-    "number-tx": ([b'{"op":"sign","requestId":"' + REQUEST_ID.encode() + b'","timestamp":1,"txBase64":7,"hmac":"' + b"0" * 64 + b'"}\n'], ["bad_request"], KEEP_OPEN),
-    "nan": ([b'{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'","timestamp":NaN}\n'], ["bad_request"], KEEP_OPEN),
+    "duplicate-keys": (
+        [b'{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'","op":"sign"}\n'], ["bad_request"], KEEP_OPEN,
+    ),
+    "bool-timestamp": (
+        [json_line({"op": "status", "requestId": REQUEST_ID, "timestamp": True, "hmac": ZERO_HMAC})],
+        ["bad_request"], KEEP_OPEN,
+    ),
+    "string-timestamp": (
+        [json_line({"op": "status", "requestId": REQUEST_ID, "timestamp": "1", "hmac": ZERO_HMAC})],
+        ["bad_request"], KEEP_OPEN,
+    ),
+    "number-tx": (
+        [json_line({"op": "sign", "requestId": REQUEST_ID, "timestamp": 1, "txBase64": 7, "hmac": ZERO_HMAC})],
+        ["bad_request"], KEEP_OPEN,
+    ),
+    "nan": ([json_line({"op": "ping", "requestId": REQUEST_ID, "timestamp": float("nan")})], ["bad_request"], KEEP_OPEN),
     "huge-integer": ([b'{"op":"ping","timestamp":' + b"9" * 10_000 + b"}\n"], ["bad_request"], KEEP_OPEN),
-    "unknown-op": ([b'{"op":"export_private_key","requestId":"' + REQUEST_ID.encode() + b'"}\n'], ["unknown_op"], KEEP_OPEN),
-    "missing-op": ([b'{"requestId":"' + REQUEST_ID.encode() + b'"}\n'], ["bad_request"], KEEP_OPEN),
-    "line-split-across-writes": ([b'{"op":"pi', b'ng","requestId":"', REQUEST_ID.encode() + b'"}\n'], [None], KEEP_OPEN),
+    "unknown-op": ([json_line({"op": "export_private_key", "requestId": REQUEST_ID})], ["unknown_op"], KEEP_OPEN),
+    "missing-op": ([json_line({"requestId": REQUEST_ID})], ["bad_request"], KEEP_OPEN),
+    "line-split-across-writes": (
+        [b'{"op":"pi', b'ng","requestId":"', REQUEST_ID.encode() + b'"}\n'], [None], KEEP_OPEN,
+    ),
     "huge-line": ([b'{"a":"' + b"x" * 70_000 + b'"}\n'], ["line_too_long"], CLOSED),
     "huge-unfinished-line": ([b"[" * 200_000], ["line_too_long"], CLOSED),
-    "good-then-huge": ([b'{"op":"ping","requestId":"' + REQUEST_ID.encode() + b'"}\n', b"y" * 70_000 + b"\n"], [None, "line_too_long"], CLOSED),
+    "good-then-huge": (
+        [json_line({"op": "ping", "requestId": REQUEST_ID}), b"y" * 70_000 + b"\n"], [None, "line_too_long"], CLOSED,
+    ),
 }
 
 

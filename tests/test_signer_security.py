@@ -134,9 +134,10 @@ def sqlite_files_text(url: str) -> bytes:
     """The raw bytes of a SQLite database and its journal files (freed pages included)."""
     if not url.startswith("sqlite:"):
         return b""
-    path = Path(url.removeprefix("sqlite:").lstrip("/")).resolve()
-    path = Path("/" + str(path).lstrip("/"))
-    return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
+    path = Path("/" + url.removeprefix("sqlite:").lstrip("/"))
+    data = b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
+    assert b"wallet_transactions" in data, f"no database read at {path}"
+    return data
 
 
 def no_signature_of(message: bytes, keypair: Keypair, *texts: bytes) -> None:
@@ -261,7 +262,8 @@ def test_a_wrong_hmac_is_auth_failed_and_nothing_is_signed(signers, limited):
     reply = raw.request(forged)
     assert reply["ok"] is False and reply["error"]["code"] == "auth_failed"
     assert reply["requestId"] == forged["requestId"]
-    tampered = dict(sign_request(secret_of(limited), message), txBase64=b64(transfer_message(from_key=keypair.public_key, lamports=999_999)))
+    larger = transfer_message(from_key=keypair.public_key, lamports=999_999)
+    tampered = dict(sign_request(secret_of(limited), message), txBase64=b64(larger))
     assert raw.request(tampered)["error"]["code"] == "auth_failed"
     with pytest.raises(AuthenticationFailed) as excinfo:
         SignerClient(limited.socket_path, secret=b"w" * 32).sign_transaction(message)
@@ -828,6 +830,7 @@ def test_the_key_is_not_in_replies_records_or_output_of_a_running_signer(signers
         texts[f"client {exc_type.__name__}"] = f"{excinfo.value} {excinfo.value!r}"
     texts["handle repr"] = f"{handle!r} {handle.info!r}"
     texts["database rows"] = all_database_text(signers.database_url)
+    assert DUMMY.public_key_base58.encode() in texts["database rows"]  # the dump is the real one
     texts["database files"] = sqlite_files_text(signers.database_url)
     handle.stop()
     out, err = capfd.readouterr()
@@ -974,7 +977,8 @@ def test_legacy_refusals_use_the_original_codes_and_are_recorded(signers, legacy
     }
     assert "ceiling" in reply["message"] or "limit" in reply["message"]
 
-    forged = legacy_request(transfer_message(from_key=keypair.public_key, lamports=1000), "forged-1", secret="not-the-secret-" * 3)
+    small = transfer_message(from_key=keypair.public_key, lamports=1000)
+    forged = legacy_request(small, "forged-1", secret="not-the-secret-" * 3)
     reply = raw.request(forged)
     assert (reply["ok"], reply["error"], reply["reason"]) == (False, "auth_failed", "auth_failed")
 
