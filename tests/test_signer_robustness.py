@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import select
+import signal
 import socket
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 
 from jarvis_wallet import protocol
 from jarvis_wallet.client import SignerClient
-from jarvis_wallet.errors import SignerUnavailable
+from jarvis_wallet.errors import SignerStartError, SignerUnavailable
 
 from conftest import transfer_message
 
@@ -420,3 +422,28 @@ def test_a_signer_stopped_right_after_it_reported_ready_still_cleans_up(signers)
         assert not socket_path.exists(), "socket left behind"
         assert not (socket_path.parent / "signer.pid").exists(), "pid file left behind"
     assert_serves(signers, signers.start(socket_path=socket_path))
+
+
+def test_a_killed_signer_leaves_a_stale_socket_that_the_next_one_replaces(signers):
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    socket_path = signers.tmp_path / "run" / "signer.sock"
+    killed = signers.start(socket_path=socket_path)
+    os.kill(killed.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while killed.is_alive():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert socket_path.exists()  # SIGKILL leaves no chance to clean up
+    replacement = signers.start(socket_path=socket_path)
+    assert replacement.pid != killed.pid
+    assert_serves(signers, replacement)
+
+
+def test_a_live_signers_socket_is_never_taken_over(signers):
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    socket_path = signers.tmp_path / "run" / "signer.sock"
+    live = signers.start(socket_path=socket_path)
+    with pytest.raises(SignerStartError, match=f"already served by a live signer \\(pid {live.pid}\\)"):
+        signers.start(socket_path=socket_path)
+    assert_serves(signers, live)
+    assert SignerClient(socket_path).status()["pid"] == live.pid

@@ -1037,3 +1037,22 @@ def test_legacy_requests_are_refused_when_legacy_mode_is_off(signers, monkeypatc
     assert reply["ok"] is False and reply["error"]["code"] == "bad_request"
     assert wallet_rows(signers.database_url) == []
     no_signature_of(message, keypair, raw.transcript)
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink", "directory"])
+def test_something_else_at_the_socket_path_is_never_replaced(signers, tmp_path, kind):
+    directory = tmp_path / "run"
+    directory.mkdir(mode=0o700)
+    socket_path = directory / "signer.sock"
+    victim = tmp_path / "precious"
+    victim.write_text("keep me")
+    if kind == "file":
+        socket_path.write_text("keep me")
+    elif kind == "symlink":
+        socket_path.symlink_to(victim)
+    else:
+        socket_path.mkdir()
+    with pytest.raises(SignerStartError, match="exists and is not a socket; refusing to replace it"):
+        signers.start(socket_path=socket_path)
+    assert socket_path.is_symlink() if kind == "symlink" else socket_path.exists()
+    assert victim.read_text() == "keep me"
