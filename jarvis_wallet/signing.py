@@ -10,8 +10,11 @@ is handed back only after the commit; if anything fails on the way, nothing
 leaves (fail closed).
 
 Requests that arrive together are decided one after another in the same
-transaction, each in its own savepoint, and committed once: every decision
-still sees all the ones before it, and one fsync serves the batch.
+transaction and committed once: every decision still sees all the ones
+before it (the limits and the 24-hour spend are read once per batch, then
+kept current in memory), and one fsync serves the batch. A failing insert
+cannot spoil the batch: a used request id inserts nothing (ON CONFLICT DO
+NOTHING), which is how a replay is detected.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import contextlib
 import datetime
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import base58
 import peewee
@@ -34,9 +37,9 @@ from .errors import (
     PolicyDenied,
 )
 from .keys import Keypair
-from .ledger import spent_in_window
+from .ledger import DAILY_WINDOW, MAX_REASON_LENGTH, SPENDING_STATUSES
 from .migrations import check_schema
-from .models import MODELS, SpendLimit, WalletConfig, WalletTransaction, utc_now
+from .models import MODELS, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
 from .solana import build_offchain_message, encode_pubkey, parse_transaction_input
 
@@ -82,6 +85,53 @@ class _Pending:
     error: JarvisWalletError | None = None
 
 
+class _Statements:
+    """The hot path's SQL, written once for the backend's placeholder style.
+
+    Raw statements, not the query builder: building SQL cost more than running it.
+    """
+
+    def __init__(self, db: peewee.Database) -> None:
+        p = db.param
+        postgres = not is_sqlite(db)
+        spending = ", ".join(f"'{status}'" for status in SPENDING_STATUSES)
+        self.earlier_signature = (
+            "SELECT id, signature, lamports, fee_lamports FROM wallet_transactions "
+            f"WHERE wallet = {p} AND message_sha256 = {p} AND signature IS NOT NULL LIMIT 1"
+        )
+        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit.
+        self.limits = (
+            f"SELECT per_tx_lamports, daily_lamports FROM spend_limits WHERE wallet = {p}"
+            + (" FOR UPDATE" if postgres else "")
+        )
+        self.spent = (
+            "SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
+            f"WHERE wallet = {p} AND created_at > {p} AND status IN ({spending})"
+        )
+        self.settings = f"SELECT key, value FROM wallet_config WHERE key IN ({p}, {p})"
+        columns = (
+            "request_id, wallet, status, purpose, lamports, fee_lamports, destination_address, "
+            "message_sha256, signature, rejection_reason, peer_uid, peer_pid, created_at, updated_at"
+        )
+        # A request id already recorded inserts nothing: that is how a replay is detected.
+        self.insert = (
+            f"INSERT INTO wallet_transactions ({columns}) VALUES ({', '.join([p] * 14)}) "
+            "ON CONFLICT (request_id) DO NOTHING"
+            + (" RETURNING id" if postgres else "")
+        )
+        self.postgres = postgres
+
+
+@dataclass
+class _BatchState:
+    """What every decision of one locked transaction shares: read once, kept current."""
+
+    limits: Limits | None
+    spent_24h: int
+    program_allowlist: frozenset
+    destination_allowlist: tuple[str, ...] | None
+
+
 class SigningService:
     """Holds the key and the database connection; used from one thread (the signer's worker)."""
 
@@ -97,19 +147,23 @@ class SigningService:
         self._database_url = database_url
         self._clock = clock
         self._db: peewee.Database | None = None
+        self._sql: _Statements | None = None
 
     @property
     def wallet(self) -> str:
         return self._wallet
 
     def connect(self) -> None:
-        """Open the connection (in the calling thread) and check the schema; raises on failure."""
+        """Open the connection (in the calling thread) and check the schema, unless already open."""
         if self._db is None:
             self._db = open_database(self._database_url)
+            self._sql = _Statements(self._db)
+        elif not self._db.is_closed():
+            return
         with translate_errors(self._db):
             self._db.connect(reuse_if_open=True)
-        with self._db.bind_ctx(MODELS):
-            check_schema(self._db)
+            with self._db.bind_ctx(MODELS):
+                check_schema(self._db)
 
     def close(self) -> None:
         if self._db is not None:
@@ -129,15 +183,14 @@ class SigningService:
         try:
             self.connect()
             db = self._db
-            # bind_ctx: this connection, whatever else the process has bound the models to.
-            with translate_errors(db), db.bind_ctx(MODELS), self._locked_transaction(db):
+            with translate_errors(db), self._locked_transaction(db):
                 now = self._clock()
+                state = self._read_state(db, now)
                 for job, message, slot in zip(jobs, prepared, pending):
                     if isinstance(message, JarvisWalletError) and not isinstance(message, InvalidTransaction):
                         slot.error = message
                         continue
-                    with db.atomic():  # a savepoint: one request's failure leaves the others
-                        self._decide_one(db, job, message, slot, now)
+                    self._decide_one(db, job, message, slot, state, now)
         except JarvisWalletError as exc:
             self._drop_connection()
             failure = exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(str(exc))
@@ -162,66 +215,59 @@ class SigningService:
         except JarvisWalletError as exc:
             return exc
 
-    def _decide_one(self, db, job: SignJob, prepared, slot: _Pending, now: datetime.datetime) -> None:
-        if WalletTransaction.select().where(WalletTransaction.request_id == job.request_id).exists():
-            slot.error = AuthenticationFailed(
-                f"request id {job.request_id} was used before", wire_code="replayed_request"
-            )
-            return
+    def _read_state(self, db, now: datetime.datetime) -> _BatchState:
+        sql = self._sql
+        row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
+        limits = None if row is None else Limits(int(row[0]), int(row[1]))
+        spent = 0
+        if limits is not None:
+            spent = int(db.execute_sql(sql.spent, (self._wallet, now - DAILY_WINDOW)).fetchone()[0])
+        settings = dict(db.execute_sql(sql.settings, ("allowed_programs", "allowed_destinations")).fetchall())
+        extra_programs = _split_keys(settings.get("allowed_programs"))
+        destinations = settings.get("allowed_destinations")
+        return _BatchState(
+            limits=limits,
+            spent_24h=spent,
+            program_allowlist=frozenset(DEFAULT_PROGRAM_ALLOWLIST) | frozenset(extra_programs),
+            destination_allowlist=None if destinations is None else _split_keys(destinations),
+        )
+
+    def _decide_one(self, db, job: SignJob, prepared, slot: _Pending, state: _BatchState, now) -> None:
         if isinstance(prepared, InvalidTransaction):
             raw = job.tx_bytes if job.tx_bytes is not None else (job.text or "").encode("utf-8", "replace")
             digest = hashlib.sha256(raw).hexdigest()
-            self._record_rejection(job, digest, "invalid_tx", str(prepared), lamports=0, fee=0, destination=None, now=now)
-            slot.error = prepared
+            self._record(db, job, slot, prepared, digest=digest, reason="invalid_tx", now=now)
             return
         signing_bytes, parsed = prepared
         digest = hashlib.sha256(signing_bytes).hexdigest()
-        earlier = self._earlier_signature(digest)
-        if earlier is not None:
-            slot.outcome = self._outcome_from_row(earlier, signing_bytes, parsed, duplicate=True)
+        earlier = db.execute_sql(self._sql.earlier_signature, (self._wallet, digest)).fetchone()
+        if earlier is not None:  # a retry: the recorded signature, counted once
+            slot.outcome = self._outcome_from_row(earlier, signing_bytes, parsed)
             return
-        limits_row = self._lock_limits(db)
-        limits = None if limits_row is None else Limits(limits_row.per_tx_lamports, limits_row.daily_lamports)
         if parsed is None:  # an off-chain message moves nothing, but the wallet must be governed
-            self._sign_offchain(job, signing_bytes, digest, limits, slot, now)
+            self._decide_offchain(db, job, signing_bytes, digest, slot, state, now)
             return
         decision = decide(
             message=parsed,
             wallet=self._keypair.public_key,
-            limits=limits,
-            spent_24h_lamports=spent_in_window(self._wallet, now=now) if limits else 0,
-            program_allowlist=self._program_allowlist(),
-            destination_allowlist=self._destination_allowlist(),
+            limits=state.limits,
+            spent_24h_lamports=state.spent_24h,
+            program_allowlist=state.program_allowlist,
+            destination_allowlist=state.destination_allowlist,
         )
         spend = decision.spend
         destination = next((p.destination for p in spend.payments if p.destination is not None), None)
         destination_text = encode_pubkey(destination) if destination else None
         if not decision.allowed:
-            self._record_rejection(
-                job, digest, decision.reason, decision.message,
-                lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports,
-                destination=destination_text, now=now,
+            error = PolicyDenied(decision.message, reason=decision.reason)
+            self._record(
+                db, job, slot, error, digest=digest, reason=decision.reason, now=now,
+                lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, destination=destination_text,
             )
-            slot.error = PolicyDenied(decision.message, reason=decision.reason)
             return
         signature = self._keypair.sign(signing_bytes)
-        row = WalletTransaction.create(
-            request_id=job.request_id,
-            wallet=self._wallet,
-            status="signed",
-            purpose=job.purpose,
-            lamports=spend.spend_lamports,
-            fee_lamports=spend.wallet_fee_lamports,
-            destination_address=destination_text,
-            message_sha256=digest,
-            signature=_base58(signature),
-            peer_uid=job.peer.uid,
-            peer_pid=job.peer.pid,
-            created_at=now,
-            updated_at=now,
-        )
-        slot.outcome = SignOutcome(
-            transaction_id=row.id,
+        outcome = SignOutcome(
+            transaction_id=0,
             wallet=self._wallet,
             signature=signature,
             signed_bytes=parsed.with_signature(self._keypair.public_key, signature),
@@ -229,61 +275,58 @@ class SigningService:
             fee_lamports=spend.wallet_fee_lamports,
             duplicate=False,
         )
+        if self._record(db, job, slot, outcome, digest=digest, now=now, destination=destination_text):
+            state.spent_24h += spend.spend_lamports
 
-    def _sign_offchain(self, job, envelope: bytes, digest: str, limits, slot: _Pending, now) -> None:
-        if limits is None:
+    def _decide_offchain(self, db, job, envelope: bytes, digest: str, slot: _Pending, state: _BatchState, now) -> None:
+        if state.limits is None:
             message = (
                 f"wallet {self._wallet} has no spend limits; set them with "
                 f"`jarvis-wallet limits set --wallet {self._wallet} --per-tx AMOUNT --daily AMOUNT`"
             )
-            self._record_rejection(job, digest, "no_limits", message, lamports=0, fee=0, destination=None, now=now)
-            slot.error = PolicyDenied(message, reason="no_limits")
+            self._record(db, job, slot, PolicyDenied(message, reason="no_limits"), digest=digest, reason="no_limits", now=now)
             return
         signature = self._keypair.sign(envelope)
-        row = WalletTransaction.create(
-            request_id=job.request_id, wallet=self._wallet, status="signed", purpose=job.purpose,
-            lamports=0, fee_lamports=0, message_sha256=digest,
-            signature=_base58(signature), peer_uid=job.peer.uid, peer_pid=job.peer.pid,
-            created_at=now, updated_at=now,
-        )
-        slot.outcome = SignOutcome(row.id, self._wallet, signature, envelope, 0, 0, duplicate=False)
+        outcome = SignOutcome(0, self._wallet, signature, envelope, 0, 0, duplicate=False)
+        self._record(db, job, slot, outcome, digest=digest, now=now)
 
-    def _record_rejection(self, job, digest, reason, message, *, lamports, fee, destination, now) -> None:
-        WalletTransaction.create(
-            request_id=job.request_id, wallet=self._wallet, status="rejected", purpose=job.purpose,
-            lamports=lamports, fee_lamports=fee, destination_address=destination, message_sha256=digest,
-            rejection_reason=f"{reason}: {message}"[:1000], peer_uid=job.peer.uid, peer_pid=job.peer.pid,
-            created_at=now, updated_at=now,
+    def _record(
+        self, db, job: SignJob, slot: _Pending, result, *, digest: str, now, reason: str | None = None,
+        lamports: int = 0, fee: int = 0, destination: str | None = None,
+    ) -> bool:
+        """Insert the decision's row; put the result in the slot. False if the request id was used."""
+        signed = isinstance(result, SignOutcome)
+        if signed:
+            lamports, fee = result.lamports, result.fee_lamports
+        params = (
+            job.request_id, self._wallet, "signed" if signed else "rejected", job.purpose,
+            lamports, fee, destination, digest,
+            _base58(result.signature) if signed else None,
+            None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
+            job.peer.uid, job.peer.pid, now, now,
         )
-
-    def _earlier_signature(self, digest: str) -> WalletTransaction | None:
-        return (
-            WalletTransaction.select()
-            .where(
-                (WalletTransaction.wallet == self._wallet)
-                & (WalletTransaction.message_sha256 == digest)
-                & (WalletTransaction.signature.is_null(False))
+        cursor = db.execute_sql(self._sql.insert, params)
+        if self._sql.postgres:
+            inserted = cursor.fetchone()
+            row_id = inserted[0] if inserted else None
+        else:
+            row_id = cursor.lastrowid if cursor.rowcount == 1 else None
+        if row_id is None:
+            slot.error = AuthenticationFailed(
+                f"request id {job.request_id} was used before", wire_code="replayed_request"
             )
-            .first()
-        )
+            return False
+        if signed:
+            slot.outcome = replace(result, transaction_id=row_id)
+        else:
+            slot.error = result
+        return True
 
-    def _outcome_from_row(self, row, signing_bytes: bytes, parsed, *, duplicate: bool) -> SignOutcome:
-        signature = base58.b58decode(row.signature)
+    def _outcome_from_row(self, row, signing_bytes: bytes, parsed) -> SignOutcome:
+        row_id, signature_text, lamports, fee = row
+        signature = base58.b58decode(signature_text)
         signed = parsed.with_signature(self._keypair.public_key, signature) if parsed is not None else signing_bytes
-        return SignOutcome(row.id, self._wallet, signature, signed, row.lamports, row.fee_lamports, duplicate)
-
-    def _lock_limits(self, db) -> SpendLimit | None:
-        query = SpendLimit.select().where(SpendLimit.wallet == self._wallet)
-        if not is_sqlite(db):
-            query = query.for_update()  # the per-wallet lock, held to the commit
-        return query.first()
-
-    def _program_allowlist(self) -> frozenset:
-        extra = _config_keys("allowed_programs")
-        return frozenset(DEFAULT_PROGRAM_ALLOWLIST) | frozenset(extra or ())
-
-    def _destination_allowlist(self):
-        return _config_keys("allowed_destinations")
+        return SignOutcome(row_id, self._wallet, signature, signed, int(lamports), int(fee), duplicate=True)
 
     @contextlib.contextmanager
     def _locked_transaction(self, db):
@@ -302,11 +345,8 @@ class SigningService:
             close_database(self._db)
 
 
-def _config_keys(key: str) -> tuple[str, ...] | None:
-    row = WalletConfig.get_or_none(WalletConfig.key == key)
-    if row is None:
-        return None
-    return tuple(part for part in row.value.split(",") if part)
+def _split_keys(value: str | None) -> tuple[str, ...]:
+    return tuple(part for part in (value or "").split(",") if part)
 
 
 def _base58(raw: bytes) -> str:
