@@ -27,7 +27,10 @@ from .message import Message, _as_bytes, _parse_message_at, parse_message
 from .shortvec import decode_shortvec, encode_shortvec
 
 SIGNATURE_LENGTH = 64
-MAX_SIGNATURES = 255  # num_required_signatures is one byte
+# A signature count is at most 127, one compact-u16 byte: a first byte with the high bit set
+# is a version prefix (SIMD-0385 v1 transactions start with their message), as the Solana SDK
+# reads it. 128 slots (8,192 bytes) could never fit a packet anyway.
+MAX_SIGNATURES = 127
 PACKET_DATA_SIZE = 1232  # largest transaction the cluster accepts
 
 
@@ -67,7 +70,10 @@ def _parse_full_transaction(raw: bytes) -> ParsedInput:
     if count == 0:
         raise InvalidTransaction("transaction carries no signature slots")
     if count > MAX_SIGNATURES:
-        raise InvalidTransaction(f"transaction carries {count} signature slots, more than {MAX_SIGNATURES}")
+        raise InvalidTransaction(
+            f"transaction carries {count} signature slots, more than {MAX_SIGNATURES} "
+            "(a first byte of 0x80 or more is a version prefix, not a signature count)"
+        )
     end = offset + count * SIGNATURE_LENGTH
     if end > len(raw):
         raise InvalidTransaction(f"truncated transaction: {count} signature slots need {count * SIGNATURE_LENGTH} bytes")
