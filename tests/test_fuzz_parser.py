@@ -1,0 +1,146 @@
+"""A bounded slice of the parser campaign (campaigns/fuzz_parser.py), solders as the oracle.
+
+The campaign itself runs a million inputs (docs/reliability-fuzzing.md); here its core runs on
+20,000, and the oracle's classification is pinned down on inputs built for each verdict, so a
+campaign that stopped seeing a difference would fail here too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from solders.hash import Hash
+from solders.message import MessageHeader, MessageV1, TransactionConfig, to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+
+from jarvis_wallet.errors import InvalidTransaction
+from jarvis_wallet.solana import build_transfer_message, parse_transaction_input
+from jarvis_wallet.solana.message import _parse_message_at
+
+CAMPAIGNS = Path(__file__).resolve().parents[1] / "campaigns"
+sys.path.insert(0, str(CAMPAIGNS))
+import fuzz_parser as campaign  # noqa: E402
+
+VECTORS = campaign.load_vector_inputs()
+
+
+def key(byte: int) -> bytes:
+    return bytes([byte]) * 32
+
+
+def transfer() -> bytes:
+    return build_transfer_message(from_pubkey=key(1), to_pubkey=key(2), lamports=5, recent_blockhash=key(3))
+
+
+def verdict(data: bytes, parsers: campaign.Parsers = campaign.OURS) -> campaign.Counts:
+    counts = campaign.Counts()
+    campaign.check_input(data, counts, parsers=parsers)
+    return counts
+
+
+def test_twenty_thousand_inputs_without_a_violation():
+    counts = campaign.run_chunk(seed=2026, count=20_000, vectors=VECTORS)
+    assert counts.violation_count == 0, counts.examples
+    assert counts.inputs == 20_000
+    # The generators reach every verdict, or this slice would prove little.
+    assert counts.accepted_full_transactions > 1000 and counts.accepted_bare_messages > 1000
+    assert counts.refused_by_both > 5000
+    assert {"duplicate_account_keys", "trailing_bytes", "message_version_above_0"} <= set(counts.stricter)
+    assert {"vector", "generated", "byte_mutant", "field_mutant", "solders_compiled"} <= set(counts.by_source)
+
+
+def test_agreement_on_a_valid_message_and_its_transaction():
+    message = transfer()
+    counts = verdict(message)
+    assert (counts.accepted_by_both, counts.accepted_bare_messages, counts.violation_count) == (1, 1, 0)
+    counts = verdict(b"\x01" + bytes(64) + message)
+    assert (counts.accepted_by_both, counts.accepted_full_transactions, counts.violation_count) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"),
+    [
+        (lambda m: m + b"\x00", "trailing_bytes"),
+        (lambda m: m.replace(key(2), key(1)), "duplicate_account_keys"),
+        (lambda m: campaign.ambiguous_input(__import__("random").Random(1)), "ambiguous_input"),
+        (
+            lambda m: to_bytes_versioned(
+                MessageV1(MessageHeader(1, 0, 0), TransactionConfig(), Hash(key(3)), [Pubkey(key(1)), Pubkey(key(2))], [])
+            ),
+            "message_version_above_0",
+        ),
+    ],
+    ids=["trailing", "duplicate-keys", "ambiguous", "version-1"],
+)
+def test_documented_stricter_cases_are_counted_by_reason(build, reason):
+    counts = verdict(build(transfer()))
+    assert counts.violation_count == 0, counts.examples
+    assert dict(counts.stricter) == {reason: 1}
+
+
+def test_garbage_is_refused_by_both():
+    counts = verdict(b"\x03\x00\x00garbage")
+    assert (counts.refused_by_both, counts.violation_count) == (1, 0)
+
+
+def _lax_message(data: bytes):
+    """A broken parser that ignores trailing bytes, as bincode does."""
+    message, _ = _parse_message_at(bytes(data), 0)
+    return message
+
+
+def _raising_entry_point(data: bytes):
+    raise IndexError("boom")
+
+
+def test_the_oracle_catches_a_parser_that_accepts_trailing_bytes():
+    lax = replace(campaign.OURS, message=_lax_message)
+    counts = verdict(transfer() + b"\x07", lax)
+    assert counts.violations["message_accepted_what_solders_refuses"] == 1
+
+
+def test_the_oracle_catches_an_exception_other_than_invalid_transaction():
+    counts = verdict(transfer(), replace(campaign.OURS, entry_point=_raising_entry_point))
+    assert counts.violations["unexpected_exception"] == 1
+    assert "IndexError" in counts.examples[0]["detail"]
+
+
+def test_regression_128_signature_slots_are_a_version_prefix_not_a_count():
+    """Found by the campaign (seed 1): a full transaction with 128 or more slots starts with a
+    byte of 0x80 or more, which the Solana SDK (solders 0.29, SIMD-0385) reads as a version
+    prefix and refuses; we accepted it as 128+ signatures."""
+    keys = [key(index) for index in range(1, 131)]
+    spec = campaign.Spec(None, [128, 0, 0], keys, key(200), [(129, b"\x00", b"")])
+    data = campaign.transaction_bytes(spec.encode(), [bytes(64)] * 128)
+    with pytest.raises(InvalidTransaction, match="version prefix"):
+        parse_transaction_input(data)
+    with pytest.raises(Exception, match="discriminator"):
+        VersionedTransaction.from_bytes(data)
+    counts = verdict(data)
+    assert counts.violation_count == 0, counts.examples
+    # 127 slots is still a transaction, for both.
+    spec = campaign.Spec(None, [127, 0, 0], keys[:129], key(200), [(128, b"\x00", b"")])
+    data = campaign.transaction_bytes(spec.encode(), [bytes(64)] * 127)
+    assert parse_transaction_input(data).is_full_transaction
+    assert verdict(data).accepted_full_transactions == 1
+
+
+def test_the_campaign_command_reports_json_and_exits_zero():
+    env = {**os.environ, "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, str(CAMPAIGNS / "fuzz_parser.py"), "--inputs", "3000", "--seed", "5", "--workers", "2", "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["inputs"] == 3000 and report["violations"] == 0 and report["workers"] == 2
+    total = report["accepted_by_both"] + report["refused_by_both"] + sum(report["stricter_than_solders"].values())
+    assert total == 3000
+    assert report["machine"]["nproc"] == os.cpu_count()
