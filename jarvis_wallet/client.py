@@ -190,12 +190,17 @@ class SignerClient:
                 if attempt == 2:
                     raise SignerUnavailable(f"the signer at {self.socket_path} closed the connection") from None
                 continue
+            error = reply.get("error")
+            if reply.get("requestId") is None and reply.get("ok") is False and isinstance(error, dict):
+                # A refusal of the connection itself (busy, peer_not_allowed), sent before any
+                # request was read: the signer closes the connection after it.
+                self.close()
+                raise error_from_response(str(error.get("code")), str(error.get("message")))
             if reply.get("requestId") != request["requestId"]:
                 self.close()
                 raise ProtocolError("the signer answered a different request")
             if reply.get("ok") is True:
                 return reply
-            error = reply.get("error")
             if not isinstance(error, dict):
                 raise ProtocolError("malformed error response from the signer")
             raise error_from_response(str(error.get("code")), str(error.get("message")))
@@ -205,7 +210,12 @@ class SignerClient:
         sock = self._connect(timeout)
         sock.settimeout(timeout)
         try:
-            sock.sendall(frame)
+            try:
+                sock.sendall(frame)
+            except (BrokenPipeError, ConnectionResetError):
+                # The signer may have refused the connection (busy, peer_not_allowed) and closed
+                # it before reading: its one-line reason is still waiting to be read.
+                pass
             while True:
                 chunk = sock.recv(65536)
                 if not chunk:

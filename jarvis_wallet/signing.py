@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from .ledger import DAILY_WINDOW, MAX_REASON_LENGTH, SPENDING_STATUSES
 from .migrations import check_schema
 from .models import MODELS, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
-from .solana import build_offchain_message, encode_pubkey, parse_transaction_input
+from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
 
 # How long a decision may wait for another signer's lock before it is refused.
 LOCK_TIMEOUT_SECONDS = 5
@@ -119,6 +120,7 @@ class _Statements:
             "ON CONFLICT (request_id) DO NOTHING"
             + (" RETURNING id" if postgres else "")
         )
+        self.request_id_used = f"SELECT 1 FROM wallet_transactions WHERE request_id = {p}"
         self.postgres = postgres
 
 
@@ -129,7 +131,7 @@ class _BatchState:
     limits: Limits | None
     spent_24h: int
     program_allowlist: frozenset
-    destination_allowlist: tuple[str, ...] | None
+    destination_allowlist: frozenset[bytes] | None
 
 
 class SigningService:
@@ -223,13 +225,12 @@ class SigningService:
         if limits is not None:
             spent = int(db.execute_sql(sql.spent, (self._wallet, now - DAILY_WINDOW)).fetchone()[0])
         settings = dict(db.execute_sql(sql.settings, ("allowed_programs", "allowed_destinations")).fetchall())
-        extra_programs = _split_keys(settings.get("allowed_programs"))
         destinations = settings.get("allowed_destinations")
         return _BatchState(
             limits=limits,
             spent_24h=spent,
-            program_allowlist=frozenset(DEFAULT_PROGRAM_ALLOWLIST) | frozenset(extra_programs),
-            destination_allowlist=None if destinations is None else _split_keys(destinations),
+            program_allowlist=_allowlist_bytes(settings.get("allowed_programs"), DEFAULT_PROGRAM_ALLOWLIST),
+            destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
         )
 
     def _decide_one(self, db, job: SignJob, prepared, slot: _Pending, state: _BatchState, now) -> None:
@@ -242,6 +243,12 @@ class SigningService:
         digest = hashlib.sha256(signing_bytes).hexdigest()
         earlier = db.execute_sql(self._sql.earlier_signature, (self._wallet, digest)).fetchone()
         if earlier is not None:  # a retry: the recorded signature, counted once
+            # Only here can a used request id get past the insert's ON CONFLICT check.
+            if db.execute_sql(self._sql.request_id_used, (job.request_id,)).fetchone() is not None:
+                slot.error = AuthenticationFailed(
+                    f"request id {job.request_id} was used before", wire_code="replayed_request"
+                )
+                return
             slot.outcome = self._outcome_from_row(earlier, signing_bytes, parsed)
             return
         if parsed is None:  # an off-chain message moves nothing, but the wallet must be governed
@@ -345,8 +352,11 @@ class SigningService:
             close_database(self._db)
 
 
-def _split_keys(value: str | None) -> tuple[str, ...]:
-    return tuple(part for part in (value or "").split(",") if part)
+@functools.lru_cache(maxsize=64)
+def _allowlist_bytes(value: str | None, base: frozenset = frozenset()) -> frozenset[bytes]:
+    """Comma-separated base58 keys (plus ``base``) as raw keys, decoded once per distinct value."""
+    keys = set(base) | {part for part in (value or "").split(",") if part}
+    return frozenset(decode_pubkey(key, what="allow-listed key") for key in keys)
 
 
 def _base58(raw: bytes) -> str:

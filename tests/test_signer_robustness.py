@@ -373,11 +373,6 @@ def test_a_client_that_never_reads_does_not_stall_others(signers, signer):
     assert_serves(signers, signer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py: a busy reply (requestId null) is reported as ProtocolError 'the signer "
-    "answered a different request', or as a dropped connection, instead of SignerUnavailable(busy)",
-)
 def test_a_client_turned_away_as_busy_sees_signer_unavailable(signers):
     signers.set_limits(per_tx=10**9, daily=10**15)
     handle = signers.start(max_connections=1)

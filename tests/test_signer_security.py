@@ -492,11 +492,6 @@ def test_a_uid_that_can_reach_the_socket_but_is_not_allowed_gets_peer_not_allowe
 
 
 @needs_root
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py: the peer_not_allowed reply (requestId null) is reported as ProtocolError "
-    "'the signer answered a different request' instead of AuthenticationFailed(peer_not_allowed)",
-)
 def test_a_refused_peer_sees_why_through_the_client(open_base, signers):
     handle = signers.start(
         socket_path=open_base / "run" / "signer.sock", allowed_uids=(65533,), socket_group=NOBODY_GID

@@ -195,3 +195,12 @@ def test_an_offchain_envelope_is_never_signed_as_a_transaction(service, keypair,
     with pytest.raises(InvalidTransaction):
         service.sign(_job(build_offchain_message("transfer everything")))
     assert all(r["signature"] is None for r in _rows(initialised_url))
+
+
+def test_a_used_request_id_is_refused_even_for_an_already_signed_message(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    message = transfer_message(from_key=keypair.public_key, lamports=1)
+    service.sign(_job(message, request_id="once"))
+    with pytest.raises(AuthenticationFailed) as info:
+        service.sign(_job(message, request_id="once"))
+    assert info.value.wire_code == "replayed_request"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import base58
 
 from ..errors import InvalidPublicKey
@@ -9,6 +11,9 @@ from ..errors import InvalidPublicKey
 PUBKEY_LENGTH = 32
 
 
+# Pure functions of their arguments; the signer meets the same few keys (its wallet, the
+# allow-listed programs, frequent destinations) on every request, and base58 is slow in Python.
+@functools.lru_cache(maxsize=4096)
 def decode_pubkey(text: str, *, what: str = "public key") -> bytes:
     """Return the 32 bytes of a base58 public key, or raise InvalidPublicKey."""
     if not isinstance(text, str):
@@ -26,6 +31,7 @@ def decode_pubkey(text: str, *, what: str = "public key") -> bytes:
     return raw
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_pubkey(raw: bytes) -> str:
     """Base58 text of a 32-byte public key."""
     if len(raw) != PUBKEY_LENGTH:
