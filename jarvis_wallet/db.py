@@ -150,9 +150,25 @@ def translate_errors(db: peewee.Database) -> Iterator[None]:
     except JarvisWalletError:
         raise
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
-        raise DatabaseUnavailable(f"database {describe(db)} is unavailable: {_first_line(exc)}") from None
+        reason = _first_line(_first_failure(exc))
+        raise DatabaseUnavailable(f"database {describe(db)} is unavailable: {reason}") from None
     except peewee.DatabaseError as exc:
-        raise DatabaseUnavailable(f"database {describe(db)} failed: {_first_line(exc)}") from None
+        raise DatabaseUnavailable(f"database {describe(db)} failed: {_first_line(_first_failure(exc))}") from None
+
+
+def _first_failure(exc: BaseException) -> BaseException:
+    """The database error that started it: a commit that fails (disk full, read-only file system,
+    connection lost) is followed by a rollback that fails too, and only the first says why."""
+    first, context = exc, exc.__context__
+    for _ in range(10):  # peewee error -> driver error -> peewee error -> ...
+        if context is None or not _is_database_error(context):
+            break
+        first, context = context, context.__context__
+    return first
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, peewee.PeeweeException) or type(exc).__module__.split(".")[0] in ("sqlite3", "psycopg2")
 
 
 def _first_line(exc: BaseException) -> str:
