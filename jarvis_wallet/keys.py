@@ -36,8 +36,6 @@ from hmac import compare_digest
 from typing import NoReturn
 
 import base58
-import nacl.exceptions
-import nacl.signing
 
 from .errors import KeyMaterialError
 
@@ -81,6 +79,20 @@ __all__ = [
 ]
 
 
+def _nacl_signing():
+    # Imported on first use: clients that only need the shared secret (the `sign` command)
+    # should not pay for loading libsodium.
+    import nacl.signing
+
+    return nacl.signing
+
+
+def _nacl_exceptions():
+    import nacl.exceptions
+
+    return nacl.exceptions
+
+
 def _refuse_pickling(kind: str) -> NoReturn:
     raise TypeError(f"{kind} holds secret material and cannot be pickled or copied")
 
@@ -90,7 +102,7 @@ class Keypair:
 
     __slots__ = ("_signing_key", "_public_key")
 
-    def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
+    def __init__(self, signing_key) -> None:  # a nacl.signing.SigningKey
         self._signing_key = signing_key
         self._public_key = bytes(signing_key.verify_key)
 
@@ -99,7 +111,7 @@ class Keypair:
         """Build the keypair for a 32-byte Ed25519 seed."""
         if not isinstance(seed, bytes) or len(seed) != SEED_LENGTH:
             raise KeyMaterialError(f"an Ed25519 seed is {SEED_LENGTH} bytes")
-        return cls(nacl.signing.SigningKey(seed))
+        return cls(_nacl_signing().SigningKey(seed))
 
     @classmethod
     def from_secret_key(cls, secret_key: bytes) -> Keypair:
@@ -116,7 +128,7 @@ class Keypair:
     @classmethod
     def generate(cls) -> Keypair:
         """A fresh keypair from the operating system's random source."""
-        return cls(nacl.signing.SigningKey.generate())
+        return cls(_nacl_signing().SigningKey.generate())
 
     @property
     def public_key(self) -> bytes:
@@ -138,7 +150,7 @@ class Keypair:
         """Whether ``signature`` is this key's signature of ``message``."""
         try:
             self._signing_key.verify_key.verify(bytes(message), bytes(signature))
-        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        except (_nacl_exceptions().BadSignatureError, ValueError, TypeError):
             return False
         return True
 

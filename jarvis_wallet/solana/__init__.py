@@ -2,64 +2,62 @@
 
 Nothing here does I/O. Every failure to understand input is
 ``jarvis_wallet.errors.InvalidTransaction``.
+
+Names are resolved on first use, so importing one submodule (the `sign`
+command needs only base64 decoding) does not load the whole package.
 """
 
-from .build import build_transfer_message, compile_message
-from .message import (
-    AddressTableLookup,
-    CompiledInstruction,
-    LoadedAddress,
-    Message,
-    encode_message,
-    parse_message,
-)
-from .offchain import OffchainMessage, build_offchain_message, parse_offchain_message
-from .programs import (
-    COMPUTE_BUDGET_PROGRAM_ID,
-    MEMO_V1_PROGRAM_ID,
-    MEMO_V2_PROGRAM_ID,
-    SYSTEM_PROGRAM_ID,
-    DecodedInstruction,
-    decode_instructions,
-    describe_instruction,
-    format_sol,
-)
-from .pubkey import decode_pubkey, encode_pubkey, normalize_pubkey
-from .shortvec import decode_shortvec, encode_shortvec
-from .spend import OwnershipChange, Payment, SpendSummary, compute_spend, describe
-from .transaction import ParsedInput, decode_base64_input, parse_transaction_input
+from __future__ import annotations
 
-__all__ = [
-    "COMPUTE_BUDGET_PROGRAM_ID",
-    "MEMO_V1_PROGRAM_ID",
-    "MEMO_V2_PROGRAM_ID",
-    "SYSTEM_PROGRAM_ID",
-    "AddressTableLookup",
-    "CompiledInstruction",
-    "DecodedInstruction",
-    "LoadedAddress",
-    "Message",
-    "OffchainMessage",
-    "OwnershipChange",
-    "ParsedInput",
-    "Payment",
-    "SpendSummary",
-    "build_offchain_message",
-    "build_transfer_message",
-    "compile_message",
-    "compute_spend",
-    "decode_base64_input",
-    "decode_instructions",
-    "decode_pubkey",
-    "decode_shortvec",
-    "describe",
-    "describe_instruction",
-    "encode_message",
-    "encode_pubkey",
-    "encode_shortvec",
-    "format_sol",
-    "normalize_pubkey",
-    "parse_message",
-    "parse_offchain_message",
-    "parse_transaction_input",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "build_transfer_message": "build",
+    "compile_message": "build",
+    "AddressTableLookup": "message",
+    "CompiledInstruction": "message",
+    "LoadedAddress": "message",
+    "Message": "message",
+    "encode_message": "message",
+    "parse_message": "message",
+    "OffchainMessage": "offchain",
+    "build_offchain_message": "offchain",
+    "parse_offchain_message": "offchain",
+    "COMPUTE_BUDGET_PROGRAM_ID": "programs",
+    "MEMO_V1_PROGRAM_ID": "programs",
+    "MEMO_V2_PROGRAM_ID": "programs",
+    "SYSTEM_PROGRAM_ID": "programs",
+    "DecodedInstruction": "programs",
+    "decode_instructions": "programs",
+    "describe_instruction": "programs",
+    "format_sol": "programs",
+    "decode_pubkey": "pubkey",
+    "encode_pubkey": "pubkey",
+    "normalize_pubkey": "pubkey",
+    "decode_shortvec": "shortvec",
+    "encode_shortvec": "shortvec",
+    "OwnershipChange": "spend",
+    "Payment": "spend",
+    "SpendSummary": "spend",
+    "compute_spend": "spend",
+    "describe": "spend",
+    "ParsedInput": "transaction",
+    "decode_base64_input": "transaction",
+    "parse_transaction_input": "transaction",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jarvis_wallet.solana' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
