@@ -428,10 +428,23 @@ class _SignerServer:
 
     def _serve_connection(self, conn: socket.socket, peer: Peer) -> None:
         frames = protocol.FrameBuffer()
-        conn.settimeout(self.settings.idle_timeout_seconds)
+        idle = self.settings.idle_timeout_seconds
+        line_deadline: float | None = None
         try:
             while not self._stopping.is_set():
+                # The timeout bounds a whole line, not each read: a client trickling a byte at
+                # a time cannot hold its connection slot longer than an idle one could.
+                if frames.pending_bytes and line_deadline is not None:
+                    remaining = line_deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    conn.settimeout(remaining)
+                else:
+                    conn.settimeout(idle)
+                    line_deadline = None
                 chunk = conn.recv(65536)
+                if line_deadline is None:
+                    line_deadline = time.monotonic() + idle
                 if not chunk:
                     return
                 try:

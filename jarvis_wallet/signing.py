@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import base58
 import peewee
 
+from .amounts import MAX_LAMPORTS
 from .db import close_database, is_sqlite, open_database, translate_errors
 from .errors import (
     AuthenticationFailed,
@@ -254,14 +255,18 @@ class SigningService:
         if parsed is None:  # an off-chain message moves nothing, but the wallet must be governed
             self._decide_offchain(db, job, signing_bytes, digest, slot, state, now)
             return
-        decision = decide(
-            message=parsed,
-            wallet=self._keypair.public_key,
-            limits=state.limits,
-            spent_24h_lamports=state.spent_24h,
-            program_allowlist=state.program_allowlist,
-            destination_allowlist=state.destination_allowlist,
-        )
+        try:
+            decision = decide(
+                message=parsed,
+                wallet=self._keypair.public_key,
+                limits=state.limits,
+                spent_24h_lamports=state.spent_24h,
+                program_allowlist=state.program_allowlist,
+                destination_allowlist=state.destination_allowlist,
+            )
+        except InvalidTransaction as exc:  # instruction data that does not decode: this request only
+            self._record(db, job, slot, exc, digest=digest, reason="invalid_tx", now=now)
+            return
         spend = decision.spend
         destination = next((p.destination for p in spend.payments if p.destination is not None), None)
         destination_text = encode_pubkey(destination) if destination else None
@@ -305,6 +310,8 @@ class SigningService:
         signed = isinstance(result, SignOutcome)
         if signed:
             lamports, fee = result.lamports, result.fee_lamports
+        # A refused request may claim more than a 64-bit column holds; record the most it can.
+        lamports, fee = min(lamports, MAX_LAMPORTS), min(fee, MAX_LAMPORTS)
         params = (
             job.request_id, self._wallet, "signed" if signed else "rejected", job.purpose,
             lamports, fee, destination, digest,
