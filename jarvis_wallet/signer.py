@@ -101,7 +101,14 @@ class SignerHandle:
         return Path(self.info.socket_path)
 
     def is_alive(self) -> bool:
+        if self._process is not None:
+            return self._process.is_alive()  # reaps our child and keeps its exit code
         return _pid_alive(self.pid)
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code of a foreground signer that has exited (0: a clean stop), else None."""
+        return None if self._process is None else self._process.exitcode
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, wait for a clean exit, SIGKILL if it does not come."""
@@ -322,7 +329,11 @@ class _SigningWorker(threading.Thread):
                     self._queue.put(None)
                     break
                 batch.append(nxt)
-            results = self._service.sign_batch([job for job, _ in batch])
+            try:
+                results = self._service.sign_batch([job for job, _ in batch])
+            except Exception:  # noqa: BLE001 - the worker must outlive any bug; nothing was signed
+                failure = JarvisWalletError("internal error; the request was not signed")
+                results = [failure] * len(batch)
             for (_, future), result in zip(batch, results):
                 if isinstance(result, BaseException):
                     future.set_exception(result)
@@ -616,18 +627,20 @@ def _unlink_if_ours(path: Path) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # A zombie child of ours counts as gone.
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            # The state follows the parenthesised command name, which may itself hold spaces.
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
 
 
 def _kill_quietly(pid: int | None) -> None:
@@ -656,5 +669,20 @@ def stop_signer(socket_path: Path, *, timeout: float = 10.0) -> int:
     pid = read_pid_file(pid_path)
     if pid is None or not _pid_alive(pid):
         raise SignerUnavailable(f"no signer is running for {socket_path}")
+    if not _socket_answers(Path(socket_path)):
+        # A pid file without a live socket is stale: that pid may now be another process.
+        raise SignerUnavailable(f"no signer answers on {socket_path} (stale pid file {pid_path})")
     stop_pid(pid, timeout=timeout)
     return pid
+
+
+def _socket_answers(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()

@@ -289,7 +289,7 @@ def test_killed_signer_is_reported_by_the_foreground_command(commands, cli, init
     process, ready = commands.start(url=initialised_url, socket=socket, keypair=key.path)
     os.kill(ready.pid, signal.SIGKILL)
     assert process.wait(timeout=10) == 1
-    assert one_error_line(process.stderr.read()) == "Error: the signer exited unexpectedly\n"
+    assert one_error_line(process.stderr.read()) == "Error: the signer exited unexpectedly (killed by signal 9)\n"
     assert socket.exists()  # nobody removed it: the next start must cope (below)
 
 
@@ -413,7 +413,8 @@ def test_stop_ends_a_foreground_signer_too(commands, initialised_url, key, tmp_p
     stopped = commands.run("signer", "stop", "--socket", socket)
     assert stopped.returncode == 0
     assert stopped.stdout == f"Stopped signer pid {ready.pid} ({socket})\n"
-    process.wait(timeout=10)  # the foreground command notices and returns
+    assert process.wait(timeout=10) == 0  # the foreground command notices a clean stop
+    assert "Signer stopped" in process.stderr.read()
     assert is_gone(ready.pid) and not socket.exists()
 
 
@@ -611,3 +612,13 @@ def test_solana_private_key_environment_variable(commands, cli, initialised_url,
     verify(wallet, message, signed.stdout.strip())
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+
+
+def test_stop_never_signals_a_pid_from_a_stale_pid_file(cli, tmp_path):
+    """A pid file left behind may name a process that is not a signer (here: this test)."""
+    socket = tmp_path / "run" / "signer.sock"
+    socket.parent.mkdir(mode=0o700)
+    (socket.parent / "signer.pid").write_text(f"{os.getpid()}\n")
+    stop = cli("signer", "stop", "--socket", socket)
+    assert stop.exit_code == 6
+    assert stop.stderr == f"Error: no signer answers on {socket} (stale pid file {socket.parent / 'signer.pid'})\n"

@@ -122,7 +122,12 @@ def _wait_in_foreground(handle) -> None:
         handle.stop()
         say("Signer stopped")
         return
-    say("Error: the signer exited unexpectedly")
+    if handle.exit_code == 0:  # stopped cleanly, e.g. by `jarvis-wallet signer stop`
+        say("Signer stopped")
+        return
+    code = handle.exit_code
+    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    say(f"Error: the signer exited unexpectedly ({how})")
     raise typer.Exit(1)
 
 
