@@ -51,7 +51,14 @@ from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.hash import Hash
 from solders.instruction import AccountMeta, CompiledInstruction, Instruction
 from solders.message import Message as SoldersMessage
-from solders.message import MessageHeader, MessageV0, MessageV1, TransactionConfig, from_bytes_versioned, to_bytes_versioned
+from solders.message import (
+    MessageHeader,
+    MessageV0,
+    MessageV1,
+    TransactionConfig,
+    from_bytes_versioned,
+    to_bytes_versioned,
+)
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction, VersionedTransaction
 
@@ -82,7 +89,13 @@ STRICTER_REASONS = {
     "ambiguous_input": ("ambiguous",),
 }
 
-KNOWN_PROGRAMS = (SYSTEM_PROGRAM_ID, COMPUTE_BUDGET_PROGRAM_ID, MEMO_V1_PROGRAM_ID, MEMO_V2_PROGRAM_ID, ED25519_PROGRAM_ID)
+KNOWN_PROGRAMS = (
+    SYSTEM_PROGRAM_ID,
+    COMPUTE_BUDGET_PROGRAM_ID,
+    MEMO_V1_PROGRAM_ID,
+    MEMO_V2_PROGRAM_ID,
+    ED25519_PROGRAM_ID,
+)
 
 
 # --- an encoder of our own, independent of jarvis_wallet's ------------------------------------
@@ -195,7 +208,9 @@ def random_spec(rng: random.Random) -> Spec:
         keys[rng.randrange(1, num_keys)] = keys[rng.randrange(num_keys)]
     required = rng.randrange(1, num_keys + 1) if rng.random() < 0.97 else rng.randrange(0, 4)
     readonly_signed = rng.randrange(0, max(required, 1)) if rng.random() < 0.97 else rng.randrange(0, 4)
-    readonly_unsigned = rng.randrange(0, max(num_keys - required, 0) + 1) if rng.random() < 0.97 else rng.randrange(0, 6)
+    readonly_unsigned = (
+        rng.randrange(0, max(num_keys - required, 0) + 1) if rng.random() < 0.97 else rng.randrange(0, 6)
+    )
     lookups = []
     if v0:
         for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
@@ -215,7 +230,8 @@ def random_spec(rng: random.Random) -> Spec:
         else:
             program = rng.randrange(0, min(num_keys + 3, 256))
         accounts = bytes(
-            rng.randrange(min(total, 256)) if rng.random() < 0.98 else rng.randrange(256) for _ in range(rng.randrange(5))
+            rng.randrange(min(total, 256)) if rng.random() < 0.98 else rng.randrange(256)
+            for _ in range(rng.randrange(5))
         )
         program_key = keys[program] if program < num_keys else b""
         instructions.append((program, accounts, _instruction_data(rng, program_key)))
@@ -255,11 +271,14 @@ def solders_v1(rng: random.Random) -> bytes:
     """A version 1 message (SIMD-0385), which solders reads and we refuse."""
     keys = [Pubkey(_key(rng)) for _ in range(rng.randrange(2, 6))]
     instructions = [
-        CompiledInstruction(rng.randrange(1, len(keys)), bytes([rng.randrange(len(keys))]), rng.randbytes(rng.randrange(12)))
+        CompiledInstruction(
+            rng.randrange(1, len(keys)), bytes([rng.randrange(len(keys))]), rng.randbytes(rng.randrange(12))
+        )
         for _ in range(rng.randrange(3))
     ]
     config = TransactionConfig(
-        priority_fee=rng.choice([None, rng.randrange(10**6)]), compute_unit_limit=rng.choice([None, rng.randrange(1_400_000)])
+        priority_fee=rng.choice([None, rng.randrange(10**6)]),
+        compute_unit_limit=rng.choice([None, rng.randrange(1_400_000)]),
     )
     header = MessageHeader(1, 0, rng.randrange(len(keys)))
     return to_bytes_versioned(MessageV1(header, config, Hash(_key(rng)), keys, instructions))
@@ -272,7 +291,9 @@ def ambiguous_input(rng: random.Random) -> bytes:
     header (1, 0, 0) from the slot's first bytes, 128 keys (0x80 0x01), the last 126 of
     which are M's; blockhash and instructions are shared.
     """
-    inner = Spec(None, [1, 0, 0], [_key(rng) for _ in range(126)], _key(rng), [(1, b"\x00", rng.randbytes(rng.randrange(4)))])
+    inner = Spec(
+        None, [1, 0, 0], [_key(rng) for _ in range(126)], _key(rng), [(1, b"\x00", rng.randbytes(rng.randrange(4)))]
+    )
     return b"\x01" + bytes([0, 0, 0x80, 0x01]) + rng.randbytes(60) + inner.encode()
 
 
@@ -304,17 +325,25 @@ def spec_from_message(data: bytes) -> Spec | None:
         return None
     return Spec(
         version=None if message.version == "legacy" else 0,
-        header=[message.num_required_signatures, message.num_readonly_signed_accounts, message.num_readonly_unsigned_accounts],
+        header=[
+            message.num_required_signatures,
+            message.num_readonly_signed_accounts,
+            message.num_readonly_unsigned_accounts,
+        ],
         keys=list(message.account_keys),
         blockhash=message.recent_blockhash,
         instructions=[(i.program_id_index, bytes(i.accounts), i.data) for i in message.instructions],
-        lookups=[(l.account_key, bytes(l.writable_indexes), bytes(l.readonly_indexes)) for l in message.address_table_lookups],
+        lookups=[
+            (l.account_key, bytes(l.writable_indexes), bytes(l.readonly_indexes)) for l in message.address_table_lookups
+        ],
     )
 
 
 def mutate_spec(rng: random.Random, spec: Spec) -> Spec:
     """One field-level edit, then re-encoded by the caller."""
-    s = Spec(spec.version, list(spec.header), list(spec.keys), spec.blockhash, list(spec.instructions), list(spec.lookups))
+    s = Spec(
+        spec.version, list(spec.header), list(spec.keys), spec.blockhash, list(spec.instructions), list(spec.lookups)
+    )
     choice = rng.randrange(12)
     if choice == 0 and len(s.instructions) > 1:  # swap two instructions
         i, j = rng.sample(range(len(s.instructions)), 2)
@@ -350,7 +379,13 @@ def mutate_spec(rng: random.Random, spec: Spec) -> Spec:
             table, _, _ = s.lookups[0]
             s.lookups[0] = (table, b"", b"")
         else:
-            s.lookups.append((_key(rng), bytes(rng.sample(range(256), rng.randrange(4))), bytes(rng.sample(range(256), rng.randrange(3)))))
+            s.lookups.append(
+                (
+                    _key(rng),
+                    bytes(rng.sample(range(256), rng.randrange(4))),
+                    bytes(rng.sample(range(256), rng.randrange(3))),
+                )
+            )
     elif choice == 9 and s.instructions:  # data edits: shorter, longer, other variant
         i = rng.randrange(len(s.instructions))
         program, accounts, data = s.instructions[i]
@@ -361,7 +396,13 @@ def mutate_spec(rng: random.Random, spec: Spec) -> Spec:
         known = [i for i, key in enumerate(s.keys) if key in KNOWN_PROGRAMS and 0 < i < 256]
         if known:
             index = rng.choice(known)
-            s.instructions.append((index, bytes(rng.randrange(min(len(s.keys), 256)) for _ in range(rng.randrange(3))), _instruction_data(rng, s.keys[index])))
+            s.instructions.append(
+                (
+                    index,
+                    bytes(rng.randrange(min(len(s.keys), 256)) for _ in range(rng.randrange(3))),
+                    _instruction_data(rng, s.keys[index]),
+                )
+            )
     else:  # many keys: toward and past 256 accounts
         s.keys += [_key(rng) for _ in range(rng.randrange(1, 260))]
     return s
@@ -380,7 +421,9 @@ def mutate_bytes(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
     if choice == 2:  # bit flip
         return data[:position] + bytes([data[position] ^ (1 << rng.randrange(8))]) + data[position + 1 :]
     if choice == 3:  # replace a byte with a boundary value
-        return data[:position] + bytes([rng.choice([0, 1, 0x7F, 0x80, 0xFF, rng.randrange(256)])]) + data[position + 1 :]
+        return (
+            data[:position] + bytes([rng.choice([0, 1, 0x7F, 0x80, 0xFF, rng.randrange(256)])]) + data[position + 1 :]
+        )
     if choice == 4:  # insert
         return data[:position] + bytes([rng.randrange(256)]) + data[position:]
     if choice == 5:  # delete a run
@@ -533,11 +576,16 @@ def differences(ours, theirs) -> str | None:
     ]:
         return "instructions"
     theirs_lookups = (
-        [(bytes(l.account_key), bytes(l.writable_indexes), bytes(l.readonly_indexes)) for l in theirs.address_table_lookups]
+        [
+            (bytes(l.account_key), bytes(l.writable_indexes), bytes(l.readonly_indexes))
+            for l in theirs.address_table_lookups
+        ]
         if is_v0
         else []
     )
-    if [(l.account_key, bytes(l.writable_indexes), bytes(l.readonly_indexes)) for l in ours.address_table_lookups] != theirs_lookups:
+    if [
+        (l.account_key, bytes(l.writable_indexes), bytes(l.readonly_indexes)) for l in ours.address_table_lookups
+    ] != theirs_lookups:
         return "address table lookups"
     theirs_bytes = to_bytes_versioned(theirs)
     if ours.serialized != theirs_bytes:
@@ -660,7 +708,9 @@ def _compare_level(counts: Counts, data: bytes, level: str, ours, our_error, ver
     applicable = stricter_reasons(theirs_message, verdict)
     reason = _matching_reason(our_error or "", applicable)
     if reason is None:
-        counts.violation(f"{level}_refused_what_solders_accepts", data, f"{our_error} (applicable: {sorted(applicable)})")
+        counts.violation(
+            f"{level}_refused_what_solders_accepts", data, f"{our_error} (applicable: {sorted(applicable)})"
+        )
         return "violation"
     return f"stricter:{reason}"
 
@@ -692,7 +742,13 @@ def check_input(data: bytes, counts: Counts, source: str = "input", parsers: Par
     counts.message_level[message_outcome] += 1
     tx_message = full.message if full is not None else None
     tx_outcome = _compare_level(
-        counts, data, "transaction", tx_message, full_error, t_verdict, t_theirs.message if t_theirs is not None else None
+        counts,
+        data,
+        "transaction",
+        tx_message,
+        full_error,
+        t_verdict,
+        t_theirs.message if t_theirs is not None else None,
     )
     if full is not None and tx_outcome == "accept":
         if full.signatures != tuple(bytes(s) for s in t_theirs.signatures):
@@ -828,6 +884,20 @@ def report(counts: Counts, elapsed: float, *, seed: int, workers: int) -> dict:
     }
 
 
+def print_report(result: dict, *, skip: tuple[str, ...] = ()) -> None:
+    """One line a figure; counters as ``name count`` pairs."""
+    for name, value in result.items():
+        if name in skip:
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(
+                f"{key} {count:,}" if isinstance(count, int) else f"{key} {count}" for key, count in value.items()
+            )
+        elif isinstance(value, int):
+            value = f"{value:,}"
+        print(f"{name.replace('_', ' '):<46} {value or 'none'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", type=int, default=DEFAULT_INPUTS, help="how many inputs (default 1,000,000)")
@@ -837,19 +907,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def progress(total: Counts, elapsed: float) -> None:
-        print(f"  {total.inputs:>10,} inputs  {total.inputs / elapsed:,.0f}/s  violations {total.violation_count}", file=sys.stderr)
+        print(
+            f"  {total.inputs:>10,} inputs  {total.inputs / elapsed:,.0f}/s  violations {total.violation_count}",
+            file=sys.stderr,
+        )
 
     counts, elapsed = run_campaign(args.inputs, args.seed, args.workers, progress=None if args.json else progress)
     result = report(counts, elapsed, seed=args.seed, workers=args.workers)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"inputs                {result['inputs']:,}  ({result['inputs_per_second']:,}/s, {result['elapsed_seconds']} s, {args.workers} workers)")
-        print(f"accepted by both      {result['accepted_by_both']:,}  (full transactions {result['accepted_full_transactions']:,}, bare messages {result['accepted_bare_messages']:,})")
-        print(f"refused by both       {result['refused_by_both']:,}")
-        print("stricter than solders " + (", ".join(f"{k} {v:,}" for k, v in result["stricter_than_solders"].items()) or "none"))
-        print(f"instruction decoding  refused {result['accepted_then_refused_by_instruction_decoding']:,} accepted messages")
-        print(f"violations            {result['violations']}")
+        print_report(result, skip=("by_source", "violation_examples", "machine"))
         for example in result["violation_examples"]:
             print(f"  {example['kind']}: {example['detail']}\n    {example['input_hex']}")
     return 1 if counts.violation_count else 0

@@ -72,7 +72,9 @@ def test_agreement_on_a_valid_message_and_its_transaction():
         (lambda m: campaign.ambiguous_input(__import__("random").Random(1)), "ambiguous_input"),
         (
             lambda m: to_bytes_versioned(
-                MessageV1(MessageHeader(1, 0, 0), TransactionConfig(), Hash(key(3)), [Pubkey(key(1)), Pubkey(key(2))], [])
+                MessageV1(
+                    MessageHeader(1, 0, 0), TransactionConfig(), Hash(key(3)), [Pubkey(key(1)), Pubkey(key(2))], []
+                )
             ),
             "message_version_above_0",
         ),
@@ -135,8 +137,21 @@ def test_regression_128_signature_slots_are_a_version_prefix_not_a_count():
 def test_the_campaign_command_reports_json_and_exits_zero():
     env = {**os.environ, "PYTHONPATH": ""}
     result = subprocess.run(
-        [sys.executable, str(CAMPAIGNS / "fuzz_parser.py"), "--inputs", "3000", "--seed", "5", "--workers", "2", "--json"],
-        capture_output=True, text=True, timeout=120, env=env,
+        [
+            sys.executable,
+            str(CAMPAIGNS / "fuzz_parser.py"),
+            "--inputs",
+            "3000",
+            "--seed",
+            "5",
+            "--workers",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
