@@ -21,8 +21,9 @@ docs/design.md, and 8's "one reply per request"):
 1. every signature a client received has its spending row: same signature, same wallet, same
    message hash, same lamports; a first signature's row carries that request's id, a duplicate's
    row an earlier request's; the signature verifies over the message with the wallet's key;
-2. every decision a client was told of (a policy refusal, ``invalid_tx``) has exactly one row
-   with its request id, status ``rejected``, and the refusal's code as the reason;
+2. every decision a client was told of (a policy refusal, ``invalid_tx`` for a transaction that
+   could not be parsed) has exactly one row with its request id, status ``rejected``, and the
+   refusal's code as the reason;
 3. every row is explained by a request the signer may have decided: one answered with a
    decision, or lost, or refused as ``database_unavailable``/``internal_error`` (a commit whose
    acknowledgement was lost: recorded, never released). A request refused before the decision
@@ -240,7 +241,8 @@ def read_rows(database_url: str) -> tuple[list[dict], dict[str, tuple[int, int]]
 def signing_bytes_of(request: dict[str, Any]) -> tuple[bytes | None, str | None]:
     """What the signer signs (and hashes into message_sha256) for this request, as it would.
 
-    (None, None) when the request could not have reached a decision at all.
+    (None, None) when the request could not have reached a decision at all (no transaction, or
+    a txBase64 that is not canonical base64 of 1 to 1,232 bytes, which the signer refuses first).
     """
     from jarvis_wallet.solana import build_offchain_message, parse_transaction_input
 
@@ -253,6 +255,8 @@ def signing_bytes_of(request: dict[str, Any]) -> tuple[bytes | None, str | None]
             raw = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             return None, None
+        if not 1 <= len(raw) <= protocol.MAX_TX_BYTES or base64.b64encode(raw).decode("ascii") != text:
+            return None, None  # not canonical: refused as invalid_tx before any decision
         try:
             signing = parse_transaction_input(raw).signing_bytes()
         except InvalidTransaction:
@@ -269,6 +273,13 @@ def signing_bytes_of(request: dict[str, Any]) -> tuple[bytes | None, str | None]
             return raw, hashlib.sha256(raw).hexdigest()
         return envelope, hashlib.sha256(envelope).hexdigest()
     return None, None
+
+
+def _may_be_recorded(attempt: Attempt) -> bool:
+    """A reply after which a row for the request may exist."""
+    if attempt.signature is not None or attempt.code in AMBIGUOUS_CODES:
+        return True
+    return attempt.code in DECISION_CODES and signing_bytes_of(attempt.request)[1] is not None
 
 
 def _verifies(wallet: str, message: bytes, signature: str) -> bool:
@@ -365,7 +376,7 @@ def check_accounting(
                 problems.append(f"duplicate request {rid} has a spending row of its own")
             if digest is not None and not _verifies(recorded["wallet"], messages[digest], signature):
                 problems.append(f"signature {signature} does not verify over its message")
-        elif code in DECISION_CODES:
+        elif code in DECISION_CODES and digest is not None:
             if row is None:
                 problems.append(f"refusal {code} of request {rid} has no row")
             elif row["status"] != "rejected" or not (row["rejection_reason"] or "").startswith(f"{code}:"):
@@ -387,11 +398,7 @@ def check_accounting(
         if rid in foreign_request_ids:
             continue
         tries = attempts_by_id.get(rid, [])
-        explained = any(
-            a.state == LOST
-            or (a.state == REPLIED and (a.signature is not None or a.code in DECISION_CODES or a.code in AMBIGUOUS_CODES))
-            for a in tries
-        )
+        explained = any(a.state == LOST or (a.state == REPLIED and _may_be_recorded(a)) for a in tries)
         if not explained:
             seen = ", ".join(f"{a.state}/{a.code}" for a in tries) or "never sent by a journaled client"
             problems.append(f"row {row['id']} (request {rid}, {row['status']}) is not explained: {seen}")

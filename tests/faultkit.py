@@ -218,13 +218,18 @@ class SigningLoad:
         with self._lock:
             return dict(self.counts)
 
+    def decisions(self) -> int:
+        """Answers that were decisions: signatures (first or duplicate) and policy refusals."""
+        counts = self.snapshot()
+        return sum(n for key, n in counts.items() if key in ("signed", "duplicate") or key.startswith("refused:"))
+
     def wait_for(self, key: str, at_least: int, timeout: float) -> bool:
-        """Until ``counts[key]`` reaches ``at_least``; False on timeout."""
+        """Until ``counts[key]`` (or, for ``key="decisions"``, all decisions) reaches ``at_least``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.count(key) >= at_least:
+            if (self.decisions() if key == "decisions" else self.count(key)) >= at_least:
                 return True
-            time.sleep(0.01)
+            time.sleep(0.005)
         return False
 
     def _next_message(self) -> bytes:

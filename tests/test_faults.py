@@ -119,17 +119,9 @@ def spent_today(database_url: str, wallet: str) -> int:
         return spent_in_window(wallet, now=utc_now())
 
 
-def answered(load: SigningLoad) -> int:
-    counts = load.snapshot()
-    return sum(n for key, n in counts.items() if key in ("signed", "duplicate") or key.startswith("refused:"))
-
-
 def wait_for_answers(load: SigningLoad, count: int, *, timeout: float = 20.0) -> None:
-    target = answered(load) + count
-    deadline = time.monotonic() + timeout
-    while answered(load) < target:
-        assert time.monotonic() < deadline, f"the signer answered too little: {load.snapshot()}"
-        time.sleep(0.005)
+    target = load.decisions() + count
+    assert load.wait_for("decisions", target, timeout=timeout), f"the signer answered too little: {load.snapshot()}"
 
 
 def test_kill_9_under_load_then_restart_loses_and_doubles_nothing(served, wallet, initialised_url):
