@@ -10,6 +10,7 @@ caller ever has to import ``sqlite3`` or ``psycopg2``.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ def open_database(url: str, *, create: bool = False) -> peewee.Database:
             raise SchemaNotInitialised(
                 f"no database at {target.sqlite_path}; run `jarvis-wallet init-db` first"
             )
-        db = _open_sqlite(target)
+        db = _open_sqlite(target, create=create)
     else:
         db = _open_postgres(target)
     db.jarvis_target = target  # what to call it in messages
@@ -105,7 +106,7 @@ def open_database(url: str, *, create: bool = False) -> peewee.Database:
     return db
 
 
-def _open_sqlite(target: DatabaseTarget) -> peewee.SqliteDatabase:
+def _open_sqlite(target: DatabaseTarget, *, create: bool) -> peewee.SqliteDatabase:
     from .config import data_dir, ensure_private_dir
 
     path = target.sqlite_path
@@ -114,6 +115,8 @@ def _open_sqlite(target: DatabaseTarget) -> peewee.SqliteDatabase:
         ensure_private_dir(path.parent)  # the default location is ours to create, 0700
     elif not path.parent.is_dir():
         raise InvalidConfig(f"directory {path.parent} for the SQLite database does not exist")
+    if create:
+        _create_private_file(path)
     return peewee.SqliteDatabase(
         str(path),
         timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -125,6 +128,19 @@ def _open_sqlite(target: DatabaseTarget) -> peewee.SqliteDatabase:
             "busy_timeout": int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000),
         },
     )
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite would create it 0644 (the umask's default):
+    the audit trail is no other user's to read, wherever it lives, and SQLite gives its -wal
+    and -shm files the mode of the database file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite will say what is wrong when it opens the path
+    os.close(fd)
 
 
 def _open_postgres(target: DatabaseTarget) -> peewee.PostgresqlDatabase:
