@@ -106,6 +106,12 @@ def _0004_message_index(db: peewee.Database) -> None:
     migrate(migrator.add_index("wallet_transactions", ("wallet", "message_sha256"), unique=False))
 
 
+def _0005_wallet_id_index(db: peewee.Database) -> None:
+    # Serves "this wallet's rows newer than id N", which keeps the signer's 24-hour sum current.
+    migrator = SchemaMigrator.from_database(db)
+    migrate(migrator.add_index("wallet_transactions", ("wallet", "id"), unique=False))
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -117,6 +123,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0002_spend_limits_notify_above", _0002_notify_above),
     Migration("0003_wallet_transactions_spend_window_index", _0003_spend_window_index),
     Migration("0004_wallet_transactions_message_index", _0004_message_index),
+    Migration("0005_wallet_transactions_wallet_id_index", _0005_wallet_id_index),
 )
 
 

@@ -39,10 +39,11 @@ from .errors import (
     PolicyDenied,
 )
 from .keys import Keypair
-from .ledger import DAILY_WINDOW, MAX_REASON_LENGTH, SPENDING_STATUSES
+from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
 from .models import MODELS, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
+from .spend_window import RollingSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
 
 # How long a decision may wait for another signer's lock before it is refused.
@@ -96,7 +97,6 @@ class _Statements:
     def __init__(self, db: peewee.Database) -> None:
         p = db.param
         postgres = not is_sqlite(db)
-        spending = ", ".join(f"'{status}'" for status in SPENDING_STATUSES)
         self.earlier_signature = (
             "SELECT id, signature, lamports, fee_lamports FROM wallet_transactions "
             f"WHERE wallet = {p} AND message_sha256 = {p} AND signature IS NOT NULL LIMIT 1"
@@ -105,10 +105,6 @@ class _Statements:
         self.limits = (
             f"SELECT per_tx_lamports, daily_lamports FROM spend_limits WHERE wallet = {p}"
             + (" FOR UPDATE" if postgres else "")
-        )
-        self.spent = (
-            "SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
-            f"WHERE wallet = {p} AND created_at > {p} AND status IN ({spending})"
         )
         self.settings = f"SELECT key, value FROM wallet_config WHERE key IN ({p}, {p})"
         columns = (
@@ -151,6 +147,7 @@ class SigningService:
         self._clock = clock
         self._db: peewee.Database | None = None
         self._sql: _Statements | None = None
+        self._rolling_spend: RollingSpend | None = None
 
     @property
     def wallet(self) -> str:
@@ -161,6 +158,7 @@ class SigningService:
         if self._db is None:
             self._db = open_database(self._database_url)
             self._sql = _Statements(self._db)
+            self._rolling_spend = RollingSpend(self._db, self._wallet)
         elif not self._db.is_closed():
             return
         with translate_errors(self._db):
@@ -222,9 +220,7 @@ class SigningService:
         sql = self._sql
         row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
         limits = None if row is None else Limits(int(row[0]), int(row[1]))
-        spent = 0
-        if limits is not None:
-            spent = int(db.execute_sql(sql.spent, (self._wallet, now - DAILY_WINDOW)).fetchone()[0])
+        spent = self._rolling_spend.current(now) if limits is not None else 0
         settings = dict(db.execute_sql(sql.settings, ("allowed_programs", "allowed_destinations")).fetchall())
         destinations = settings.get("allowed_destinations")
         return _BatchState(
@@ -289,6 +285,7 @@ class SigningService:
         )
         if self._record(db, job, slot, outcome, digest=digest, now=now, destination=destination_text):
             state.spent_24h += spend.spend_lamports
+            self._rolling_spend.recorded(slot.outcome.transaction_id, spend.spend_lamports)
 
     def _decide_offchain(self, db, job, envelope: bytes, digest: str, slot: _Pending, state: _BatchState, now) -> None:
         if state.limits is None:
@@ -354,9 +351,11 @@ class SigningService:
                 yield
 
     def _drop_connection(self) -> None:
-        # A broken connection is not reused: the next request reconnects.
+        # A broken connection is not reused: the next request reconnects, and recounts.
         if self._db is not None:
             close_database(self._db)
+        if self._rolling_spend is not None:
+            self._rolling_spend.forget()
 
 
 @functools.lru_cache(maxsize=64)

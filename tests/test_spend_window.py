@@ -1,0 +1,63 @@
+"""RollingSpend keeps the 24-hour spend exact while adjusting it incrementally."""
+
+import datetime
+import random
+
+from jarvis_wallet.db import session
+from jarvis_wallet.ledger import spent_in_window
+from jarvis_wallet.models import WalletTransaction, utc_now
+from jarvis_wallet.spend_window import RollingSpend
+
+from conftest import random_pubkey
+
+STATUSES = ["signed", "submitted", "confirmed", "failed", "rejected"]
+
+
+def _insert(wallet, created_at, lamports, status, counter):
+    counter[0] += 1
+    row = WalletTransaction.create(
+        request_id=f"r{counter[0]}", wallet=wallet, status=status, lamports=lamports,
+        message_sha256="0" * 64, signature=None if status == "rejected" else f"s{counter[0]}",
+        created_at=created_at, updated_at=created_at,
+    )
+    return row.id
+
+
+def test_incremental_sum_equals_the_full_sum_through_random_histories(initialised_url):
+    rng = random.Random(7)
+    wallet, other_wallet = random_pubkey(), random_pubkey()
+    counter = [0]
+    with session(initialised_url) as db:
+        rolling = RollingSpend(db, wallet)
+        now = utc_now()
+        for step in range(400):
+            action = rng.random()
+            if action < 0.45:  # another signer (or this one) records a decision
+                age = datetime.timedelta(minutes=rng.choice([0, 1, 5, 60, 23 * 60, 24 * 60 + 1]))
+                _insert(rng.choice([wallet, wallet, other_wallet]), now - age, rng.randrange(10**6), rng.choice(STATUSES), counter)
+            elif action < 0.55:  # this signer records one and tells the tracker
+                lamports = rng.randrange(10**6)
+                with db.atomic():
+                    rolling.current(now)
+                    row_id = _insert(wallet, now, lamports, "signed", counter)
+                    rolling.recorded(row_id, lamports)
+            elif action < 0.9:  # time passes, sometimes by hours
+                now += datetime.timedelta(minutes=rng.choice([1, 7, 90, 600]))
+            else:  # the clock steps back
+                now -= datetime.timedelta(minutes=rng.choice([1, 30]))
+            with db.atomic():
+                assert rolling.current(now) == spent_in_window(wallet, now=now), f"step {step}"
+
+
+def test_forget_recounts_after_a_failed_transaction(initialised_url):
+    wallet = random_pubkey()
+    counter = [0]
+    with session(initialised_url) as db:
+        rolling = RollingSpend(db, wallet)
+        now = utc_now()
+        _insert(wallet, now, 100, "signed", counter)
+        assert rolling.current(now) == 100
+        rolling.recorded(10**9, 5)  # a row that was rolled back: the kept sum is now wrong
+        assert rolling.current(now) == 105
+        rolling.forget()
+        assert rolling.current(now) == 100
