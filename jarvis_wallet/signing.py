@@ -101,12 +101,15 @@ class _Statements:
             "SELECT id, signature, lamports, fee_lamports FROM wallet_transactions "
             f"WHERE wallet = {p} AND message_sha256 = {p} AND signature IS NOT NULL LIMIT 1"
         )
-        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit.
+        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists
+        # come in the same round trip.
         self.limits = (
-            f"SELECT per_tx_lamports, daily_lamports FROM spend_limits WHERE wallet = {p}"
-            + (" FOR UPDATE" if postgres else "")
+            "SELECT per_tx_lamports, daily_lamports, "
+            "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
+            "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations') "
+            f"FROM spend_limits WHERE wallet = {p}"
+            + (" FOR UPDATE OF spend_limits" if postgres else "")
         )
-        self.settings = f"SELECT key, value FROM wallet_config WHERE key IN ({p}, {p})"
         columns = (
             "request_id, wallet, status, purpose, lamports, fee_lamports, destination_address, "
             "message_sha256, signature, rejection_reason, peer_uid, peer_pid, created_at, updated_at"
@@ -163,6 +166,9 @@ class SigningService:
             return
         with translate_errors(self._db):
             self._db.connect(reuse_if_open=True)
+            if not is_sqlite(self._db):
+                # Waiting longer than this for another signer's lock refuses the request.
+                self._db.execute_sql(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
             with self._db.bind_ctx(MODELS):
                 check_schema(self._db)
 
@@ -219,14 +225,13 @@ class SigningService:
     def _read_state(self, db, now: datetime.datetime) -> _BatchState:
         sql = self._sql
         row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
-        limits = None if row is None else Limits(int(row[0]), int(row[1]))
-        spent = self._rolling_spend.current(now) if limits is not None else 0
-        settings = dict(db.execute_sql(sql.settings, ("allowed_programs", "allowed_destinations")).fetchall())
-        destinations = settings.get("allowed_destinations")
+        if row is None:  # no limits: everything is refused, nothing else matters
+            return _BatchState(None, 0, frozenset(), None)
+        per_tx, daily, programs, destinations = row
         return _BatchState(
-            limits=limits,
-            spent_24h=spent,
-            program_allowlist=_allowlist_bytes(settings.get("allowed_programs"), DEFAULT_PROGRAM_ALLOWLIST),
+            limits=Limits(int(per_tx), int(daily)),
+            spent_24h=self._rolling_spend.current(now),
+            program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
         )
 
@@ -347,7 +352,6 @@ class SigningService:
                 yield
         else:
             with db.atomic():
-                db.execute_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
                 yield
 
     def _drop_connection(self) -> None:

@@ -49,13 +49,13 @@ class RollingSpend:
             f"SELECT COALESCE(SUM(CASE WHEN created_at > {p} AND {counted} THEN lamports ELSE 0 END), 0), "
             f"COALESCE(MAX(id), 0) FROM wallet_transactions WHERE wallet = {p}"
         )
-        self._aged_out = (
-            "SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
-            f"WHERE wallet = {p} AND created_at > {p} AND created_at <= {p} AND id <= {p} AND {counted}"
-        )
-        self._unseen = (
-            f"SELECT COALESCE(SUM(CASE WHEN created_at > {p} AND {counted} THEN lamports ELSE 0 END), 0), "
-            f"COALESCE(MAX(id), 0) FROM wallet_transactions WHERE wallet = {p} AND id > {p}"
+        # Both adjustments in one statement: one round trip to the server per batch.
+        self._adjust = (
+            "SELECT (SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
+            f"WHERE wallet = {p} AND created_at > {p} AND created_at <= {p} AND id <= {p} AND {counted}), "
+            f"(SELECT COALESCE(SUM(CASE WHEN created_at > {p} AND {counted} THEN lamports ELSE 0 END), 0) "
+            f"FROM wallet_transactions WHERE wallet = {p} AND id > {p}), "
+            f"(SELECT COALESCE(MAX(id), 0) FROM wallet_transactions WHERE wallet = {p} AND id > {p})"
         )
 
     def current(self, now: datetime.datetime) -> int:
@@ -66,10 +66,11 @@ class RollingSpend:
             spent, last_id = self._db.execute_sql(self._full, (start, self._wallet)).fetchone()
             self._kept = _Kept(start, int(last_id), int(spent))
             return self._kept.spent
-        aged_out = self._db.execute_sql(
-            self._aged_out, (self._wallet, kept.window_start, start, kept.last_id)
-        ).fetchone()[0]
-        unseen, max_id = self._db.execute_sql(self._unseen, (start, self._wallet, kept.last_id)).fetchone()
+        wallet, last_id = self._wallet, kept.last_id
+        aged_out, unseen, max_id = self._db.execute_sql(
+            self._adjust,
+            (wallet, kept.window_start, start, last_id, start, wallet, last_id, wallet, last_id),
+        ).fetchone()
         kept.spent += int(unseen) - int(aged_out)
         kept.window_start = start
         kept.last_id = max(kept.last_id, int(max_id))
