@@ -21,8 +21,8 @@ from jarvis_wallet.signer import SignerSettings, start_signer, stop_signer
 
 from workloads import MessageTemplate
 
-# The least any Typer command costs: Typer 0.2x imports pydantic to coerce parameters when a
-# command runs, which `import typer` alone does not show.
+# The least any Typer command costs (Typer 0.25 and later also import pydantic here, which
+# `import typer` alone does not show; jarvis-wallet pins an earlier Typer for that reason).
 MINIMAL_TYPER_COMMAND = """
 from pathlib import Path
 from typing import Optional
@@ -62,6 +62,17 @@ def wall_time(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def _compile_bytecode() -> None:
+    """Compile jarvis_wallet as an installed package would be: with PYTHONDONTWRITEBYTECODE set
+    (as on these machines) an editable checkout would otherwise recompile every module on every
+    run, while typer's own modules were compiled when pip installed them."""
+    import compileall
+
+    import jarvis_wallet
+
+    compileall.compile_dir(Path(jarvis_wallet.__file__).parent, quiet=1)
+
+
 def median_wall_time(argv: list[str], env: dict[str, str], runs: int) -> float:
     wall_time(argv, env)  # warm-up: page cache, .pyc files
     return statistics.median(wall_time(argv, env) for _ in range(runs))
@@ -71,6 +82,7 @@ def measure_cli(socket_path: Path, template: MessageTemplate, workdir: Path, run
     """Median wall time of ``jarvis-wallet sign FILE`` (a distinct message each run) beside
 ``import typer``, a minimal Typer command and a bare interpreter, run the same way."""
     env = isolated_env(workdir, SIGNER_SOCKET_PATH=str(socket_path))
+    _compile_bytecode()
     files = []
     for index, message in enumerate(template.unique(runs + 1)):
         path = workdir / f"cli-tx-{index}.b64"
