@@ -12,9 +12,11 @@ leaves (fail closed).
 Requests that arrive together are decided one after another in the same
 transaction and committed once: every decision still sees all the ones
 before it (the limits and the 24-hour spend are read once per batch, then
-kept current in memory), and one fsync serves the batch. A failing insert
-cannot spoil the batch: a used request id inserts nothing (ON CONFLICT DO
-NOTHING), which is how a replay is detected.
+kept current in memory), and one fsync serves the batch. Earlier signatures
+of the batch's messages are looked up in one query and its rows inserted in
+one statement, so a batch costs the same few round trips whatever its size.
+A used request id inserts nothing (ON CONFLICT DO NOTHING): that is how a
+replay is detected, and its signature is withheld.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .errors import (
     InvalidTransaction,
     JarvisWalletError,
     PolicyDenied,
+    SignerUnavailable,
 )
 from .keys import Keypair
 from .ledger import MAX_REASON_LENGTH
@@ -88,6 +91,14 @@ class _Pending:
     error: JarvisWalletError | None = None
 
 
+_COLUMNS = (
+    "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
+    "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
+)
+# PostgreSQL takes at most 65,535 parameters per statement; 14 a row.
+MAX_ROWS_PER_INSERT = 256
+
+
 class _Statements:
     """The hot path's SQL, written once for the backend's placeholder style.
 
@@ -97,10 +108,6 @@ class _Statements:
     def __init__(self, db: peewee.Database) -> None:
         p = db.param
         postgres = not is_sqlite(db)
-        self.earlier_signature = (
-            "SELECT id, signature, lamports, fee_lamports FROM wallet_transactions "
-            f"WHERE wallet = {p} AND message_sha256 = {p} AND signature IS NOT NULL LIMIT 1"
-        )
         # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists
         # come in the same round trip.
         self.limits = (
@@ -110,18 +117,43 @@ class _Statements:
             f"FROM spend_limits WHERE wallet = {p}"
             + (" FOR UPDATE OF spend_limits" if postgres else "")
         )
-        columns = (
-            "request_id, wallet, status, purpose, lamports, fee_lamports, destination_address, "
-            "message_sha256, signature, rejection_reason, peer_uid, peer_pid, created_at, updated_at"
-        )
-        # A request id already recorded inserts nothing: that is how a replay is detected.
-        self.insert = (
-            f"INSERT INTO wallet_transactions ({columns}) VALUES ({', '.join([p] * 14)}) "
-            "ON CONFLICT (request_id) DO NOTHING"
-            + (" RETURNING id" if postgres else "")
-        )
+        self._param = p
+        self._earlier = {}
+        self._inserts = {}
         self.request_id_used = f"SELECT 1 FROM wallet_transactions WHERE request_id = {p}"
         self.postgres = postgres
+
+    def earlier_signatures(self, count: int) -> str:
+        """Signed rows of the wallet for any of ``count`` message hashes."""
+        if count not in self._earlier:
+            p = self._param
+            self._earlier[count] = (
+                "SELECT message_sha256, id, signature, lamports, fee_lamports FROM wallet_transactions "
+                f"WHERE wallet = {p} AND message_sha256 IN ({', '.join([p] * count)}) AND signature IS NOT NULL"
+            )
+        return self._earlier[count]
+
+    def insert_many(self, count: int) -> str:
+        """Insert ``count`` decisions; a request id already recorded inserts nothing."""
+        if count not in self._inserts:
+            row = "(" + ", ".join([self._param] * len(_COLUMNS)) + ")"
+            self._inserts[count] = (
+                f"INSERT INTO wallet_transactions ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * count)} "
+                "ON CONFLICT (request_id) DO NOTHING" + (" RETURNING request_id, id" if self.postgres else "")
+            )
+        return self._inserts[count]
+
+
+@dataclass
+class _Row:
+    """One decision waiting to be inserted, and where its result goes."""
+
+    request_id: str
+    digest: str
+    values: tuple  # every column but created_at and updated_at
+    slot: _Pending
+    result: SignOutcome | JarvisWalletError
+    retries: list = field(default_factory=list)  # later slots of this batch asking for the same message
 
 
 @dataclass
@@ -132,6 +164,23 @@ class _BatchState:
     spent_24h: int
     program_allowlist: frozenset
     destination_allowlist: frozenset[bytes] | None
+
+
+@dataclass
+class _Batch:
+    """What one locked transaction decides: the shared state and the rows to insert."""
+
+    state: _BatchState
+    now: datetime.datetime
+    earlier: dict = field(default_factory=dict)  # message hash -> (id, signature, lamports, fee)
+    rows: list = field(default_factory=list)
+    signed_here: dict = field(default_factory=dict)  # message hash -> _Row signed in this batch
+    request_ids: set = field(default_factory=set)
+
+    def add(self, row: _Row) -> None:
+        if isinstance(row.result, SignOutcome):
+            self.signed_here[row.digest] = row
+        self.rows.append(row)
 
 
 class SigningService:
@@ -192,12 +241,19 @@ class SigningService:
             db = self._db
             with translate_errors(db), self._locked_transaction(db):
                 now = self._clock()
-                state = self._read_state(db, now)
+                batch = _Batch(state=self._read_state(db, now), now=now)
+                batch.earlier = self._earlier_signatures(db, prepared)
                 for job, message, slot in zip(jobs, prepared, pending):
                     if isinstance(message, JarvisWalletError) and not isinstance(message, InvalidTransaction):
                         slot.error = message
-                        continue
-                    self._decide_one(db, job, message, slot, state, now)
+                    elif job.request_id in batch.request_ids:  # one row per request id
+                        slot.error = AuthenticationFailed(
+                            f"request id {job.request_id} was used before", wire_code="replayed_request"
+                        )
+                    else:
+                        batch.request_ids.add(job.request_id)
+                        self._decide_one(db, job, message, slot, batch)
+                self._insert_rows(db, batch)
         except JarvisWalletError as exc:
             self._drop_connection()
             failure = exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(str(exc))
@@ -235,27 +291,30 @@ class SigningService:
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
         )
 
-    def _decide_one(self, db, job: SignJob, prepared, slot: _Pending, state: _BatchState, now) -> None:
+    def _earlier_signatures(self, db, prepared) -> dict[str, tuple]:
+        """Rows already signed for any message of the batch, by message hash: one query."""
+        digests = sorted(
+            {hashlib.sha256(item[0]).hexdigest() for item in prepared if not isinstance(item, JarvisWalletError)}
+        )
+        if not digests:
+            return {}
+        rows = db.execute_sql(self._sql.earlier_signatures(len(digests)), (self._wallet, *digests)).fetchall()
+        return {row[0]: row[1:] for row in rows}
+
+    def _decide_one(self, db, job: SignJob, prepared, slot: _Pending, batch: _Batch) -> None:
         if isinstance(prepared, InvalidTransaction):
             raw = job.tx_bytes if job.tx_bytes is not None else (job.text or "").encode("utf-8", "replace")
-            digest = hashlib.sha256(raw).hexdigest()
-            self._record(db, job, slot, prepared, digest=digest, reason="invalid_tx", now=now)
+            batch.add(self._row(job, slot, prepared, digest=hashlib.sha256(raw).hexdigest(), reason="invalid_tx"))
             return
         signing_bytes, parsed = prepared
         digest = hashlib.sha256(signing_bytes).hexdigest()
-        earlier = db.execute_sql(self._sql.earlier_signature, (self._wallet, digest)).fetchone()
-        if earlier is not None:  # a retry: the recorded signature, counted once
-            # Only here can a used request id get past the insert's ON CONFLICT check.
-            if db.execute_sql(self._sql.request_id_used, (job.request_id,)).fetchone() is not None:
-                slot.error = AuthenticationFailed(
-                    f"request id {job.request_id} was used before", wire_code="replayed_request"
-                )
-                return
-            slot.outcome = self._outcome_from_row(earlier, signing_bytes, parsed)
+        if digest in batch.earlier or digest in batch.signed_here:
+            self._answer_retry(db, job, slot, batch, digest, signing_bytes, parsed)
             return
         if parsed is None:  # an off-chain message moves nothing, but the wallet must be governed
-            self._decide_offchain(db, job, signing_bytes, digest, slot, state, now)
+            self._decide_offchain(job, signing_bytes, digest, slot, batch)
             return
+        state = batch.state
         try:
             decision = decide(
                 message=parsed,
@@ -266,17 +325,17 @@ class SigningService:
                 destination_allowlist=state.destination_allowlist,
             )
         except InvalidTransaction as exc:  # instruction data that does not decode: this request only
-            self._record(db, job, slot, exc, digest=digest, reason="invalid_tx", now=now)
+            batch.add(self._row(job, slot, exc, digest=digest, reason="invalid_tx"))
             return
         spend = decision.spend
         destination = next((p.destination for p in spend.payments if p.destination is not None), None)
         destination_text = encode_pubkey(destination) if destination else None
         if not decision.allowed:
             error = PolicyDenied(decision.message, reason=decision.reason)
-            self._record(
-                db, job, slot, error, digest=digest, reason=decision.reason, now=now,
+            batch.add(self._row(
+                job, slot, error, digest=digest, reason=decision.reason,
                 lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, destination=destination_text,
-            )
+            ))
             return
         signature = self._keypair.sign(signing_bytes)
         outcome = SignOutcome(
@@ -288,55 +347,89 @@ class SigningService:
             fee_lamports=spend.wallet_fee_lamports,
             duplicate=False,
         )
-        if self._record(db, job, slot, outcome, digest=digest, now=now, destination=destination_text):
-            state.spent_24h += spend.spend_lamports
-            self._rolling_spend.recorded(slot.outcome.transaction_id, spend.spend_lamports)
+        # Counted now, so the next decision of the batch sees it.
+        state.spent_24h += spend.spend_lamports
+        batch.add(self._row(job, slot, outcome, digest=digest, destination=destination_text))
 
-    def _decide_offchain(self, db, job, envelope: bytes, digest: str, slot: _Pending, state: _BatchState, now) -> None:
-        if state.limits is None:
+    def _answer_retry(self, db, job, slot: _Pending, batch: _Batch, digest: str, signing_bytes, parsed) -> None:
+        """The message was signed before: the recorded signature, counted once."""
+        # Only here can a used request id get past the insert's ON CONFLICT check.
+        if db.execute_sql(self._sql.request_id_used, (job.request_id,)).fetchone() is not None:
+            slot.error = AuthenticationFailed(
+                f"request id {job.request_id} was used before", wire_code="replayed_request"
+            )
+            return
+        if digest in batch.earlier:
+            slot.outcome = self._outcome_from_row(batch.earlier[digest], signing_bytes, parsed)
+        else:  # signed earlier in this very batch: answered once that row is inserted
+            batch.signed_here[digest].retries.append(slot)
+
+    def _decide_offchain(self, job, envelope: bytes, digest: str, slot: _Pending, batch: _Batch) -> None:
+        if batch.state.limits is None:
             message = (
                 f"wallet {self._wallet} has no spend limits; set them with "
                 f"`jarvis-wallet limits set --wallet {self._wallet} --per-tx AMOUNT --daily AMOUNT`"
             )
-            self._record(db, job, slot, PolicyDenied(message, reason="no_limits"), digest=digest, reason="no_limits", now=now)
+            batch.add(self._row(job, slot, PolicyDenied(message, reason="no_limits"), digest=digest, reason="no_limits"))
             return
         signature = self._keypair.sign(envelope)
         outcome = SignOutcome(0, self._wallet, signature, envelope, 0, 0, duplicate=False)
-        self._record(db, job, slot, outcome, digest=digest, now=now)
+        batch.add(self._row(job, slot, outcome, digest=digest))
 
-    def _record(
-        self, db, job: SignJob, slot: _Pending, result, *, digest: str, now, reason: str | None = None,
+    def _row(
+        self, job: SignJob, slot: _Pending, result, *, digest: str, reason: str | None = None,
         lamports: int = 0, fee: int = 0, destination: str | None = None,
-    ) -> bool:
-        """Insert the decision's row; put the result in the slot. False if the request id was used."""
+    ) -> _Row:
+        """The audit row of one decision, to be inserted with the rest of the batch."""
         signed = isinstance(result, SignOutcome)
         if signed:
             lamports, fee = result.lamports, result.fee_lamports
         # A refused request may claim more than a 64-bit column holds; record the most it can.
         lamports, fee = min(lamports, MAX_LAMPORTS), min(fee, MAX_LAMPORTS)
-        params = (
+        values = (
             job.request_id, self._wallet, "signed" if signed else "rejected", job.purpose,
             lamports, fee, destination, digest,
             _base58(result.signature) if signed else None,
             None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
-            job.peer.uid, job.peer.pid, now, now,
+            job.peer.uid, job.peer.pid,
         )
-        cursor = db.execute_sql(self._sql.insert, params)
+        return _Row(job.request_id, digest, values, slot, result)
+
+    def _insert_rows(self, db, batch: _Batch) -> None:
+        """Insert every row of the batch, then give each slot its result.
+
+        A request id already recorded inserts nothing (ON CONFLICT DO NOTHING): that request
+        is a replay, and whatever it decided is withheld.
+        """
+        now = batch.now
+        ids: dict[str, int] = {}
         if self._sql.postgres:
-            inserted = cursor.fetchone()
-            row_id = inserted[0] if inserted else None
+            for start in range(0, len(batch.rows), MAX_ROWS_PER_INSERT):
+                chunk = batch.rows[start:start + MAX_ROWS_PER_INSERT]
+                params = [value for row in chunk for value in (*row.values, now, now)]
+                ids.update(db.execute_sql(self._sql.insert_many(len(chunk)), params).fetchall())
         else:
-            row_id = cursor.lastrowid if cursor.rowcount == 1 else None
-        if row_id is None:
-            slot.error = AuthenticationFailed(
-                f"request id {job.request_id} was used before", wire_code="replayed_request"
-            )
-            return False
-        if signed:
-            slot.outcome = replace(result, transaction_id=row_id)
-        else:
-            slot.error = result
-        return True
+            for row in batch.rows:  # in-process: a statement per row costs nothing on the wire
+                cursor = db.execute_sql(self._sql.insert_many(1), (*row.values, now, now))
+                if cursor.rowcount == 1:
+                    ids[row.request_id] = cursor.lastrowid
+        for row in batch.rows:
+            row_id = ids.get(row.request_id)
+            if row_id is None:
+                row.slot.error = AuthenticationFailed(
+                    f"request id {row.request_id} was used before", wire_code="replayed_request"
+                )
+                failure = SignerUnavailable("the signer could not record this request; send it again", wire_code="busy")
+                for retry in row.retries:
+                    retry.error = failure
+                continue
+            if isinstance(row.result, SignOutcome):
+                row.slot.outcome = replace(row.result, transaction_id=row_id)
+                for retry in row.retries:
+                    retry.outcome = replace(row.slot.outcome, duplicate=True)
+                self._rolling_spend.recorded(row_id, row.result.lamports)
+            else:
+                row.slot.error = row.result
 
     def _outcome_from_row(self, row, signing_bytes: bytes, parsed) -> SignOutcome:
         row_id, signature_text, lamports, fee = row

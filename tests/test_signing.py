@@ -204,3 +204,40 @@ def test_a_used_request_id_is_refused_even_for_an_already_signed_message(service
     with pytest.raises(AuthenticationFailed) as info:
         service.sign(_job(message, request_id="once"))
     assert info.value.wire_code == "replayed_request"
+
+
+def test_the_same_message_twice_in_one_batch_is_signed_and_counted_once(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    first, second = service.sign_batch([_job(message), _job(message)])
+    assert not first.duplicate and second.duplicate
+    assert second.signature == first.signature and second.transaction_id == first.transaction_id
+    assert [r["status"] for r in _rows(initialised_url)] == ["signed"]
+
+
+def test_a_request_id_twice_in_one_batch_gets_one_decision(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    results = service.sign_batch(
+        [_job(transfer_message(from_key=keypair.public_key, lamports=n), request_id="twice") for n in (1, 2)]
+    )
+    assert type(results[0]).__name__ == "SignOutcome"
+    assert isinstance(results[1], AuthenticationFailed) and results[1].wire_code == "replayed_request"
+    assert [(r["request_id"], r["lamports"]) for r in _rows(initialised_url)] == [("twice", 1 + FEE)]
+
+
+def test_a_replayed_id_in_a_batch_withholds_only_its_own_signature(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1), request_id="used"))
+    results = service.sign_batch(
+        [
+            _job(transfer_message(from_key=keypair.public_key, lamports=2)),
+            _job(transfer_message(from_key=keypair.public_key, lamports=3), request_id="used"),
+            _job(transfer_message(from_key=keypair.public_key, lamports=4)),
+        ]
+    )
+    assert [type(r).__name__ for r in results] == ["SignOutcome", "AuthenticationFailed", "SignOutcome"]
+    assert results[1].wire_code == "replayed_request"
+    rows = _rows(initialised_url)
+    assert [r["lamports"] - FEE for r in rows] == [1, 2, 4]
+    assert {r["signature"] for r in rows} == {base58.b58encode(s).decode() for s in
+                                              [results[0].signature, results[2].signature]} | {rows[0]["signature"]}
