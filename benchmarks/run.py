@@ -20,9 +20,8 @@ and, with ``--database-url``, on PostgreSQL in a fresh schema:
   parse, policy under the wallet lock, the record committed, then the signature. ``kind`` is a
   legacy compute-budget + transfer message, or a v0 message whose transfer destination comes
   from an address lookup table. Every request is a distinct message, pre-built before timing,
-  and every case starts on a new database with an empty ledger: the signer sums the last 24
-  hours' spend on every signature, so a fuller ledger is slower, and cases must not inherit
-  each other's rows.
+  and every case starts on a new database with an empty ledger, so no case inherits another's
+  rows.
 
 Each runs with 1 client in sequence and 8 concurrent clients (processes by default, so that the
 clients' own Python does not share one GIL; ssh-agent is driven exactly the same way). Then two
