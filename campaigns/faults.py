@@ -17,6 +17,10 @@ Scenarios (``--scenario all``: kill, then cut on PostgreSQL or lock on SQLite):
            0.1 to 2 s every 0.5 to 3 s; the same signer process must refuse, then recover.
     lock   (SQLite) another process holds the database's write lock for 0.5 to 7 s every 1 to
            4 s (past the 5 s busy timeout about a quarter of the time).
+    hang   (PostgreSQL; not part of "all") the server process serving the signer is stopped
+           (SIGSTOP) for 1 to 40 s every 2 to 5 s: a server that accepts and never answers.
+           Nothing may be released or lost; ``internal_error`` replies (the signer's 30 s
+           decision timeout) are expected and counted, not errors.
 
 Each scenario reports the faults injected, the requests and what came back, the signatures
 received and accounted for (a row with the same signature and message), anything missing or
@@ -31,6 +35,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -199,6 +204,49 @@ class Campaign:
         if not self.counts.get("database_unavailable"):
             self.failures.append("no client saw database_unavailable: the cuts did not bite")
 
+    def run_hang(self) -> None:
+        import uuid
+
+        import psycopg2
+
+        name = f"jw-fault-hang-{uuid.uuid4().hex[:12]}"
+        set_wallet_limits(self.database_url, self.wallet, per_tx=SPEND, daily=10**15)
+        signer = ServedSigner(
+            socket_path=self.workdir / "run" / "signer.sock",
+            database_url=f"{self.database_url}&application_name={name}",
+            keypair_path=self.key_path,
+        ).start()
+        load = SigningLoad(
+            signer.socket_path, self.journal, secret=signer.secret_path.read_bytes().rstrip(b"\n"),
+            wallet_key=self.keypair.public_key, threads=self.args.clients, lamports=AMOUNT,
+            resend_probability=0.5, timeout=40, seed=self.rng.random(), tolerate=("internal_error",),
+        ).start()
+        admin = psycopg2.connect(self.args.database_url, connect_timeout=5)
+        admin.autocommit = True
+        deadline = time.monotonic() + self.args.seconds
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(self.rng.uniform(2.0, 5.0))
+                with admin.cursor() as cursor:
+                    cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,))
+                    backends = [row[0] for row in cursor.fetchall()]
+                if not backends:
+                    continue
+                fault_at = time.monotonic()
+                for pid in backends:
+                    os.kill(pid, signal.SIGSTOP)
+                self.faults += 1
+                try:
+                    time.sleep(self.rng.uniform(1.0, 40.0))
+                finally:
+                    for pid in backends:
+                        os.kill(pid, signal.SIGCONT)
+                self.recovered(load, load.decisions(), fault_at, time.monotonic())
+        finally:
+            self.finish_load(load)
+            admin.close()
+            signer.stop()
+
     def run_lock(self) -> None:
         set_wallet_limits(self.database_url, self.wallet, per_tx=SPEND, daily=10**15)
         signer = ServedSigner(
@@ -321,7 +369,7 @@ def print_text(report: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, required=True, help="how long each scenario runs")
-    parser.add_argument("--scenario", choices=("kill", "cut", "lock", "all"), default="all")
+    parser.add_argument("--scenario", choices=("kill", "cut", "lock", "hang", "all"), default="all")
     parser.add_argument("--clients", type=int, default=8, help="concurrent signing clients (default 8)")
     parser.add_argument(
         "--database-url",
@@ -337,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     if postgres and not args.database_url.startswith(("postgresql://", "postgres://")):
         parser.error("--database-url takes a PostgreSQL URL; SQLite is the default")
     scenarios = ["kill", "cut" if postgres else "lock"] if args.scenario == "all" else [args.scenario]
-    if "cut" in scenarios and not postgres:
-        parser.error("the cut scenario needs --database-url postgresql://...")
+    if ("cut" in scenarios or "hang" in scenarios) and not postgres:
+        parser.error("the cut and hang scenarios need --database-url postgresql://...")
     if "lock" in scenarios and postgres:
         parser.error("the lock scenario is for SQLite (leave out --database-url)")
     reports = []

@@ -328,6 +328,7 @@ def check_accounting(
 
     codes: Counter = Counter()
     received: set[str] = set()
+    missing: set[str] = set()
     for attempt in attempts:
         rid = attempt.request_id
         row = by_id.get(rid) if rid is not None else None
@@ -354,7 +355,7 @@ def check_accounting(
             report.first_signatures += not duplicate
             recorded = by_signature.get(signature)
             if recorded is None:
-                report.signatures_missing += 1
+                missing.add(signature)
                 problems.append(f"signature {signature} (request {rid}) was received but has no row")
                 continue
             if recorded["status"] not in SPENDING_STATUSES:
@@ -450,6 +451,7 @@ def check_accounting(
                 problems.append(f"recorded signature of row {row['id']} does not verify")
 
     report.signatures_received = len(received)
-    report.signatures_accounted = len(received) - report.signatures_missing
+    report.signatures_missing = len(missing)
+    report.signatures_accounted = len(received) - len(missing)
     report.codes = dict(sorted(codes.items(), key=lambda item: str(item[0])))
     return report

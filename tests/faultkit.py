@@ -178,6 +178,7 @@ class SigningLoad:
         resend_probability: float = 0.3,
         pause_seconds: float = 0.02,
         seed: int | None = None,
+        tolerate: tuple[str, ...] = (),
     ) -> None:
         self.socket_path = Path(socket_path)
         self.journal = journal
@@ -188,6 +189,7 @@ class SigningLoad:
         self.timeout = timeout
         self.resend_probability = resend_probability
         self.pause_seconds = pause_seconds
+        self.tolerate = tolerate  # wire codes counted as "error:<code>" instead of unexpected
         self.random = random.Random(seed)
         self.counts: Counter = Counter()
         self.unexpected: list[str] = []
@@ -261,8 +263,12 @@ class SigningLoad:
                     client.close()
                     self._stop.wait(self.pause_seconds)
                 except Exception as exc:  # noqa: BLE001 - reported, asserted by the caller
-                    with self._lock:
-                        self.unexpected.append(f"{type(exc).__name__}: {exc}")
+                    code = getattr(exc, "wire_code", None)
+                    if code in self.tolerate:
+                        self._tally(f"error:{code}", message)
+                    else:
+                        with self._lock:
+                            self.unexpected.append(f"{type(exc).__name__}: {exc}")
                     client.close()
                     self._stop.wait(self.pause_seconds)
                 else:

@@ -15,6 +15,7 @@ Longer runs of the first two are campaigns/faults.py; figures in docs/reliabilit
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import random
 import socket
@@ -30,7 +31,7 @@ import pytest
 
 from jarvis_wallet import protocol
 from jarvis_wallet.errors import DatabaseUnavailable, SignerStartError, SignerUnavailable
-from jarvis_wallet.keys import generate_keypair_file, load_keypair_file
+from jarvis_wallet.keys import Keypair, generate_keypair_file, load_keypair_file
 
 from accounting import AccountedClient, Journal, check_accounting
 from conftest import SignerFixture, transfer_message
@@ -568,3 +569,103 @@ def test_a_database_on_a_read_only_mount_is_refused_at_start_and_after_a_remount
     report = check_accounting(url, journal)
     report.assert_ok()
     assert report.rows == 2
+
+
+# -- the accounting check itself ----------------------------------------------------------------------
+
+
+def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
+    """One honest signature and one honest refusal, plus the named defect, in journal and table."""
+    import hashlib
+
+    import base58
+
+    from jarvis_wallet.db import session
+    from jarvis_wallet.models import WalletTransaction, utc_now
+
+    def request(message: bytes) -> dict:
+        return protocol.build_request(b"s" * 32, op="sign", tx_base64=base64.b64encode(message).decode())
+
+    def row(req: dict, message: bytes, *, status="signed", signature=None, lamports=SPEND, wallet=None, reason=None):
+        with session(database_url):
+            WalletTransaction.create(
+                request_id=req["requestId"], wallet=wallet or keypair.public_key_base58, status=status,
+                lamports=lamports, fee_lamports=FEE, message_sha256=hashlib.sha256(message).hexdigest(),
+                signature=signature, rejection_reason=reason, created_at=utc_now(), updated_at=utc_now(),
+            )
+
+    def signed(message: bytes, *, record=True, signature=None) -> str:
+        req = request(message)
+        signature = signature or base58.b58encode(keypair.sign(message)).decode()
+        journal.finish(journal.begin(req), reply={
+            "requestId": req["requestId"], "ok": True, "signature": signature, "wallet": keypair.public_key_base58,
+            "lamports": SPEND, "duplicate": False,
+        })
+        if record:
+            row(req, message, signature=signature)
+        return signature
+
+    def refused(message: bytes, code: str, *, record=True) -> None:
+        req = request(message)
+        journal.finish(journal.begin(req), reply={"requestId": req["requestId"], "ok": False, "error": {"code": code, "message": "no"}})
+        if record:
+            row(req, message, status="rejected", reason=f"{code}: no")
+
+    def message() -> bytes:
+        return transfer_message(from_key=keypair.public_key, lamports=AMOUNT)
+
+    signed(message())
+    refused(message(), "per_tx_limit_exceeded")
+    if defect == "signature without its row":
+        signed(message(), record=False)
+    elif defect == "a message counted twice":
+        doubled = message()
+        signed(doubled)
+        row(request(doubled), doubled, signature=base58.b58encode(b"\x01" * 64).decode())
+    elif defect == "a row nobody asked for":
+        row(request(message()), message(), status="rejected", reason="invalid_tx: no")
+    elif defect == "over the daily ceiling":
+        for _ in range(3):
+            signed(message())
+    elif defect == "spending without limits":
+        stranger = message()
+        row(request(stranger), stranger, signature=base58.b58encode(b"\x02" * 64).decode(), wallet="1" * 32)
+    elif defect == "a refusal not recorded":
+        refused(message(), "daily_limit_exceeded", record=False)
+    elif defect == "an authentication failure recorded":
+        bad = message()
+        req = request(bad)
+        journal.finish(journal.begin(req), reply={"requestId": req["requestId"], "ok": False, "error": {"code": "auth_failed", "message": "no"}})
+        row(req, bad, status="rejected", reason="invalid_tx: no")
+    elif defect == "a signature that does not verify":
+        signed(message(), signature=base58.b58encode(b"\x03" * 64).decode())
+
+
+DEFECTS = {
+    "none": None,
+    "signature without its row": "was received but has no row",
+    "a message counted twice": "has 2 spending rows",
+    "a row nobody asked for": "is not explained",
+    "over the daily ceiling": "> daily ceiling",
+    "spending without limits": "has no limits but 1 spending rows",
+    "a refusal not recorded": "refusal daily_limit_exceeded of request",
+    "an authentication failure recorded": "is not explained: replied/auth_failed",
+    "a signature that does not verify": "does not verify over its message",
+}
+
+
+@pytest.mark.parametrize(("defect", "expected"), DEFECTS.items(), ids=DEFECTS.keys())
+def test_the_accounting_check_finds_each_kind_of_discrepancy(tmp_path, defect, expected):
+    """The oracle of every test above must be able to say no: each planted defect is reported."""
+    url = initialise(f"sqlite://{tmp_path}/wallet.db")
+    keypair = Keypair.from_seed(bytes(range(32)))
+    set_wallet_limits(url, keypair.public_key_base58, per_tx=SPEND, daily=3 * SPEND)
+    journal = Journal()
+    plant(url, keypair, journal, defect)
+    report = check_accounting(url, journal)
+    if expected is None:
+        report.assert_ok()
+        assert (report.signatures_accounted, report.refusals_recorded, report.rows) == (1, 1, 2)
+    else:
+        assert not report.ok
+        assert any(expected in problem for problem in report.problems), report.problems
