@@ -2,7 +2,8 @@
 with the accounting check of tests/accounting.py at the end.
 
     .venv/bin/python campaigns/faults.py --seconds 300 --scenario kill --json
-    .venv/bin/python campaigns/faults.py --seconds 300 --scenario cut --database-url postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python campaigns/faults.py --seconds 300 --scenario cut \
+        --database-url postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python campaigns/faults.py --seconds 300 --scenario lock
 
 Scenarios (``--scenario all``: kill, then cut on PostgreSQL or lock on SQLite):

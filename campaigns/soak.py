@@ -492,7 +492,8 @@ def print_text(report: dict) -> None:
     print(f"{'window':>8} {'req/s':>8} {'signed':>8} {'refused':>8} {'malformed':>9} {'errors':>7}")
     for w in report["windows"]:
         print(
-            f"{w['start_s']:>7}s {w['per_second']:>8} {w['signed']:>8} {w['refused']:>8} {w['malformed']:>9} {w['errors']:>7}"
+            f"{w['start_s']:>7}s {w['per_second']:>8} {w['signed']:>8} {w['refused']:>8} "
+            f"{w['malformed']:>9} {w['errors']:>7}"
         )
     t = report["totals"]
     print(

@@ -214,7 +214,8 @@ class AccountingReport:
 
     def summary(self) -> str:
         spent = ", ".join(
-            f"{wallet[:8]}: {lamports} of {self.daily_lamports.get(wallet)}" for wallet, lamports in self.spent_lamports.items()
+            f"{wallet[:8]}: {lamports} of {self.daily_lamports.get(wallet)}"
+            for wallet, lamports in self.spent_lamports.items()
         )
         return (
             f"{self.attempts} requests, {self.replies} replies; {self.signatures_received} signatures received, "
@@ -367,10 +368,13 @@ def check_accounting(
                 problems.append(f"signature {signature} is recorded for wallet {recorded['wallet']}, not {wallet}")
             if "lamports" in attempt.reply and recorded["lamports"] != attempt.reply["lamports"]:
                 problems.append(
-                    f"signature {signature}: reply says {attempt.reply['lamports']} lamports, row {recorded['lamports']}"
+                    f"signature {signature}: reply says {attempt.reply['lamports']} lamports, "
+                    f"row {recorded['lamports']}"
                 )
             if not duplicate and recorded["request_id"] != rid:
-                problems.append(f"first signature {signature} is recorded under request {recorded['request_id']}, not {rid}")
+                problems.append(
+                    f"first signature {signature} is recorded under request {recorded['request_id']}, not {rid}"
+                )
             if duplicate and recorded["request_id"] == rid:
                 problems.append(f"duplicate reply {rid} points at its own row")
             if duplicate and row is not None and row["status"] in SPENDING_STATUSES:

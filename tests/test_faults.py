@@ -356,7 +356,8 @@ def test_stalled_and_crowding_clients_leave_a_good_client_served_within_its_time
     third = open_raw(handle.socket_path)
     assert turned_away(silent, half, third) == [False] * 3
     # One slot left: served at once, first time, while the others stall.
-    result, _, attempts = sign_despite_crowding(client, transfer_message(from_key=keypair.public_key, lamports=AMOUNT), within=10)
+    message = transfer_message(from_key=keypair.public_key, lamports=AMOUNT)
+    result, _, attempts = sign_despite_crowding(client, message, within=10)
     assert attempts == 1 and not result.duplicate
     client.close()
 
@@ -547,7 +548,9 @@ def test_a_file_system_forced_read_only_under_the_signer_refuses_cleanly(sqlite_
     assert report.first_signatures == 6 and report.ambiguous == 5 and report.ambiguous_recorded == 0
 
 
-def test_a_database_on_a_read_only_mount_is_refused_at_start_and_after_a_remount_serves(sqlite_signers, wallet, tmp_path):
+def test_a_database_on_a_read_only_mount_is_refused_at_start_and_after_a_remount_serves(
+    sqlite_signers, wallet, tmp_path
+):
     signers = sqlite_signers
     _, keypair = wallet
     data = tmp_path / "data"
@@ -586,6 +589,9 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
     def request(message: bytes) -> dict:
         return protocol.build_request(b"s" * 32, op="sign", tx_base64=base64.b64encode(message).decode())
 
+    def error_reply(req: dict, code: str) -> dict:
+        return {"requestId": req["requestId"], "ok": False, "error": {"code": code, "message": "no"}}
+
     def row(req: dict, message: bytes, *, status="signed", signature=None, lamports=SPEND, wallet=None, reason=None):
         with session(database_url):
             WalletTransaction.create(
@@ -607,7 +613,7 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
 
     def refused(message: bytes, code: str, *, record=True) -> None:
         req = request(message)
-        journal.finish(journal.begin(req), reply={"requestId": req["requestId"], "ok": False, "error": {"code": code, "message": "no"}})
+        journal.finish(journal.begin(req), reply=error_reply(req, code))
         if record:
             row(req, message, status="rejected", reason=f"{code}: no")
 
@@ -635,7 +641,7 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
     elif defect == "an authentication failure recorded":
         bad = message()
         req = request(bad)
-        journal.finish(journal.begin(req), reply={"requestId": req["requestId"], "ok": False, "error": {"code": "auth_failed", "message": "no"}})
+        journal.finish(journal.begin(req), reply=error_reply(req, "auth_failed"))
         row(req, bad, status="rejected", reason="invalid_tx: no")
     elif defect == "a signature that does not verify":
         signed(message(), signature=base58.b58encode(b"\x03" * 64).decode())

@@ -1,21 +1,25 @@
 """The attackers of docs/security.md, one by one: what each can and cannot do, shown against real
-signers. Points another file already proves are named here, not repeated:
+signers. Points another file already proves are named here, not repeated.
 
-another local user (a different uid, not allowed)
-    cannot enter the socket directory             test_signer_security::test_another_uid_cannot_reach_the_default_socket
-    is refused by the peer check if it can         test_signer_security::test_a_uid_that_can_reach_the_socket_but_is_not_allowed_*
-    cannot read the key, secret, database files    test_another_user_can_read_none_of_the_signers_files (here)
-a compromised agent of the signer's own uid
-    signs up to the limits, no further             test_signer_concurrency, test_faults (accounting)
-    cannot read the signer's environment           test_signer_security::test_a_process_of_the_same_uid_cannot_read_the_signers_environ
-    cannot ptrace it or read its memory            test_a_same_uid_agent_cannot_trace_the_signer_or_read_its_memory (here)
-    CAN read a key file and the secret file        (here, same test: the documented weakness)
-    CAN rewrite the limits in a SQLite database    test_a_same_uid_agent_can_raise_its_own_limits (here: not in security.md)
-a compromised agent of another, allowed uid
-    signs within the limits; reaches nothing else  test_an_allowed_agent_of_another_uid_reaches_only_the_socket (here)
-someone who reads the database, logs or output
-    finds no key                                   test_signer_security::test_the_key_is_not_in_*
-    finds no shared secret                         test_the_shared_secret_is_in_no_reply_record_or_output (here)
+Another local user (a different uid, not allowed):
+- cannot enter the socket directory: test_signer_security.py::test_another_uid_cannot_reach_*;
+- is refused by the peer check where it can: test_signer_security.py::test_a_uid_that_can_reach_*;
+- cannot read the key, secret or database files: test_another_user_can_read_none_of_the_*.
+
+A compromised agent of the signer's own uid:
+- signs up to the limits and no further: test_signer_concurrency.py, test_faults.py;
+- cannot read the signer's environment: test_signer_security.py::test_a_process_of_the_same_uid_*;
+- cannot trace it or read its memory, CAN read a key file and the secret file (documented):
+  test_a_same_uid_agent_cannot_trace_the_signer_or_read_its_memory;
+- CAN rewrite the limits in a database its uid can write (not in security.md yet):
+  test_a_same_uid_agent_can_raise_its_own_limits.
+
+A compromised agent of another, allowed uid: signs within the limits and reaches nothing else:
+test_an_allowed_agent_of_another_uid_reaches_only_the_socket.
+
+Someone who reads the database, the logs or the output finds no key
+(test_signer_security.py::test_the_key_is_not_in_*) and no shared secret
+(test_the_shared_secret_is_in_no_reply_record_or_output).
 
 The tests that need a second user fork a child that drops to nobody (65534), so they need root;
 their files live under a base directory nobody may traverse, so that only the modes jarvis-wallet
@@ -369,7 +373,12 @@ def secret_forms() -> dict[str, bytes]:
     raw = SECRET_TEXT.encode()
     import base64
 
-    return {"text": raw, "hex": raw.hex().encode(), "base64": base64.b64encode(raw), "base64 prefix": base64.b64encode(raw[:30])}
+    return {
+        "text": raw,
+        "hex": raw.hex().encode(),
+        "base64": base64.b64encode(raw),
+        "base64 prefix": base64.b64encode(raw[:30]),
+    }
 
 
 def test_the_shared_secret_is_in_no_reply_record_or_output(signers, monkeypatch, capfd):
@@ -387,7 +396,7 @@ def test_the_shared_secret_is_in_no_reply_record_or_output(signers, monkeypatch,
         sign_request(secret, transfer_message(from_key=keypair.public_key, lamports=1000), purpose="pay"),
         sign_request(secret, transfer_message(from_key=keypair.public_key, lamports=5_000_000)),
         sign_request(secret, b"\x01" + b"\xaa" * 90),
-        sign_request(b"a-guess-at-the-secret-0123456789abcdef", transfer_message(from_key=keypair.public_key, lamports=1)),
+        sign_request(b"a-guess-at-the-secret-0123456789", transfer_message(from_key=keypair.public_key, lamports=1)),
         sign_request(secret, transfer_message(from_key=keypair.public_key, lamports=1), timestamp_ms=1),
     ):
         reply = raw.request(request)
