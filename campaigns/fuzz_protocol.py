@@ -77,7 +77,7 @@ MAX_EXAMPLES = 25
 # Replies that break docs/protocol.md without breaching a safety invariant and are known bugs:
 # name -> what happens. The model marks where each may appear (Outcome.deviation); they are
 # counted apart so the campaign stays a regression gate for everything else. Empty since
-# 3903ad5 fixed the two this campaign found (see docs/reliability-fuzzing.md).
+# 3903ad5 fixed the two this campaign found (see docs/reliability.md).
 KNOWN_DEVIATIONS: dict[str, str] = {}
 
 

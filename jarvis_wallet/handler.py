@@ -93,7 +93,7 @@ class RequestHandler:
             response = protocol.error_response_for(protocol.request_id_for_reply(obj), exc)
         except Exception:  # noqa: BLE001 - invariant 8: bad input never crashes the signer
             response = protocol.error_response(
-                protocol.request_id_for_reply(obj), protocol.INTERNAL_ERROR, "internal error; the request was not signed"
+                protocol.request_id_for_reply(obj), protocol.INTERNAL_ERROR, "internal error; no signature was released"
             )
         return protocol.encode_frame(response)
 
@@ -160,7 +160,7 @@ class RequestHandler:
             return protocol.legacy_error_response(request_id, exc.wire_code, exc.message)
         except Exception:  # noqa: BLE001 - an original client reads `error` as a string: keep its envelope
             return protocol.legacy_error_response(
-                request_id, protocol.INTERNAL_ERROR, "internal error; the request was not signed"
+                request_id, protocol.INTERNAL_ERROR, "internal error; no signature was released"
             )
         self.stats.count(signed=True)
         return protocol.legacy_ok_response(request_id, outcome.signature)

@@ -69,3 +69,12 @@ def test_readme_client_example_runs_against_a_real_signer(signers, monkeypatch, 
     assert len(sent) == 1 and len(sent[0]) > 64
     exec(snippet, {"message_bytes": transfer_message(from_key=keypair.public_key, lamports=10**6), "send": sent.append})
     assert capsys.readouterr().out == "refused: per_tx_limit_exceeded\n"
+
+
+def test_every_document_the_readme_links_exists():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    links = set(re.findall(r"\]\((docs/[^)#]+)", readme))
+    assert {"docs/cli.md", "docs/protocol.md", "docs/security.md", "docs/performance.md", "docs/reliability.md"} <= links
+    assert [link for link in links if not (ROOT / link).is_file()] == []

@@ -1,6 +1,6 @@
 """A bounded slice of the parser campaign (campaigns/fuzz_parser.py), solders as the oracle.
 
-The campaign itself runs a million inputs (docs/reliability-fuzzing.md); here its core runs on
+The campaign itself runs a million inputs (docs/reliability.md); here its core runs on
 20,000, and the oracle's classification is pinned down on inputs built for each verdict, so a
 campaign that stopped seeing a difference would fail here too.
 """
