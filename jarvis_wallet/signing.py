@@ -201,10 +201,6 @@ class SigningService:
         self._sql: _Statements | None = None
         self._rolling_spend: RollingSpend | None = None
 
-    @property
-    def wallet(self) -> str:
-        return self._wallet
-
     def connect(self) -> None:
         """Open the connection (in the calling thread) and check the schema, unless already open."""
         if self._db is None:

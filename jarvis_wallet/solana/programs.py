@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from ..amounts import format_sol
 from ..errors import InvalidTransaction
 from .message import Message
 from .pubkey import decode_pubkey, encode_pubkey
@@ -36,18 +37,9 @@ PROGRAM_NAMES = {
     MEMO_V2_PROGRAM_ID: "memo",
 }
 
-LAMPORTS_PER_SOL = 1_000_000_000
 MIN_HEAP_FRAME_BYTES = 32 * 1024
 MAX_HEAP_FRAME_BYTES = 256 * 1024
 HEAP_FRAME_GRANULARITY = 1024
-
-
-def format_sol(lamports: int) -> str:
-    """Exact decimal SOL text: 49 -> '0.000000049 SOL', 500000000 -> '0.5 SOL'."""
-    sign = "-" if lamports < 0 else ""
-    whole, fraction = divmod(abs(lamports), LAMPORTS_PER_SOL)
-    text = f"{whole}.{fraction:09d}".rstrip("0").rstrip(".")
-    return f"{sign}{text} SOL"
 
 
 @dataclass(frozen=True)
