@@ -728,14 +728,20 @@ class ReplayCache:
     An id is kept while its request's timestamp is within ``window_ms`` of now. After that,
     freshness refuses the timestamp anyway, so forgetting the id is safe.
 
-    Memory is capped at ``max_entries``. When full, the entry with the oldest timestamp is
-    forgotten early. Whenever an entry is forgotten (expired or evicted) the cache raises its
-    *low-water mark* above that entry's timestamp and from then on refuses, as stale, any
-    request whose timestamp is not above the mark. So a forgotten id can never be accepted
-    again, whatever the clock does (a step forward then back expires ids early; the mark still
-    refuses them). Under a flood the effective window shrinks instead of the signer stopping,
-    and only holders of the secret can fill the cache (HMAC is checked first). The database's
-    unique request id is the durable second line.
+    Ids are kept in one small set per second of timestamp, and a second's set is dropped whole
+    once every timestamp it could hold is stale (so an id may be kept up to a second longer).
+    One large table resized and freed over and over fragmented the heap: the signer's resident
+    memory crept up under sustained load (docs/reliability.md, finding 9). A lookup asks each
+    second's set, about ``window_ms / 500`` of them at most.
+
+    Memory is capped at ``max_entries``. When full, the oldest second is forgotten early.
+    Whenever a second is forgotten (expired or evicted) the cache raises its *low-water mark*
+    to that second's last millisecond and from then on refuses, as stale, any request whose
+    timestamp is not above the mark. So a forgotten id can never be accepted again, whatever
+    the clock does (a step forward then back expires ids early; the mark still refuses them).
+    Under a flood the effective window shrinks instead of the signer stopping, and only
+    holders of the secret can fill the cache (HMAC is checked first). The database's unique
+    request id is the durable second line.
     """
 
     def __init__(
@@ -748,45 +754,56 @@ class ReplayCache:
             raise ValueError("window_ms must be >= 0 and max_entries >= 1")
         self.window_ms = window_ms
         self.max_entries = max_entries
-        self._timestamp_of: dict[str, int] = {}
-        self._by_age: list[tuple[int, str]] = []  # min-heap of (timestamp_ms, request_id)
+        self._ids_by_second: dict[int, set[str]] = {}
+        self._seconds: list[int] = []  # min-heap of the keys of _ids_by_second
+        self._size = 0
         self._low_water_ms = -1  # timestamps <= this are refused
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._timestamp_of)
+        return self._size
 
     @property
     def low_water_ms(self) -> int:
         """Timestamps at or below this are refused: ids that old may have been forgotten."""
         return self._low_water_ms
 
+    @property
+    def seconds_held(self) -> int:
+        """How many one-second sets the cache holds now."""
+        return len(self._seconds)
+
     def check_and_remember(self, request_id: str, timestamp_ms: int, now_ms: int) -> None:
         """Accept ``request_id`` once; stale_request or replayed_request otherwise."""
+        second = timestamp_ms // 1000
         with self._lock:
             self._expire(now_ms)
             if timestamp_ms <= self._low_water_ms:
                 raise self._too_old()
-            if request_id in self._timestamp_of:
+            if any(request_id in ids for ids in self._ids_by_second.values()):
                 raise AuthenticationFailed(
                     "requestId was already used; send a new one", wire_code=REPLAYED_REQUEST
                 )
-            if len(self._timestamp_of) >= self.max_entries:
-                if timestamp_ms <= self._by_age[0][0]:
+            if self._size >= self.max_entries:
+                if second <= self._seconds[0]:  # room only by forgetting this very second
                     raise self._too_old()
-                self._forget_oldest()
-            self._timestamp_of[request_id] = timestamp_ms
-            heapq.heappush(self._by_age, (timestamp_ms, request_id))
+                self._forget_oldest_second()
+            ids = self._ids_by_second.get(second)
+            if ids is None:
+                ids = self._ids_by_second[second] = set()
+                heapq.heappush(self._seconds, second)
+            ids.add(request_id)
+            self._size += 1
 
     def _expire(self, now_ms: int) -> None:
         horizon_ms = now_ms - self.window_ms
-        while self._by_age and self._by_age[0][0] < horizon_ms:
-            self._forget_oldest()
+        while self._seconds and _last_ms_of(self._seconds[0]) < horizon_ms:
+            self._forget_oldest_second()
 
-    def _forget_oldest(self) -> None:
-        timestamp_ms, request_id = heapq.heappop(self._by_age)
-        del self._timestamp_of[request_id]
-        self._low_water_ms = max(self._low_water_ms, timestamp_ms)
+    def _forget_oldest_second(self) -> None:
+        second = heapq.heappop(self._seconds)
+        self._size -= len(self._ids_by_second.pop(second))
+        self._low_water_ms = max(self._low_water_ms, _last_ms_of(second))
 
     @staticmethod
     def _too_old() -> AuthenticationFailed:
@@ -795,6 +812,10 @@ class ReplayCache:
             "requestId and the current time",
             wire_code=STALE_REQUEST,
         )
+
+
+def _last_ms_of(second: int) -> int:
+    return second * 1000 + 999
 
 
 def authenticate_request(

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import base58
@@ -567,11 +568,18 @@ def test_replay_cache_accepts_an_id_once():
 def test_replay_cache_forgets_ids_only_once_their_timestamps_are_stale():
     cache = ReplayCache(window_ms=1_000)
     cache.check_and_remember(REQUEST_ID, NOW_MS + 1_000, NOW_MS)  # a client clock 1 s ahead
-    cache.check_and_remember(OTHER_ID, NOW_MS + 1_999, NOW_MS + 1_999)
+    cache.check_and_remember(OTHER_ID, NOW_MS + 2_000, NOW_MS + 2_000)
     assert len(cache) == 2  # now - window == timestamp: still remembered
-    cache.check_and_remember("11111111-1111-4111-8111-111111111111", NOW_MS + 2_001, NOW_MS + 2_001)
-    assert len(cache) == 2  # the first id expired: its timestamp is now stale anyway
-    error = refused(cache.check_and_remember, REQUEST_ID, NOW_MS + 1_000, NOW_MS + 2_001)
+    # Ids are forgotten a second at a time: REQUEST_ID's second (NOW_MS + 1_000 to + 1_999)
+    # is kept until its last millisecond is stale.
+    cache.check_and_remember("11111111-1111-4111-8111-111111111111", NOW_MS + 2_999, NOW_MS + 2_999)
+    assert len(cache) == 3
+    error = refused(cache.check_and_remember, REQUEST_ID, NOW_MS + 1_000, NOW_MS + 2_999)
+    assert error.wire_code == "replayed_request"
+    cache.check_and_remember("33333333-3333-4333-8333-333333333333", NOW_MS + 3_000, NOW_MS + 3_000)
+    assert len(cache) == 3  # the first id's second expired: its timestamps are stale anyway
+    assert cache.low_water_ms == NOW_MS + 1_999
+    error = refused(cache.check_and_remember, REQUEST_ID, NOW_MS + 1_000, NOW_MS + 3_000)
     assert error.wire_code == "stale_request"
 
 
@@ -584,34 +592,62 @@ def test_a_clock_step_forward_and_back_cannot_revive_a_forgotten_id():
     check_freshness(NOW_MS, NOW_MS + 1_000)
     error = refused(cache.check_and_remember, REQUEST_ID, NOW_MS, NOW_MS + 1_000)
     assert error.wire_code == "stale_request"
-    # Requests newer than anything forgotten are fine.
-    cache.check_and_remember("22222222-2222-4222-8222-222222222222", NOW_MS + 1, NOW_MS + 1_000)
+    # So is anything else from the forgotten second; requests newer than it are fine.
+    error = refused(cache.check_and_remember, OTHER_ID.replace("b", "c"), NOW_MS + 999, NOW_MS + 1_000)
+    assert error.wire_code == "stale_request"
+    cache.check_and_remember("22222222-2222-4222-8222-222222222222", NOW_MS + 1_000, NOW_MS + 1_000)
 
 
-def test_a_full_replay_cache_forgets_the_oldest_and_refuses_what_it_forgot():
+def test_a_full_replay_cache_forgets_the_oldest_second_and_refuses_what_it_forgot():
     cache = ReplayCache(max_entries=3)
-    ids = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(5)]
+    ids = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(6)]
     for offset, request_id in enumerate(ids[:3]):
-        cache.check_and_remember(request_id, NOW_MS + offset, NOW_MS)
-    cache.check_and_remember(ids[3], NOW_MS + 3, NOW_MS)
-    assert len(cache) == 3 and cache.low_water_ms == NOW_MS
+        cache.check_and_remember(request_id, NOW_MS + offset * 1_000, NOW_MS)
+    cache.check_and_remember(ids[3], NOW_MS + 3_000, NOW_MS)
+    assert len(cache) == 3 and cache.low_water_ms == NOW_MS + 999
     assert refused(cache.check_and_remember, ids[0], NOW_MS, NOW_MS).wire_code == "stale_request"
-    # A request as old as the oldest remembered one would have to evict something newer: refused.
-    assert refused(cache.check_and_remember, ids[4], NOW_MS + 1, NOW_MS).wire_code == (
+    assert refused(cache.check_and_remember, ids[4], NOW_MS + 999, NOW_MS).wire_code == "stale_request"
+    # A request in the oldest remembered second would have to evict its own second: refused.
+    assert refused(cache.check_and_remember, ids[5], NOW_MS + 1_500, NOW_MS).wire_code == (
         "stale_request"
     )
-    assert refused(cache.check_and_remember, ids[1], NOW_MS + 1, NOW_MS).wire_code in (
-        "stale_request",
-        "replayed_request",
+    assert refused(cache.check_and_remember, ids[1], NOW_MS + 1_000, NOW_MS).wire_code == (
+        "replayed_request"
     )
     assert len(cache) == 3
 
 
 def test_replay_cache_memory_is_bounded_under_a_flood():
     cache = ReplayCache(max_entries=1_000)
-    for i in range(20_000):
-        cache.check_and_remember(f"{i:08x}-0000-4000-8000-000000000000", NOW_MS + i // 10, NOW_MS)
-    assert len(cache) == 1_000
+    outcomes = Counter()
+    for i in range(20_000):  # 5,000 a second for 4 s
+        try:
+            cache.check_and_remember(f"{i:08x}-0000-4000-8000-000000000000", NOW_MS + i // 5, NOW_MS)
+            outcomes["accepted"] += 1
+        except AuthenticationFailed as exc:
+            outcomes[exc.wire_code] += 1
+        assert len(cache) <= 1_000
+    # Each new second evicts the oldest whole; the rest of a second past the cap is refused
+    # as stale, never accepted unremembered.
+    assert outcomes == {"accepted": 4_000, "stale_request": 16_000}
+    assert cache.low_water_ms == NOW_MS + 2_999
+
+
+def test_a_long_steady_load_keeps_the_cache_to_one_window_of_small_sets():
+    # Ten simulated minutes at 3,000 requests/s, 1 ms apart in bursts: the cache must hold
+    # one window's ids in at most one set per second of it, however long the load runs
+    # (finding 9 of docs/reliability.md: one big table, resized again and again, crept).
+    cache = ReplayCache(window_ms=30_000)
+    largest_set_seen = 0
+    for second in range(600):
+        now_ms = NOW_MS + second * 1_000
+        for i in range(3_000 if second % 60 == 59 else 30):
+            cache.check_and_remember(f"{second:08x}-{i:04x}-4000-8000-000000000000", now_ms + i // 3, now_ms)
+        largest_set_seen = max(largest_set_seen, max(len(ids) for ids in cache._ids_by_second.values()))
+        assert cache.seconds_held <= 32
+        assert len(cache) <= 31 * 3_000
+    assert largest_set_seen == 3_000  # a burst's second holds only that second's ids
+    assert cache.low_water_ms == NOW_MS + 569 * 1_000 - 1
 
 
 def _fresh_request(**overrides):
