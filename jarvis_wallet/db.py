@@ -23,9 +23,21 @@ from .errors import DatabaseUnavailable, InvalidConfig, JarvisWalletError, Schem
 # How long a writer waits for another writer's lock before the request is refused.
 SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+# Libpq's defaults leave a connection to a partitioned server (packets dropped, nothing reset)
+# waiting for TCP's retransmissions, about 15 minutes, while the signer's decisions queue up.
+# With these, unacknowledged data fails the connection after 10 s, and an idle or waiting one
+# is probed from 5 s on and failed after 3 unanswered probes 2 s apart. A URL may override each.
+POSTGRES_DEFAULT_PARAMS = {
+    "connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # milliseconds
+}
 # Libpq parameters accepted in a URL's query string.
 POSTGRES_QUERY_PARAMS = frozenset(
-    {"sslmode", "sslrootcert", "sslcert", "sslkey", "options", "connect_timeout", "application_name"}
+    {"sslmode", "sslrootcert", "sslcert", "sslkey", "options", "application_name", *POSTGRES_DEFAULT_PARAMS}
 )
 
 
@@ -72,7 +84,8 @@ def parse_database_url(url: str) -> DatabaseTarget:
             if key not in POSTGRES_QUERY_PARAMS:
                 raise InvalidConfig(f"unsupported PostgreSQL URL parameter {key!r}")
             params[key] = value
-        params.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT_SECONDS)
+        for key, value in POSTGRES_DEFAULT_PARAMS.items():
+            params.setdefault(key, value)
         user = f"{params['user']}@" if "user" in params else ""
         display = f"postgresql://{user}{params['host']}:{params['port']}/{dbname}"
         return DatabaseTarget(backend="postgresql", display=display, postgres_params=params)

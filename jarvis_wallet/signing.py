@@ -51,6 +51,11 @@ from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_
 
 # How long a decision may wait for another signer's lock before it is refused.
 LOCK_TIMEOUT_SECONDS = 5
+# How long PostgreSQL keeps a session of ours idle inside a transaction before ending it. Ours
+# never pause there; a signer cut off mid-transaction (a partition) would otherwise leave its
+# server session holding the wallet's lock until the server noticed, hours later, and every
+# signer sharing the wallet would be refused meanwhile.
+IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -212,8 +217,10 @@ class SigningService:
         with translate_errors(self._db):
             self._db.connect(reuse_if_open=True)
             if not is_sqlite(self._db):
-                # Waiting longer than this for another signer's lock refuses the request.
-                self._db.execute_sql(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+                self._db.execute_sql(
+                    f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'; "
+                    f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT_SECONDS}s'"
+                )
             with self._db.bind_ctx(MODELS):
                 check_schema(self._db)
 

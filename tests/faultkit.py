@@ -52,8 +52,10 @@ class ServedSigner:
         keypair_path: Path,
         max_connections: int | None = None,
         idle_timeout_seconds: float | None = None,
+        command_prefix: list[str] | None = None,
     ) -> None:
         self.socket_path = Path(socket_path)
+        self.command_prefix = list(command_prefix or [])  # e.g. `ip netns exec NAME`
         self.database_url = database_url
         self.keypair_path = Path(keypair_path)
         self.options: list[str] = []
@@ -83,7 +85,7 @@ class ServedSigner:
         """Start and wait for the ready line; RuntimeError with the signer's words otherwise."""
         assert not self.is_alive(), "already running"
         argv = [
-            sys.executable, "-c", _LAUNCH, str(os.getpid()),
+            *self.command_prefix, sys.executable, "-c", _LAUNCH, str(os.getpid()),
             "--database-url", self.database_url, "signer", "serve",
             "--keypair", str(self.keypair_path), "--socket", str(self.socket_path), *self.options,
         ]
@@ -491,10 +493,85 @@ def set_wallet_limits(database_url: str, wallet: str, *, per_tx: int, daily: int
         set_limits(wallet, per_tx_lamports=per_tx, daily_lamports=daily)
 
 
-def proxied_url(database_url: str, port: int) -> str:
-    """The same PostgreSQL URL, through 127.0.0.1:``port`` (a TcpProxy)."""
+def proxied_url(database_url: str, port: int, host: str = "127.0.0.1") -> str:
+    """The same PostgreSQL URL, through ``host``:``port`` (a TcpProxy)."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(database_url)
     user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, f"{user}127.0.0.1:{port}", parts.path, parts.query, ""))
+    return urlunsplit((parts.scheme, f"{user}{host}:{port}", parts.path, parts.query, ""))
+
+
+# -- networks -----------------------------------------------------------------------------------
+
+
+class NetworkUnavailable(Exception):
+    """This machine (or this user) cannot make the network namespace a partition needs."""
+
+
+class PartitionableLink:
+    """A network namespace joined to this one by a veth pair that can be cut silently.
+
+    A process run with ``exec_prefix`` lives in the namespace and reaches this one at
+    ``host_address``. ``partition()`` makes the link drop every packet: nothing is reset or
+    refused, exactly what a pulled cable or a dead switch does, which a TCP proxy in user
+    space cannot imitate (the kernel acknowledges for it).
+    """
+
+    def __init__(self, token: str, subnet: int) -> None:
+        self.namespace = f"jwns-{token}"
+        self.host_device, self.inner_device = f"jwh-{token}", f"jwn-{token}"
+        self.host_address = f"10.231.{subnet // 64}.{(subnet % 64) * 4 + 1}"
+        self.inner_address = f"10.231.{subnet // 64}.{(subnet % 64) * 4 + 2}"
+        self.partitioned = False
+
+    @property
+    def exec_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace]
+
+    def partition(self) -> None:
+        # The host's end goes down, so the namespace's end loses its carrier: both sides'
+        # packets are then dropped silently past their own device, as a dead switch would.
+        # (A queue of length 0 on the sender's own device is not the same: TCP sees a local
+        # drop as congestion and never counts its keepalive probes as lost.)
+        _checked("ip", "link", "set", self.host_device, "down")
+        self.partitioned = True
+
+    def heal(self) -> None:
+        _run("ip", "link", "set", self.host_device, "up")
+        self.partitioned = False
+
+    def _create(self) -> None:
+        _checked("ip", "netns", "add", self.namespace)
+        _checked("ip", "link", "add", self.host_device, "type", "veth", "peer", "name", self.inner_device)
+        _checked("ip", "link", "set", self.inner_device, "netns", self.namespace)
+        _checked("ip", "addr", "add", f"{self.host_address}/30", "dev", self.host_device)
+        _checked("ip", "link", "set", self.host_device, "up")
+        _checked(*self.exec_prefix, "ip", "addr", "add", f"{self.inner_address}/30", "dev", self.inner_device)
+        _checked(*self.exec_prefix, "ip", "link", "set", self.inner_device, "up")
+        _checked(*self.exec_prefix, "ip", "link", "set", "lo", "up")
+
+    def _destroy(self) -> None:
+        _run("ip", "link", "del", self.host_device)  # takes its peer with it
+        _run("ip", "netns", "del", self.namespace)
+
+
+def _checked(*argv: str) -> None:
+    result = _run(*argv)
+    if result.returncode != 0:
+        raise NetworkUnavailable(f"`{' '.join(argv)}` failed: {result.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def partitionable_link():
+    """A PartitionableLink for the duration; removed afterwards, whatever happened."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        raise NetworkUnavailable("a network namespace needs root on Linux")
+    if not (shutil.which("ip") and shutil.which("tc")):
+        raise NetworkUnavailable("`ip` and `tc` (iproute2) are needed for a network partition")
+    link = PartitionableLink(os.urandom(4).hex()[:7], random.randrange(16_384))
+    try:
+        link._create()
+        yield link
+    finally:
+        link._destroy()

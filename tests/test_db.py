@@ -24,6 +24,21 @@ def test_postgres_url_is_parsed_and_password_hidden():
     assert target.display == "postgresql://alice@db.example:6543/wallet"
 
 
+
+def test_postgres_connections_give_up_on_a_silent_network_by_default():
+    # A partition drops packets without resetting anything; without these, libpq waits for
+    # TCP's retransmissions (test_faults.py::test_a_partition_mid_transaction_* shows it).
+    params = parse_database_url("postgresql://u@h/db").postgres_params
+    assert {key: params[key] for key in ("connect_timeout", "keepalives", "keepalives_idle",
+            "keepalives_interval", "keepalives_count", "tcp_user_timeout")} == {
+        "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+        "keepalives_count": 3, "tcp_user_timeout": 10_000,
+    }
+    overridden = parse_database_url("postgresql://u@h/db?tcp_user_timeout=30000&keepalives_idle=20")
+    assert overridden.postgres_params["tcp_user_timeout"] == "30000"
+    assert overridden.postgres_params["keepalives_idle"] == "20"
+
+
 @pytest.mark.parametrize(
     "url, message",
     [

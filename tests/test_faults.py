@@ -3,8 +3,9 @@ check of tests/accounting.py (invariants 2, 3 and 8 of docs/design.md).
 
 - kill -9 of the signer at random points while 8 clients sign, restarted on the same socket and
   database each time (as a supervisor would);
-- PostgreSQL cut away mid-load (a TCP proxy stopped and started again), and a SQLite database
-  locked by another process past the busy timeout: refusals, then recovery, same signer process;
+- PostgreSQL cut away mid-load (a TCP proxy stopped and started again), a network partition
+  (every packet dropped) in the middle of a transaction, and a SQLite database locked by
+  another process past the busy timeout: refusals, then recovery, same signer process;
 - clients that connect and never send, stall half-way through a line, or crowd the connection
   cap: a well-behaved client is still served within its own timeout;
 - a full disk, a file system the kernel forces read-only under the running signer, a database
@@ -37,11 +38,13 @@ from accounting import AccountedClient, Journal, check_accounting
 from conftest import SignerFixture, transfer_message
 from faultkit import (
     MountUnavailable,
+    NetworkUnavailable,
     ServedSigner,
     SigningLoad,
     ext4_loop,
     fill,
     initialise,
+    partitionable_link,
     proxied_url,
     read_only_bind,
     set_wallet_limits,
@@ -223,6 +226,129 @@ def test_postgres_cut_mid_load_refuses_then_recovers_without_a_restart(postgres_
     report.assert_ok()
     assert report.ambiguous >= CUTS * CLIENTS
     assert report.first_signatures >= (CUTS + 1) * 30
+
+
+@pytest.fixture
+def link():
+    """A network namespace for the signer, joined by a link the test can cut silently."""
+    try:
+        with partitionable_link() as made:
+            yield made
+    except NetworkUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def backend_waiting_for(admin, statement_part: str, *, timeout: float = 10.0) -> int:
+    """The pid of the server session whose current statement contains ``statement_part``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s "
+                "AND pid <> pg_backend_pid()", (f"%{statement_part}%",),
+            )
+            row = cursor.fetchone()
+        if row:
+            return row[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no session came to wait on the lock ({statement_part!r})")
+
+
+def session_state(admin, pid: int) -> str | None:
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,))
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def test_a_partition_mid_transaction_fails_closed_then_frees_the_wallet_lock(link, wallet, fresh_postgres_url, tmp_path):
+    """The network between the signer and PostgreSQL drops every packet while the signer's
+    transaction holds the wallet's lock. Without libpq keepalives the signer would wait for
+    TCP's retransmissions (about 15 minutes) and answer only when its 30 s decision timeout
+    expired; without idle_in_transaction_session_timeout its orphaned server session would
+    hold the wallet's lock until the server noticed (hours), refusing every signer sharing it.
+    """
+    import psycopg2
+
+    keypair_path, keypair = wallet
+    url = initialise(fresh_postgres_url)
+    set_wallet_limits(url, keypair.public_key_base58, per_tx=SPEND, daily=10**15)
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname, parts.port or 5432, listen_host=link.host_address)
+    proxy.start()
+    signer = ServedSigner(
+        socket_path=tmp_path / "run" / "signer.sock", keypair_path=keypair_path,
+        database_url=proxied_url(url, proxy.port, host=link.host_address), command_prefix=link.exec_prefix,
+    )
+    admin = psycopg2.connect(url, connect_timeout=5)
+    holder = psycopg2.connect(url, connect_timeout=5)
+    journal = Journal()
+    try:
+        signer.start()
+        client = AccountedClient(
+            signer.socket_path, secret=secret_of(signer.secret_path), timeout=60, journal=journal
+        )
+        assert client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=AMOUNT)).signature
+        admin.autocommit = True
+        # Another session holds the wallet's lock, so the signer's transaction is open and
+        # waiting on the server when the partition starts.
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM spend_limits WHERE wallet = %s FOR UPDATE", (keypair.public_key_base58,))
+        answers: list[object] = []
+
+        def ask() -> None:
+            try:
+                answers.append(client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=AMOUNT)))
+            except Exception as exc:  # noqa: BLE001 - the answer is what the test looks at
+                answers.append(exc)
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        signer_session = backend_waiting_for(admin, "FOR UPDATE OF spend_limits")
+        link.partition()
+        holder.commit()  # the signer's session now takes the lock, and its answer is lost
+
+        asking.join(timeout=45)
+        assert not asking.is_alive(), "no answer within 45 s"
+        (answer,) = answers
+        assert isinstance(answer, DatabaseUnavailable), answer
+        # libpq itself gave up on the dead link; the decision timeout would say "no decision".
+        assert "no decision within" not in str(answer), answer
+
+        # The orphaned server session is ended and the wallet's lock freed, with the link still down.
+        deadline = time.monotonic() + 20
+        while session_state(admin, signer_session) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session_state(admin, signer_session) is None, "the cut-off session still holds the lock"
+        with holder.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '1s'")
+            cursor.execute("SELECT 1 FROM spend_limits WHERE wallet = %s FOR UPDATE", (keypair.public_key_base58,))
+        holder.rollback()
+
+        # While partitioned, a new connection cannot be made: refused within the connect timeout.
+        with pytest.raises(DatabaseUnavailable):
+            client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=AMOUNT))
+
+        link.heal()
+        deadline = time.monotonic() + 30
+        while True:  # the same signer process signs again once the link is back
+            try:
+                client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=AMOUNT))
+                break
+            except DatabaseUnavailable:
+                assert time.monotonic() < deadline, "no recovery within 30 s of the link's return"
+                time.sleep(0.5)
+        assert signer.is_alive()
+    finally:
+        link.heal()
+        signer.stop()
+        proxy.stop()
+        holder.close()
+        admin.close()
+    assert not signer.tracebacks(), signer.stderr_lines
+    report = check_accounting(url, journal)
+    report.assert_ok()
+    assert report.first_signatures == 2 and report.ambiguous_recorded == 0
 
 
 def test_sqlite_locked_by_another_process_mid_load_refuses_then_recovers(sqlite_signers, wallet):
