@@ -1648,7 +1648,10 @@ def run_campaign(seconds: float, seed: int, *, check_every: int = 10, progress=N
                 keypair_path = root / f"{name}.json"
                 generate_keypair_file(keypair_path)
                 handle = start_signer(
-                    SignerSettings(socket_path=root / name / "signer.sock", database_url=url, keypair_path=keypair_path)
+                    SignerSettings(
+                        socket_path=root / name / "signer.sock", database_url=url, keypair_path=keypair_path,
+                        refusals_per_second=None,  # the model decides every request; no budget to predict
+                    )
                 )
                 secret = Path(handle.info.secret_path).read_bytes().rstrip(b"\n")
                 wallets.append(Wallet(name, handle, load_keypair_file(keypair_path).public_key, secret, has_limits))

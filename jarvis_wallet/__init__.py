@@ -30,6 +30,7 @@ _EXPORTS = {
     "PolicyDenied": "errors",
     "SignerUnavailable": "errors",
     "SignerTimeout": "errors",
+    "RateLimited": "errors",
     "AuthenticationFailed": "errors",
     "ProtocolError": "errors",
     "SignerStartError": "errors",

@@ -32,6 +32,7 @@ from .errors import (
     NotFound,
     PolicyDenied,
     ProtocolError,
+    RateLimited,
     SignerTimeout,
     SignerUnavailable,
 )
@@ -86,6 +87,8 @@ def error_from_response(code: str, message: str) -> JarvisWalletError:
         return DatabaseUnavailable(message)
     if code == protocol.BUSY:
         return SignerUnavailable(message, wire_code=code)
+    if code == protocol.RATE_LIMITED:
+        return RateLimited(message)
     if code == protocol.NOT_FOUND:
         return NotFound(message)
     return JarvisWalletError(f"signer error {code}: {message}", wire_code=code)

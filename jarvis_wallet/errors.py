@@ -20,7 +20,8 @@ and the error code sent over the wire. The CLI maps them in one place
     ├── NotFound                            exit 4   not_found
     ├── PolicyDenied                        exit 5   <reason code, e.g. daily_limit_exceeded>
     ├── SignerUnavailable                   exit 6   (client side only)
-    │   └── SignerTimeout                   exit 6
+    │   ├── SignerTimeout                   exit 6
+    │   └── RateLimited                     exit 6   rate_limited
     ├── AuthenticationFailed                exit 7   auth_failed
     ├── ProtocolError                       exit 8   bad_request
     └── SignerStartError                    exit 9   (start-up failures reported by the child)
@@ -131,6 +132,12 @@ class SignerTimeout(SignerUnavailable):
     """The signer did not answer within the client's timeout."""
 
     wire_code = "timeout"
+
+
+class RateLimited(SignerUnavailable):
+    """The signer decides no more requests from this uid for now: too many were refused."""
+
+    wire_code = "rate_limited"
 
 
 class AuthenticationFailed(JarvisWalletError):

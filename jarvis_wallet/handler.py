@@ -4,8 +4,8 @@ The socket loop (``signer.py``) reads lines and writes what this returns;
 tests can drive it with no socket at all. Checks that apply to every request
 (framing, field validation, authentication) run once, before the dispatch
 table picks the op's handler. The sign path reads top to bottom: parse,
-authenticate, hand to the signing worker (which checks, records and signs
-atomically), reply.
+authenticate, check the peer's budget of recorded refusals, hand to the
+signing worker (which checks, records and signs atomically), reply.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import base58
 
 from . import protocol
-from .errors import InvalidTransaction, JarvisWalletError, PolicyDenied, ProtocolError
+from .errors import InvalidTransaction, JarvisWalletError, PolicyDenied, ProtocolError, RateLimited
 from .keys import SharedSecret
+from .refusal_budget import RefusalBudget
 from .signing import Peer, SignJob, SignOutcome
 
 
@@ -33,6 +34,7 @@ class SignerStats:
     started_at: float
     signed: int = 0
     refused: int = 0
+    rate_limited: int = 0  # turned away before any decision: nothing recorded
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -43,6 +45,10 @@ class SignerStats:
                 self.signed += 1
             else:
                 self.refused += 1
+
+    def count_rate_limited(self) -> None:
+        with self._lock:
+            self.rate_limited += 1
 
 
 class RequestHandler:
@@ -56,12 +62,14 @@ class RequestHandler:
         sign: Callable[[SignJob], SignOutcome],
         legacy_protocol: bool = False,
         freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS,
+        refusal_budget: RefusalBudget | None = None,
         clock_ms: Callable[[], int] = protocol.current_time_ms,
     ) -> None:
         self._secret = secret
         self._public_key = public_key
         self._public_key_text = base58.b58encode(public_key).decode("ascii")
-        self._sign = sign
+        self._sign_job = sign
+        self._refusal_budget = refusal_budget  # None: every refusal is recorded, however many
         self._legacy_protocol = legacy_protocol
         self._clock_ms = clock_ms
         self._replay_cache = protocol.ReplayCache(freshness_window_ms)
@@ -113,7 +121,24 @@ class RequestHandler:
             uptimeSeconds=int(time.monotonic() - self.stats.started_at),
             signed=self.stats.signed,
             refused=self.stats.refused,
+            rateLimited=self.stats.rate_limited,
         )
+
+    def _sign(self, job: SignJob) -> SignOutcome:
+        """Decide a job, within the peer's budget of recorded refusals."""
+        budget = self._refusal_budget
+        if budget is None:
+            return self._sign_job(job)
+        try:
+            budget.check(job.peer.uid)
+        except RateLimited:
+            self.stats.count_rate_limited()
+            raise
+        try:
+            return self._sign_job(job)
+        except (PolicyDenied, InvalidTransaction):  # exactly the refusals that leave a row
+            budget.charge(job.peer.uid)
+            raise
 
     def _sign_transaction(self, request: protocol.Request, peer: Peer) -> dict:
         outcome = self._sign(
@@ -155,7 +180,7 @@ class RequestHandler:
             job_id = _legacy_audit_request_id(request.request_id)
             outcome = self._sign(SignJob(request_id=job_id, tx_bytes=request.tx_bytes, peer=peer))
         except JarvisWalletError as exc:
-            if not isinstance(exc, ProtocolError):
+            if not isinstance(exc, (ProtocolError, RateLimited)):
                 self.stats.count(signed=False)
             return protocol.legacy_error_response(request_id, exc.wire_code, exc.message)
         except Exception:  # noqa: BLE001 - an original client reads `error` as a string: keep its envelope

@@ -141,6 +141,7 @@ DESTINATION_NOT_ALLOWED = "destination_not_allowed"
 DATABASE_UNAVAILABLE = "database_unavailable"
 NOT_FOUND = "not_found"
 BUSY = "busy"
+RATE_LIMITED = "rate_limited"
 INTERNAL_ERROR = "internal_error"
 
 #: Every error code the signer may send, with its one-line meaning. Codes are stable: new ones
@@ -168,6 +169,8 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         DATABASE_UNAVAILABLE: "the database cannot record the decision, so the signer refuses",
         NOT_FOUND: "the thing asked about does not exist",
         BUSY: "the signer is at capacity (connections); retry later",
+        RATE_LIMITED: "too many of this uid's requests were refused lately; this one was not "
+        "decided or recorded; retry later with a new requestId",
         INTERNAL_ERROR: "an unexpected failure inside the signer; nothing was signed",
     }
 )

@@ -41,6 +41,7 @@ from . import protocol
 from .config import default_pid_path, default_secret_path, ensure_private_dir
 from .errors import DatabaseUnavailable, InvalidConfig, JarvisWalletError, SignerStartError, SignerUnavailable
 from .handler import RequestHandler
+from .refusal_budget import DEFAULT_REFUSAL_BURST, DEFAULT_REFUSALS_PER_SECOND, RefusalBudget
 from .signing import Peer, SignJob, SignOutcome, SigningService
 
 DEFAULT_START_TIMEOUT_SECONDS = 15.0
@@ -69,6 +70,10 @@ class SignerSettings:
     freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS
     idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # Recorded refusals each uid may cause (refusal_budget.py); None records every refusal,
+    # however many: for load tests only.
+    refusals_per_second: float | None = DEFAULT_REFUSALS_PER_SECOND
+    refusal_burst: int = DEFAULT_REFUSAL_BURST
 
 
 @dataclass(frozen=True)
@@ -391,6 +396,10 @@ class _SignerServer:
             sign=worker.submit,
             legacy_protocol=settings.legacy_protocol,
             freshness_window_ms=settings.freshness_window_ms,
+            refusal_budget=(
+                None if settings.refusals_per_second is None
+                else RefusalBudget(settings.refusals_per_second, settings.refusal_burst)
+            ),
         )
         info = SignerInfo(
             public_key=keypair.public_key_base58,

@@ -348,7 +348,10 @@ def test_detach_status_stop(commands, cli, initialised_url, key, tmp_path):
     socket = tmp_path / "run" / "signer.sock"
     set_limits(cli, url, wallet, per_tx="10000", daily="1000000")
     # Pipes, as $(...) or capture_output use: the detached signer must not keep them open.
-    process = commands.popen("signer", "start", "--keypair", key.path, "--socket", socket, "--detach", url=url)
+    process = commands.popen(
+        "signer", "start", "--keypair", key.path, "--socket", socket, "--detach", "--refusal-rate", "0.001",
+        "--refusal-burst", "1", url=url,
+    )
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     ready = Ready(out)
@@ -367,14 +370,21 @@ def test_detach_status_stop(commands, cli, initialised_url, key, tmp_path):
         verify(wallet, message, signed.stdout.strip())
     _, refused = sign_through_cli(cli, url, socket, wallet, tmp_path, lamports=50_000, name="big.b64")
     assert refused.exit_code == 5
+    # --refusal-burst 1: the next request is turned away before any decision.
+    _, limited = sign_through_cli(cli, url, socket, wallet, tmp_path, lamports=50_000, name="big2.b64")
+    assert limited.exit_code == 6
+    assert one_error_line(limited.stderr).startswith(
+        f"Error: too many refused requests from uid {os.getuid()}: at most 0.001 a second are recorded; "
+        "this request was not decided or recorded, retry in "
+    )
 
     status = cli("signer", "status", "--socket", socket, "--json")
     assert status.exit_code == 0, status.stderr
     data = status.json()
-    assert set(data) == {"public_key", "pid", "uptime_seconds", "signed", "refused", "socket_path"}
-    assert (data["public_key"], data["pid"], data["signed"], data["refused"], data["socket_path"]) == (
-        wallet, ready.pid, 2, 1, str(socket)
-    )
+    assert set(data) == {"public_key", "pid", "uptime_seconds", "signed", "refused", "rate_limited", "socket_path"}
+    assert (
+        data["public_key"], data["pid"], data["signed"], data["refused"], data["rate_limited"], data["socket_path"]
+    ) == (wallet, ready.pid, 2, 1, 1, str(socket))
     assert isinstance(data["uptime_seconds"], int) and 0 <= data["uptime_seconds"] < 60
     table = cli("signer", "status", "--socket", socket)
     assert table.exit_code == 0 and wallet in table.stdout and str(ready.pid) in table.stdout
@@ -501,6 +511,21 @@ def _socket_path_is_a_file(tmp_path, key):
 def _allow_uid_without_group(tmp_path, key):
     return (["--keypair", key.path, "--allow-uid", "1234"], {},
             "Error: --allow-uid needs --socket-group: the group whose members may reach the socket\n")
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--refusal-rate", "0"), ("--refusal-rate", "-1"), ("--refusal-burst", "0"), ("--max-connections", "0")],
+)
+def test_signer_limits_must_be_positive(commands, initialised_url, key, tmp_path, option, value):
+    socket = tmp_path / "run" / "signer.sock"
+    result = commands.run("signer", "start", "--keypair", key.path, "--socket", socket, option, value, url=initialised_url)
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result.stderr) == (
+        "Error: --freshness-window, --max-connections, --idle-timeout, --refusal-rate and --refusal-burst must be "
+        "positive\n"
+    )
+    assert not socket.exists()
 
 
 @pytest.mark.parametrize(

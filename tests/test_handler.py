@@ -19,6 +19,7 @@ from jarvis_wallet import protocol
 from jarvis_wallet.errors import DatabaseUnavailable, InvalidTransaction, PolicyDenied
 from jarvis_wallet.handler import RequestHandler
 from jarvis_wallet.keys import Keypair, SharedSecret
+from jarvis_wallet.refusal_budget import RefusalBudget
 from jarvis_wallet.signing import Peer, SignJob, SignOutcome
 
 SECRET = b"handler-test-shared-secret-0123456789"
@@ -301,6 +302,69 @@ def test_malformed_base64_is_invalid_tx_and_reaches_nothing(handler, fake):
 def test_a_malformed_request_id_is_not_echoed(handler):
     response = reply(handler, b'{"op":"ping","requestId":"<script>"}')
     assert response["requestId"] is None
+
+
+# --- the refusal budget ------------------------------------------------------------------------
+
+
+class MonotonicClock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def status_of(handler: RequestHandler) -> dict:
+    return reply(handler, line_of(protocol.build_request(SECRET, op="status", timestamp_ms=NOW_MS)))
+
+
+def test_past_its_refusal_budget_a_uid_is_rate_limited_and_nothing_is_decided(fake, clock):
+    seconds = MonotonicClock()
+    handler = make_handler(fake, clock, refusal_budget=RefusalBudget(per_second=1, burst=2, clock=seconds))
+    agent, other_agent = Peer(uid=1000, pid=1), Peer(uid=1001, pid=2)
+    for _ in range(2):
+        fake.raise_next = PolicyDenied("over the limit", reason="per_tx_limit_exceeded")
+        assert error_code(reply(handler, line_of(sign_request()), agent)) == "per_tx_limit_exceeded"
+    decided = len(fake.jobs)
+    limited = reply(handler, line_of(sign_request()), agent)
+    assert error_code(limited) == "rate_limited"
+    assert limited["error"]["message"].startswith("too many refused requests from uid 1000")
+    assert len(fake.jobs) == decided  # turned away before the worker: not decided, not recorded
+    # Signatures cost nothing; another uid has its own budget.
+    assert reply(handler, line_of(sign_request()), other_agent)["ok"] is True
+    seconds.now += 1.0
+    assert reply(handler, line_of(sign_request()), agent)["ok"] is True
+    assert reply(handler, line_of(sign_request()), agent)["ok"] is True
+    # Parse failures the worker records count too; one more refusal empties the budget again.
+    fake.raise_next = InvalidTransaction("trailing bytes")
+    assert error_code(reply(handler, line_of(sign_request()), agent)) == "invalid_tx"
+    assert error_code(reply(handler, line_of(sign_request()), agent)) == "rate_limited"
+    status = status_of(handler)
+    assert (status["signed"], status["refused"], status["rateLimited"]) == (3, 3, 2)
+
+
+def test_refusals_that_leave_no_row_cost_no_budget(fake, clock):
+    handler = make_handler(fake, clock, refusal_budget=RefusalBudget(per_second=1, burst=1, clock=MonotonicClock()))
+    for _ in range(3):  # the database could not record them: nothing was recorded, nothing charged
+        fake.raise_next = DatabaseUnavailable("database is locked")
+        assert error_code(reply(handler, line_of(sign_request()))) == "database_unavailable"
+    forged = protocol.build_request(b"w" * 32, op="sign", timestamp_ms=NOW_MS, tx_base64=TX_BASE64)
+    assert error_code(reply(handler, line_of(forged))) == "auth_failed"
+    assert reply(handler, line_of(sign_request()))["ok"] is True
+
+
+def test_a_legacy_request_past_the_budget_is_a_sign_error_with_the_reason(fake, clock):
+    handler = make_handler(
+        fake, clock, legacy_protocol=True, refusal_budget=RefusalBudget(per_second=1, burst=1, clock=MonotonicClock())
+    )
+    fake.raise_next = PolicyDenied("over the limit", reason="per_tx_limit_exceeded")
+    assert reply(handler, line_of(legacy_request("order-1")))["reason"] == "per_tx_limit_exceeded"
+    response = reply(handler, line_of(legacy_request("order-2")))
+    assert (response["error"], response["reason"]) == ("sign_error", "rate_limited")
+    assert len(fake.jobs) == 1
+    status = status_of(handler)
+    assert (status["refused"], status["rateLimited"]) == (1, 1)
 
 
 # --- legacy mode -----------------------------------------------------------------------------

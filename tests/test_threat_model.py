@@ -11,8 +11,10 @@ A compromised agent of the signer's own uid:
 - cannot read the signer's environment: test_signer_security.py::test_a_process_of_the_same_uid_*;
 - cannot trace it or read its memory, CAN read a key file and the secret file (documented):
   test_a_same_uid_agent_cannot_trace_the_signer_or_read_its_memory;
-- CAN rewrite the limits in a database its uid can write (not in security.md yet):
-  test_a_same_uid_agent_can_raise_its_own_limits.
+- CAN rewrite the limits in a database its uid can write (security.md says so):
+  test_a_same_uid_agent_can_raise_its_own_limits;
+- cannot fill the disk with refusals faster than the refusal budget allows:
+  test_a_compromised_agent_flooding_refusals_grows_the_audit_trail_only_at_the_budgets_rate.
 
 A compromised agent of another, allowed uid: signs within the limits and reaches nothing else:
 test_an_allowed_agent_of_another_uid_reaches_only_the_socket.
@@ -424,3 +426,46 @@ def test_the_shared_secret_is_in_no_reply_record_or_output(signers, monkeypatch,
     for where, text in texts.items():
         for form, needle in secret_forms().items():
             assert needle not in text, f"the shared secret ({form}) appears in {where}"
+
+
+def test_a_compromised_agent_flooding_refusals_grows_the_audit_trail_only_at_the_budgets_rate(signers):
+    """An agent holding the secret asks for over-limit transfers as fast as it can. Each refusal
+    would be a row; past the uid's burst only one a second is recorded (--refusal-rate 1 here),
+    the rest are turned away before any decision, and the signer's status counts them."""
+    from jarvis_wallet.errors import RateLimited
+
+    from accounting import AccountedClient, Journal, check_accounting
+
+    keypair = signers.keypair()
+    signers.set_limits(per_tx=10_000, daily=10**9)
+    handle = signers.start(refusals_per_second=1.0, refusal_burst=5)
+    journal = Journal()
+    client = AccountedClient(handle.socket_path, journal=journal)
+    codes: list[str] = []
+    started = time.monotonic()
+    for _ in range(60):
+        try:
+            client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=1_000_000))
+            codes.append("signed")
+        except PolicyDenied as refusal:
+            codes.append(refusal.reason)
+        except RateLimited:
+            codes.append("rate_limited")
+    elapsed = time.monotonic() - started
+    recorded = codes.count("per_tx_limit_exceeded")
+    assert codes[:5] == ["per_tx_limit_exceeded"] * 5 and codes[5] == "rate_limited"
+    assert codes.count("rate_limited") + recorded == 60
+    assert recorded <= 5 + int(elapsed) + 1  # the burst, then one a second at most
+    # Turned away before the decision: also a transfer the policy would allow, until the
+    # budget refills; then signing goes on.
+    with pytest.raises(RateLimited):
+        client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=1_000))
+    time.sleep(1.1)
+    assert client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=1_000)).signature
+    status = client.status()
+    assert (status["refused"], status["rateLimited"], status["signed"]) == (recorded, 60 - recorded + 1, 1)
+    # Only decided requests have rows: the accounting check (rule 3) finds a row for a
+    # rate-limited request unexplained.
+    report = check_accounting(signers.database_url, journal)
+    report.assert_ok()
+    assert report.refusals_recorded == recorded and report.refused_before_decision == 60 - recorded + 1

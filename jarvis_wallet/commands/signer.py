@@ -24,7 +24,10 @@ SecretFileOption = typer.Option(
 )
 
 
-def _settings(ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections, idle_timeout):
+def _settings(
+    ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections,
+    idle_timeout, refusal_rate, refusal_burst,
+):
     import grp
 
     from ..config import resolve_socket_path
@@ -37,8 +40,10 @@ def _settings(ctx, *, keypair, socket, secret_file, allow_uid, socket_group, leg
             group_id = int(socket_group) if socket_group.isdigit() else grp.getgrnam(socket_group).gr_gid
         except KeyError:
             raise InvalidConfig(f"unknown group {socket_group!r}") from None
-    if freshness_window <= 0 or max_connections < 1 or idle_timeout <= 0:
-        raise InvalidConfig("--freshness-window, --max-connections and --idle-timeout must be positive")
+    if freshness_window <= 0 or max_connections < 1 or idle_timeout <= 0 or refusal_rate <= 0 or refusal_burst < 1:
+        raise InvalidConfig(
+            "--freshness-window, --max-connections, --idle-timeout, --refusal-rate and --refusal-burst must be positive"
+        )
     return SignerSettings(
         socket_path=resolve_socket_path(socket),
         database_url=database_url(ctx),
@@ -50,6 +55,8 @@ def _settings(ctx, *, keypair, socket, secret_file, allow_uid, socket_group, leg
         freshness_window_ms=int(freshness_window * 1000),
         max_connections=max_connections,
         idle_timeout_seconds=idle_timeout,
+        refusals_per_second=refusal_rate,
+        refusal_burst=refusal_burst,
     )
 
 
@@ -64,6 +71,11 @@ LegacyOption = typer.Option(False, "--legacy-protocol", help="Also accept the or
 FreshnessOption = typer.Option(30.0, "--freshness-window", help="Seconds a request's timestamp may differ from the signer's clock.")
 MaxConnectionsOption = typer.Option(64, "--max-connections", help="Connections served at once; more are refused with 'busy'.")
 IdleTimeoutOption = typer.Option(60.0, "--idle-timeout", help="Seconds a connection may sit idle before it is closed.")
+RefusalRateOption = typer.Option(
+    10.0, "--refusal-rate",
+    help="Refused requests recorded per second for each uid; past that (and --refusal-burst), its signing requests get 'rate_limited', undecided and unrecorded.",
+)
+RefusalBurstOption = typer.Option(100, "--refusal-burst", help="Refused requests a uid may have recorded at once before --refusal-rate applies.")
 
 
 @app.command("start")
@@ -79,6 +91,8 @@ def signer_start(
     freshness_window: float = FreshnessOption,
     max_connections: int = MaxConnectionsOption,
     idle_timeout: float = IdleTimeoutOption,
+    refusal_rate: float = RefusalRateOption,
+    refusal_burst: int = RefusalBurstOption,
     timeout: float = typer.Option(15.0, "--timeout", help="Seconds to wait for the signer to report readiness."),
     json_output: bool = typer.Option(False, "--json", help="Print the ready line as JSON."),
 ) -> None:
@@ -94,7 +108,8 @@ def signer_start(
     settings = _settings(
         ctx, keypair=keypair, socket=socket, secret_file=secret_file, allow_uid=allow_uid,
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
-        max_connections=max_connections, idle_timeout=idle_timeout,
+        max_connections=max_connections, idle_timeout=idle_timeout, refusal_rate=refusal_rate,
+        refusal_burst=refusal_burst,
     )
     handle = start_signer(settings, detach=detach, timeout=timeout)
     if json_output:
@@ -143,6 +158,8 @@ def signer_serve(
     freshness_window: float = FreshnessOption,
     max_connections: int = MaxConnectionsOption,
     idle_timeout: float = IdleTimeoutOption,
+    refusal_rate: float = RefusalRateOption,
+    refusal_burst: int = RefusalBurstOption,
 ) -> None:
     """Run the signer in this process, without forking, for a supervisor such as systemd.
 
@@ -153,7 +170,8 @@ def signer_serve(
     settings = _settings(
         ctx, keypair=keypair, socket=socket, secret_file=secret_file, allow_uid=allow_uid,
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
-        max_connections=max_connections, idle_timeout=idle_timeout,
+        max_connections=max_connections, idle_timeout=idle_timeout, refusal_rate=refusal_rate,
+        refusal_burst=refusal_burst,
     )
     code = serve(settings, on_ready=lambda info: say(_ready_line(info)))
     raise typer.Exit(code)
@@ -194,6 +212,7 @@ def signer_status(
         "uptime_seconds": status["uptimeSeconds"],
         "signed": status["signed"],
         "refused": status["refused"],
+        "rate_limited": status["rateLimited"],
         "socket_path": str(client.socket_path),
     }
     if json_output:
