@@ -74,6 +74,7 @@ class SignerSettings:
     # however many: for load tests only.
     refusals_per_second: float | None = DEFAULT_REFUSALS_PER_SECOND
     refusal_burst: int = DEFAULT_REFUSAL_BURST
+    decision_timeout_seconds: float = DECISION_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -296,9 +297,10 @@ def _die_with_parent(parent_pid: int) -> None:
 class _SigningWorker(threading.Thread):
     """The one thread that talks to the database; takes whatever is queued as one batch."""
 
-    def __init__(self, service: SigningService) -> None:
+    def __init__(self, service: SigningService, *, decision_timeout_seconds: float = DECISION_TIMEOUT_SECONDS) -> None:
         super().__init__(name="signing-worker", daemon=True)
         self._service = service
+        self.decision_timeout_seconds = decision_timeout_seconds
         self._queue: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._start_error: JarvisWalletError | None = None
@@ -313,11 +315,11 @@ class _SigningWorker(threading.Thread):
         future: Future = Future()
         self._queue.put((job, future))
         try:
-            return future.result(timeout=DECISION_TIMEOUT_SECONDS)
+            return future.result(timeout=self.decision_timeout_seconds)
         except TimeoutError:
             # The decision may still be committed later; its signature never leaves this way.
             raise DatabaseUnavailable(
-                f"no decision within {DECISION_TIMEOUT_SECONDS:g} s: the database is not answering. "
+                f"no decision within {self.decision_timeout_seconds:g} s: the database is not answering. "
                 "No signature was released; send the same transaction again to get the recorded "
                 "signature if it was signed"
             ) from None
@@ -385,7 +387,7 @@ class _SignerServer:
         keypair = load_keypair(path=settings.keypair_path, env_value=env_key)
         del env_key
         service = SigningService(keypair=keypair, database_url=settings.database_url)
-        worker = _SigningWorker(service)
+        worker = _SigningWorker(service, decision_timeout_seconds=settings.decision_timeout_seconds)
         worker.start_and_connect()
         listener = _bind_socket(socket_path, settings)
         pid_path = default_pid_path(socket_path)
@@ -511,7 +513,7 @@ class _SignerServer:
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
         self._worker.stop()
-        self._worker.join(timeout=DECISION_TIMEOUT_SECONDS)
+        self._worker.join(timeout=self._worker.decision_timeout_seconds)
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
