@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import random
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -349,6 +351,57 @@ def test_a_partition_mid_transaction_fails_closed_then_frees_the_wallet_lock(lin
     report = check_accounting(url, journal)
     report.assert_ok()
     assert report.first_signatures == 2 and report.ambiguous_recorded == 0
+
+
+def test_a_decision_timed_out_on_a_hung_server_releases_nothing_and_the_retry_gets_the_recorded_one(
+    postgres_signers, wallet
+):
+    """The server serving the signer stops answering (SIGSTOP) past the decision timeout. The
+    reply must not promise "not signed": the worker commits the decision once the server is
+    back. It says no signature was released and how to get it; the retry returns it, once."""
+    import uuid
+
+    import psycopg2
+
+    if os.geteuid() != 0:
+        pytest.skip("stopping the PostgreSQL server process needs root")
+    signers = postgres_signers
+    keypair_path, keypair = wallet
+    name = f"jw-hang-{uuid.uuid4().hex[:12]}"
+    signers.set_limits(per_tx=SPEND, daily=10**15, wallet=keypair.public_key_base58)
+    handle = signers.start(
+        database_url=f"{signers.database_url}&application_name={name}", keypair_path=keypair_path,
+        decision_timeout_seconds=2.0,
+    )
+    journal = Journal()
+    client = AccountedClient(handle.socket_path, secret=secret_of(handle.info.secret_path), timeout=30, journal=journal)
+    assert client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=AMOUNT)).signature
+    admin = psycopg2.connect(signers.database_url, connect_timeout=5)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,))
+        backends = [row[0] for row in cursor.fetchall()]
+    admin.close()
+    assert backends, "the signer's server session was not found"
+    message = transfer_message(from_key=keypair.public_key, lamports=AMOUNT)
+    for pid in backends:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(DatabaseUnavailable) as timed_out:
+            client.sign_transaction(message)
+        time.sleep(0.5)
+    finally:
+        for pid in backends:
+            os.kill(pid, signal.SIGCONT)
+    assert str(timed_out.value) == (
+        "no decision within 2 s: the database is not answering. No signature was released; send the same "
+        "transaction again to get the recorded signature if it was signed"
+    )
+    retry = client.sign_transaction(message)
+    assert retry.duplicate is True  # committed after the timeout, counted once
+    report = check_accounting(signers.database_url, journal)
+    report.assert_ok()
+    assert (report.ambiguous, report.ambiguous_recorded, report.duplicate_replies) == (1, 1, 1)
 
 
 def test_sqlite_locked_by_another_process_mid_load_refuses_then_recovers(sqlite_signers, wallet):
