@@ -18,6 +18,11 @@ Scenarios (``--scenario all``: kill, then cut on PostgreSQL or lock on SQLite):
            0.1 to 2 s every 0.5 to 3 s; the same signer process must refuse, then recover.
     lock   (SQLite) another process holds the database's write lock for 0.5 to 7 s every 1 to
            4 s (past the 5 s busy timeout about a quarter of the time).
+    partition  (PostgreSQL, as root; not part of "all") the signer runs in a network namespace
+           whose link to PostgreSQL drops every packet for 0.5 to 20 s every 1 to 4 s, nothing
+           reset (tests/faultkit.py, PartitionableLink): libpq's keepalives must fail the
+           connection, the server must end the cut-off session, and the same signer process
+           must refuse, then recover.
     hang   (PostgreSQL; not part of "all") the server process serving the signer is stopped
            (SIGSTOP) for 1 to 40 s every 2 to 5 s: a server that accepts and never answers.
            Nothing may be released or lost; ``internal_error`` replies (the signer's 30 s
@@ -55,6 +60,7 @@ from faultkit import (  # noqa: E402
     ServedSigner,
     SigningLoad,
     initialise,
+    partitionable_link,
     postgres_schema,
     proxied_url,
     set_wallet_limits,
@@ -126,6 +132,20 @@ class Campaign:
         else:
             self.failures.append(f"no decision within 60 s after fault {self.faults}")
 
+    def inject_repeatedly(self, load: SigningLoad, *, between, lasting, inject, lift) -> None:
+        """Until the run's end: wait ``between`` seconds, inject the fault, let it last
+        ``lasting`` seconds, lift it, and time the load's recovery (ranges, drawn uniformly)."""
+        deadline = time.monotonic() + self.args.seconds
+        while time.monotonic() < deadline:
+            time.sleep(self.rng.uniform(*between))
+            fault_at = time.monotonic()
+            inject()
+            self.faults += 1
+            time.sleep(self.rng.uniform(*lasting))
+            before = load.decisions()
+            lift()
+            self.recovered(load, before, fault_at, time.monotonic())
+
     # -- scenarios -------------------------------------------------------------------------------
 
     def run_kill(self) -> None:
@@ -184,17 +204,8 @@ class Campaign:
         ).start()
         pid = signer.pid
         load = self.load(signer.socket_path, signer.secret_path.read_bytes().rstrip(b"\n"))
-        deadline = time.monotonic() + self.args.seconds
         try:
-            while time.monotonic() < deadline:
-                time.sleep(self.rng.uniform(0.5, 3.0))
-                fault_at = time.monotonic()
-                proxy.stop()
-                self.faults += 1
-                time.sleep(self.rng.uniform(0.1, 2.0))
-                before = load.decisions()
-                proxy.start()
-                self.recovered(load, before, fault_at, time.monotonic())
+            self.inject_repeatedly(load, between=(0.5, 3.0), lasting=(0.1, 2.0), inject=proxy.stop, lift=proxy.start)
         finally:
             self.finish_load(load)
             alive = signer.is_alive() and signer.pid == pid
@@ -204,6 +215,37 @@ class Campaign:
             self.failures.append("the signer did not survive the cuts in the same process")
         if not self.counts.get("database_unavailable"):
             self.failures.append("no client saw database_unavailable: the cuts did not bite")
+
+    def run_partition(self) -> None:
+        parts = urlsplit(self.database_url)
+        set_wallet_limits(self.database_url, self.wallet, per_tx=SPEND, daily=10**15)
+        with partitionable_link() as link:
+            proxy = TcpProxy(parts.hostname, parts.port or 5432, listen_host=link.host_address, probe_clients=True)
+            proxy.start()
+            signer = ServedSigner(
+                socket_path=self.workdir / "run" / "signer.sock",
+                database_url=proxied_url(self.database_url, proxy.port, host=link.host_address),
+                keypair_path=self.key_path,
+                command_prefix=link.exec_prefix,
+            ).start()
+            pid = signer.pid
+            load = self.load(signer.socket_path, signer.secret_path.read_bytes().rstrip(b"\n"))
+            try:
+                self.inject_repeatedly(
+                    load, between=(1.0, 4.0), lasting=(0.5, 20.0), inject=link.partition, lift=link.heal
+                )
+            finally:
+                link.heal()
+                self.finish_load(load)
+                alive = signer.is_alive() and signer.pid == pid
+                signer.stop()
+                proxy.stop()
+        if not alive:
+            self.failures.append("the signer did not survive the partitions in the same process")
+        if not self.counts.get("database_unavailable"):
+            self.failures.append("no client saw database_unavailable: the partitions did not bite")
+        if signer.tracebacks():
+            self.failures.append(f"the signer wrote tracebacks: {signer.tracebacks()[:3]}")
 
     def run_hang(self) -> None:
         import uuid
@@ -370,7 +412,7 @@ def print_text(report: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, required=True, help="how long each scenario runs")
-    parser.add_argument("--scenario", choices=("kill", "cut", "lock", "hang", "all"), default="all")
+    parser.add_argument("--scenario", choices=("kill", "cut", "lock", "hang", "partition", "all"), default="all")
     parser.add_argument("--clients", type=int, default=8, help="concurrent signing clients (default 8)")
     parser.add_argument(
         "--database-url",
@@ -386,8 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     if postgres and not args.database_url.startswith(("postgresql://", "postgres://")):
         parser.error("--database-url takes a PostgreSQL URL; SQLite is the default")
     scenarios = ["kill", "cut" if postgres else "lock"] if args.scenario == "all" else [args.scenario]
-    if ("cut" in scenarios or "hang" in scenarios) and not postgres:
-        parser.error("the cut and hang scenarios need --database-url postgresql://...")
+    if {"cut", "hang", "partition"} & set(scenarios) and not postgres:
+        parser.error("the cut, hang and partition scenarios need --database-url postgresql://...")
     if "lock" in scenarios and postgres:
         parser.error("the lock scenario is for SQLite (leave out --database-url)")
     reports = []

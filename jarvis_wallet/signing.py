@@ -56,6 +56,14 @@ LOCK_TIMEOUT_SECONDS = 5
 # server session holding the wallet's lock until the server noticed, hours later, and every
 # signer sharing the wallet would be refused meanwhile.
 IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 5
+# Per session, on the server's side of a TCP connection: the server probes a silent signer
+# from 5 s on and drops it after 3 unanswered probes 2 s apart, so a session orphaned by a
+# partition frees its connection slot instead of waiting for the system default (2 hours).
+_SESSION_SETTINGS = (
+    f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'; "
+    f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT_SECONDS}s'; "
+    "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"
+)
 
 
 @dataclass(frozen=True)
@@ -217,10 +225,7 @@ class SigningService:
         with translate_errors(self._db):
             self._db.connect(reuse_if_open=True)
             if not is_sqlite(self._db):
-                self._db.execute_sql(
-                    f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'; "
-                    f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT_SECONDS}s'"
-                )
+                self._db.execute_sql(_SESSION_SETTINGS)
             with self._db.bind_ctx(MODELS):
                 check_schema(self._db)
 

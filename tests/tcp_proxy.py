@@ -10,9 +10,15 @@ import threading
 class TcpProxy:
     """Forwards <listen_host>:<port> to a target; ``stop()`` cuts every connection, ``start()`` resumes."""
 
-    def __init__(self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1", probe_clients: bool = False
+    ) -> None:
         self.target = (target_host, target_port)
         self.listen_host = listen_host
+        # Probe each client as PostgreSQL probes the signer (the session's tcp_keepalives_*):
+        # a client gone silent behind a partition is dropped with its server session, which the
+        # server itself would notice were the proxy not in between.
+        self.probe_clients = probe_clients
         self.port = 0
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
@@ -46,6 +52,11 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.probe_clients:
+                for option, value in ((socket.TCP_KEEPIDLE, 5), (socket.TCP_KEEPINTVL, 2), (socket.TCP_KEEPCNT, 3),
+                                      (socket.TCP_USER_TIMEOUT, 10_000)):
+                    client.setsockopt(socket.IPPROTO_TCP, option, value)
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import random
 import signal
@@ -854,3 +855,26 @@ def test_the_accounting_check_finds_each_kind_of_discrepancy(tmp_path, defect, e
     else:
         assert not report.ok
         assert any(expected in problem for problem in report.problems), report.problems
+
+
+# -- the campaign command ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["kill", "lock", "cut", "partition"])
+def test_the_fault_campaign_command_runs_each_scenario_with_clean_accounting(scenario):
+    from conftest import POSTGRES_URL
+
+    argv = [sys.executable, str(Path(__file__).parent.parent / "campaigns" / "faults.py"), "--seconds", "3",
+            "--scenario", scenario, "--seed", "3", "--json"]
+    if scenario in ("cut", "partition"):
+        if not POSTGRES_URL:
+            pytest.skip("the scenario needs PostgreSQL")
+        if scenario == "partition" and os.geteuid() != 0:
+            pytest.skip("a network namespace needs root")
+        argv += ["--database-url", POSTGRES_URL]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    (report,) = json.loads(result.stdout)["scenarios"]
+    assert report["scenario"] == scenario and report["ok"] and report["failures"] == []
+    assert report["faults_injected"] >= 1 and report["signatures_received"] > 0
+    assert report["signatures_missing"] == 0 and report["problems"] == []
