@@ -442,3 +442,55 @@ def test_a_live_signers_socket_is_never_taken_over(signers):
         signers.start(socket_path=socket_path)
     assert_serves(signers, live)
     assert SignerClient(socket_path).status()["pid"] == live.pid
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def malloc_arenas(pid: int) -> int:
+    """glibc malloc arenas besides the main heap: 64 MiB-aligned anonymous regions of 64 MiB."""
+    rows = []
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(value, 16) for value in fields[0].split("-"))
+            rows.append((start, end, fields[1], fields[5] if len(fields) > 5 else ""))
+    arenas = 0
+    for index, (start, end, perms, name) in enumerate(rows):
+        if name or perms != "rw-p" or start % (64 << 20):
+            continue
+        size = end - start
+        following = rows[index + 1] if index + 1 < len(rows) else None
+        if following and following[0] == end and following[2] == "---p" and not following[3]:
+            size += following[1] - following[0]
+        arenas += size == 64 << 20
+    return arenas
+
+
+def test_the_signer_keeps_to_two_malloc_arenas_however_many_connections(signers):
+    """One arena per connection thread (glibc's default, up to 8 a core) each kept its own slack,
+    and the signer's memory crept up for as long as a soak ran (docs/reliability.md, finding 9)."""
+    import threading
+
+    if os.geteuid() != 0:
+        pytest.skip("the memory map of a non-dumpable process is readable by root only")
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start(max_connections=64)
+    keypair = signers.keypair()
+    failures: list[BaseException] = []
+
+    def sign_many() -> None:
+        try:
+            with signers.client(handle) as client:
+                for _ in range(25):
+                    client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=1000))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sign_many) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:3]
+    assert malloc_arenas(handle.pid) <= 1  # M_ARENA_MAX 2: the main heap and one more
