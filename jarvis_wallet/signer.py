@@ -285,7 +285,8 @@ def _harden_process() -> None:
         libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
         # Two malloc arenas, not one per thread up to 8 a core: each connection thread's arena
         # kept its own slack, and the sum crept up in a 30-minute soak. The GIL serialises
-        # nearly all allocation anyway, so more arenas bought no speed.
+        # nearly all allocation anyway, so more arenas bought no speed. (A signer forked from a
+        # process that already made more than 8 keeps them, and glibc's limit with them.)
         libc.mallopt(_M_ARENA_MAX, 2)
 
 
