@@ -515,7 +515,8 @@ def _allow_uid_without_group(tmp_path, key):
 
 @pytest.mark.parametrize(
     "option, value",
-    [("--refusal-rate", "0"), ("--refusal-rate", "-1"), ("--refusal-burst", "0"), ("--max-connections", "0")],
+    [("--refusal-rate", "0"), ("--refusal-rate", "-1"), ("--refusal-rate", "nan"), ("--refusal-burst", "0"),
+     ("--max-connections", "0"), ("--freshness-window", "nan")],
 )
 def test_signer_limits_must_be_positive(commands, initialised_url, key, tmp_path, option, value):
     socket = tmp_path / "run" / "signer.sock"
@@ -525,6 +526,16 @@ def test_signer_limits_must_be_positive(commands, initialised_url, key, tmp_path
         "Error: --freshness-window, --max-connections, --idle-timeout, --refusal-rate and --refusal-burst must be "
         "positive\n"
     )
+    assert not socket.exists()
+
+
+def test_a_freshness_window_longer_than_five_minutes_is_refused(commands, initialised_url, key, tmp_path):
+    socket = tmp_path / "run" / "signer.sock"
+    result = commands.run(
+        "signer", "start", "--keypair", key.path, "--socket", socket, "--freshness-window", "301", url=initialised_url
+    )
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result.stderr) == "Error: --freshness-window must be at most 300 seconds\n"
     assert not socket.exists()
 
 

@@ -24,6 +24,9 @@ SecretFileOption = typer.Option(
 )
 
 
+MAX_FRESHNESS_WINDOW_SECONDS = 300
+
+
 def _settings(
     ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections,
     idle_timeout, refusal_rate, refusal_burst,
@@ -40,10 +43,15 @@ def _settings(
             group_id = int(socket_group) if socket_group.isdigit() else grp.getgrnam(socket_group).gr_gid
         except KeyError:
             raise InvalidConfig(f"unknown group {socket_group!r}") from None
-    if freshness_window <= 0 or max_connections < 1 or idle_timeout <= 0 or refusal_rate <= 0 or refusal_burst < 1:
+    # `not x > 0` rather than `x <= 0`: a NaN fails it too.
+    if not (freshness_window > 0 and max_connections >= 1 and idle_timeout > 0 and refusal_rate > 0 and refusal_burst >= 1):
         raise InvalidConfig(
             "--freshness-window, --max-connections, --idle-timeout, --refusal-rate and --refusal-burst must be positive"
         )
+    if freshness_window > MAX_FRESHNESS_WINDOW_SECONDS:
+        # Each request is looked up in every second of the window: a day-long window would
+        # cost milliseconds a request, and a captured request would stay fresh all day.
+        raise InvalidConfig(f"--freshness-window must be at most {MAX_FRESHNESS_WINDOW_SECONDS} seconds")
     return SignerSettings(
         socket_path=resolve_socket_path(socket),
         database_url=database_url(ctx),
@@ -68,7 +76,7 @@ def _ready_line(info) -> str:
 AllowUidOption = typer.Option(None, "--allow-uid", help="Another uid allowed to connect (repeatable); needs --socket-group.")
 SocketGroupOption = typer.Option(None, "--socket-group", help="Group (name or gid) given access to the socket directory with --allow-uid.")
 LegacyOption = typer.Option(False, "--legacy-protocol", help="Also accept the original @jarvis/wallet line format (no freshness check; see docs/protocol.md).")
-FreshnessOption = typer.Option(30.0, "--freshness-window", help="Seconds a request's timestamp may differ from the signer's clock.")
+FreshnessOption = typer.Option(30.0, "--freshness-window", help="Seconds a request's timestamp may differ from the signer's clock (at most 300).")
 MaxConnectionsOption = typer.Option(64, "--max-connections", help="Connections served at once; more are refused with 'busy'.")
 IdleTimeoutOption = typer.Option(60.0, "--idle-timeout", help="Seconds a connection may sit idle before it is closed.")
 RefusalRateOption = typer.Option(
@@ -212,7 +220,7 @@ def signer_status(
         "uptime_seconds": status["uptimeSeconds"],
         "signed": status["signed"],
         "refused": status["refused"],
-        "rate_limited": status["rateLimited"],
+        "rate_limited": status.get("rateLimited"),  # None from a signer older than the field
         "socket_path": str(client.socket_path),
     }
     if json_output:
