@@ -57,6 +57,7 @@ from jarvis_wallet.keys import generate_keypair_file, load_keypair_file  # noqa:
 
 from accounting import Journal, check_accounting  # noqa: E402
 from faultkit import (  # noqa: E402
+    NetworkUnavailable,
     ServedSigner,
     SigningLoad,
     initialise,
@@ -102,6 +103,13 @@ class Campaign:
         self.counts: dict[str, int] = {}
         self.failures: list[str] = []
         self.phases: list[dict] = []
+
+    def served_signer(self, database_url: str, **options) -> ServedSigner:
+        """The scenario's signer, started by `jarvis-wallet signer serve` on ``database_url``."""
+        return ServedSigner(
+            socket_path=self.workdir / "run" / "signer.sock", database_url=database_url, keypair_path=self.key_path,
+            **options,
+        ).start()
 
     def load(self, socket_path: Path, secret: bytes) -> SigningLoad:
         return SigningLoad(
@@ -150,9 +158,7 @@ class Campaign:
 
     def run_kill(self) -> None:
         set_wallet_limits(self.database_url, self.wallet, per_tx=SPEND, daily=10**15)
-        signer = ServedSigner(
-            socket_path=self.workdir / "run" / "signer.sock", database_url=self.database_url, keypair_path=self.key_path
-        ).start()
+        signer = self.served_signer(self.database_url)
         secret = signer.secret_path.read_bytes().rstrip(b"\n")
         deadline = time.monotonic() + self.args.seconds
         rate = None  # decisions per second, measured in the previous phase
@@ -197,11 +203,7 @@ class Campaign:
         proxy = TcpProxy(parts.hostname, parts.port or 5432)
         proxy.start()
         set_wallet_limits(self.database_url, self.wallet, per_tx=SPEND, daily=10**15)
-        signer = ServedSigner(
-            socket_path=self.workdir / "run" / "signer.sock",
-            database_url=proxied_url(self.database_url, proxy.port),
-            keypair_path=self.key_path,
-        ).start()
+        signer = self.served_signer(proxied_url(self.database_url, proxy.port))
         pid = signer.pid
         load = self.load(signer.socket_path, signer.secret_path.read_bytes().rstrip(b"\n"))
         try:
@@ -222,12 +224,9 @@ class Campaign:
         with partitionable_link() as link:
             proxy = TcpProxy(parts.hostname, parts.port or 5432, listen_host=link.host_address, probe_clients=True)
             proxy.start()
-            signer = ServedSigner(
-                socket_path=self.workdir / "run" / "signer.sock",
-                database_url=proxied_url(self.database_url, proxy.port, host=link.host_address),
-                keypair_path=self.key_path,
-                command_prefix=link.exec_prefix,
-            ).start()
+            signer = self.served_signer(
+                proxied_url(self.database_url, proxy.port, host=link.host_address), command_prefix=link.exec_prefix
+            )
             pid = signer.pid
             load = self.load(signer.socket_path, signer.secret_path.read_bytes().rstrip(b"\n"))
             try:
@@ -254,11 +253,7 @@ class Campaign:
 
         name = f"jw-fault-hang-{uuid.uuid4().hex[:12]}"
         set_wallet_limits(self.database_url, self.wallet, per_tx=SPEND, daily=10**15)
-        signer = ServedSigner(
-            socket_path=self.workdir / "run" / "signer.sock",
-            database_url=f"{self.database_url}&application_name={name}",
-            keypair_path=self.key_path,
-        ).start()
+        signer = self.served_signer(f"{self.database_url}&application_name={name}")
         load = SigningLoad(
             signer.socket_path, self.journal, secret=signer.secret_path.read_bytes().rstrip(b"\n"),
             wallet_key=self.keypair.public_key, threads=self.args.clients, lamports=AMOUNT,
@@ -292,9 +287,7 @@ class Campaign:
 
     def run_lock(self) -> None:
         set_wallet_limits(self.database_url, self.wallet, per_tx=SPEND, daily=10**15)
-        signer = ServedSigner(
-            socket_path=self.workdir / "run" / "signer.sock", database_url=self.database_url, keypair_path=self.key_path
-        ).start()
+        signer = self.served_signer(self.database_url)
         load = self.load(signer.socket_path, signer.secret_path.read_bytes().rstrip(b"\n"))
         locker = (
             "import sqlite3, sys, time\n"
@@ -442,7 +435,11 @@ def main(argv: list[str] | None = None) -> int:
                     url = stack.enter_context(postgres_schema(args.database_url))
                 else:
                     url = f"sqlite://{workdir}/{scenario}.db"
-                reports.append(Campaign(args, workdir, url, scenario).run())
+                try:
+                    reports.append(Campaign(args, workdir, url, scenario).run())
+                except NetworkUnavailable as exc:  # not root, or no iproute2: say so in one line
+                    print(f"Error: the {scenario} scenario cannot run here: {exc}", file=sys.stderr)
+                    return 2
     if args.json:
         print(json.dumps({"ok": all(r["ok"] for r in reports), "scenarios": reports}, indent=2))
     else:
