@@ -40,6 +40,11 @@ def transfer(source: Pubkey, dest: Pubkey, lamports: int) -> Instruction:
     return sp.transfer({"from_pubkey": source, "to_pubkey": dest, "lamports": lamports})
 
 
+def with_extra_account(instruction: Instruction, key: Pubkey) -> Instruction:
+    """The instruction with ``key`` appended as a signer, as a client may pass extra accounts."""
+    return Instruction(instruction.program_id, instruction.data, [*instruction.accounts, AccountMeta(key, True, False)])
+
+
 def u32(value: int) -> bytes:
     return value.to_bytes(4, "little")
 
@@ -162,6 +167,10 @@ def test_fee_not_counted_when_someone_else_pays() -> None:
         (sp.withdraw_nonce_account({"nonce_pubkey": A, "authorized_pubkey": WALLET, "to_pubkey": B, "lamports": 11}), 11, B),
         (sp.withdraw_nonce_account({"nonce_pubkey": A, "authorized_pubkey": WALLET, "to_pubkey": WALLET, "lamports": 11}), 0, None),
         (sp.withdraw_nonce_account({"nonce_pubkey": A, "authorized_pubkey": OTHER, "to_pubkey": B, "lamports": 11}), 0, None),
+        # Listed where the runtime cannot take it as the authority: the nonce account itself.
+        (sp.withdraw_nonce_account({"nonce_pubkey": WALLET, "authorized_pubkey": OTHER, "to_pubkey": B, "lamports": 11}), 0, None),
+        # Listed after the authority: any signer of the instruction may be the stored authority.
+        (with_extra_account(sp.withdraw_nonce_account({"nonce_pubkey": A, "authorized_pubkey": OTHER, "to_pubkey": B, "lamports": 11}), WALLET), 11, B),
         (sp.advance_nonce_account({"nonce_pubkey": A, "authorized_pubkey": WALLET}), 0, None),
         (sp.allocate({"pubkey": A, "space": 1}), 0, None),
     ],
@@ -205,12 +214,17 @@ def test_programs_and_programs_receiving_the_wallet() -> None:
     ("instruction", "changes"),
     [
         (sp.assign({"pubkey": WALLET, "owner": OWNER}), 1),
-        (sp.assign({"pubkey": WALLET, "owner": Pubkey(SYSTEM_PROGRAM_ID)}), 0),
+        # Allocate and Assign of an account the wallet controls, whatever the new owner (#10).
+        (sp.assign({"pubkey": WALLET, "owner": Pubkey(SYSTEM_PROGRAM_ID)}), 1),
         (sp.assign({"pubkey": A, "owner": OWNER}), 0),
         (sp.assign_with_seed({"address": A, "base": WALLET, "seed": "s", "owner": OWNER}), 1),
+        (sp.assign_with_seed({"address": A, "base": WALLET, "seed": "s", "owner": Pubkey(SYSTEM_PROGRAM_ID)}), 1),
         (sp.assign_with_seed({"address": A, "base": OTHER, "seed": "s", "owner": OWNER}), 0),
         (sp.allocate({"pubkey": WALLET, "space": 8}), 1),
-        (sp.allocate_with_seed({"address": A, "base": WALLET, "seed": "s", "space": 8, "owner": OWNER}), 0),
+        (sp.allocate({"pubkey": A, "space": 8}), 0),
+        (sp.allocate_with_seed({"address": A, "base": WALLET, "seed": "s", "space": 8, "owner": OWNER}), 1),
+        (sp.allocate_with_seed({"address": A, "base": WALLET, "seed": "s", "space": 80, "owner": Pubkey(SYSTEM_PROGRAM_ID)}), 1),
+        (sp.allocate_with_seed({"address": A, "base": OTHER, "seed": "s", "space": 80, "owner": Pubkey(SYSTEM_PROGRAM_ID)}), 0),
         (sp.create_account({"from_pubkey": OTHER, "to_pubkey": WALLET, "lamports": 1, "space": 0, "owner": OWNER}), 1),
         (sp.create_account_allow_prefund({"new_account": WALLET, "payer": None, "lamports": 0, "space": 0, "owner": OWNER}), 1),
         (sp.authorize_nonce_account({"nonce_pubkey": A, "authorized_pubkey": WALLET, "new_authority": B}), 1),

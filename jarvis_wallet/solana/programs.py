@@ -29,6 +29,23 @@ ED25519_PROGRAM_ID = decode_pubkey("Ed25519SigVerify111111111111111111111111111"
 SECP256K1_PROGRAM_ID = decode_pubkey("KeccakSecp256k11111111111111111111111111111")
 SECP256R1_PROGRAM_ID = decode_pubkey("Secp256r1SigVerify1111111111111111111111111")
 PRECOMPILE_PROGRAM_IDS = frozenset({ED25519_PROGRAM_ID, SECP256K1_PROGRAM_ID, SECP256R1_PROGRAM_ID})
+# Programs the runtime gives the builtin default of compute units (SIMD-0170) on every cluster:
+# builtins that are not being migrated to on-chain programs (agave's builtins-default-costs).
+# Vote, Stake, Config and Address Lookup Table are left out: migrated (or migrating) builtins
+# get 200,000 where their migration is active, so counting 200,000 is never below the charge.
+# secp256r1 is left out too: the runtime gives it 200,000 today.
+BUILTIN_DEFAULT_COST_PROGRAM_IDS = frozenset(
+    {SYSTEM_PROGRAM_ID, COMPUTE_BUDGET_PROGRAM_ID, ED25519_PROGRAM_ID, SECP256K1_PROGRAM_ID}
+    | {
+        decode_pubkey(loader)
+        for loader in (
+            "BPFLoader1111111111111111111111111111111111",
+            "BPFLoader2111111111111111111111111111111111",
+            "BPFLoaderUpgradeab1e11111111111111111111111",
+            "LoaderV411111111111111111111111111111111111",
+        )
+    }
+)
 
 PROGRAM_NAMES = {
     SYSTEM_PROGRAM_ID: "system",

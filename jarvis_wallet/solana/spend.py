@@ -9,17 +9,20 @@ those verified by the Ed25519/secp256k1/secp256r1 precompiles) plus the
 priority fee ceil(compute_unit_price * compute_unit_limit / 1,000,000). With no
 SetComputeUnitLimit the runtime's default (SIMD-0170) is 3,000 units per
 builtin instruction and 200,000 per other instruction, capped at 1,400,000.
-System and Compute Budget are builtins on every cluster, so they get 3,000
-each; every other program gets 200,000, which is exact for ordinary programs
-and an upper bound for builtins that some clusters have migrated (their
-status is not visible offline). Over-counting is the safe side of a limit.
+The builtins that keep that default on every cluster (System, Compute Budget,
+the loaders, the Ed25519 and secp256k1 precompiles) get 3,000 each; every
+other program gets 200,000, which is exact for ordinary programs and an upper
+bound for builtins that some clusters have migrated (their status is not
+visible offline). Over-counting is the safe side of a limit.
 
 System outflows (the destination is the wallet itself: not counted):
 transfer from the wallet; create account (all three variants) funded by the
 wallet; transfer with seed whose base (or source) is the wallet, because the
 derived source account is the wallet's money; nonce withdrawal where the
-wallet signs the instruction, since the nonce authority is checked only
-against the instruction's signers and is not visible offline.
+runtime could take the wallet as the nonce authority (it checks the stored
+authority against the instruction's signers, which offline analysis cannot
+see). Allocate and Assign of any account the wallet controls are refused as
+ownership changes. docs/policy.md goes through the System instruction table.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from ..errors import InvalidPublicKey
 from .message import Message
 from .programs import (
+    BUILTIN_DEFAULT_COST_PROGRAM_IDS,
     COMPUTE_BUDGET_PROGRAM_ID,
     PRECOMPILE_PROGRAM_IDS,
     SYSTEM_PROGRAM_ID,
@@ -47,6 +51,27 @@ MAX_BUILTIN_ALLOCATION_COMPUTE_UNIT_LIMIT = 3_000
 MAX_COMPUTE_UNIT_LIMIT = 1_400_000
 
 _CREATE_KINDS = ("create_account", "create_account_with_seed", "create_account_allow_prefund")
+_ALLOCATE_OR_ASSIGN = ("allocate", "allocate_with_seed", "assign", "assign_with_seed")
+
+
+def _describe_allocate_or_assign(instruction: DecodedInstruction, *, derived: bool) -> str:
+    fields = instruction.fields
+    account = f"an account derived from the wallet (seed {fields['seed']!r})" if derived else "the wallet's own account"
+    owner = f" to program {encode_pubkey(fields['owner'])}" if "owner" in fields else ""  # type: ignore[arg-type]
+    if instruction.kind.startswith("allocate"):
+        return f"allocates {fields['space']} bytes of data in {account}{owner}, which takes it out of the wallet's control"
+    return f"assigns {account}{owner}, which takes it out of the wallet's control"
+
+
+# WithdrawNonceAccount's accounts: 0 nonce, 1 recipient, 2 and 3 sysvars (checked by the runtime),
+# 4 the authority. The runtime accepts the stored authority among *any* of the instruction's
+# signers, so from index 4 on, every listed signer may be the one it takes.
+_NONCE_AUTHORITY_FIRST_INDEX = 4
+
+
+def _may_be_nonce_authority(instruction: DecodedInstruction, is_wallet) -> bool:
+    """Whether the runtime could take the wallet as this withdrawal's nonce authority."""
+    return any(is_wallet(i) for i in instruction.accounts[_NONCE_AUTHORITY_FIRST_INDEX:])
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,9 @@ class SpendSummary:
     programs: tuple[bytes, ...]  # every program invoked, first use first
     programs_receiving_wallet: tuple[bytes, ...]
     ownership_changes: tuple[OwnershipChange, ...]
+    # The first instruction advances a nonce: the runtime then takes the message's blockhash as
+    # that nonce's value, and the signed transaction stays valid until the nonce moves on.
+    uses_durable_nonce: bool = False
 
     @property
     def destinations(self) -> tuple[bytes | None, ...]:
@@ -126,6 +154,7 @@ class SpendSummary:
             "programs": [encode_pubkey(program) for program in self.programs],
             "programs_receiving_wallet": [encode_pubkey(program) for program in self.programs_receiving_wallet],
             "ownership_changes": [change.to_dict() for change in self.ownership_changes],
+            "uses_durable_nonce": self.uses_durable_nonce,
         }
 
 
@@ -134,14 +163,13 @@ def _fees(message: Message, decoded: tuple[DecodedInstruction, ...]) -> tuple[in
     signatures = message.num_required_signatures
     requested_limit: int | None = None
     price = 0
-    builtin_count = 0  # System and Compute Budget: builtins everywhere
+    builtin_count = 0
     for instruction in decoded:
         if instruction.program_id in PRECOMPILE_PROGRAM_IDS:
             signatures += instruction.data[0] if instruction.data else 0
-        if instruction.program_id == SYSTEM_PROGRAM_ID:
+        if instruction.program_id in BUILTIN_DEFAULT_COST_PROGRAM_IDS:
             builtin_count += 1
         if instruction.program_id == COMPUTE_BUDGET_PROGRAM_ID:
-            builtin_count += 1
             if instruction.kind == "set_compute_unit_limit":
                 requested_limit = instruction.fields["units"]  # type: ignore[assignment]
             elif instruction.kind == "set_compute_unit_price":
@@ -196,33 +224,30 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
         if instruction.program_id != SYSTEM_PROGRAM_ID:
             continue
         kind, fields, roles = instruction.kind, instruction.fields, instruction.roles
-        wallet_in_accounts = any(is_wallet(i) for i in instruction.accounts)
         if kind == "transfer" and is_wallet(roles["from"]):
             pay(instruction, "to", fields["lamports"])  # type: ignore[arg-type]
         elif kind in _CREATE_KINDS:
+            # A new account must hold no lamports (the runtime refuses AccountAlreadyInUse),
+            # except with CreateAccountAllowPrefund, which needs the new account's signature.
             if is_wallet(roles.get("new_account")):
                 refuse(instruction, "creates the wallet's own account under another owner")
             elif is_wallet(roles.get("funder")):
                 pay(instruction, "new_account", fields["lamports"])  # type: ignore[arg-type]
         elif kind == "transfer_with_seed" and (is_wallet(roles["base"]) or is_wallet(roles["from"])):
             pay(instruction, "to", fields["lamports"])  # type: ignore[arg-type]
-        elif kind == "withdraw_nonce_account" and wallet_is_signer and wallet_in_accounts:
+        elif kind == "withdraw_nonce_account" and wallet_is_signer and _may_be_nonce_authority(instruction, is_wallet):
             pay(instruction, "recipient", fields["lamports"])  # type: ignore[arg-type]
-        elif kind == "assign" and is_wallet(roles["account"]) and fields["owner"] != SYSTEM_PROGRAM_ID:
-            refuse(instruction, f"assigns the wallet's account to program {encode_pubkey(fields['owner'])}")  # type: ignore[arg-type]
-        elif kind == "assign_with_seed" and fields["owner"] != SYSTEM_PROGRAM_ID and (
-            is_wallet(roles["account"]) or fields["base"] == wallet
-        ):
-            refuse(
-                instruction,
-                f"assigns an account controlled by the wallet to program {encode_pubkey(fields['owner'])}",  # type: ignore[arg-type]
-            )
-        elif kind in ("allocate", "allocate_with_seed") and is_wallet(roles["account"]):
-            refuse(instruction, "allocates data in the wallet's account, which stops it paying fees or sending SOL")
+        elif kind in _ALLOCATE_OR_ASSIGN and (is_wallet(roles["account"]) or fields.get("base") == wallet):
+            # Whatever the new owner, even the System Program: an account with data or another
+            # owner leaves the wallet's control (a System-owned account of nonce size can be
+            # taken by InitializeNonceAccount, which needs no signature). With the wallet as
+            # base the runtime has checked the address against (wallet, seed, owner) and the
+            # wallet's signature, so it is an account only the wallet controls.
+            refuse(instruction, _describe_allocate_or_assign(instruction, derived=not is_wallet(roles["account"])))
         elif (
             kind == "authorize_nonce_account"
             and wallet_is_signer
-            and wallet_in_accounts
+            and any(is_wallet(i) for i in instruction.accounts)
             and fields["new_authority"] != wallet
         ):
             refuse(
@@ -254,6 +279,7 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
         programs=tuple(programs),
         programs_receiving_wallet=tuple(receiving),
         ownership_changes=tuple(changes),
+        uses_durable_nonce=bool(decoded) and decoded[0].kind == "advance_nonce_account" and decoded[0].program == "system",
     )
 
 
