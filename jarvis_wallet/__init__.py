@@ -64,6 +64,7 @@ _EXPORTS = {
     "start_signer": "signer",
     "serve": "signer",
     "stop_signer": "signer",
+    "sign_nonce_advance": "nonce",
     "Keypair": "keys",
     "generate_keypair_file": "keys",
 }

@@ -19,6 +19,7 @@ from .commands import database as database_commands
 from .commands import inspect as inspect_commands
 from .commands import keys as keys_commands
 from .commands import limits as limits_commands
+from .commands import nonce as nonce_commands
 from .commands import sign as sign_commands
 from .commands import signer as signer_commands
 from .commands import tx as tx_commands
@@ -77,6 +78,7 @@ app.add_typer(config_commands.app, name="config")
 app.add_typer(limits_commands.app, name="limits")
 app.add_typer(tx_commands.app, name="tx")
 app.add_typer(signer_commands.app, name="signer")
+app.add_typer(nonce_commands.app, name="nonce")
 app.command("sign")(sign_commands.sign)
 app.command("sign-message")(sign_commands.sign_message)
 app.command("keygen")(keys_commands.keygen)

@@ -39,17 +39,6 @@ from .errors import (
 from .keys import SharedSecret, load_shared_secret
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
-_POLICY_CODES = frozenset(
-    {
-        protocol.NO_LIMITS,
-        protocol.NOT_A_SIGNER,
-        protocol.PROGRAM_NOT_ALLOWED,
-        protocol.OWNERSHIP_CHANGE,
-        protocol.PER_TX_LIMIT_EXCEEDED,
-        protocol.DAILY_LIMIT_EXCEEDED,
-        protocol.DESTINATION_NOT_ALLOWED,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -75,7 +64,7 @@ class SignedMessage:
 
 def error_from_response(code: str, message: str) -> JarvisWalletError:
     """The exception a refusal's wire code stands for."""
-    if code in _POLICY_CODES:
+    if code in protocol.POLICY_REFUSAL_CODES:
         return PolicyDenied(message, reason=code)
     if code in (protocol.AUTH_FAILED, protocol.STALE_REQUEST, protocol.REPLAYED_REQUEST, "peer_not_allowed"):
         return AuthenticationFailed(message, wire_code=code)

@@ -11,6 +11,8 @@ records the result. Checks run in this order, the first failure wins:
                              outside the allow-list (or calls the wallet as a program)
     ownership_change         a System instruction hands the wallet's account, or an
                              account it controls, to someone else
+    durable_nonce_not_allowed the transaction uses a durable nonce (it would never
+                             expire) and the operator has not allowed them
     destination_not_allowed  a destination allow-list is set and the wallet pays
                              an account outside it (or one loaded from a lookup table)
     per_tx_limit_exceeded    spend > per-transaction limit
@@ -49,6 +51,7 @@ REASONS = (
     "not_a_signer",
     "program_not_allowed",
     "ownership_change",
+    "durable_nonce_not_allowed",
     "destination_not_allowed",
     "per_tx_limit_exceeded",
     "daily_limit_exceeded",
@@ -122,6 +125,7 @@ def decide(
     spent_24h_lamports: int,
     program_allowlist: Iterable[str | bytes] = DEFAULT_PROGRAM_ALLOWLIST,
     destination_allowlist: Iterable[str | bytes] | None = None,
+    allow_durable_nonce: bool = False,
 ) -> Decision:
     """Allow or deny signing ``message`` with ``wallet``; raises InvalidTransaction
     if the message cannot be understood (that is never a Decision)."""
@@ -155,6 +159,13 @@ def decide(
     if spend.ownership_changes:
         change = spend.ownership_changes[0]
         return deny("ownership_change", f"instruction {change.instruction_index} ({change.kind}) {change.detail}")
+    if spend.uses_durable_nonce and not allow_durable_nonce:
+        return deny(
+            "durable_nonce_not_allowed",
+            "this transaction uses a durable nonce, so it never expires and could be sent long after "
+            "the daily window that counted it; durable nonces are refused unless the operator runs "
+            "`jarvis-wallet config set allow_durable_nonce true` (see docs/policy.md)",
+        )
     if destinations is not None:
         for payment in spend.payments:
             if payment.destination is None or payment.destination not in destinations:

@@ -135,6 +135,7 @@ NO_LIMITS = "no_limits"
 NOT_A_SIGNER = "not_a_signer"
 PROGRAM_NOT_ALLOWED = "program_not_allowed"
 OWNERSHIP_CHANGE = "ownership_change"
+DURABLE_NONCE_NOT_ALLOWED = "durable_nonce_not_allowed"
 PER_TX_LIMIT_EXCEEDED = "per_tx_limit_exceeded"
 DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
 DESTINATION_NOT_ALLOWED = "destination_not_allowed"
@@ -146,6 +147,20 @@ INTERNAL_ERROR = "internal_error"
 
 #: Every error code the signer may send, with its one-line meaning. Codes are stable: new ones
 #: may be added, existing ones never change meaning. Clients treat an unknown code as a refusal.
+#: The refusals the spend policy decides (and records), as policy.REASONS names them.
+POLICY_REFUSAL_CODES = frozenset(
+    {
+        NO_LIMITS,
+        NOT_A_SIGNER,
+        PROGRAM_NOT_ALLOWED,
+        OWNERSHIP_CHANGE,
+        DURABLE_NONCE_NOT_ALLOWED,
+        DESTINATION_NOT_ALLOWED,
+        PER_TX_LIMIT_EXCEEDED,
+        DAILY_LIMIT_EXCEEDED,
+    }
+)
+
 ERROR_CODES: Mapping[str, str] = MappingProxyType(
     {
         BAD_REQUEST: "the frame or request is malformed: not UTF-8/JSON/an object, duplicate "
@@ -162,7 +177,10 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         NO_LIMITS: "the wallet has no spend limits configured, so nothing is signed",
         NOT_A_SIGNER: "the transaction does not list the signer's key as a required signer",
         PROGRAM_NOT_ALLOWED: "an instruction passes the wallet to a program outside the allow-list",
-        OWNERSHIP_CHANGE: "an instruction would hand the wallet's account to another owner",
+        OWNERSHIP_CHANGE: "an instruction would hand the wallet's account, or an account it "
+        "controls, to another owner or authority",
+        DURABLE_NONCE_NOT_ALLOWED: "the transaction uses a durable nonce (it never expires) and "
+        "the operator has not allowed them",
         PER_TX_LIMIT_EXCEEDED: "the transaction spends more than the per-transaction ceiling",
         DAILY_LIMIT_EXCEEDED: "the transaction would exceed the rolling 24-hour ceiling",
         DESTINATION_NOT_ALLOWED: "a transfer goes to a destination outside the allow-list",

@@ -38,6 +38,23 @@ def _pubkey_list_validator(value: str) -> str:
     return ",".join(normalize_pubkey(key, what="program id") for key in keys)
 
 
+_TRUE, _FALSE = "true", "false"
+
+
+def _boolean_validator(value: str) -> str:
+    lowered = value.lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return _TRUE
+    if lowered in ("false", "no", "off", "0"):
+        return _FALSE
+    raise InvalidConfig(f"invalid value {value!r}: expected true or false")
+
+
+def is_true(stored: str | None) -> bool:
+    """A stored boolean setting; unset is false."""
+    return stored == _TRUE
+
+
 @dataclass(frozen=True)
 class KnownKey:
     description: str
@@ -55,6 +72,11 @@ KNOWN_KEYS: dict[str, KnownKey] = {
     ),
     "allowed_destinations": KnownKey(
         "If set, the only addresses the wallet may pay (comma-separated)", _pubkey_list_validator
+    ),
+    "allow_durable_nonce": KnownKey(
+        "Sign transactions that use a durable nonce (they never expire; see docs/policy.md); "
+        "true or false, default false",
+        _boolean_validator,
     ),
 }
 

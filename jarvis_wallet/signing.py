@@ -46,6 +46,7 @@ from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
 from .models import MODELS, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
+from .settings import is_true
 from .spend_window import RollingSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
 
@@ -126,7 +127,8 @@ class _Statements:
         self.limits = (
             "SELECT per_tx_lamports, daily_lamports, "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
-            "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations') "
+            "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
+            "(SELECT value FROM wallet_config WHERE key = 'allow_durable_nonce') "
             f"FROM spend_limits WHERE wallet = {p}"
             + (" FOR UPDATE OF spend_limits" if postgres else "")
         )
@@ -177,6 +179,7 @@ class _BatchState:
     spent_24h: int
     program_allowlist: frozenset
     destination_allowlist: frozenset[bytes] | None
+    allow_durable_nonce: bool = False
 
 
 @dataclass
@@ -291,12 +294,13 @@ class SigningService:
         row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, programs, destinations = row
+        per_tx, daily, programs, destinations, durable_nonce = row
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
             spent_24h=self._rolling_spend.current(now),
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
+            allow_durable_nonce=is_true(durable_nonce),
         )
 
     def _earlier_signatures(self, db, prepared) -> dict[str, tuple]:
@@ -331,6 +335,7 @@ class SigningService:
                 spent_24h_lamports=state.spent_24h,
                 program_allowlist=state.program_allowlist,
                 destination_allowlist=state.destination_allowlist,
+                allow_durable_nonce=state.allow_durable_nonce,
             )
         except InvalidTransaction as exc:  # instruction data that does not decode: this request only
             batch.add(self._row(job, slot, exc, digest=digest, reason="invalid_tx"))

@@ -61,18 +61,7 @@ from jarvis_wallet.client import SignerClient
 from jarvis_wallet.errors import InvalidTransaction, SignerTimeout, SignerUnavailable
 
 # Refusals that are decisions: taken inside the locked transaction and recorded.
-DECISION_CODES = frozenset(
-    {
-        protocol.NO_LIMITS,
-        protocol.NOT_A_SIGNER,
-        protocol.PROGRAM_NOT_ALLOWED,
-        protocol.OWNERSHIP_CHANGE,
-        protocol.PER_TX_LIMIT_EXCEEDED,
-        protocol.DAILY_LIMIT_EXCEEDED,
-        protocol.DESTINATION_NOT_ALLOWED,
-        protocol.INVALID_TX,
-    }
-)
+DECISION_CODES = protocol.POLICY_REFUSAL_CODES | {protocol.INVALID_TX}
 # Failures after the request may have reached the decision: a row may exist, no signature left.
 AMBIGUOUS_CODES = frozenset({protocol.DATABASE_UNAVAILABLE, protocol.INTERNAL_ERROR})
 SIGNING_OPS = frozenset({protocol.OP_SIGN, protocol.OP_SIGN_MESSAGE})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import solders.compute_budget as cb
 import solders.system_program as sp
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
@@ -153,6 +154,7 @@ def test_every_reason_is_reachable_and_raises_policy_denied() -> None:
         "not_a_signer": run(sp.transfer({"from_pubkey": OTHER, "to_pubkey": A, "lamports": 1}), payer=OTHER),
         "program_not_allowed": run(token),
         "ownership_change": run(sp.assign({"pubkey": WALLET, "owner": OWNER})),
+        "durable_nonce_not_allowed": run(advance_nonce(), pay(1)),
         "destination_not_allowed": run(pay(1), destination_allowlist=[]),
         "per_tx_limit_exceeded": run(pay(10**6)),
         "daily_limit_exceeded": run(pay(1), spent=10**7),
@@ -164,6 +166,26 @@ def test_every_reason_is_reachable_and_raises_policy_denied() -> None:
         with pytest.raises(PolicyDenied) as caught:
             decision.raise_if_denied()
         assert caught.value.reason == reason and caught.value.wire_code == reason
+
+
+def advance_nonce(authority: Pubkey = WALLET) -> Instruction:
+    return sp.advance_nonce_account({"nonce_pubkey": A, "authorized_pubkey": authority})
+
+
+@pytest.mark.parametrize("authority", [WALLET, OTHER])
+def test_durable_nonce_refused_unless_allowed(authority: Pubkey) -> None:
+    # Whoever the nonce authority is: a transaction that never expires is a stockpile.
+    refused = run(advance_nonce(authority), pay(1))
+    assert refused.reason == "durable_nonce_not_allowed"
+    assert "allow_durable_nonce" in refused.message
+    assert run(advance_nonce(authority), pay(1), allow_durable_nonce=True).allowed
+
+
+def test_advancing_a_nonce_after_the_first_instruction_is_not_a_durable_nonce() -> None:
+    # The runtime only looks at the first instruction: this one expires with its blockhash
+    # (it is how `jarvis-wallet nonce advance` revokes stockpiled transactions).
+    decision = run(cb.set_compute_unit_limit(10_000), advance_nonce())
+    assert decision.allowed and not decision.spend.uses_durable_nonce
 
 
 def test_order_of_checks() -> None:

@@ -13,6 +13,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "build_nonce_advance_message": "build",
     "build_transfer_message": "build",
     "compile_message": "build",
     "AddressTableLookup": "message",

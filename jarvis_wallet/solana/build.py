@@ -17,12 +17,25 @@ from ..errors import InvalidAmount, InvalidPublicKey, InvalidTransaction
 from .message import CompiledInstruction, MessageVersion, encode_message
 from .offchain import build_offchain_message
 from .programs import COMPUTE_BUDGET_PROGRAM_ID, MEMO_V2_PROGRAM_ID, SYSTEM_PROGRAM_ID
+from .pubkey import decode_pubkey
 from .transaction import PACKET_DATA_SIZE, SIGNATURE_LENGTH
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 
-__all__ = ["AccountMeta", "Instruction", "build_offchain_message", "build_transfer_message", "compile_message"]
+__all__ = [
+    "AccountMeta",
+    "Instruction",
+    "build_nonce_advance_message",
+    "build_offchain_message",
+    "build_transfer_message",
+    "compile_message",
+]
+
+RECENT_BLOCKHASHES_SYSVAR_ID = decode_pubkey("SysvarRecentB1ockHashes11111111111111111111")
+# Enough for a Compute Budget instruction and an AdvanceNonceAccount, with room to spare; the
+# fee of a transaction without a unit price does not depend on it.
+NONCE_ADVANCE_COMPUTE_UNIT_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -144,3 +157,32 @@ def build_transfer_message(
             f"the signed transaction would be {size} bytes, over Solana's {PACKET_DATA_SIZE}-byte limit"
         )
     return message
+
+
+def build_nonce_advance_message(*, authority: bytes, nonce_account: bytes, recent_blockhash: bytes) -> bytes:
+    """A message that advances ``nonce_account`` (``authority`` signs and pays the fee).
+
+    Advancing the nonce invalidates every transaction signed against its current value: it is
+    how an operator revokes stockpiled durable-nonce transactions. The advance is deliberately
+    *not* the first instruction (a Compute Budget limit is): the runtime treats a transaction
+    as a durable-nonce one only when its first instruction advances a nonce, so this one is an
+    ordinary transaction that expires with ``recent_blockhash`` like any other.
+    """
+    signer = _key(authority, "nonce authority public key")
+    nonce = _key(nonce_account, "nonce account public key")
+    blockhash = _key(recent_blockhash, "recent blockhash")
+    if signer == nonce:
+        raise InvalidPublicKey("the nonce account cannot be its own authority")
+    instructions = [
+        Instruction(COMPUTE_BUDGET_PROGRAM_ID, (), bytes([2]) + NONCE_ADVANCE_COMPUTE_UNIT_LIMIT.to_bytes(4, "little")),
+        Instruction(
+            SYSTEM_PROGRAM_ID,
+            (
+                AccountMeta(nonce, False, True),
+                AccountMeta(RECENT_BLOCKHASHES_SYSVAR_ID, False, False),
+                AccountMeta(signer, True, False),
+            ),
+            (4).to_bytes(4, "little"),
+        ),
+    ]
+    return compile_message(payer=signer, instructions=instructions, recent_blockhash=blockhash)
