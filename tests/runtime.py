@@ -122,9 +122,10 @@ class Chain:
         state = self.nonce(address)
         return state is not None and state.authority == wallet
 
-    def derive(self, wallet: Pubkey, seed: str) -> Pubkey:
-        """The System-owned account derived from ``wallet`` with ``seed``, counted as the wallet's."""
-        address = Pubkey.create_with_seed(wallet, seed, SYSTEM_PROGRAM)
+    def derive(self, wallet: Pubkey, seed: str, owner: Pubkey = SYSTEM_PROGRAM) -> Pubkey:
+        """The address derived from ``wallet`` with ``seed`` for ``owner``; while it is a System
+        account without data, its lamports count as the wallet's."""
+        address = Pubkey.create_with_seed(wallet, seed, owner)
         self._derived.add(address)
         return address
 

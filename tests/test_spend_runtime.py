@@ -17,6 +17,7 @@ from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
 
+from jarvis_wallet.errors import InvalidTransaction
 from jarvis_wallet.policy import Decision, Limits, decide
 from jarvis_wallet.solana import parse_message
 from jarvis_wallet.solana.programs import ED25519_PROGRAM_ID, SECP256K1_PROGRAM_ID
@@ -290,3 +291,113 @@ def test_the_drain_completes_for_the_attacker_once_signed(chain: Chain) -> None:
     taken = Message.new_with_blockhash([take], ATTACKER.pubkey(), chain.blockhash)
     assert chain.execute(sign(taken, [ATTACKER])).ok
     assert chain.balance(ATTACKER.pubkey()) - before >= 50 * SOL - 5_000
+
+
+# -- any mix of System instructions: never more moved than counted ------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NEW = Keypair.from_seed(bytes([4]) * 32)
+SEEDS = ("a", "reserve")
+OWNERS = (Pubkey.default(), SOME_PROGRAM)
+AMOUNTS = st.sampled_from([0, 1, 890_880, SOL, 3 * SOL])
+
+
+class World:
+    """A chain where the wallet controls money in every form the System Program knows."""
+
+    def __init__(self) -> None:
+        self.chain = chain = Chain()
+        for keypair in (WALLET, OTHER, ATTACKER):
+            chain.fund(keypair.pubkey(), 100 * SOL)
+        self.derived = []
+        for seed in SEEDS:
+            for owner in OWNERS:  # funded System accounts at every address the wallet can derive
+                address = chain.derive(W, seed, owner)
+                chain.system_account(address, 5 * SOL)
+                self.derived.append(address)
+        self.wallet_nonce = nonce_account(chain, W)
+        self.other_nonce = nonce_account(chain, OTHER.pubkey())
+        self.watch = (*self.derived, self.wallet_nonce, self.other_nonce)
+
+
+SIGNERS = st.sampled_from([W, OTHER.pubkey()])
+ANY_KEY = st.sampled_from([W, OTHER.pubkey(), NEW.pubkey(), RECIPIENT])
+
+
+@st.composite
+def system_instruction(draw):
+    """A System instruction, drawn now, built later against a World (which holds the nonces)."""
+    kind = draw(st.sampled_from([
+        "transfer", "create", "create_with_seed", "allocate", "allocate_with_seed", "assign",
+        "assign_with_seed", "transfer_with_seed", "withdraw_nonce", "authorize_nonce",
+        "initialize_nonce", "advance_nonce", "price",
+    ]))
+    seed, owner, lamports = draw(st.sampled_from(SEEDS)), draw(st.sampled_from(OWNERS)), draw(AMOUNTS)
+    space = draw(st.sampled_from([0, 80]))
+    base, signer, extra_signer = draw(SIGNERS), draw(SIGNERS), draw(st.sampled_from([None, W, OTHER.pubkey()]))
+    to = draw(ANY_KEY)
+    own_account = draw(st.sampled_from([W, OTHER.pubkey(), NEW.pubkey()]))
+    new_authority = draw(st.sampled_from([W, OTHER.pubkey(), ATTACKER.pubkey()]))
+    wallet_nonce, target_index = draw(st.booleans()), draw(st.integers(0, len(SEEDS) * len(OWNERS)))
+    price = draw(st.sampled_from([1, 1_000_000]))
+    derived = Pubkey.create_with_seed(base, seed, owner)
+
+    def build(world: World) -> Instruction:
+        nonce = world.wallet_nonce if wallet_nonce else world.other_nonce
+        if kind == "transfer":
+            return sp.transfer({"from_pubkey": signer, "to_pubkey": to, "lamports": lamports})
+        if kind == "create":
+            new = NEW.pubkey() if own_account != W else W
+            return sp.create_account({"from_pubkey": signer, "to_pubkey": new, "lamports": lamports, "space": space, "owner": owner})
+        if kind == "create_with_seed":
+            return sp.create_account_with_seed(
+                {"from_pubkey": signer, "to_pubkey": derived, "base": base, "seed": seed, "lamports": lamports, "space": space, "owner": owner}
+            )
+        if kind == "allocate":
+            return sp.allocate({"pubkey": own_account, "space": space})
+        if kind == "allocate_with_seed":
+            return sp.allocate_with_seed({"address": derived, "base": base, "seed": seed, "space": space, "owner": owner})
+        if kind == "assign":
+            return sp.assign({"pubkey": own_account, "owner": owner})
+        if kind == "assign_with_seed":
+            return sp.assign_with_seed({"address": derived, "base": base, "seed": seed, "owner": owner})
+        if kind == "transfer_with_seed":
+            return sp.transfer_with_seed(
+                {"from_pubkey": derived, "from_base": base, "from_seed": seed, "from_owner": owner, "to_pubkey": to, "lamports": lamports}
+            )
+        if kind == "withdraw_nonce":
+            withdraw = withdraw_nonce(nonce, signer, to, lamports)
+            if extra_signer is not None:  # a signer listed after the authority
+                withdraw = Instruction(withdraw.program_id, withdraw.data, [*withdraw.accounts, AccountMeta(extra_signer, True, False)])
+            return withdraw
+        if kind == "authorize_nonce":
+            return sp.authorize_nonce_account({"nonce_pubkey": nonce, "authorized_pubkey": signer, "new_authority": new_authority})
+        if kind == "initialize_nonce":
+            account = [*world.derived, NEW.pubkey()][target_index]
+            return sp.initialize_nonce_account({"nonce_pubkey": account, "authority": ATTACKER.pubkey()})
+        if kind == "advance_nonce":
+            return sp.advance_nonce_account({"nonce_pubkey": nonce, "authorized_pubkey": signer})
+        return cb.set_compute_unit_price(price)
+
+    return build
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(builders=st.lists(system_instruction(), min_size=1, max_size=4), payer=SIGNERS)
+def test_no_mix_of_system_instructions_moves_more_than_is_counted(builders, payer) -> None:
+    world = World()
+    instructions = [build(world) for build in builders]
+    try:
+        message, decision = decide_on(world.chain, instructions, payer=payer, allow_durable_nonce=True)
+    except InvalidTransaction:
+        return  # not understood, so never signed (a second Compute Budget price, say)
+    if not decision.allowed:
+        return
+    required = set(message.account_keys[: message.header.num_required_signatures])
+    keypairs = [k for k in (WALLET, OTHER, NEW, ATTACKER) if k.pubkey() in required]
+    if len(keypairs) != len(required):
+        return  # needs a signature nobody here holds (a derived address): the runtime would refuse it
+    execution, moved = execute_and_measure(world.chain, message, keypairs, world.watch)
+    assert decision.spend.spend_lamports >= moved, (instructions, execution, decision.spend.to_dict())
