@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import solders.system_program as system_program
 from solders.account import Account
 from solders.hash import Hash
 from solders.keypair import Keypair
@@ -128,6 +129,15 @@ class Chain:
         address = Pubkey.create_with_seed(wallet, seed, owner)
         self._derived.add(address)
         return address
+
+    def create_nonce_account(self, payer: Keypair, authority: Pubkey, lamports: int = 2 * SOL) -> Pubkey:
+        """A real nonce account, created and initialised by a transaction ``payer`` signs and funds."""
+        nonce = Keypair()
+        instructions = system_program.create_nonce_account(payer.pubkey(), nonce.pubkey(), authority, lamports)
+        created = self.execute(sign(Message.new_with_blockhash(instructions, payer.pubkey(), self.blockhash), [payer, nonce]))
+        assert created.ok, created.error
+        self.next_blockhash()  # a nonce advances only past the blockhash it was created with
+        return nonce.pubkey()
 
     def system_account(self, address: Pubkey, lamports: int, *, data_length: int = 0) -> None:
         """A System-owned account holding ``lamports`` (set up directly, as a test fixture)."""

@@ -33,15 +33,6 @@ def new_chain(*funded: Pubkey) -> Chain:
     return chain
 
 
-def nonce_account(chain: Chain, authority: Pubkey) -> Pubkey:
-    """A real nonce account whose authority is ``authority``, created by OTHER."""
-    nonce = Keypair()
-    create = sp.create_nonce_account(OTHER.pubkey(), nonce.pubkey(), authority, 2 * SOL)
-    assert chain.execute(sign(Message.new_with_blockhash(create, OTHER.pubkey(), chain.blockhash), [OTHER, nonce])).ok
-    chain.next_blockhash()  # a nonce advances only past the blockhash it was created with
-    return nonce.pubkey()
-
-
 def durable_transfer(chain: Chain, wallet: Pubkey, nonce: Pubkey, lamports: int) -> Message:
     advance = sp.advance_nonce_account({"nonce_pubkey": nonce, "authorized_pubkey": wallet})
     pay = sp.transfer({"from_pubkey": wallet, "to_pubkey": RECIPIENT, "lamports": lamports})
@@ -54,7 +45,7 @@ def decide_for(message_bytes: bytes, **options):
 
 def test_a_signed_durable_nonce_transaction_outlives_its_day_so_it_is_refused() -> None:
     chain = new_chain(WALLET.pubkey())
-    nonce = nonce_account(chain, WALLET.pubkey())
+    nonce = chain.create_nonce_account(OTHER, WALLET.pubkey())
     message = durable_transfer(chain, WALLET.pubkey(), nonce, 2 * SOL)
     assert decide_for(bytes(message)).reason == "durable_nonce_not_allowed"
     # Why: 200 blockhashes later (a blockhash lives for 150), the signed transaction still lands.
@@ -68,7 +59,7 @@ def test_a_signed_durable_nonce_transaction_outlives_its_day_so_it_is_refused() 
 
 def test_nonce_advance_voids_every_transaction_signed_against_the_nonce() -> None:
     chain = new_chain(WALLET.pubkey())
-    nonce = nonce_account(chain, WALLET.pubkey())
+    nonce = chain.create_nonce_account(OTHER, WALLET.pubkey())
     stockpile = [sign(durable_transfer(chain, WALLET.pubkey(), nonce, amount), [WALLET]) for amount in (SOL, 2 * SOL)]
     for transaction in stockpile:
         decision = decide_for(bytes(transaction.message), allow_durable_nonce=True)
@@ -93,7 +84,7 @@ def test_nonce_advance_voids_every_transaction_signed_against_the_nonce() -> Non
 def test_the_revoking_transaction_expires_like_any_other() -> None:
     # Its advance is not the first instruction, so the runtime reads its blockhash as a blockhash.
     chain = new_chain(WALLET.pubkey())
-    nonce = nonce_account(chain, WALLET.pubkey())
+    nonce = chain.create_nonce_account(OTHER, WALLET.pubkey())
     revoke = build_nonce_advance_message(
         authority=bytes(WALLET.pubkey()), nonce_account=bytes(nonce), recent_blockhash=bytes(chain.blockhash)
     )
@@ -113,7 +104,7 @@ def test_the_signer_refuses_a_durable_nonce_until_the_operator_allows_it_and_non
     wallet = Pubkey.from_string(wallet_text)
     handle = signers.start()
     chain = new_chain(wallet)
-    nonce = nonce_account(chain, wallet)
+    nonce = chain.create_nonce_account(OTHER, wallet)
     url = signers.database_url
 
     with signers.client(handle) as client:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 import solders.compute_budget as cb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import solders.system_program as sp
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
@@ -56,17 +58,6 @@ def execute_and_measure(chain: Chain, message: Message, signers, watch=()) -> tu
     return execution, before - chain.controlled_lamports(W, watch=watch)
 
 
-def nonce_account(chain: Chain, authority: Pubkey, lamports: int = 2 * SOL) -> Pubkey:
-    """A real nonce account, created and initialised by a transaction OTHER pays for."""
-    nonce = Keypair()
-    message = Message.new_with_blockhash(
-        sp.create_nonce_account(OTHER.pubkey(), nonce.pubkey(), authority, lamports), OTHER.pubkey(), chain.blockhash
-    )
-    assert chain.execute(sign(message, [OTHER, nonce])).ok
-    chain.next_blockhash()  # a nonce can only advance past the blockhash it was created with
-    return nonce.pubkey()
-
-
 def withdraw_nonce(nonce: Pubkey, authority: Pubkey, to: Pubkey, lamports: int) -> Instruction:
     return sp.withdraw_nonce_account({"nonce_pubkey": nonce, "authorized_pubkey": authority, "to_pubkey": to, "lamports": lamports})
 
@@ -102,14 +93,14 @@ def _transfer_with_seed_out_of_a_derived_account(chain: Chain):
 
 
 def _nonce_withdrawal_by_the_wallet(chain: Chain):
-    nonce = nonce_account(chain, W)
+    nonce = chain.create_nonce_account(OTHER, W)
     return [withdraw_nonce(nonce, W, RECIPIENT, SOL)], [WALLET], (nonce,)
 
 
 def _nonce_withdrawal_with_the_wallet_listed_after_the_authority(chain: Chain):
     # Account 4 names OTHER, but the runtime takes the stored authority (the wallet) from any of
     # the instruction's signers: the withdrawal succeeds and is the wallet's spend.
-    nonce = nonce_account(chain, W)
+    nonce = chain.create_nonce_account(OTHER, W)
     withdraw = withdraw_nonce(nonce, OTHER.pubkey(), RECIPIENT, SOL)
     withdraw = Instruction(withdraw.program_id, withdraw.data, [*withdraw.accounts, AccountMeta(W, True, False)])
     return [withdraw], [WALLET, OTHER], (nonce,)
@@ -255,7 +246,7 @@ def _allocate_the_wallet_then_initialize_nonce(chain: Chain):
 
 
 def _authorize_nonce_to_another(chain: Chain):
-    nonce = nonce_account(chain, W)
+    nonce = chain.create_nonce_account(OTHER, W)
     authorize = sp.authorize_nonce_account({"nonce_pubkey": nonce, "authorized_pubkey": W, "new_authority": ATTACKER.pubkey()})
     return [authorize], [WALLET], (nonce,)
 
@@ -295,9 +286,6 @@ def test_the_drain_completes_for_the_attacker_once_signed(chain: Chain) -> None:
 
 # -- any mix of System instructions: never more moved than counted ------------------------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 NEW = Keypair.from_seed(bytes([4]) * 32)
 SEEDS = ("a", "reserve")
 OWNERS = (Pubkey.default(), SOME_PROGRAM)
@@ -317,8 +305,8 @@ class World:
                 address = chain.derive(W, seed, owner)
                 chain.system_account(address, 5 * SOL)
                 self.derived.append(address)
-        self.wallet_nonce = nonce_account(chain, W)
-        self.other_nonce = nonce_account(chain, OTHER.pubkey())
+        self.wallet_nonce = chain.create_nonce_account(OTHER, W)
+        self.other_nonce = chain.create_nonce_account(OTHER, OTHER.pubkey())
         self.watch = (*self.derived, self.wallet_nonce, self.other_nonce)
 
 
