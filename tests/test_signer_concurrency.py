@@ -1,5 +1,6 @@
 """Invariant 3: limits hold under concurrency, across signer processes sharing one database."""
 
+import contextlib
 import re
 import threading
 from collections import Counter
@@ -92,8 +93,11 @@ DAILY_FITS = 5
 def signers_on_role_default(request, tmp_path, postgres_role_url):
     """Signers whose database role defaults to an isolation level, as an operator may set it."""
     url = initialise(postgres_role_url(default_transaction_isolation=request.param))
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SHOW default_transaction_isolation")
+        assert cur.fetchone()[0] == request.param, "the role's default is what this case is about"
     fixture = SignerFixture(tmp_path, url)
-    yield request.param, fixture
+    yield fixture
     fixture.stop_all()
 
 
@@ -146,10 +150,7 @@ def test_limits_hold_whatever_isolation_level_the_database_role_defaults_to(sign
     read the total from before the other signer committed (8 signed against 5), and the kept
     total stayed wrong; SERIALIZABLE must not answer ordinary contention database_unavailable.
     The level is pinned on every connection: the race runs again after each signer reconnected."""
-    level, signers = signers_on_role_default
-    with psycopg2.connect(signers.database_url.split("?")[0]) as conn, conn.cursor() as cur:
-        cur.execute("SHOW default_transaction_isolation")
-        assert cur.fetchone()[0] == level, "the role's default is what this case is about"
+    signers = signers_on_role_default
     keypair = signers.keypair()
     wallet = signers.set_limits(per_tx=SOL_SPEND, daily=DAILY_FITS * SOL_SPEND)
     handles = [signers.start() for _ in range(SIGNERS)]
