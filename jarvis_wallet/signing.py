@@ -2,7 +2,9 @@
 
 For each request, inside one database transaction that holds the wallet's
 lock (``BEGIN IMMEDIATE`` on SQLite; ``SELECT ... FOR UPDATE`` on the
-wallet's limits row on PostgreSQL): refuse a request id seen before, return
+wallet's limits row on PostgreSQL, in a transaction begun READ COMMITTED
+whatever the server's default, so every read after the lock sees every
+decision committed before it): refuse a request id seen before, return
 the recorded signature for a message already signed (a retry after a lost
 response counts once), read the limits and the spend of the last 24 hours,
 take the policy decision, sign if allowed, and insert the row. The signature
@@ -32,7 +34,7 @@ import base58
 import peewee
 
 from .amounts import MAX_LAMPORTS
-from .db import close_database, is_sqlite, open_database, translate_errors
+from .db import close_database, describe, is_sqlite, open_database, translate_errors
 from .errors import (
     AuthenticationFailed,
     DatabaseUnavailable,
@@ -57,6 +59,13 @@ LOCK_TIMEOUT_SECONDS = 5
 # server session holding the wallet's lock until the server noticed, hours later, and every
 # signer sharing the wallet would be refused meanwhile.
 IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 5
+# PostgreSQL: each statement after FOR UPDATE must see what the signer that held the lock before
+# committed. READ COMMITTED does; REPEATABLE READ and SERIALIZABLE read the whole transaction from
+# a snapshot taken before the lock was granted (stale totals: overspending, or serialization
+# failures answered database_unavailable). Every decision transaction begins with it, so no
+# database, role or server default, reconnect or pooler can change it, and each one checks it.
+DECISION_ISOLATION_LEVEL = "read committed"
+_ISOLATION_NOW = "current_setting('transaction_isolation')"
 # Per session, on the server's side of a TCP connection: the server probes a silent signer
 # from 5 s on and drops it after 3 unanswered probes 2 s apart, so a session orphaned by a
 # partition frees its connection slot instead of waiting for the system default (2 hours).
@@ -123,13 +132,14 @@ class _Statements:
         p = db.param
         postgres = not is_sqlite(db)
         # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists
-        # come in the same round trip.
+        # and the transaction's isolation level come in the same round trip.
         self.limits = (
             "SELECT per_tx_lamports, daily_lamports, "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
-            "(SELECT value FROM wallet_config WHERE key = 'allow_durable_nonce') "
-            f"FROM spend_limits WHERE wallet = {p}"
+            "(SELECT value FROM wallet_config WHERE key = 'allow_durable_nonce'), "
+            + (_ISOLATION_NOW if postgres else "NULL")
+            + f" FROM spend_limits WHERE wallet = {p}"
             + (" FOR UPDATE OF spend_limits" if postgres else "")
         )
         self._param = p
@@ -229,8 +239,15 @@ class SigningService:
             self._db.connect(reuse_if_open=True)
             if not is_sqlite(self._db):
                 self._db.execute_sql(_SESSION_SETTINGS)
+                self._check_isolation(self._db)
             with self._db.bind_ctx(MODELS):
                 check_schema(self._db)
+
+    def _check_isolation(self, db) -> None:
+        """Refuse from the start (and after each reconnect) what every decision would refuse."""
+        with self._locked_transaction(db):
+            (level,) = db.execute_sql(f"SELECT {_ISOLATION_NOW}").fetchone()
+        require_decision_isolation(db, level)
 
     def close(self) -> None:
         if self._db is not None:
@@ -294,7 +311,9 @@ class SigningService:
         row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, programs, destinations, durable_nonce = row
+        per_tx, daily, programs, destinations, durable_nonce, isolation = row
+        if isolation is not None:
+            require_decision_isolation(db, isolation)
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
             spent_24h=self._rolling_spend.current(now),
@@ -457,7 +476,7 @@ class SigningService:
             with db.atomic("IMMEDIATE"):
                 yield
         else:
-            with db.atomic():
+            with db.atomic(isolation_level=DECISION_ISOLATION_LEVEL.upper()):
                 yield
 
     def _drop_connection(self) -> None:
@@ -466,6 +485,17 @@ class SigningService:
             close_database(self._db)
         if self._rolling_spend is not None:
             self._rolling_spend.forget()
+
+
+def require_decision_isolation(db: peewee.Database, level: str) -> None:
+    """Refuse to decide in a transaction that is not READ COMMITTED (a server that ignored the
+    level asked for at BEGIN): its reads could miss decisions committed before the lock."""
+    if level != DECISION_ISOLATION_LEVEL:
+        raise DatabaseUnavailable(
+            f"database {describe(db)} ran a decision at transaction_isolation {level!r}; the signer "
+            f"needs {DECISION_ISOLATION_LEVEL!r} to see every decision committed before it took the "
+            "wallet's lock, and signs nothing until the server honours it"
+        )
 
 
 @functools.lru_cache(maxsize=64)

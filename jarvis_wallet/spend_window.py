@@ -14,7 +14,9 @@ Rows are only ever added (one per decision); their lamports never change,
 and every status a released signature can have counts, so those two
 adjustments are exact. Rows of other signers sharing the database are
 picked up by id, because all rows of one wallet are inserted under that
-wallet's lock. When the clock moves backwards the sum is recomputed in
+wallet's lock and read after it: on PostgreSQL that needs READ COMMITTED,
+which the signer pins (a snapshot from before the lock would miss them, and
+``recorded`` would then step past them for good). When the clock moves backwards the sum is recomputed in
 full. Deleting recent rows by hand can only make the kept sum too high,
 which refuses early, never late.
 """

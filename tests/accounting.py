@@ -128,9 +128,9 @@ class Journal:
         with self._lock:
             return list(self._attempts)
 
-    def counts(self) -> Counter:
-        """Attempts by what came back: the reply's code, ``lost`` or ``unsent``."""
-        return Counter(a.code if a.state == REPLIED else a.state for a in self.attempts())
+    def counts(self, *, since: int = 0) -> Counter:
+        """Attempts (from the ``since``-th on) by what came back: the reply's code, ``lost`` or ``unsent``."""
+        return Counter(a.code if a.state == REPLIED else a.state for a in self.attempts()[since:])
 
 
 class AccountedClient(SignerClient):

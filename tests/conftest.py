@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
@@ -57,6 +57,59 @@ def fresh_postgres_url():
         conn.close()
 
 
+@pytest.fixture
+def postgres_role_url():
+    """A factory: ``make(setting=value, ...)`` -> a URL that logs in as a throw-away role whose
+    own defaults are those settings (``ALTER ROLE ... SET``, as an operator would set them on a
+    role or database), working in an empty schema the role owns. Role and schema are dropped
+    afterwards; the shared database and role ``postgres`` are never altered."""
+    if not POSTGRES_URL:
+        pytest.skip(f"{TEST_DATABASE_URL_ENV} is not set")
+    conn = _postgres_admin_connection()
+    made = []
+
+    def make(**settings) -> str:
+        name = f"jw_role_{uuid.uuid4().hex[:16]}"
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE ROLE "{name}" LOGIN')
+            made.append(name)
+            for setting, value in settings.items():
+                cur.execute(f'ALTER ROLE "{name}" SET {setting} = %s', (value,))
+            cur.execute(f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"')
+        parts = urlsplit(POSTGRES_URL)
+        host = parts.netloc.rpartition("@")[2]
+        url = urlunsplit((parts.scheme, f"{name}@{host}", parts.path, parts.query, ""))
+        separator = "&" if parts.query else "?"
+        return f"{url}{separator}options={quote(f'-csearch_path={name}')}"
+
+    try:
+        yield make
+    finally:
+        with conn.cursor() as cur:
+            for name in made:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
+                cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                cur.execute(f'DROP ROLE "{name}"')
+        conn.close()
+
+
+def terminate_sessions(url: str) -> int:
+    """End every server session of the role a URL logs in as, as a restart or failover would;
+    waits until they are gone. Only for a throw-away role of ``postgres_role_url``."""
+    role = urlsplit(url).username
+    assert role and role.startswith("jw_role_"), role
+    conn = _postgres_admin_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE usename = %s",
+                (role,),
+            )
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path):
     """An empty database (no schema yet) on each configured backend."""
@@ -66,15 +119,20 @@ def database_url(request, tmp_path):
         yield request.getfixturevalue("fresh_postgres_url")
 
 
-@pytest.fixture
-def initialised_url(database_url):
-    """A database with the current schema applied."""
+def initialise(url: str) -> str:
+    """Apply the current schema to the database a URL names; return the URL."""
     from jarvis_wallet.db import session
     from jarvis_wallet.migrations import apply_migrations
 
-    with session(database_url, create=True, require_schema=False) as db:
+    with session(url, create=True, require_schema=False) as db:
         apply_migrations(db)
-    return database_url
+    return url
+
+
+@pytest.fixture
+def initialised_url(database_url):
+    """A database with the current schema applied."""
+    return initialise(database_url)
 
 
 @pytest.fixture

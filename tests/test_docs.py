@@ -78,3 +78,11 @@ def test_every_document_the_readme_links_exists():
     links = set(re.findall(r"\]\((docs/[^)#]+)", readme))
     assert {"docs/cli.md", "docs/protocol.md", "docs/security.md", "docs/performance.md", "docs/reliability.md"} <= links
     assert [link for link in links if not (ROOT / link).is_file()] == []
+
+
+def test_database_doc_names_the_isolation_level_the_signer_pins():
+    from jarvis_wallet.signing import DECISION_ISOLATION_LEVEL
+
+    text = (ROOT / "docs" / "database.md").read_text()
+    assert f"BEGIN TRANSACTION ISOLATION LEVEL {DECISION_ISOLATION_LEVEL.upper()}" in text
+    assert "## Locking and isolation" in text and "BEGIN IMMEDIATE" in text

@@ -9,12 +9,12 @@ import nacl.signing
 import pytest
 
 from jarvis_wallet.db import session
-from jarvis_wallet.errors import AuthenticationFailed, InvalidTransaction, PolicyDenied
+from jarvis_wallet.errors import AuthenticationFailed, DatabaseUnavailable, InvalidTransaction, PolicyDenied
 from jarvis_wallet.keys import Keypair
 from jarvis_wallet.limits import set_limits
 from jarvis_wallet.models import WalletTransaction, utc_now
 from jarvis_wallet.settings import set_setting
-from jarvis_wallet.signing import Peer, SignJob, SigningService
+from jarvis_wallet.signing import Peer, SignJob, SigningService, require_decision_isolation
 from jarvis_wallet.solana import parse_transaction_input
 
 from conftest import transfer_message
@@ -241,3 +241,14 @@ def test_a_replayed_id_in_a_batch_withholds_only_its_own_signature(service, keyp
     assert [r["lamports"] - FEE for r in rows] == [1, 2, 4]
     assert {r["signature"] for r in rows} == {base58.b58encode(s).decode() for s in
                                               [results[0].signature, results[2].signature]} | {rows[0]["signature"]}
+
+
+@pytest.mark.parametrize("level", ["repeatable read", "serializable", "read uncommitted"])
+def test_a_decision_outside_read_committed_is_refused_in_one_line(db, level):
+    """What a server that ignored BEGIN ... READ COMMITTED gets: no decision, one line saying why."""
+    require_decision_isolation(db, "read committed")
+    with pytest.raises(DatabaseUnavailable) as refused:
+        require_decision_isolation(db, level)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"transaction_isolation {level!r}" in message and "needs 'read committed'" in message
