@@ -169,7 +169,8 @@ def check_schema(db: peewee.Database) -> None:
 
 def apply_migrations(db: peewee.Database, *, upto: str | None = None) -> tuple[str, ...]:
     """Apply every pending migration (or those up to ``upto``); return the names applied."""
-    with translate_errors(db):
+    with translate_errors(db), _exclusive_transaction(db):
+        # Under the lock: concurrent first runs would both try to create it.
         SchemaMigration.create_table(safe=True)
     state = schema_state(db)
     if state.unknown:
@@ -194,12 +195,17 @@ def _exclusive_transaction(db: peewee.Database):
 
 
 class _postgres_locked_transaction:
-    """A transaction holding an advisory lock, so concurrent init-db runs take turns."""
+    """A transaction holding an advisory lock, so concurrent init-db runs take turns.
+
+    READ COMMITTED whatever the role's or database's default: under REPEATABLE READ or
+    SERIALIZABLE the snapshot would be taken before the lock was granted, and a run that
+    waited would not see the migrations the one before it committed.
+    """
 
     LOCK_KEY = 0x6A61727669735F6D  # "jarvis_m", an arbitrary constant of ours
 
     def __init__(self, db: peewee.Database) -> None:
-        self._atomic = db.atomic()
+        self._atomic = db.atomic(isolation_level="READ COMMITTED")
         self._db = db
 
     def __enter__(self):

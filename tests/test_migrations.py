@@ -110,3 +110,36 @@ def test_amounts_are_64_bit_integers(db):
     SpendLimit.insert(wallet=wallet, per_tx_lamports=2**63 - 1, daily_lamports=2**63 - 1, updated_at=utc_now()).execute()
     row = SpendLimit.get(SpendLimit.wallet == wallet)
     assert row.daily_lamports == 2**63 - 1
+
+
+def _init_db_concurrently(url: str, runs: int = 4) -> list[tuple[int, str]]:
+    """Start ``runs`` real `jarvis-wallet init-db` processes at once; their (exit code, stderr)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "jarvis_wallet", "--database-url", url, "init-db"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(runs)]
+    return [(process.wait(timeout=120), process.communicate()[1]) for process in processes]
+
+
+def _applied_once_each(url: str) -> None:
+    with session(url) as db:
+        names = [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)]
+        assert names == [m.name for m in MIGRATIONS]
+        check_schema(db)
+
+
+def test_concurrent_init_db_runs_take_turns(database_url):
+    # On an empty database too: the migrations table itself is created under the lock.
+    results = _init_db_concurrently(database_url)
+    assert [code for code, _ in results] == [0] * len(results), results
+    _applied_once_each(database_url)
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_concurrent_init_db_runs_take_turns_whatever_the_roles_isolation(postgres_role_url, isolation):
+    # A transaction that waited for the lock must read what the one before it committed.
+    url = postgres_role_url(default_transaction_isolation=isolation)
+    results = _init_db_concurrently(url)
+    assert [code for code, _ in results] == [0] * len(results), results
+    _applied_once_each(url)
