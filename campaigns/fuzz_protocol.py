@@ -1650,7 +1650,7 @@ def run_campaign(seconds: float, seed: int, *, check_every: int = 10, progress=N
                 handle = start_signer(
                     SignerSettings(
                         socket_path=root / name / "signer.sock", database_url=url, keypair_path=keypair_path,
-                        refusals_per_second=None,  # the model decides every request; no budget to predict
+                        free_decisions_per_second=None,  # the model decides every request; no budget to predict
                     )
                 )
                 secret = Path(handle.info.secret_path).read_bytes().rstrip(b"\n")

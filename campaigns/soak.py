@@ -175,9 +175,10 @@ class Soak:
                 database_url=self.database_url,
                 keypair_path=path,
                 max_connections=CONNECTIONS_PER_CLIENT[name] * self.args.clients + FD_SLACK,
-                # Every refusal is decided and recorded: the soak loads the decision path with
-                # about 750 refusals a second, far past the default budget of 10 a second.
-                refusals_per_second=None,
+                # Every decision is recorded: the soak loads the decision path with about 750
+                # refusals and off-chain messages a second, far past the default budget of
+                # free decisions (10 a second).
+                free_decisions_per_second=None,
             )
             self.handles[name] = start_signer(settings)  # before any thread: a fork copies none
         set_wallet_limits(self.database_url, self.keys["a"].public_key_base58, per_tx=PER_TX, daily=10**15)

@@ -135,7 +135,8 @@ class SignerTimeout(SignerUnavailable):
 
 
 class RateLimited(SignerUnavailable):
-    """The signer decides no more requests from this uid for now: too many were refused."""
+    """The signer decides no more requests from this uid for now: too many were recorded
+    without spending (refused, or signed at zero spend)."""
 
     wire_code = "rate_limited"
 

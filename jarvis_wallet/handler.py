@@ -4,8 +4,10 @@ The socket loop (``signer.py``) reads lines and writes what this returns;
 tests can drive it with no socket at all. Checks that apply to every request
 (framing, field validation, authentication) run once, before the dispatch
 table picks the op's handler. The sign path reads top to bottom: parse,
-authenticate, check the peer's budget of recorded refusals, hand to the
-signing worker (which checks, records and signs atomically), reply.
+authenticate, check the peer's budget of free decisions (refusals and
+signatures of next to no spend, decision_budget.py), hand to the signing
+worker (which checks, records and signs atomically), charge the budget if
+the decision was free, reply.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import base58
 from . import protocol
 from .errors import InvalidTransaction, JarvisWalletError, PolicyDenied, ProtocolError, RateLimited
 from .keys import SharedSecret
-from .refusal_budget import RefusalBudget
+from .decision_budget import DecisionBudget, is_free_signature
 from .signing import Peer, SignJob, SignOutcome
 
 
@@ -62,14 +64,14 @@ class RequestHandler:
         sign: Callable[[SignJob], SignOutcome],
         legacy_protocol: bool = False,
         freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS,
-        refusal_budget: RefusalBudget | None = None,
+        decision_budget: DecisionBudget | None = None,
         clock_ms: Callable[[], int] = protocol.current_time_ms,
     ) -> None:
         self._secret = secret
         self._public_key = public_key
         self._public_key_text = base58.b58encode(public_key).decode("ascii")
         self._sign_job = sign
-        self._refusal_budget = refusal_budget  # None: every refusal is recorded, however many
+        self._decision_budget = decision_budget  # None: every decision is recorded, however many
         self._legacy_protocol = legacy_protocol
         self._clock_ms = clock_ms
         self._replay_cache = protocol.ReplayCache(freshness_window_ms)
@@ -125,8 +127,8 @@ class RequestHandler:
         )
 
     def _sign(self, job: SignJob) -> SignOutcome:
-        """Decide a job, within the peer's budget of recorded refusals."""
-        budget = self._refusal_budget
+        """Decide a job, within the peer's budget of free decisions."""
+        budget = self._decision_budget
         if budget is None:
             return self._sign_job(job)
         try:
@@ -135,10 +137,13 @@ class RequestHandler:
             self.stats.count_rate_limited()
             raise
         try:
-            return self._sign_job(job)
+            outcome = self._sign_job(job)
         except (PolicyDenied, InvalidTransaction):  # exactly the refusals that leave a row
             budget.charge(job.peer.uid)
             raise
+        if not outcome.duplicate and is_free_signature(outcome.lamports):  # a new row the limits hardly count
+            budget.charge(job.peer.uid)
+        return outcome
 
     def _sign_transaction(self, request: protocol.Request, peer: Peer) -> dict:
         outcome = self._sign(

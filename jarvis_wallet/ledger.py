@@ -7,17 +7,21 @@ is submitted and confirmed.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import json
 
 import peewee
 
-from .errors import InvalidInput, InvalidStatusTransition, NotFound
+from .errors import DatabaseError, InvalidInput, InvalidStatusTransition, NotFound
 from .models import TX_STATUS_TRANSITIONS, TX_STATUSES, WalletTransaction, iso_utc, utc_now
 
 DAILY_WINDOW = datetime.timedelta(hours=24)
 # Rows that count against the daily ceiling: every signature released, whatever happened after.
 SPENDING_STATUSES = ("signed", "submitted", "confirmed", "failed")
 MAX_REASON_LENGTH = 1000
+# What each entry of wallet_transactions.payments holds (solana.spend.Payment.to_dict).
+PAYMENT_KEYS = ("instruction_index", "kind", "destination", "destination_label", "lamports")
 
 
 def spent_in_window(wallet: str, *, now: datetime.datetime, window: datetime.timedelta = DAILY_WINDOW) -> int:
@@ -115,7 +119,22 @@ def mark_transaction(id_or_signature: str | int, *, status: str, reason: str | N
     return WalletTransaction.get_by_id(row.id)
 
 
+def _payments_of(row: WalletTransaction) -> list[dict] | None:
+    """The recorded payments, each with every key ``Payment.to_dict`` gives (None where absent)."""
+    if row.payments is None:
+        return None
+    try:
+        payments = json.loads(row.payments)
+        if not isinstance(payments, list) or not all(isinstance(p, dict) for p in payments):
+            raise ValueError
+    except ValueError:
+        raise DatabaseError(f"transaction {row.id} has unreadable payments in the database") from None
+    return [{key: payment.get(key) for key in PAYMENT_KEYS} for payment in payments]
+
+
 def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | None = None) -> dict:
+    """A row as JSON-able data. ``payments`` and ``message_base64`` are None where not recorded
+    (unparsable bytes; rows from before they were)."""
     return {
         "id": row.id,
         "request_id": row.request_id,
@@ -125,7 +144,10 @@ def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | 
         "lamports": row.lamports,
         "fee_lamports": row.fee_lamports,
         "destination_address": row.destination_address,
+        "payments": _payments_of(row),
         "message_sha256": row.message_sha256,
+        # bytes() first: PostgreSQL's driver returns a memoryview.
+        "message_base64": None if row.message_bytes is None else base64.b64encode(bytes(row.message_bytes)).decode(),
         "signature": row.signature,
         "rejection_reason": row.rejection_reason,
         "peer_uid": row.peer_uid,

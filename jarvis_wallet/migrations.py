@@ -112,6 +112,18 @@ def _0005_wallet_id_index(db: peewee.Database) -> None:
     migrate(migrator.add_index("wallet_transactions", ("wallet", "id"), unique=False))
 
 
+def _0006_payments_and_message(db: peewee.Database) -> None:
+    # Every payment of a decision and the bytes decided, so the trail names every recipient and
+    # any decision can be checked again. Columns of the same row, not a table of payments: the
+    # signer writes them in the insert it already makes (no extra statement or round trip), and
+    # nothing looks a row up by them. Null on rows from before: unknown.
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column("wallet_transactions", "payments", peewee.TextField(null=True)),
+        migrator.add_column("wallet_transactions", "message_bytes", peewee.BlobField(null=True)),
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -124,6 +136,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0003_wallet_transactions_spend_window_index", _0003_spend_window_index),
     Migration("0004_wallet_transactions_message_index", _0004_message_index),
     Migration("0005_wallet_transactions_wallet_id_index", _0005_wallet_id_index),
+    Migration("0006_wallet_transactions_payments_and_message", _0006_payments_and_message),
 )
 
 

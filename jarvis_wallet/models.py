@@ -52,12 +52,16 @@ class WalletTransaction(BaseModel):
     purpose = peewee.TextField(null=True)
     lamports = peewee.BigIntegerField(default=0)
     fee_lamports = peewee.BigIntegerField(default=0)
-    destination_address = peewee.CharField(max_length=44, null=True)
+    destination_address = peewee.CharField(max_length=44, null=True)  # the first; every one is in payments
     message_sha256 = peewee.CharField(max_length=64)
     signature = peewee.CharField(max_length=88, null=True, unique=True)
     rejection_reason = peewee.TextField(null=True)
     peer_uid = peewee.IntegerField(null=True)
     peer_pid = peewee.IntegerField(null=True)
+    # JSON list of every payment (instruction_index, kind, destination, destination_label,
+    # lamports); null when unknown (unparsable bytes, rows from before it was recorded).
+    payments = peewee.TextField(null=True)
+    message_bytes = peewee.BlobField(null=True)  # what was decided: message_sha256 is its hash
     created_at = peewee.DateTimeField(default=utc_now)
     updated_at = peewee.DateTimeField(default=utc_now)
     confirmed_at = peewee.DateTimeField(null=True)

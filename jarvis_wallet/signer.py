@@ -41,7 +41,7 @@ from . import protocol
 from .config import default_pid_path, default_secret_path, ensure_private_dir
 from .errors import DatabaseUnavailable, InvalidConfig, JarvisWalletError, SignerStartError, SignerUnavailable
 from .handler import RequestHandler
-from .refusal_budget import DEFAULT_REFUSAL_BURST, DEFAULT_REFUSALS_PER_SECOND, RefusalBudget
+from .decision_budget import DEFAULT_FREE_DECISION_BURST, DEFAULT_FREE_DECISIONS_PER_SECOND, DecisionBudget
 from .signing import Peer, SignJob, SignOutcome, SigningService
 
 DEFAULT_START_TIMEOUT_SECONDS = 15.0
@@ -71,10 +71,10 @@ class SignerSettings:
     freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS
     idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
-    # Recorded refusals each uid may cause (refusal_budget.py); None records every refusal,
-    # however many: for load tests only.
-    refusals_per_second: float | None = DEFAULT_REFUSALS_PER_SECOND
-    refusal_burst: int = DEFAULT_REFUSAL_BURST
+    # Free decisions (refusals, signatures of next to no spend) each uid may have recorded
+    # (decision_budget.py); None records every decision, however many: for load tests only.
+    free_decisions_per_second: float | None = DEFAULT_FREE_DECISIONS_PER_SECOND
+    free_decision_burst: int = DEFAULT_FREE_DECISION_BURST
     decision_timeout_seconds: float = DECISION_TIMEOUT_SECONDS
 
 
@@ -404,9 +404,9 @@ class _SignerServer:
             sign=worker.submit,
             legacy_protocol=settings.legacy_protocol,
             freshness_window_ms=settings.freshness_window_ms,
-            refusal_budget=(
-                None if settings.refusals_per_second is None
-                else RefusalBudget(settings.refusals_per_second, settings.refusal_burst)
+            decision_budget=(
+                None if settings.free_decisions_per_second is None
+                else DecisionBudget(settings.free_decisions_per_second, settings.free_decision_burst)
             ),
         )
         info = SignerInfo(

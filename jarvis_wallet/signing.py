@@ -7,7 +7,9 @@ whatever the server's default, so every read after the lock sees every
 decision committed before it): refuse a request id seen before, return
 the recorded signature for a message already signed (a retry after a lost
 response counts once), read the limits and the spend of the last 24 hours,
-take the policy decision, sign if allowed, and insert the row. The signature
+take the policy decision, sign if allowed, and insert the row (with every
+payment of the decision and the bytes decided, so that it can be checked
+again later). The signature
 is handed back only after the commit; if anything fails on the way, nothing
 leaves (fail closed).
 
@@ -27,6 +29,7 @@ import contextlib
 import datetime
 import functools
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -51,6 +54,7 @@ from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
 from .settings import is_true
 from .spend_window import RollingSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
+from .solana.spend import Payment
 
 # How long a decision may wait for another signer's lock before it is refused.
 LOCK_TIMEOUT_SECONDS = 5
@@ -116,9 +120,10 @@ class _Pending:
 
 _COLUMNS = (
     "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
-    "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
+    "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "payments", "message_bytes",
+    "created_at", "updated_at",
 )
-# PostgreSQL takes at most 65,535 parameters per statement; 14 a row.
+# PostgreSQL takes at most 65,535 parameters per statement; 16 a row.
 MAX_ROWS_PER_INSERT = 256
 
 
@@ -179,6 +184,28 @@ class _Row:
     slot: _Pending
     result: SignOutcome | JarvisWalletError
     retries: list = field(default_factory=list)  # later slots of this batch asking for the same message
+
+
+@dataclass(frozen=True)
+class _Paid:
+    """Whom a decision pays, as the audit row records it: the first destination (the older
+    column) and every payment as JSON (``Payment.to_dict``, in instruction order)."""
+
+    first_destination: str | None
+    json: str
+
+    @classmethod
+    def of(cls, payments: Sequence[Payment]) -> _Paid:
+        if not payments:
+            return _PAYS_NOBODY
+        first = next((p.destination for p in payments if p.destination is not None), None)
+        return cls(
+            encode_pubkey(first) if first is not None else None,
+            json.dumps([p.to_dict() for p in payments], separators=(",", ":")),
+        )
+
+
+_PAYS_NOBODY = _Paid(None, "[]")
 
 
 @dataclass
@@ -333,9 +360,11 @@ class SigningService:
         return {row[0]: row[1:] for row in rows}
 
     def _decide_one(self, db, job: SignJob, prepared, slot: _Pending, batch: _Batch) -> None:
-        if isinstance(prepared, InvalidTransaction):
+        if isinstance(prepared, InvalidTransaction):  # recorded as it arrived; whom it pays is unknown
             raw = job.tx_bytes if job.tx_bytes is not None else (job.text or "").encode("utf-8", "replace")
-            batch.add(self._row(job, slot, prepared, digest=hashlib.sha256(raw).hexdigest(), reason="invalid_tx"))
+            batch.add(self._row(
+                job, slot, prepared, digest=hashlib.sha256(raw).hexdigest(), message=raw, reason="invalid_tx",
+            ))
             return
         signing_bytes, parsed = prepared
         digest = hashlib.sha256(signing_bytes).hexdigest()
@@ -357,16 +386,15 @@ class SigningService:
                 allow_durable_nonce=state.allow_durable_nonce,
             )
         except InvalidTransaction as exc:  # instruction data that does not decode: this request only
-            batch.add(self._row(job, slot, exc, digest=digest, reason="invalid_tx"))
+            batch.add(self._row(job, slot, exc, digest=digest, message=signing_bytes, reason="invalid_tx"))
             return
         spend = decision.spend
-        destination = next((p.destination for p in spend.payments if p.destination is not None), None)
-        destination_text = encode_pubkey(destination) if destination else None
+        paid = _Paid.of(spend.payments)
         if not decision.allowed:
             error = PolicyDenied(decision.message, reason=decision.reason)
             batch.add(self._row(
-                job, slot, error, digest=digest, reason=decision.reason,
-                lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, destination=destination_text,
+                job, slot, error, digest=digest, message=signing_bytes, reason=decision.reason,
+                lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, paid=paid,
             ))
             return
         signature = self._keypair.sign(signing_bytes)
@@ -381,7 +409,7 @@ class SigningService:
         )
         # Counted now, so the next decision of the batch sees it.
         state.spent_24h += spend.spend_lamports
-        batch.add(self._row(job, slot, outcome, digest=digest, destination=destination_text))
+        batch.add(self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid))
 
     def _answer_retry(self, db, job, slot: _Pending, batch: _Batch, digest: str, signing_bytes, parsed) -> None:
         """The message was signed before: the recorded signature, counted once."""
@@ -402,17 +430,23 @@ class SigningService:
                 f"wallet {self._wallet} has no spend limits; set them with "
                 f"`jarvis-wallet limits set --wallet {self._wallet} --per-tx AMOUNT --daily AMOUNT`"
             )
-            batch.add(self._row(job, slot, PolicyDenied(message, reason="no_limits"), digest=digest, reason="no_limits"))
+            batch.add(self._row(
+                job, slot, PolicyDenied(message, reason="no_limits"), digest=digest, message=envelope,
+                reason="no_limits", paid=_PAYS_NOBODY,
+            ))
             return
         signature = self._keypair.sign(envelope)
         outcome = SignOutcome(0, self._wallet, signature, envelope, 0, 0, duplicate=False)
-        batch.add(self._row(job, slot, outcome, digest=digest))
+        batch.add(self._row(job, slot, outcome, digest=digest, message=envelope, paid=_PAYS_NOBODY))
 
     def _row(
-        self, job: SignJob, slot: _Pending, result, *, digest: str, reason: str | None = None,
-        lamports: int = 0, fee: int = 0, destination: str | None = None,
+        self, job: SignJob, slot: _Pending, result, *, digest: str, message: bytes, reason: str | None = None,
+        lamports: int = 0, fee: int = 0, paid: _Paid | None = None,
     ) -> _Row:
-        """The audit row of one decision, to be inserted with the rest of the batch."""
+        """The audit row of one decision, to be inserted with the rest of the batch.
+
+        ``message`` is what ``digest`` hashes; ``paid`` is None when the bytes could not be read.
+        """
         signed = isinstance(result, SignOutcome)
         if signed:
             lamports, fee = result.lamports, result.fee_lamports
@@ -420,10 +454,10 @@ class SigningService:
         lamports, fee = min(lamports, MAX_LAMPORTS), min(fee, MAX_LAMPORTS)
         values = (
             job.request_id, self._wallet, "signed" if signed else "rejected", job.purpose,
-            lamports, fee, destination, digest,
+            lamports, fee, paid.first_destination if paid else None, digest,
             _base58(result.signature) if signed else None,
             None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
-            job.peer.uid, job.peer.pid,
+            job.peer.uid, job.peer.pid, paid.json if paid else None, message,
         )
         return _Row(job.request_id, digest, values, slot, result)
 

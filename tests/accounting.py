@@ -31,7 +31,10 @@ docs/design.md, and 8's "one reply per request"):
 4. no two spending rows for one message of one wallet (a retry counts once);
 5. per wallet: no spending row above the per-transaction ceiling, no rolling 24-hour window
    above the daily ceiling, no spending row at all for a wallet without limits;
-6. every recorded signature whose message the journal knows verifies over it.
+6. every recorded signature whose message the journal knows verifies over it;
+7. every row carries the bytes it decided, which re-check it: they hash to its message_sha256,
+   its signature (if any) verifies over them, and, where the row records its payments, parsing
+   them again gives the same payments and the same lamports.
 
 The signature can only be in a client's hands after its row committed: a signer that replied
 first and committed afterwards would, killed in between, leave a received signature without a
@@ -225,6 +228,9 @@ def read_rows(database_url: str) -> tuple[list[dict], dict[str, tuple[int, int]]
     with session(database_url):
         rows = list(WalletTransaction.select().order_by(WalletTransaction.id).dicts())
         limits = {row.wallet: (row.per_tx_lamports, row.daily_lamports) for row in SpendLimit.select()}
+    for row in rows:  # PostgreSQL's driver returns a memoryview
+        if row["message_bytes"] is not None:
+            row["message_bytes"] = bytes(row["message_bytes"])
     return rows, limits
 
 
@@ -270,6 +276,36 @@ def _may_be_recorded(attempt: Attempt) -> bool:
     if attempt.signature is not None or attempt.code in AMBIGUOUS_CODES:
         return True
     return attempt.code in DECISION_CODES and signing_bytes_of(attempt.request)[1] is not None
+
+
+def recheck_recorded_message(row: dict) -> list[str]:
+    """Check 7 for one row: what its recorded bytes say, decided again."""
+    from jarvis_wallet.amounts import MAX_LAMPORTS
+    from jarvis_wallet.solana import compute_spend, parse_transaction_input
+    from jarvis_wallet.solana.offchain import SIGNING_DOMAIN
+
+    raw, name = row["message_bytes"], f"row {row['id']}"
+    if raw is None:
+        return [f"{name} has no recorded message bytes"]
+    if hashlib.sha256(raw).hexdigest() != row["message_sha256"]:
+        return [f"{name}: its recorded message does not hash to its message_sha256"]
+    found = []
+    if row["signature"] is not None and not _verifies(row["wallet"], raw, row["signature"]):
+        found.append(f"{name}: its signature does not verify over its recorded message")
+    if row["payments"] is None:
+        return found  # bytes that did not parse: nothing more to re-check
+    recorded = json.loads(row["payments"])
+    if raw.startswith(SIGNING_DOMAIN):  # an off-chain message pays nobody
+        return found + ([] if recorded == [] else [f"{name}: an off-chain message recorded with payments"])
+    try:
+        spend = compute_spend(parse_transaction_input(raw).message, base58.b58decode(row["wallet"]))
+    except InvalidTransaction as exc:
+        return found + [f"{name}: its recorded message does not parse again ({exc})"]
+    if [payment.to_dict() for payment in spend.payments] != recorded:
+        found.append(f"{name}: its recorded payments are not those of its message")
+    if min(spend.spend_lamports, MAX_LAMPORTS) != row["lamports"]:
+        found.append(f"{name}: records {row['lamports']} lamports, its message spends {spend.spend_lamports}")
+    return found
 
 
 def _verifies(wallet: str, message: bytes, signature: str) -> bool:
@@ -442,6 +478,10 @@ def check_accounting(
         if message is not None and row["signature"] not in received:
             if not _verifies(row["wallet"], message, row["signature"]):
                 problems.append(f"recorded signature of row {row['id']} does not verify")
+
+    # 7. Every row re-checks from the bytes it recorded.
+    for row in rows:
+        problems.extend(recheck_recorded_message(row))
 
     report.signatures_received = len(received)
     report.signatures_missing = len(missing)

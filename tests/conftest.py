@@ -264,3 +264,20 @@ def transfer_message(*, from_key: bytes, lamports: int, to_key: bytes | None = N
         recent_blockhash=os.urandom(32),
         **kwargs,
     )
+
+
+def payments_message(*, from_key: bytes, payments: list[tuple[bytes, int]]) -> bytes:
+    """A fresh legacy message in which ``from_key`` (the fee payer) makes one System transfer per
+    (destination, lamports), in order: e.g. a 1-lamport decoy first and the real payment after."""
+    from jarvis_wallet.solana import SYSTEM_PROGRAM_ID
+    from jarvis_wallet.solana.build import AccountMeta, Instruction, compile_message
+
+    transfers = [
+        Instruction(
+            SYSTEM_PROGRAM_ID,
+            (AccountMeta(from_key, True, True), AccountMeta(destination, False, True)),
+            (2).to_bytes(4, "little") + lamports.to_bytes(8, "little"),
+        )
+        for destination, lamports in payments
+    ]
+    return compile_message(payer=from_key, instructions=transfers, recent_blockhash=os.urandom(32))

@@ -349,8 +349,8 @@ def test_detach_status_stop(commands, cli, initialised_url, key, tmp_path):
     set_limits(cli, url, wallet, per_tx="10000", daily="1000000")
     # Pipes, as $(...) or capture_output use: the detached signer must not keep them open.
     process = commands.popen(
-        "signer", "start", "--keypair", key.path, "--socket", socket, "--detach", "--refusal-rate", "0.001",
-        "--refusal-burst", "1", url=url,
+        "signer", "start", "--keypair", key.path, "--socket", socket, "--detach", "--free-decision-rate", "0.001",
+        "--free-decision-burst", "1", url=url,
     )
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
@@ -370,12 +370,12 @@ def test_detach_status_stop(commands, cli, initialised_url, key, tmp_path):
         verify(wallet, message, signed.stdout.strip())
     _, refused = sign_through_cli(cli, url, socket, wallet, tmp_path, lamports=50_000, name="big.b64")
     assert refused.exit_code == 5
-    # --refusal-burst 1: the next request is turned away before any decision.
+    # --free-decision-burst 1: the next request is turned away before any decision.
     _, limited = sign_through_cli(cli, url, socket, wallet, tmp_path, lamports=50_000, name="big2.b64")
     assert limited.exit_code == 6
     assert one_error_line(limited.stderr).startswith(
-        f"Error: too many refused requests from uid {os.getuid()}: at most 0.001 a second are recorded; "
-        "this request was not decided or recorded, retry in "
+        f"Error: too many free decisions for uid {os.getuid()} (refusals, and signatures spending under 5,000 "
+        "lamports): at most 0.001 a second are recorded; this request was not decided or recorded, retry in "
     )
 
     status = cli("signer", "status", "--socket", socket, "--json")
@@ -515,7 +515,9 @@ def _allow_uid_without_group(tmp_path, key):
 
 @pytest.mark.parametrize(
     "option, value",
-    [("--refusal-rate", "0"), ("--refusal-rate", "-1"), ("--refusal-rate", "nan"), ("--refusal-burst", "0"),
+    # --refusal-rate and --refusal-burst: the older names, still accepted.
+    [("--free-decision-rate", "0"), ("--free-decision-rate", "-1"), ("--refusal-rate", "nan"), ("--free-decision-burst", "0"),
+     ("--refusal-burst", "0"),
      ("--max-connections", "0"), ("--freshness-window", "nan")],
 )
 def test_signer_limits_must_be_positive(commands, initialised_url, key, tmp_path, option, value):
@@ -523,8 +525,8 @@ def test_signer_limits_must_be_positive(commands, initialised_url, key, tmp_path
     result = commands.run("signer", "start", "--keypair", key.path, "--socket", socket, option, value, url=initialised_url)
     assert result.returncode == 2, result.stderr
     assert one_error_line(result.stderr) == (
-        "Error: --freshness-window, --max-connections, --idle-timeout, --refusal-rate and --refusal-burst must be "
-        "positive\n"
+        "Error: --freshness-window, --max-connections, --idle-timeout, --free-decision-rate and --free-decision-burst must "
+        "be positive\n"
     )
     assert not socket.exists()
 

@@ -1,11 +1,16 @@
+import base64
 import datetime
+import hashlib
+import os
 
+import base58
 import pytest
 
 from jarvis_wallet.db import session
 from jarvis_wallet.models import WalletTransaction, utc_now
+from jarvis_wallet.solana import parse_transaction_input
 
-from conftest import random_pubkey
+from conftest import payments_message, random_pubkey
 
 
 @pytest.fixture
@@ -60,6 +65,49 @@ def test_show_by_id_and_signature(cli, ledger):
     for missing in ("999999", "NoSuchSig"):
         result = cli("tx", "show", missing, url=url)
         assert result.exit_code == 4 and f"Error: no transaction with id or signature '{missing}'" in result.stderr
+
+
+def test_a_row_from_before_payments_were_recorded_shows_none(cli, ledger):
+    url, _, rows = ledger
+    shown = cli("tx", "show", rows[1].id, "--json", url=url).json()
+    assert (shown["payments"], shown["message_base64"]) == (None, None)
+    human = cli("tx", "show", rows[1].id, url=url).stdout
+    assert "payments" in human and "not recorded" in human and "message" in human
+
+
+def test_every_destination_is_shown_with_its_amount(cli, signers):
+    """A 1-lamport decoy placed first used to be the only destination the trail named."""
+    keypair = signers.keypair()
+    signers.set_limits(per_tx=10**9, daily=10**10)
+    handle = signers.start()
+    decoy, payee = os.urandom(32), os.urandom(32)
+    decoy_text, payee_text = (base58.b58encode(key).decode() for key in (decoy, payee))
+    message = payments_message(from_key=keypair.public_key, payments=[(decoy, 1), (payee, 250_000_000)])
+    with signers.client(handle) as client:
+        signed = client.sign_transaction(message, purpose="rent")
+    url = signers.database_url
+
+    shown = cli("tx", "show", signed.transaction_id, "--json", url=url).json()
+    assert shown["payments"] == [
+        {"instruction_index": 0, "kind": "transfer", "destination": decoy_text, "destination_label": decoy_text,
+         "lamports": 1},
+        {"instruction_index": 1, "kind": "transfer", "destination": payee_text, "destination_label": payee_text,
+         "lamports": 250_000_000},
+    ]
+    assert shown["lamports"] == 250_000_001 + 5_000
+    # The recorded message re-parses to the very bytes that were signed and hashed.
+    recorded = base64.b64decode(shown["message_base64"])
+    assert recorded == message
+    assert hashlib.sha256(parse_transaction_input(recorded).signing_bytes()).hexdigest() == shown["message_sha256"]
+
+    human = cli("tx", "show", signed.transaction_id, url=url).stdout
+    assert f"1 (0.000000001 SOL) to {decoy_text} (instruction 0, transfer)" in human
+    assert f"250,000,000 (0.25 SOL) to {payee_text} (instruction 1, transfer)" in human
+    assert f"{len(message)} bytes (message_base64 in --json" in human
+
+    listed = cli("tx", "list", url=url).stdout
+    assert f"{decoy_text} +1 more" in listed
+    assert cli("tx", "list", "--json", url=url).json()[0]["payments"] == shown["payments"]
 
 
 def test_mark_moves_forward_only(cli, ledger):

@@ -48,6 +48,24 @@ def test_documented_commands_exist():
     assert documented == set(COMMANDS)
 
 
+def test_every_option_of_signer_start_is_documented():
+    """Its options are the signer's settings (budgets, windows, caps): cli.md names each one."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    start = typer.main.get_command(app).commands["signer"].commands["start"]
+    options = [param.opts[0] for param in start.params if param.opts[0].startswith("--")]
+    assert "--free-decision-rate" in options
+    assert [option for option in options if f"[{option}" not in text and f"`{option}`" not in text] == []
+
+
+def test_every_migration_and_audit_column_is_documented():
+    from jarvis_wallet.migrations import MIGRATIONS
+    from jarvis_wallet.models import WalletTransaction
+
+    text = (ROOT / "docs" / "database.md").read_text()
+    assert [m.name for m in MIGRATIONS if f"| `{m.name}` |" not in text] == []
+    assert [name for name in WalletTransaction._meta.sorted_field_names if f"`{name}`" not in text] == []
+
+
 def test_readme_names_the_two_setup_commands():
     readme = (ROOT / "README.md").read_text()
     assert "scripts/demo" in readme and "scripts/test" in readme

@@ -765,6 +765,7 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
 
     from jarvis_wallet.db import session
     from jarvis_wallet.models import WalletTransaction, utc_now
+    from jarvis_wallet.solana import compute_spend, parse_message
 
     def request(message: bytes) -> dict:
         return protocol.build_request(b"s" * 32, op="sign", tx_base64=base64.b64encode(message).decode())
@@ -772,12 +773,18 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
     def error_reply(req: dict, code: str) -> dict:
         return {"requestId": req["requestId"], "ok": False, "error": {"code": code, "message": "no"}}
 
-    def row(req: dict, message: bytes, *, status="signed", signature=None, lamports=SPEND, wallet=None, reason=None):
+    def row(req: dict, message: bytes, *, status="signed", signature=None, lamports=SPEND, wallet=None, reason=None,
+            recorded=..., payments: list | None = None):
+        """A row as the signer writes it; ``recorded`` (the message bytes) defaults to ``message``."""
+        payments = payments if payments is not None else [
+            payment.to_dict() for payment in compute_spend(parse_message(message), keypair.public_key).payments
+        ]
         with session(database_url):
             WalletTransaction.create(
                 request_id=req["requestId"], wallet=wallet or keypair.public_key_base58, status=status,
                 lamports=lamports, fee_lamports=FEE, message_sha256=hashlib.sha256(message).hexdigest(),
                 signature=signature, rejection_reason=reason, created_at=utc_now(), updated_at=utc_now(),
+                message_bytes=message if recorded is ... else recorded, payments=json.dumps(payments),
             )
 
     def signed(message: bytes, *, record=True, signature=None) -> str:
@@ -825,6 +832,21 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
         row(req, bad, status="rejected", reason="invalid_tx: no")
     elif defect == "a signature that does not verify":
         signed(message(), signature=base58.b58encode(b"\x03" * 64).decode())
+    elif defect == "a row without its message":
+        refused_message = message()
+        req = request(refused_message)
+        journal.finish(journal.begin(req), reply=error_reply(req, "per_tx_limit_exceeded"))
+        row(req, refused_message, status="rejected", reason="per_tx_limit_exceeded: no", recorded=None)
+    elif defect == "recorded bytes that are another message":
+        refused_message = message()
+        req = request(refused_message)
+        journal.finish(journal.begin(req), reply=error_reply(req, "per_tx_limit_exceeded"))
+        row(req, refused_message, status="rejected", reason="per_tx_limit_exceeded: no", recorded=message())
+    elif defect == "a payment left out":  # the recipient hidden
+        paying = message()
+        req = request(paying)
+        journal.finish(journal.begin(req), reply=error_reply(req, "per_tx_limit_exceeded"))
+        row(req, paying, status="rejected", reason="per_tx_limit_exceeded: no", payments=[])
 
 
 DEFECTS = {
@@ -837,6 +859,9 @@ DEFECTS = {
     "a refusal not recorded": "refusal daily_limit_exceeded of request",
     "an authentication failure recorded": "is not explained: replied/auth_failed",
     "a signature that does not verify": "does not verify over its message",
+    "a row without its message": "has no recorded message bytes",
+    "recorded bytes that are another message": "does not hash to its message_sha256",
+    "a payment left out": "its recorded payments are not those of its message",
 }
 
 

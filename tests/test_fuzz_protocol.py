@@ -50,7 +50,7 @@ def secret_of(handle) -> bytes:
 
 @pytest.fixture
 def fuzz(signers):
-    handles = {name: signers.start(name=f"{name}.json", refusals_per_second=None) for name in ("limited", "no_limits")}
+    handles = {name: signers.start(name=f"{name}.json", free_decisions_per_second=None) for name in ("limited", "no_limits")}
     wallets = {
         name: campaign.Wallet(
             name, handle, signers.keypair(f"{name}.json").public_key, secret_of(handle), name == "limited"
@@ -210,7 +210,7 @@ def rows(url: str) -> list[dict]:
 @pytest.fixture
 def limited_signer(signers):
     signers.set_limits(per_tx=10**9, daily=10**15)
-    handle = signers.start(refusals_per_second=None)  # 120 refusals at once: all decided
+    handle = signers.start(free_decisions_per_second=None)  # 120 refusals at once: all decided
     return handle, signers.keypair().public_key, secret_of(handle)
 
 

@@ -19,7 +19,7 @@ from jarvis_wallet import protocol
 from jarvis_wallet.errors import DatabaseUnavailable, InvalidTransaction, PolicyDenied
 from jarvis_wallet.handler import RequestHandler
 from jarvis_wallet.keys import Keypair, SharedSecret
-from jarvis_wallet.refusal_budget import RefusalBudget
+from jarvis_wallet.decision_budget import DecisionBudget
 from jarvis_wallet.signing import Peer, SignJob, SignOutcome
 
 SECRET = b"handler-test-shared-secret-0123456789"
@@ -36,6 +36,8 @@ class FakeSigner:
     def __init__(self) -> None:
         self.jobs: list[SignJob] = []
         self.raise_next: BaseException | None = None
+        self.lamports = 12_345  # the spend each signature counts against the limits, fee included
+        self.duplicate = False
 
     def __call__(self, job: SignJob) -> SignOutcome:
         self.jobs.append(job)
@@ -49,9 +51,9 @@ class FakeSigner:
             wallet=KEYPAIR.public_key_base58,
             signature=signature,
             signed_bytes=payload + b"|signed",
-            lamports=1234,
-            fee_lamports=5000,
-            duplicate=False,
+            lamports=self.lamports,
+            fee_lamports=min(self.lamports, 5000),
+            duplicate=self.duplicate,
         )
 
 
@@ -155,7 +157,7 @@ def test_sign_hands_the_worker_exactly_what_was_authenticated(handler, fake):
     signature = base58.b58decode(response["signature"])
     assert KEYPAIR.verify(TX_BYTES, signature)
     assert base64.b64decode(response["signedTxBase64"]) == TX_BYTES + b"|signed"
-    assert (response["lamports"], response["feeLamports"], response["transactionId"]) == (1234, 5000, 1)
+    assert (response["lamports"], response["feeLamports"], response["transactionId"]) == (12_345, 5000, 1)
     assert response["wallet"] == KEYPAIR.public_key_base58 and response["duplicate"] is False
 
 
@@ -304,7 +306,7 @@ def test_a_malformed_request_id_is_not_echoed(handler):
     assert response["requestId"] is None
 
 
-# --- the refusal budget ------------------------------------------------------------------------
+# --- the budget of free decisions ------------------------------------------------------------------------
 
 
 class MonotonicClock:
@@ -319,9 +321,9 @@ def status_of(handler: RequestHandler) -> dict:
     return reply(handler, line_of(protocol.build_request(SECRET, op="status", timestamp_ms=NOW_MS)))
 
 
-def test_past_its_refusal_budget_a_uid_is_rate_limited_and_nothing_is_decided(fake, clock):
+def test_past_its_budget_of_refusals_a_uid_is_rate_limited_and_nothing_is_decided(fake, clock):
     seconds = MonotonicClock()
-    handler = make_handler(fake, clock, refusal_budget=RefusalBudget(per_second=1, burst=2, clock=seconds))
+    handler = make_handler(fake, clock, decision_budget=DecisionBudget(per_second=1, burst=2, clock=seconds))
     agent, other_agent = Peer(uid=1000, pid=1), Peer(uid=1001, pid=2)
     for _ in range(2):
         fake.raise_next = PolicyDenied("over the limit", reason="per_tx_limit_exceeded")
@@ -329,9 +331,9 @@ def test_past_its_refusal_budget_a_uid_is_rate_limited_and_nothing_is_decided(fa
     decided = len(fake.jobs)
     limited = reply(handler, line_of(sign_request()), agent)
     assert error_code(limited) == "rate_limited"
-    assert limited["error"]["message"].startswith("too many refused requests from uid 1000")
+    assert limited["error"]["message"].startswith("too many free decisions for uid 1000 (refusals")
     assert len(fake.jobs) == decided  # turned away before the worker: not decided, not recorded
-    # Signatures cost nothing; another uid has its own budget.
+    # Signatures that spend cost nothing; another uid has its own budget.
     assert reply(handler, line_of(sign_request()), other_agent)["ok"] is True
     seconds.now += 1.0
     assert reply(handler, line_of(sign_request()), agent)["ok"] is True
@@ -344,8 +346,42 @@ def test_past_its_refusal_budget_a_uid_is_rate_limited_and_nothing_is_decided(fa
     assert (status["signed"], status["refused"], status["rateLimited"]) == (3, 3, 2)
 
 
+def test_signatures_that_spend_next_to_nothing_cost_budget_like_refusals(fake, clock):
+    """A zero-spend signature (an off-chain message, a transaction another account pays for) is
+    recorded but counted against no limit: it draws on the same budget as a refusal, and so does
+    one spending less than a signature's fee, which only another account's fee makes possible."""
+    seconds = MonotonicClock()
+    handler = make_handler(fake, clock, decision_budget=DecisionBudget(per_second=1, burst=3, clock=seconds))
+    fake.lamports = 4_999
+    assert reply(handler, line_of(sign_request()))["ok"] is True
+    fake.lamports = 0
+    message = protocol.build_request(SECRET, op="sign_message", timestamp_ms=NOW_MS, message="hello agent")
+    assert reply(handler, line_of(message))["ok"] is True
+    fake.duplicate = True  # the recorded signature of a message signed before: no new row, free
+    assert reply(handler, line_of(sign_request()))["ok"] is True
+    fake.duplicate = False
+    assert reply(handler, line_of(sign_request()))["ok"] is True  # the third new row: budget spent
+    decided = len(fake.jobs)
+    for request in (sign_request(), protocol.build_request(SECRET, op="sign_message", timestamp_ms=NOW_MS, message="hi")):
+        limited = reply(handler, line_of(request))
+        assert error_code(limited) == "rate_limited"
+        assert "retry in 1.0 s" in limited["error"]["message"]
+    assert len(fake.jobs) == decided  # turned away before the worker: not decided, not recorded
+    seconds.now += 1.0
+    assert reply(handler, line_of(sign_request()))["ok"] is True
+    status = status_of(handler)
+    assert (status["signed"], status["refused"], status["rateLimited"]) == (5, 0, 2)
+
+
+def test_signatures_that_spend_cost_no_budget(fake, clock):
+    handler = make_handler(fake, clock, decision_budget=DecisionBudget(per_second=1, burst=1, clock=MonotonicClock()))
+    fake.lamports = 5_000  # one signature's fee, the least the wallet pays when it pays the fee
+    for _ in range(5):
+        assert reply(handler, line_of(sign_request()))["ok"] is True
+
+
 def test_refusals_that_leave_no_row_cost_no_budget(fake, clock):
-    handler = make_handler(fake, clock, refusal_budget=RefusalBudget(per_second=1, burst=1, clock=MonotonicClock()))
+    handler = make_handler(fake, clock, decision_budget=DecisionBudget(per_second=1, burst=1, clock=MonotonicClock()))
     for _ in range(3):  # the database could not record them: nothing was recorded, nothing charged
         fake.raise_next = DatabaseUnavailable("database is locked")
         assert error_code(reply(handler, line_of(sign_request()))) == "database_unavailable"
@@ -356,7 +392,7 @@ def test_refusals_that_leave_no_row_cost_no_budget(fake, clock):
 
 def test_a_legacy_request_past_the_budget_is_a_sign_error_with_the_reason(fake, clock):
     handler = make_handler(
-        fake, clock, legacy_protocol=True, refusal_budget=RefusalBudget(per_second=1, burst=1, clock=MonotonicClock())
+        fake, clock, legacy_protocol=True, decision_budget=DecisionBudget(per_second=1, burst=1, clock=MonotonicClock())
     )
     fake.raise_next = PolicyDenied("over the limit", reason="per_tx_limit_exceeded")
     assert reply(handler, line_of(legacy_request("order-1")))["reason"] == "per_tx_limit_exceeded"

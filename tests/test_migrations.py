@@ -40,6 +40,32 @@ def test_upgrade_from_first_version_keeps_data(database_url):
         assert (row.per_tx_lamports, row.daily_lamports, row.notify_above_lamports) == (5, 10, None)
 
 
+def test_upgrade_to_recorded_payments_keeps_older_audit_rows(database_url, cli):
+    """Rows written before every payment and the message bytes were recorded stay valid: both
+    are null (unknown), the row reads and shows as before, and new rows carry both."""
+    wallet, destination = random_pubkey(), random_pubkey()
+    with session(database_url, create=True, require_schema=False) as db:
+        apply_migrations(db, upto="0005_wallet_transactions_wallet_id_index")
+        db.execute_sql(
+            "INSERT INTO wallet_transactions (request_id, wallet, status, purpose, lamports, fee_lamports, "
+            "destination_address, message_sha256, signature, created_at, updated_at) "
+            "VALUES (%s, %s, 'signed', 'old', 6000, 5000, %s, %s, 'OldSig', %s, %s)".replace("%s", db.param),
+            ("old-1", wallet, destination, "d" * 64, utc_now(), utc_now()),
+        )
+        assert apply_migrations(db) == ("0006_wallet_transactions_payments_and_message",)
+        check_schema(db)
+        old = WalletTransaction.get(WalletTransaction.request_id == "old-1")
+        assert (old.payments, old.message_bytes, old.destination_address) == (None, None, destination)
+        WalletTransaction.insert(**_tx_fields(
+            request_id="new-1", payments='[{"lamports": 1}]', message_bytes=b"\x00\xffmessage",
+        )).execute()
+        new = WalletTransaction.get(WalletTransaction.request_id == "new-1")
+        assert (new.payments, bytes(new.message_bytes)) == ('[{"lamports": 1}]', b"\x00\xffmessage")
+    shown = cli("tx", "show", "OldSig", "--json", url=database_url).json()
+    assert (shown["destination_address"], shown["payments"], shown["message_base64"]) == (destination, None, None)
+    assert cli("tx", "list", url=database_url).exit_code == 0
+
+
 def test_schema_from_a_newer_version_is_refused(initialised_url):
     with session(initialised_url, require_schema=False) as db:
         SchemaMigration.create(name="9999_from_the_future")

@@ -2,6 +2,7 @@
 
 import datetime
 import hashlib
+import json
 import os
 
 import base58
@@ -17,7 +18,7 @@ from jarvis_wallet.settings import set_setting
 from jarvis_wallet.signing import Peer, SignJob, SigningService, require_decision_isolation
 from jarvis_wallet.solana import parse_transaction_input
 
-from conftest import transfer_message
+from conftest import payments_message, transfer_message
 
 FEE = 5000
 
@@ -60,6 +61,10 @@ def _rows(url):
         return list(WalletTransaction.select().order_by(WalletTransaction.id).dicts())
 
 
+def _b58(raw: bytes) -> str:
+    return base58.b58encode(raw).decode()
+
+
 def _job(message, request_id=None, **kwargs):
     return SignJob(request_id=request_id or os.urandom(8).hex(), tx_bytes=message, **kwargs)
 
@@ -80,6 +85,50 @@ def test_signs_records_then_returns(service, keypair, initialised_url):
     assert row["message_sha256"] == hashlib.sha256(message).hexdigest()
     assert row["lamports"] == 1000 + FEE and row["fee_lamports"] == FEE
     assert row["wallet"] == keypair.public_key_base58
+
+
+def test_every_payment_and_the_message_bytes_are_recorded(service, keypair, initialised_url):
+    """A 1-lamport decoy placed first must not hide the real recipient: every payment is recorded
+    with its amount, and the message bytes, so that the decision can be checked again later."""
+    from jarvis_wallet.solana import compute_spend
+
+    _limits(initialised_url, keypair, 10**9, 10**9)
+    decoy, payee = os.urandom(32), os.urandom(32)
+    message = payments_message(from_key=keypair.public_key, payments=[(decoy, 1), (payee, 250_000_000)])
+    service.sign(_job(message))
+    with pytest.raises(PolicyDenied):  # a refusal records what it would have paid, too
+        service.sign(_job(payments_message(from_key=keypair.public_key, payments=[(decoy, 1), (payee, 10**9)])))
+    signed, refused = _rows(initialised_url)
+    assert json.loads(signed["payments"]) == [
+        {"instruction_index": 0, "kind": "transfer", "destination": _b58(decoy), "destination_label": _b58(decoy),
+         "lamports": 1},
+        {"instruction_index": 1, "kind": "transfer", "destination": _b58(payee), "destination_label": _b58(payee),
+         "lamports": 250_000_000},
+    ]
+    assert [p["lamports"] for p in json.loads(refused["payments"])] == [1, 10**9]
+    assert signed["destination_address"] == _b58(decoy)  # the first, as before: kept for older readers
+    # The recorded bytes are the message: they hash to message_sha256 and parse to the same spend.
+    recorded = bytes(signed["message_bytes"])
+    assert recorded == message and hashlib.sha256(recorded).hexdigest() == signed["message_sha256"]
+    spend = compute_spend(parse_transaction_input(recorded).message, keypair.public_key)
+    assert [p.to_dict() for p in spend.payments] == json.loads(signed["payments"])
+    assert spend.spend_lamports == signed["lamports"]
+
+
+def test_what_is_recorded_of_messages_and_unparsable_bytes(service, keypair, initialised_url):
+    from jarvis_wallet.solana import build_offchain_message
+
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    service.sign(SignJob(request_id="m", text="hello"))
+    garbage = b"\x01" + os.urandom(40)
+    with pytest.raises(InvalidTransaction):
+        service.sign(_job(garbage))
+    message, invalid = _rows(initialised_url)
+    # An off-chain message pays nobody; its envelope is what was signed.
+    assert (message["payments"], bytes(message["message_bytes"])) == ("[]", build_offchain_message("hello"))
+    # Bytes that do not parse: what arrived (the hash is over them), payments unknown.
+    assert (invalid["payments"], bytes(invalid["message_bytes"])) == (None, garbage)
+    assert hashlib.sha256(garbage).hexdigest() == invalid["message_sha256"]
 
 
 def test_no_limits_no_signing(service, keypair, initialised_url):

@@ -13,8 +13,10 @@ A compromised agent of the signer's own uid:
   test_a_same_uid_agent_cannot_trace_the_signer_or_read_its_memory;
 - CAN rewrite the limits in a database its uid can write (security.md says so):
   test_a_same_uid_agent_can_raise_its_own_limits;
-- cannot fill the disk with refusals faster than the refusal budget allows:
-  test_a_compromised_agent_flooding_refusals_grows_the_audit_trail_only_at_the_budgets_rate.
+- cannot fill the disk with refusals, or with signatures that spend nothing, faster than the
+  budget of free decisions allows:
+  test_a_compromised_agent_flooding_refusals_grows_the_audit_trail_only_at_the_budgets_rate,
+  test_a_compromised_agent_flooding_zero_spend_signatures_grows_the_audit_trail_only_at_the_budgets_rate.
 
 A compromised agent of another, allowed uid: signs within the limits and reaches nothing else:
 test_an_allowed_agent_of_another_uid_reaches_only_the_socket.
@@ -430,7 +432,7 @@ def test_the_shared_secret_is_in_no_reply_record_or_output(signers, monkeypatch,
 
 def test_a_compromised_agent_flooding_refusals_grows_the_audit_trail_only_at_the_budgets_rate(signers):
     """An agent holding the secret asks for over-limit transfers as fast as it can. Each refusal
-    would be a row; past the uid's burst only one a second is recorded (--refusal-rate 1 here),
+    would be a row; past the uid's burst only one a second is recorded (--free-decision-rate 1 here),
     the rest are turned away before any decision, and the signer's status counts them."""
     from jarvis_wallet.errors import RateLimited
 
@@ -438,7 +440,7 @@ def test_a_compromised_agent_flooding_refusals_grows_the_audit_trail_only_at_the
 
     keypair = signers.keypair()
     signers.set_limits(per_tx=10_000, daily=10**9)
-    handle = signers.start(refusals_per_second=1.0, refusal_burst=5)
+    handle = signers.start(free_decisions_per_second=1.0, free_decision_burst=5)
     journal = Journal()
     client = AccountedClient(handle.socket_path, journal=journal)
     codes: list[str] = []
@@ -469,3 +471,60 @@ def test_a_compromised_agent_flooding_refusals_grows_the_audit_trail_only_at_the
     report = check_accounting(signers.database_url, journal)
     report.assert_ok()
     assert report.refusals_recorded == recorded and report.refused_before_decision == 60 - recorded + 1
+
+
+def cosigned(wallet: bytes, *, lamports: int = 0) -> bytes:
+    """A transaction another account pays the fee for, in which the wallet co-signs a memo and
+    pays ``lamports`` (none by default): it counts next to nothing against the limits."""
+    from jarvis_wallet.solana.build import AccountMeta, Instruction, compile_message
+    from jarvis_wallet.solana.programs import MEMO_V2_PROGRAM_ID, SYSTEM_PROGRAM_ID
+
+    instructions = [Instruction(MEMO_V2_PROGRAM_ID, (AccountMeta(wallet, is_signer=True, is_writable=False),), b"co-signed")]
+    if lamports:
+        instructions.append(Instruction(
+            SYSTEM_PROGRAM_ID,
+            (AccountMeta(wallet, is_signer=True, is_writable=True), AccountMeta(os.urandom(32), False, True)),
+            (2).to_bytes(4, "little") + lamports.to_bytes(8, "little"),
+        ))
+    return compile_message(payer=os.urandom(32), instructions=instructions, recent_blockhash=os.urandom(32))
+
+
+def test_a_compromised_agent_flooding_zero_spend_signatures_grows_the_audit_trail_only_at_the_budgets_rate(signers):
+    """Signatures that spend nothing (co-signed transactions another account pays for, off-chain
+    messages), or next to nothing (a 1-lamport transfer another account pays the fee for), are
+    recorded but hardly counted: past the uid's burst only one a second is recorded, as with
+    refusals. Transfers the wallet pays for never draw on the budget."""
+    from jarvis_wallet.errors import RateLimited
+
+    from accounting import AccountedClient, Journal, check_accounting
+
+    keypair = signers.keypair()
+    signers.set_limits(per_tx=10_000, daily=10**9)
+    handle = signers.start(free_decisions_per_second=1.0, free_decision_burst=5)
+    journal = Journal()
+    client = AccountedClient(handle.socket_path, journal=journal)
+    for _ in range(10):  # twice the burst of paying signatures: none is turned away
+        assert client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=1)).lamports == 5_001
+    codes: list[str] = []
+    started = time.monotonic()
+    for index in range(60):
+        try:
+            if index % 3 == 0:
+                client.sign_message(f"free message {index}")
+            else:
+                signed = client.sign_transaction(cosigned(keypair.public_key, lamports=index % 3 - 1))
+                assert signed.lamports == index % 3 - 1
+            codes.append("signed")
+        except RateLimited:
+            codes.append("rate_limited")
+    elapsed = time.monotonic() - started
+    free_signed = codes.count("signed")
+    assert codes[:5] == ["signed"] * 5 and codes[5] == "rate_limited"
+    assert free_signed <= 5 + int(elapsed) + 1  # the burst, then one a second at most
+    assert codes.count("rate_limited") == 60 - free_signed
+    status = client.status()
+    assert (status["signed"], status["rateLimited"]) == (10 + free_signed, 60 - free_signed)
+    # Rows only for what was signed: a row for a rate-limited request would be unexplained.
+    report = check_accounting(signers.database_url, journal)
+    report.assert_ok()
+    assert report.rows == 10 + free_signed and report.refused_before_decision == 60 - free_signed

@@ -29,7 +29,7 @@ MAX_FRESHNESS_WINDOW_SECONDS = 300
 
 def _settings(
     ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections,
-    idle_timeout, refusal_rate, refusal_burst,
+    idle_timeout, free_decision_rate, free_decision_burst,
 ):
     import grp
 
@@ -44,9 +44,11 @@ def _settings(
         except KeyError:
             raise InvalidConfig(f"unknown group {socket_group!r}") from None
     # `not x > 0` rather than `x <= 0`: a NaN fails it too.
-    if not (freshness_window > 0 and max_connections >= 1 and idle_timeout > 0 and refusal_rate > 0 and refusal_burst >= 1):
+    if not (
+        freshness_window > 0 and max_connections >= 1 and idle_timeout > 0 and free_decision_rate > 0 and free_decision_burst >= 1
+    ):
         raise InvalidConfig(
-            "--freshness-window, --max-connections, --idle-timeout, --refusal-rate and --refusal-burst must be positive"
+            "--freshness-window, --max-connections, --idle-timeout, --free-decision-rate and --free-decision-burst must be positive"
         )
     if freshness_window > MAX_FRESHNESS_WINDOW_SECONDS:
         # Each request is looked up in every second of the window: a day-long window would
@@ -63,8 +65,8 @@ def _settings(
         freshness_window_ms=int(freshness_window * 1000),
         max_connections=max_connections,
         idle_timeout_seconds=idle_timeout,
-        refusals_per_second=refusal_rate,
-        refusal_burst=refusal_burst,
+        free_decisions_per_second=free_decision_rate,
+        free_decision_burst=free_decision_burst,
     )
 
 
@@ -79,11 +81,16 @@ LegacyOption = typer.Option(False, "--legacy-protocol", help="Also accept the or
 FreshnessOption = typer.Option(30.0, "--freshness-window", help="Seconds a request's timestamp may differ from the signer's clock (at most 300).")
 MaxConnectionsOption = typer.Option(64, "--max-connections", help="Connections served at once; more are refused with 'busy'.")
 IdleTimeoutOption = typer.Option(60.0, "--idle-timeout", help="Seconds a connection may sit idle before it is closed.")
-RefusalRateOption = typer.Option(
-    10.0, "--refusal-rate",
-    help="Refused requests recorded per second for each uid; past that (and --refusal-burst), its signing requests get 'rate_limited', undecided and unrecorded.",
+# --refusal-rate and --refusal-burst: the names from before signatures of next to no spend counted too.
+FreeDecisionRateOption = typer.Option(
+    10.0, "--free-decision-rate", "--refusal-rate",
+    help="Free decisions (refusals, signatures spending under 5,000 lamports) recorded per second for each uid; "
+    "past that (and --free-decision-burst), all its signing requests get 'rate_limited', undecided and unrecorded.",
 )
-RefusalBurstOption = typer.Option(100, "--refusal-burst", help="Refused requests a uid may have recorded at once before --refusal-rate applies.")
+FreeDecisionBurstOption = typer.Option(
+    100, "--free-decision-burst", "--refusal-burst",
+    help="Free decisions a uid may have recorded at once before --free-decision-rate applies.",
+)
 
 
 @app.command("start")
@@ -99,8 +106,8 @@ def signer_start(
     freshness_window: float = FreshnessOption,
     max_connections: int = MaxConnectionsOption,
     idle_timeout: float = IdleTimeoutOption,
-    refusal_rate: float = RefusalRateOption,
-    refusal_burst: int = RefusalBurstOption,
+    free_decision_rate: float = FreeDecisionRateOption,
+    free_decision_burst: int = FreeDecisionBurstOption,
     timeout: float = typer.Option(15.0, "--timeout", help="Seconds to wait for the signer to report readiness."),
     json_output: bool = typer.Option(False, "--json", help="Print the ready line as JSON."),
 ) -> None:
@@ -116,8 +123,8 @@ def signer_start(
     settings = _settings(
         ctx, keypair=keypair, socket=socket, secret_file=secret_file, allow_uid=allow_uid,
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
-        max_connections=max_connections, idle_timeout=idle_timeout, refusal_rate=refusal_rate,
-        refusal_burst=refusal_burst,
+        max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
+        free_decision_burst=free_decision_burst,
     )
     handle = start_signer(settings, detach=detach, timeout=timeout)
     if json_output:
@@ -166,8 +173,8 @@ def signer_serve(
     freshness_window: float = FreshnessOption,
     max_connections: int = MaxConnectionsOption,
     idle_timeout: float = IdleTimeoutOption,
-    refusal_rate: float = RefusalRateOption,
-    refusal_burst: int = RefusalBurstOption,
+    free_decision_rate: float = FreeDecisionRateOption,
+    free_decision_burst: int = FreeDecisionBurstOption,
 ) -> None:
     """Run the signer in this process, without forking, for a supervisor such as systemd.
 
@@ -178,8 +185,8 @@ def signer_serve(
     settings = _settings(
         ctx, keypair=keypair, socket=socket, secret_file=secret_file, allow_uid=allow_uid,
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
-        max_connections=max_connections, idle_timeout=idle_timeout, refusal_rate=refusal_rate,
-        refusal_burst=refusal_burst,
+        max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
+        free_decision_burst=free_decision_burst,
     )
     code = serve(settings, on_ready=lambda info: say(_ready_line(info)))
     raise typer.Exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Optional
 
 import typer
@@ -61,12 +62,41 @@ def tx_list(
                 r["status"],
                 r["wallet"],
                 lamports_cell(r["lamports"]),
-                escape(r["destination_address"]),
+                escape(_destination_cell(r)),
                 escape(_purpose_cell(r)),
             ]
             for r in rows
         ],
     )
+
+
+def _destination_cell(row: dict) -> str | None:
+    """The first destination, and how many more payments there are (each one is in `tx show`)."""
+    payments = row["payments"]
+    if not payments:  # none, or not recorded (an older row): the column recorded before
+        return row["destination_address"]
+    first = payments[0]["destination"] or payments[0]["destination_label"]
+    return first if len(payments) == 1 else f"{first} +{len(payments) - 1} more"
+
+
+def _payments_cell(payments: list | None) -> str:
+    """One line per payment, in instruction order."""
+    if payments is None:
+        return "not recorded"
+    if not payments:
+        return "none"
+    return "\n".join(
+        f"{lamports_cell(p['lamports'])} to {p['destination'] or p['destination_label']} "
+        f"(instruction {p['instruction_index']}, {p['kind']})"
+        for p in payments
+    )
+
+
+def _message_cell(message_base64: str | None) -> str:
+    if message_base64 is None:
+        return "not recorded"
+    size = len(base64.b64decode(message_base64))
+    return f"{size} bytes (message_base64 in --json)"
 
 
 def _purpose_cell(row: dict) -> str:
@@ -79,7 +109,7 @@ def _purpose_cell(row: dict) -> str:
 
 @app.command("show")
 def tx_show(ctx: typer.Context, id_or_signature: str = typer.Argument(..., metavar="ID|SIGNATURE"), json_output: bool = JsonOption) -> None:
-    """Show one transaction by its id or its base58 signature.
+    """Show one transaction by its id or its base58 signature, with every payment it makes.
 
     Example: jarvis-wallet tx show 42
     """
@@ -96,6 +126,10 @@ def tx_show(ctx: typer.Context, id_or_signature: str = typer.Argument(..., metav
     for key, value in data.items():
         if key in ("lamports", "fee_lamports"):
             fields.append((key, lamports_cell(value)))
+        elif key == "payments":
+            fields.append((key, escape(_payments_cell(value))))
+        elif key == "message_base64":  # too long to read here; --json gives it whole
+            fields.append(("message", _message_cell(value)))
         else:
             fields.append((key, escape(value)))
     print_fields(f"Transaction {data['id']}", fields)

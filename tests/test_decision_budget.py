@@ -1,11 +1,11 @@
-"""The per-uid budget of recorded refusals (jarvis_wallet/refusal_budget.py), on a fake clock."""
+"""The per-uid budget of uncounted decisions (jarvis_wallet/decision_budget.py), on a fake clock."""
 
 from __future__ import annotations
 
 import pytest
 
+from jarvis_wallet.decision_budget import DecisionBudget, is_free_signature
 from jarvis_wallet.errors import RateLimited, SignerUnavailable
-from jarvis_wallet.refusal_budget import RefusalBudget
 
 
 class FakeClock:
@@ -16,28 +16,28 @@ class FakeClock:
         return self.now
 
 
-def spend(budget: RefusalBudget, uid: int | None, count: int) -> None:
+def spend(budget: DecisionBudget, uid: int | None, count: int) -> None:
     for _ in range(count):
         budget.check(uid)
         budget.charge(uid)
 
 
 def test_a_burst_is_allowed_then_the_uid_is_rate_limited():
-    budget = RefusalBudget(per_second=2, burst=5, clock=FakeClock())
+    budget = DecisionBudget(per_second=2, burst=5, clock=FakeClock())
     spend(budget, 1000, 5)
     with pytest.raises(RateLimited) as refused:
         budget.check(1000)
     assert refused.value.wire_code == "rate_limited"
     assert isinstance(refused.value, SignerUnavailable) and refused.value.exit_code == 6
     assert str(refused.value) == (
-        "too many refused requests from uid 1000: at most 2 a second are recorded; this request "
-        "was not decided or recorded, retry in 0.5 s"
+        "too many free decisions for uid 1000 (refusals, and signatures spending under 5,000 lamports): "
+        "at most 2 a second are recorded; this request was not decided or recorded, retry in 0.5 s"
     )
 
 
 def test_the_budget_refills_at_the_rate_and_never_above_the_burst():
     clock = FakeClock()
-    budget = RefusalBudget(per_second=2, burst=5, clock=clock)
+    budget = DecisionBudget(per_second=2, burst=5, clock=clock)
     spend(budget, 1000, 5)
     clock.now += 0.49
     with pytest.raises(RateLimited):
@@ -53,7 +53,7 @@ def test_the_budget_refills_at_the_rate_and_never_above_the_burst():
 
 
 def test_each_uid_has_its_own_budget():
-    budget = RefusalBudget(per_second=1, burst=3, clock=FakeClock())
+    budget = DecisionBudget(per_second=1, burst=3, clock=FakeClock())
     spend(budget, 1000, 3)
     with pytest.raises(RateLimited):
         budget.check(1000)
@@ -63,7 +63,7 @@ def test_each_uid_has_its_own_budget():
 
 def test_requests_decided_at_once_may_overdraw_and_the_debt_is_paid_back():
     clock = FakeClock()
-    budget = RefusalBudget(per_second=10, burst=2, clock=clock)
+    budget = DecisionBudget(per_second=10, burst=2, clock=clock)
     for _ in range(6):  # six requests passed the check before any was decided
         budget.check(7)
     for _ in range(6):
@@ -78,7 +78,7 @@ def test_requests_decided_at_once_may_overdraw_and_the_debt_is_paid_back():
 
 def test_a_long_flood_records_no_more_than_the_burst_plus_the_rate():
     clock = FakeClock()
-    budget = RefusalBudget(per_second=10, burst=100, clock=clock)
+    budget = DecisionBudget(per_second=10, burst=100, clock=clock)
     recorded = turned_away = 0
     for _ in range(600 * 1_000):  # ten minutes of 1,000 refusable requests a second
         clock.now += 0.001
@@ -96,4 +96,10 @@ def test_a_long_flood_records_no_more_than_the_burst_plus_the_rate():
 @pytest.mark.parametrize("per_second, burst", [(0, 10), (-1, 10), (1, 0)])
 def test_a_budget_must_allow_something(per_second, burst):
     with pytest.raises(ValueError):
-        RefusalBudget(per_second=per_second, burst=burst)
+        DecisionBudget(per_second=per_second, burst=burst)
+
+
+def test_a_signature_is_free_below_one_signatures_fee():
+    # Whatever the wallet pays the fee for costs at least 5,000 lamports: never free.
+    assert is_free_signature(0) and is_free_signature(4_999)
+    assert not is_free_signature(5_000) and not is_free_signature(10**9)
