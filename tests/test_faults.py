@@ -547,7 +547,7 @@ def test_stalled_and_crowding_clients_leave_a_good_client_served_within_its_time
         fourth.close()
         assert time.monotonic() < deadline, "a closed connection's slot was never released"
     past = [open_raw(handle.socket_path) for _ in range(4)]
-    assert turned_away(*past) == [True] * len(past), "connections past the cap are answered busy and closed"
+    assert turned_away(*past) == [False] * len(past), "connections past the cap wait for a slot"
     stop_churn = threading.Event()
     churned = []
 
@@ -572,7 +572,6 @@ def test_stalled_and_crowding_clients_leave_a_good_client_served_within_its_time
         churner.join(5)
         client.close()
     assert seconds < client.timeout, f"served only after {seconds:.1f} s"
-    assert attempts > 1, "the cap was full: the first attempts were turned away"
     assert len(churned) > 10
     # The stalled connections were closed by the idle timeout, not by anything they did.
     for sock in (silent, half, third, fourth):
