@@ -11,6 +11,7 @@ signing worker (which checks, records and signs atomically), reply.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import os
 import threading
@@ -178,6 +179,7 @@ class RequestHandler:
             feeLamports=outcome.fee_lamports,
             transactionId=outcome.transaction_id,
             duplicate=outcome.duplicate,
+            signedAt=_wire_time(outcome.signed_at),
         )
 
     def _sign_message(self, request: protocol.Request, peer: Peer) -> dict:
@@ -191,6 +193,8 @@ class RequestHandler:
             signedMessageBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
             wallet=outcome.wallet,
             transactionId=outcome.transaction_id,
+            duplicate=outcome.duplicate,
+            signedAt=_wire_time(outcome.signed_at),
         )
 
     # -- the original design's agents ----------------------------------------------------------
@@ -213,6 +217,11 @@ class RequestHandler:
             )
         self.stats.count(signed=True)
         return protocol.legacy_ok_response(request_id, outcome.signature)
+
+
+def _wire_time(moment: datetime.datetime | None) -> str | None:
+    """UTC to the microsecond, always the same shape: ``2026-01-01T00:00:00.000000Z``."""
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _is_refused_decision(exc: JarvisWalletError) -> bool:

@@ -112,6 +112,73 @@ def _0005_wallet_id_index(db: peewee.Database) -> None:
     migrate(migrator.add_index("wallet_transactions", ("wallet", "id"), unique=False))
 
 
+STATUS_CHECK_WITH_DUPLICATE = (
+    "status IN ('signed', 'submitted', 'confirmed', 'failed', 'rejected', 'duplicate')"
+)
+
+
+def _0006_duplicate_rows(db: peewee.Database) -> None:
+    """A re-sign request (a message already signed, asked for again) gets a row of its own:
+    status 'duplicate', no signature (the signature column is unique), nothing counted, and
+    ``duplicate_of`` naming the signed row. New CHECK constraints, which SQLite cannot add to
+    a table, so the table is rebuilt on both backends: create, copy, drop, rename, re-index."""
+    migrator = SchemaMigrator.from_database(db)
+    rebuilt = "wallet_transactions_0006"
+    columns = (
+        "id", "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
+        "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
+        "confirmed_at",
+    )
+    table = _frozen_model(
+        db,
+        rebuilt,
+        {
+            "id": peewee.BigAutoField(),
+            "request_id": peewee.CharField(max_length=64),
+            "wallet": peewee.CharField(max_length=44),
+            "status": peewee.CharField(max_length=16, constraints=[peewee.Check(STATUS_CHECK_WITH_DUPLICATE)]),
+            "purpose": peewee.TextField(null=True),
+            "lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("lamports >= 0")]),
+            "fee_lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("fee_lamports >= 0")]),
+            "destination_address": peewee.CharField(max_length=44, null=True),
+            "message_sha256": peewee.CharField(max_length=64),
+            "signature": peewee.CharField(max_length=88, null=True),
+            "rejection_reason": peewee.TextField(null=True),
+            "peer_uid": peewee.IntegerField(null=True),
+            "peer_pid": peewee.IntegerField(null=True),
+            "created_at": peewee.DateTimeField(),
+            "updated_at": peewee.DateTimeField(),
+            "confirmed_at": peewee.DateTimeField(null=True),
+            "duplicate_of": peewee.BigIntegerField(null=True),
+        },
+        constraints=[
+            # A signature is released with a spending row only; refusals and re-sign rows hold none.
+            peewee.Check("(status IN ('rejected', 'duplicate')) = (signature IS NULL)"),
+            # A re-sign row names the signed row, counts nothing; no other row names one.
+            peewee.Check("(status = 'duplicate') = (duplicate_of IS NOT NULL)"),
+            peewee.Check("status <> 'duplicate' OR (lamports = 0 AND fee_lamports = 0)"),
+        ],
+    )
+    db.create_tables([table], safe=False)
+    old = peewee.Table("wallet_transactions")
+    table.insert_from(old.select(*[peewee.Column(old, name) for name in columns]), [getattr(table, name) for name in columns]).execute()
+    migrate(migrator.drop_table("wallet_transactions"))
+    migrate(migrator.rename_table(rebuilt, "wallet_transactions"))
+    if not is_sqlite(db):  # ids were copied as they were: the sequence continues after them
+        db.execute_sql(
+            "SELECT setval(pg_get_serial_sequence('wallet_transactions', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+            "FROM wallet_transactions"
+        )
+    migrate(
+        migrator.add_index("wallet_transactions", ("request_id",), unique=True),
+        # Unique when present: NULLs (refusals, re-sign rows) do not collide on either backend.
+        migrator.add_index("wallet_transactions", ("signature",), unique=True),
+        migrator.add_index("wallet_transactions", ("wallet", "created_at", "status", "lamports"), unique=False),
+        migrator.add_index("wallet_transactions", ("wallet", "message_sha256"), unique=False),
+        migrator.add_index("wallet_transactions", ("wallet", "id"), unique=False),
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -124,6 +191,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0003_wallet_transactions_spend_window_index", _0003_spend_window_index),
     Migration("0004_wallet_transactions_message_index", _0004_message_index),
     Migration("0005_wallet_transactions_wallet_id_index", _0005_wallet_id_index),
+    Migration("0006_wallet_transactions_duplicate_rows", _0006_duplicate_rows),
 )
 
 

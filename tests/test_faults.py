@@ -771,13 +771,15 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
     def error_reply(req: dict, code: str) -> dict:
         return {"requestId": req["requestId"], "ok": False, "error": {"code": code, "message": "no"}}
 
-    def row(req: dict, message: bytes, *, status="signed", signature=None, lamports=SPEND, wallet=None, reason=None):
+    def row(req: dict, message: bytes, *, status="signed", signature=None, lamports=SPEND, wallet=None, reason=None,
+            duplicate_of=None) -> int:
         with session(database_url):
-            WalletTransaction.create(
+            return WalletTransaction.create(
                 request_id=req["requestId"], wallet=wallet or keypair.public_key_base58, status=status,
-                lamports=lamports, fee_lamports=FEE, message_sha256=hashlib.sha256(message).hexdigest(),
+                lamports=lamports, fee_lamports=FEE if lamports else 0, message_sha256=hashlib.sha256(message).hexdigest(),
                 signature=signature, rejection_reason=reason, created_at=utc_now(), updated_at=utc_now(),
-            )
+                duplicate_of=duplicate_of,
+            ).id
 
     def signed(message: bytes, *, record=True, signature=None) -> str:
         req = request(message)
@@ -824,6 +826,18 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
         row(req, bad, status="rejected", reason="invalid_tx: no")
     elif defect == "a signature that does not verify":
         signed(message(), signature=base58.b58encode(b"\x03" * 64).decode())
+    elif defect in ("a re-sign not recorded", "a re-sign that names another row"):
+        again = message()
+        signature = signed(again)
+        with session(database_url):
+            original = WalletTransaction.get(WalletTransaction.signature == signature).id
+        req = request(again)
+        journal.finish(journal.begin(req), reply={
+            "requestId": req["requestId"], "ok": True, "signature": signature, "wallet": keypair.public_key_base58,
+            "lamports": SPEND, "duplicate": True, "transactionId": original,
+        })
+        if defect == "a re-sign that names another row":
+            row(req, again, status="duplicate", lamports=0, duplicate_of=1)
 
 
 DEFECTS = {
@@ -836,6 +850,8 @@ DEFECTS = {
     "a refusal not recorded": "refusal daily_limit_exceeded of request",
     "an authentication failure recorded": "is not explained: replied/auth_failed",
     "a signature that does not verify": "does not verify over its message",
+    "a re-sign not recorded": "has no duplicate row naming row",
+    "a re-sign that names another row": "of another message or wallet",
 }
 
 

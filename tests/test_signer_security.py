@@ -333,13 +333,8 @@ def test_a_replay_after_a_restart_is_caught_by_the_database(signers):
     assert raw.request(fresh)["ok"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="signing.py: a request for an already-signed message is answered with the recorded "
-    "signature (duplicate) without recording its request id, so after a restart the same request "
-    "is accepted again",
-)
 def test_a_replayed_duplicate_after_a_restart_is_refused(signers):
+    """A re-sign request has a row of its own now, so its id is single use in the database too."""
     keypair = signers.keypair()
     signers.set_limits(per_tx=1_000_000, daily=10**9)
     first = signers.start()
