@@ -29,7 +29,6 @@ from .errors import (
     InvalidTransaction,
     JarvisWalletError,
     KeyMaterialError,
-    NotFound,
     PolicyDenied,
     ProtocolError,
     RateLimited,
@@ -89,8 +88,6 @@ def error_from_response(code: str, message: str) -> JarvisWalletError:
         return SignerUnavailable(message, wire_code=code)
     if code == protocol.RATE_LIMITED:
         return RateLimited(message)
-    if code == protocol.NOT_FOUND:
-        return NotFound(message)
     return JarvisWalletError(f"signer error {code}: {message}", wire_code=code)
 
 

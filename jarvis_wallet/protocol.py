@@ -142,7 +142,6 @@ PER_TX_LIMIT_EXCEEDED = "per_tx_limit_exceeded"
 DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
 DESTINATION_NOT_ALLOWED = "destination_not_allowed"
 DATABASE_UNAVAILABLE = "database_unavailable"
-NOT_FOUND = "not_found"
 BUSY = "busy"
 RATE_LIMITED = "rate_limited"
 INTERNAL_ERROR = "internal_error"
@@ -162,7 +161,7 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         REPLAYED_REQUEST: "this requestId was already used",
         PEER_NOT_ALLOWED: "the connecting process's uid may not use this signer; sent before "
         "closing the connection",
-        NO_LIMITS: "the wallet has no spend limits configured, so nothing is signed",
+        NO_LIMITS: "the wallet has no spend limits configured, so nothing new is signed",
         NOT_A_SIGNER: "the transaction does not list the signer's key as a required signer",
         PROGRAM_NOT_ALLOWED: "an instruction passes the wallet to a program outside the allow-list",
         OWNERSHIP_CHANGE: "an instruction would hand the wallet's account to another owner",
@@ -170,8 +169,7 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         DAILY_LIMIT_EXCEEDED: "the transaction would exceed the rolling 24-hour ceiling",
         DESTINATION_NOT_ALLOWED: "a transfer goes to a destination outside the allow-list",
         DATABASE_UNAVAILABLE: "the database cannot record the decision, so the signer refuses",
-        NOT_FOUND: "the thing asked about does not exist",
-        BUSY: "the signer is at capacity (connections); retry later",
+        BUSY: "no connection slot freed up within the connection wait; nothing was decided: retry later",
         RATE_LIMITED: "too many of this uid's requests were refused lately; this one was not "
         "decided or recorded; retry later with a new requestId",
         INTERNAL_ERROR: "an unexpected failure inside the signer; nothing was signed",
