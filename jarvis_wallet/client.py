@@ -61,6 +61,7 @@ class SignedTransaction:
     fee_lamports: int
     transaction_id: int  # the audit record: `jarvis-wallet tx show <id>`
     duplicate: bool  # this exact message had been signed before: the recorded signature
+    signed_at: str | None = None  # when that signature was recorded, UTC ISO 8601 (None: an older signer)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class SignedMessage:
     signed_message: bytes = field(repr=False)  # the off-chain envelope that was signed
     wallet: str
     transaction_id: int
+    duplicate: bool = False  # this text had been signed before: the recorded signature
+    signed_at: str | None = None
 
 
 def error_from_response(code: str, message: str) -> JarvisWalletError:
@@ -158,6 +161,7 @@ class SignerClient:
             fee_lamports=reply["feeLamports"],
             transaction_id=reply["transactionId"],
             duplicate=bool(reply.get("duplicate", False)),
+            signed_at=reply.get("signedAt"),
         )
 
     def sign_message(self, text: str, purpose: str | None = None, timeout: float | None = None) -> SignedMessage:
@@ -169,6 +173,8 @@ class SignerClient:
             signed_message=base64.b64decode(reply["signedMessageBase64"]),
             wallet=reply["wallet"],
             transaction_id=reply["transactionId"],
+            duplicate=bool(reply.get("duplicate", False)),
+            signed_at=reply.get("signedAt"),
         )
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -201,6 +201,12 @@ def test_protocol_doc_retry_rule_holds_whatever_the_limits_are_now(signers):
     texts = [line.ask(protocol.build_request(secret, op="sign_message", message="hello")) for _ in range(2)]
     assert [t.get("duplicate") for t in texts] == [False, True], texts
     assert texts[0]["signature"] == texts[1]["signature"] and texts[0]["transactionId"] == texts[1]["transactionId"]
+    with signers.client(handle) as client:  # and the Python client hands both on
+        again = client.sign_message("hello")
+        assert (again.duplicate, again.signed_at, again.transaction_id) == (
+            True, texts[0]["signedAt"], texts[0]["transactionId"])
+        retried = client.sign_transaction(message)
+        assert (retried.duplicate, retried.signed_at) == (True, first["signedAt"])
 
 
 def test_protocol_doc_unauthenticated_ops_are_not_held_to_single_use(signers):
