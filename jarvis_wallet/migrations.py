@@ -27,29 +27,34 @@ def _frozen_model(db: peewee.Database, table: str, fields: dict, constraints=())
     return type(table, (peewee.Model,), {**fields, "Meta": meta})
 
 
+def _transaction_columns_0001(*, unique: bool, status_check: str) -> dict:
+    """wallet_transactions' columns as 0001 made them (0006 rebuilds the table from these)."""
+    return {
+        "id": peewee.BigAutoField(),
+        "request_id": peewee.CharField(max_length=64, unique=unique),
+        "wallet": peewee.CharField(max_length=44),
+        "status": peewee.CharField(max_length=16, constraints=[peewee.Check(status_check)]),
+        "purpose": peewee.TextField(null=True),
+        "lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("lamports >= 0")]),
+        "fee_lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("fee_lamports >= 0")]),
+        "destination_address": peewee.CharField(max_length=44, null=True),
+        "message_sha256": peewee.CharField(max_length=64),
+        # Unique when present: NULLs (rejected rows) do not collide on either backend.
+        "signature": peewee.CharField(max_length=88, null=True, unique=unique),
+        "rejection_reason": peewee.TextField(null=True),
+        "peer_uid": peewee.IntegerField(null=True),
+        "peer_pid": peewee.IntegerField(null=True),
+        "created_at": peewee.DateTimeField(),
+        "updated_at": peewee.DateTimeField(),
+        "confirmed_at": peewee.DateTimeField(null=True),
+    }
+
+
 def _0001_initial(db: peewee.Database) -> None:
     transactions = _frozen_model(
         db,
         "wallet_transactions",
-        {
-            "id": peewee.BigAutoField(),
-            "request_id": peewee.CharField(max_length=64, unique=True),
-            "wallet": peewee.CharField(max_length=44),
-            "status": peewee.CharField(max_length=16, constraints=[peewee.Check(STATUS_CHECK)]),
-            "purpose": peewee.TextField(null=True),
-            "lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("lamports >= 0")]),
-            "fee_lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("fee_lamports >= 0")]),
-            "destination_address": peewee.CharField(max_length=44, null=True),
-            "message_sha256": peewee.CharField(max_length=64),
-            # Unique when present: NULLs (rejected rows) do not collide on either backend.
-            "signature": peewee.CharField(max_length=88, null=True, unique=True),
-            "rejection_reason": peewee.TextField(null=True),
-            "peer_uid": peewee.IntegerField(null=True),
-            "peer_pid": peewee.IntegerField(null=True),
-            "created_at": peewee.DateTimeField(),
-            "updated_at": peewee.DateTimeField(),
-            "confirmed_at": peewee.DateTimeField(null=True),
-        },
+        _transaction_columns_0001(unique=True, status_check=STATUS_CHECK),
         # A signed row always has its signature; a rejected one never does.
         constraints=[peewee.Check("(status = 'rejected') = (signature IS NULL)")],
     )
@@ -124,33 +129,13 @@ def _0006_duplicate_rows(db: peewee.Database) -> None:
     a table, so the table is rebuilt on both backends: create, copy, drop, rename, re-index."""
     migrator = SchemaMigrator.from_database(db)
     rebuilt = "wallet_transactions_0006"
-    columns = (
-        "id", "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
-        "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
-        "confirmed_at",
-    )
+    # Without unique=True: the unique indexes are made after the rename, under their usual names.
+    existing = _transaction_columns_0001(unique=False, status_check=STATUS_CHECK_WITH_DUPLICATE)
+    columns = tuple(existing)
     table = _frozen_model(
         db,
         rebuilt,
-        {
-            "id": peewee.BigAutoField(),
-            "request_id": peewee.CharField(max_length=64),
-            "wallet": peewee.CharField(max_length=44),
-            "status": peewee.CharField(max_length=16, constraints=[peewee.Check(STATUS_CHECK_WITH_DUPLICATE)]),
-            "purpose": peewee.TextField(null=True),
-            "lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("lamports >= 0")]),
-            "fee_lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("fee_lamports >= 0")]),
-            "destination_address": peewee.CharField(max_length=44, null=True),
-            "message_sha256": peewee.CharField(max_length=64),
-            "signature": peewee.CharField(max_length=88, null=True),
-            "rejection_reason": peewee.TextField(null=True),
-            "peer_uid": peewee.IntegerField(null=True),
-            "peer_pid": peewee.IntegerField(null=True),
-            "created_at": peewee.DateTimeField(),
-            "updated_at": peewee.DateTimeField(),
-            "confirmed_at": peewee.DateTimeField(null=True),
-            "duplicate_of": peewee.BigIntegerField(null=True),
-        },
+        {**existing, "duplicate_of": peewee.BigIntegerField(null=True)},
         constraints=[
             # A signature is released with a spending row only; refusals and re-sign rows hold none.
             peewee.Check("(status IN ('rejected', 'duplicate')) = (signature IS NULL)"),
