@@ -29,7 +29,6 @@ from .errors import (
     InvalidTransaction,
     JarvisWalletError,
     KeyMaterialError,
-    NotFound,
     PolicyDenied,
     ProtocolError,
     RateLimited,
@@ -51,6 +50,7 @@ class SignedTransaction:
     fee_lamports: int
     transaction_id: int  # the audit record: `jarvis-wallet tx show <id>`
     duplicate: bool  # this exact message had been signed before: the recorded signature
+    signed_at: str | None = None  # when that signature was recorded, UTC ISO 8601 (None: an older signer)
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class SignedMessage:
     signed_message: bytes = field(repr=False)  # the off-chain envelope that was signed
     wallet: str
     transaction_id: int
+    duplicate: bool = False  # this text had been signed before: the recorded signature
+    signed_at: str | None = None
 
 
 def error_from_response(code: str, message: str) -> JarvisWalletError:
@@ -78,8 +80,6 @@ def error_from_response(code: str, message: str) -> JarvisWalletError:
         return SignerUnavailable(message, wire_code=code)
     if code == protocol.RATE_LIMITED:
         return RateLimited(message)
-    if code == protocol.NOT_FOUND:
-        return NotFound(message)
     return JarvisWalletError(f"signer error {code}: {message}", wire_code=code)
 
 
@@ -150,6 +150,7 @@ class SignerClient:
             fee_lamports=reply["feeLamports"],
             transaction_id=reply["transactionId"],
             duplicate=bool(reply.get("duplicate", False)),
+            signed_at=reply.get("signedAt"),
         )
 
     def sign_message(self, text: str, purpose: str | None = None, timeout: float | None = None) -> SignedMessage:
@@ -161,6 +162,8 @@ class SignerClient:
             signed_message=base64.b64decode(reply["signedMessageBase64"]),
             wallet=reply["wallet"],
             transaction_id=reply["transactionId"],
+            duplicate=bool(reply.get("duplicate", False)),
+            signed_at=reply.get("signedAt"),
         )
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -13,17 +13,19 @@ the decision was free, reply.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import base58
 
 from . import protocol
-from .errors import InvalidTransaction, JarvisWalletError, PolicyDenied, ProtocolError, RateLimited
+from .errors import InvalidTransaction, JarvisWalletError, PolicyDenied, RateLimited
 from .keys import SharedSecret
 from .decision_budget import DecisionBudget, is_free_signature
 from .signing import Peer, SignJob, SignOutcome
@@ -35,11 +37,26 @@ class SignerStats:
 
     started_at: float
     signed: int = 0
-    refused: int = 0
+    refused: int = 0  # signing requests whose decision refused them, or could not be made
     rate_limited: int = 0  # turned away before any decision: nothing recorded
+    errors: Counter = field(default_factory=Counter)  # every error reply sent, by its code
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+
+    def count_error(self, code: str) -> None:
+        with self._lock:
+            self.errors[code] += 1
+
+    def errors_by_code(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.errors.items()))
+
+    def count_reply(self, response: dict) -> None:
+        """Count an error reply by its code (a legacy reply keeps ours in ``reason``)."""
+        if response.get("ok") is not True:
+            error = response.get("error")
+            self.count_error(error["code"] if isinstance(error, dict) else response.get("reason"))
 
     def count(self, *, signed: bool) -> None:
         with self._lock:
@@ -86,26 +103,33 @@ class RequestHandler:
 
     def handle_line(self, line: bytes, peer: Peer = Peer()) -> bytes:
         """One line (without its newline) in, one encoded response frame out. Never raises."""
+        response = self._respond(line, peer)
+        self.stats.count_reply(response)
+        return protocol.encode_frame(response)
+
+    def _respond(self, line: bytes, peer: Peer) -> dict:
         obj: object = None
         try:
             obj = protocol.decode_frame(line)
             if self._legacy_protocol and protocol.is_legacy_request(obj):
-                return protocol.encode_frame(self._legacy(obj, peer))
+                return self._legacy(obj, peer)
             request = protocol.parse_request(obj)
             if request.requires_authentication:
                 protocol.authenticate_request(
                     request, secret=self._secret, now_ms=self._clock_ms(), replay_cache=self._replay_cache
                 )
-            response = self._dispatch[request.op](request, peer)
+            return self._dispatch[request.op](request, peer)
         except JarvisWalletError as exc:
-            if isinstance(exc, (PolicyDenied, InvalidTransaction)) or exc.wire_code in ("database_unavailable",):
+            if _is_refused_decision(exc):
                 self.stats.count(signed=False)
-            response = protocol.error_response_for(protocol.request_id_for_reply(obj), exc)
+            if obj is None and self._legacy_protocol and protocol.legacy_shaped(line):
+                # An original client cannot read the version 1 envelope, even for a framing error.
+                return protocol.legacy_error_response(None, exc.wire_code, exc.message)
+            return protocol.error_response_for(protocol.request_id_for_reply(obj), exc)
         except Exception:  # noqa: BLE001 - invariant 8: bad input never crashes the signer
-            response = protocol.error_response(
+            return protocol.error_response(
                 protocol.request_id_for_reply(obj), protocol.INTERNAL_ERROR, "internal error; no signature was released"
             )
-        return protocol.encode_frame(response)
 
     # -- ops ---------------------------------------------------------------------------------
 
@@ -124,6 +148,7 @@ class RequestHandler:
             signed=self.stats.signed,
             refused=self.stats.refused,
             rateLimited=self.stats.rate_limited,
+            errors=self.stats.errors_by_code(),
         )
 
     def _sign(self, job: SignJob) -> SignOutcome:
@@ -159,6 +184,7 @@ class RequestHandler:
             feeLamports=outcome.fee_lamports,
             transactionId=outcome.transaction_id,
             duplicate=outcome.duplicate,
+            signedAt=_wire_time(outcome.signed_at),
         )
 
     def _sign_message(self, request: protocol.Request, peer: Peer) -> dict:
@@ -172,6 +198,8 @@ class RequestHandler:
             signedMessageBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
             wallet=outcome.wallet,
             transactionId=outcome.transaction_id,
+            duplicate=outcome.duplicate,
+            signedAt=_wire_time(outcome.signed_at),
         )
 
     # -- the original design's agents ----------------------------------------------------------
@@ -185,7 +213,7 @@ class RequestHandler:
             job_id = _legacy_audit_request_id(request.request_id)
             outcome = self._sign(SignJob(request_id=job_id, tx_bytes=request.tx_bytes, peer=peer))
         except JarvisWalletError as exc:
-            if not isinstance(exc, (ProtocolError, RateLimited)):
+            if _is_refused_decision(exc):
                 self.stats.count(signed=False)
             return protocol.legacy_error_response(request_id, exc.wire_code, exc.message)
         except Exception:  # noqa: BLE001 - an original client reads `error` as a string: keep its envelope
@@ -194,6 +222,17 @@ class RequestHandler:
             )
         self.stats.count(signed=True)
         return protocol.legacy_ok_response(request_id, outcome.signature)
+
+
+def _wire_time(moment: datetime.datetime | None) -> str | None:
+    """UTC to the microsecond, always the same shape: ``2026-01-01T00:00:00.000000Z``."""
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _is_refused_decision(exc: JarvisWalletError) -> bool:
+    """What `status` counts as `refused`: a decision that refused (policy, or a transaction the
+    signer could not parse, both recorded) or that could not be made (the database)."""
+    return isinstance(exc, (PolicyDenied, InvalidTransaction)) or exc.wire_code == protocol.DATABASE_UNAVAILABLE
 
 
 # The audit trail's request_id column holds 64 characters, and a legacy id may itself be 64.

@@ -155,6 +155,7 @@ def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | 
         "created_at": iso_utc(row.created_at),
         "updated_at": iso_utc(row.updated_at),
         "confirmed_at": iso_utc(row.confirmed_at),
+        "duplicate_of": row.duplicate_of,
         "above_notify_threshold": (
             notify_above_lamports is not None and row.lamports > notify_above_lamports
         ),

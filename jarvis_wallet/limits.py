@@ -58,7 +58,8 @@ def list_limits() -> list[SpendLimit]:
 
 
 def remove_limits(wallet: str) -> None:
-    """Remove a wallet's ceilings: from then on the signer refuses it everything."""
+    """Remove a wallet's ceilings: from then on the signer refuses it every new signature (a
+    message it already signed is still answered with the recorded signature: nothing new)."""
     wallet = normalize_pubkey(wallet, what="wallet")
     if not SpendLimit.delete().where(SpendLimit.wallet == wallet).execute():
         raise NotFound(f"wallet {wallet} has no spend limits")

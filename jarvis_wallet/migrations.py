@@ -27,29 +27,34 @@ def _frozen_model(db: peewee.Database, table: str, fields: dict, constraints=())
     return type(table, (peewee.Model,), {**fields, "Meta": meta})
 
 
+def _transaction_columns_0001(*, unique: bool, status_check: str) -> dict:
+    """wallet_transactions' columns as 0001 made them (0007 rebuilds the table from these)."""
+    return {
+        "id": peewee.BigAutoField(),
+        "request_id": peewee.CharField(max_length=64, unique=unique),
+        "wallet": peewee.CharField(max_length=44),
+        "status": peewee.CharField(max_length=16, constraints=[peewee.Check(status_check)]),
+        "purpose": peewee.TextField(null=True),
+        "lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("lamports >= 0")]),
+        "fee_lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("fee_lamports >= 0")]),
+        "destination_address": peewee.CharField(max_length=44, null=True),
+        "message_sha256": peewee.CharField(max_length=64),
+        # Unique when present: NULLs (rejected rows) do not collide on either backend.
+        "signature": peewee.CharField(max_length=88, null=True, unique=unique),
+        "rejection_reason": peewee.TextField(null=True),
+        "peer_uid": peewee.IntegerField(null=True),
+        "peer_pid": peewee.IntegerField(null=True),
+        "created_at": peewee.DateTimeField(),
+        "updated_at": peewee.DateTimeField(),
+        "confirmed_at": peewee.DateTimeField(null=True),
+    }
+
+
 def _0001_initial(db: peewee.Database) -> None:
     transactions = _frozen_model(
         db,
         "wallet_transactions",
-        {
-            "id": peewee.BigAutoField(),
-            "request_id": peewee.CharField(max_length=64, unique=True),
-            "wallet": peewee.CharField(max_length=44),
-            "status": peewee.CharField(max_length=16, constraints=[peewee.Check(STATUS_CHECK)]),
-            "purpose": peewee.TextField(null=True),
-            "lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("lamports >= 0")]),
-            "fee_lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("fee_lamports >= 0")]),
-            "destination_address": peewee.CharField(max_length=44, null=True),
-            "message_sha256": peewee.CharField(max_length=64),
-            # Unique when present: NULLs (rejected rows) do not collide on either backend.
-            "signature": peewee.CharField(max_length=88, null=True, unique=True),
-            "rejection_reason": peewee.TextField(null=True),
-            "peer_uid": peewee.IntegerField(null=True),
-            "peer_pid": peewee.IntegerField(null=True),
-            "created_at": peewee.DateTimeField(),
-            "updated_at": peewee.DateTimeField(),
-            "confirmed_at": peewee.DateTimeField(null=True),
-        },
+        _transaction_columns_0001(unique=True, status_check=STATUS_CHECK),
         # A signed row always has its signature; a rejected one never does.
         constraints=[peewee.Check("(status = 'rejected') = (signature IS NULL)")],
     )
@@ -112,15 +117,66 @@ def _0005_wallet_id_index(db: peewee.Database) -> None:
     migrate(migrator.add_index("wallet_transactions", ("wallet", "id"), unique=False))
 
 
+def _payments_and_message_0006() -> dict:
+    return {"payments": peewee.TextField(null=True), "message_bytes": peewee.BlobField(null=True)}
+
+
 def _0006_payments_and_message(db: peewee.Database) -> None:
     # Every payment of a decision and the bytes decided, so the trail names every recipient and
     # any decision can be checked again. Columns of the same row, not a table of payments: the
     # signer writes them in the insert it already makes (no extra statement or round trip), and
     # nothing looks a row up by them. Null on rows from before: unknown.
     migrator = SchemaMigrator.from_database(db)
+    migrate(*(migrator.add_column("wallet_transactions", name, field) for name, field in _payments_and_message_0006().items()))
+
+
+STATUS_CHECK_WITH_DUPLICATE = (
+    "status IN ('signed', 'submitted', 'confirmed', 'failed', 'rejected', 'duplicate')"
+)
+
+
+def _0007_duplicate_rows(db: peewee.Database) -> None:
+    """A re-sign request (a message already signed, asked for again) gets a row of its own:
+    status 'duplicate', no signature (the signature column is unique), nothing counted, and
+    ``duplicate_of`` naming the signed row. New CHECK constraints, which SQLite cannot add to
+    a table, so the table is rebuilt on both backends: create, copy, drop, rename, re-index."""
+    migrator = SchemaMigrator.from_database(db)
+    rebuilt = "wallet_transactions_0007"
+    # Without unique=True: the unique indexes are made after the rename, under their usual names.
+    existing = {
+        **_transaction_columns_0001(unique=False, status_check=STATUS_CHECK_WITH_DUPLICATE),
+        **_payments_and_message_0006(),
+    }
+    columns = tuple(existing)
+    table = _frozen_model(
+        db,
+        rebuilt,
+        {**existing, "duplicate_of": peewee.BigIntegerField(null=True)},
+        constraints=[
+            # A signature is released with a spending row only; refusals and re-sign rows hold none.
+            peewee.Check("(status IN ('rejected', 'duplicate')) = (signature IS NULL)"),
+            # A re-sign row names the signed row, counts nothing; no other row names one.
+            peewee.Check("(status = 'duplicate') = (duplicate_of IS NOT NULL)"),
+            peewee.Check("status <> 'duplicate' OR (lamports = 0 AND fee_lamports = 0)"),
+        ],
+    )
+    db.create_tables([table], safe=False)
+    old = peewee.Table("wallet_transactions")
+    table.insert_from(old.select(*[peewee.Column(old, name) for name in columns]), [getattr(table, name) for name in columns]).execute()
+    migrate(migrator.drop_table("wallet_transactions"))
+    migrate(migrator.rename_table(rebuilt, "wallet_transactions"))
+    if not is_sqlite(db):  # ids were copied as they were: the sequence continues after them
+        db.execute_sql(
+            "SELECT setval(pg_get_serial_sequence('wallet_transactions', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+            "FROM wallet_transactions"
+        )
     migrate(
-        migrator.add_column("wallet_transactions", "payments", peewee.TextField(null=True)),
-        migrator.add_column("wallet_transactions", "message_bytes", peewee.BlobField(null=True)),
+        migrator.add_index("wallet_transactions", ("request_id",), unique=True),
+        # Unique when present: NULLs (refusals, re-sign rows) do not collide on either backend.
+        migrator.add_index("wallet_transactions", ("signature",), unique=True),
+        migrator.add_index("wallet_transactions", ("wallet", "created_at", "status", "lamports"), unique=False),
+        migrator.add_index("wallet_transactions", ("wallet", "message_sha256"), unique=False),
+        migrator.add_index("wallet_transactions", ("wallet", "id"), unique=False),
     )
 
 
@@ -137,6 +193,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0004_wallet_transactions_message_index", _0004_message_index),
     Migration("0005_wallet_transactions_wallet_id_index", _0005_wallet_id_index),
     Migration("0006_wallet_transactions_payments_and_message", _0006_payments_and_message),
+    Migration("0007_wallet_transactions_duplicate_rows", _0007_duplicate_rows),
 )
 
 

@@ -13,14 +13,15 @@ import datetime
 
 import peewee
 
-TX_STATUSES = ("signed", "submitted", "confirmed", "failed", "rejected")
-# Allowed forward moves; "rejected", "confirmed" and "failed" are final.
+TX_STATUSES = ("signed", "submitted", "confirmed", "failed", "rejected", "duplicate")
+# Allowed forward moves; "rejected", "duplicate", "confirmed" and "failed" are final.
 TX_STATUS_TRANSITIONS = {
     "signed": ("submitted", "confirmed", "failed"),
     "submitted": ("confirmed", "failed"),
     "confirmed": (),
     "failed": (),
     "rejected": (),
+    "duplicate": (),  # a re-sign request: the transaction's own row (duplicate_of) moves, not this one
 }
 
 database_proxy = peewee.DatabaseProxy()
@@ -43,7 +44,9 @@ class BaseModel(peewee.Model):
 
 
 class WalletTransaction(BaseModel):
-    """One row per signing decision: signed (with its signature) or rejected (with why)."""
+    """One row per signing request decided: signed (with its signature), rejected (with why),
+    or duplicate (a message signed before, asked for again: no new signature, nothing counted,
+    ``duplicate_of`` is the signed row)."""
 
     id = peewee.BigAutoField()
     request_id = peewee.CharField(max_length=64, unique=True)
@@ -65,6 +68,7 @@ class WalletTransaction(BaseModel):
     created_at = peewee.DateTimeField(default=utc_now)
     updated_at = peewee.DateTimeField(default=utc_now)
     confirmed_at = peewee.DateTimeField(null=True)
+    duplicate_of = peewee.BigIntegerField(null=True)
 
     class Meta:
         table_name = "wallet_transactions"

@@ -67,6 +67,9 @@ MAX_MESSAGE_BYTES = 1212
 #: Largest timestamp: JavaScript's Number.MAX_SAFE_INTEGER, so JS clients hold it exactly.
 MAX_TIMESTAMP_MS = 2**53 - 1
 
+#: How much of an undecodable line is looked at to tell a legacy client from a version 1 one.
+_SNIFF_BYTES = 4096
+
 #: Requests are fresh when |now - timestamp| <= this many milliseconds.
 DEFAULT_FRESHNESS_WINDOW_MS = 30_000
 
@@ -140,7 +143,6 @@ PER_TX_LIMIT_EXCEEDED = "per_tx_limit_exceeded"
 DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
 DESTINATION_NOT_ALLOWED = "destination_not_allowed"
 DATABASE_UNAVAILABLE = "database_unavailable"
-NOT_FOUND = "not_found"
 BUSY = "busy"
 RATE_LIMITED = "rate_limited"
 INTERNAL_ERROR = "internal_error"
@@ -174,7 +176,7 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         REPLAYED_REQUEST: "this requestId was already used",
         PEER_NOT_ALLOWED: "the connecting process's uid may not use this signer; sent before "
         "closing the connection",
-        NO_LIMITS: "the wallet has no spend limits configured, so nothing is signed",
+        NO_LIMITS: "the wallet has no spend limits configured, so nothing new is signed",
         NOT_A_SIGNER: "the transaction does not list the signer's key as a required signer",
         PROGRAM_NOT_ALLOWED: "an instruction passes the wallet to a program outside the allow-list",
         OWNERSHIP_CHANGE: "an instruction would hand the wallet's account, or an account it "
@@ -185,8 +187,7 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         DAILY_LIMIT_EXCEEDED: "the transaction would exceed the rolling 24-hour ceiling",
         DESTINATION_NOT_ALLOWED: "a transfer goes to a destination outside the allow-list",
         DATABASE_UNAVAILABLE: "the database cannot record the decision, so the signer refuses",
-        NOT_FOUND: "the thing asked about does not exist",
-        BUSY: "the signer is at capacity (connections); retry later",
+        BUSY: "no connection slot freed up within the connection wait; nothing was decided: retry later",
         RATE_LIMITED: "too many of this uid's requests were refused lately; this one was not "
         "decided or recorded; retry later with a new requestId",
         INTERNAL_ERROR: "an unexpected failure inside the signer; nothing was signed",
@@ -314,6 +315,8 @@ class FrameBuffer:
     def __init__(self, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self._max_line_bytes = max_line_bytes
         self._pending = bytearray()
+        #: The first bytes of the line that was too long, to tell which dialect to answer in.
+        self.overlong_prefix = b""
 
     @property
     def pending_bytes(self) -> int:
@@ -332,15 +335,16 @@ class FrameBuffer:
             end = self._pending.find(b"\n", search_from)
             if end < 0:
                 break
-            self._check_length(end - start)
+            self._check_length(start, end)
             lines.append(bytes(self._pending[start:end]))
             start = search_from = end + 1
         del self._pending[:start]
-        self._check_length(len(self._pending))
+        self._check_length(0, len(self._pending))
         return lines
 
-    def _check_length(self, length: int) -> None:
-        if length > self._max_line_bytes:
+    def _check_length(self, start: int, end: int) -> None:
+        if end - start > self._max_line_bytes:
+            self.overlong_prefix = bytes(self._pending[start:start + _SNIFF_BYTES])
             self._pending.clear()
             raise ProtocolError(
                 f"line exceeds the {self._max_line_bytes}-byte limit",
@@ -892,6 +896,42 @@ class LegacyRequest:
 def is_legacy_request(obj: object) -> bool:
     """Whether ``obj`` is shaped like an original-design request (no ``op``, has ``txBase64``)."""
     return isinstance(obj, Mapping) and FIELD_OP not in obj and FIELD_TX_BASE64 in obj
+
+
+def legacy_shaped(line: bytes) -> bool:
+    """Whether a line, even one that does not decode, comes from an original-design client.
+
+    A line that decodes is legacy-shaped exactly when ``is_legacy_request`` says so. One that
+    does not (too long, not UTF-8, not JSON) is judged by its bytes: it names ``txBase64`` and
+    never ``op``. A legacy request's values (base64, hex, ``[A-Za-z0-9._:-]``) cannot hold a
+    quote, so neither name can appear inside one.
+    """
+    try:
+        return is_legacy_request(decode_frame(line))
+    except ProtocolError:
+        head = line[:_SNIFF_BYTES]
+        return b'"txBase64"' in head and b'"op"' not in head
+
+
+def connection_refusal(
+    first_line: bytes, code: str, message: str, *, legacy_mode: bool, echo_request_id: bool
+) -> dict[str, Any]:
+    """The one reply to a connection the signer turns away (busy, peer_not_allowed) or cuts
+    off (line_too_long), after reading its first line: in the legacy envelope when legacy mode
+    is on and that line is legacy-shaped, else in the version 1 envelope.
+
+    ``echo_request_id``: answer with the line's requestId when it is well formed (a refusal of
+    an allowed peer); otherwise ``null``.
+    """
+    request_id = None
+    if echo_request_id:
+        try:
+            request_id = request_id_for_reply(decode_frame(first_line))
+        except ProtocolError:
+            request_id = None
+    if legacy_mode and legacy_shaped(first_line):
+        return legacy_error_response(request_id, code, message)
+    return error_response(request_id, code, message)
 
 
 def parse_legacy_request(obj: Mapping[str, Any]) -> LegacyRequest:

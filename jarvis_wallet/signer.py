@@ -18,6 +18,7 @@ process that bound the socket removes it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -25,6 +26,7 @@ import multiprocessing
 import os
 import queue
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -47,6 +49,15 @@ from .signing import Peer, SignJob, SignOutcome, SigningService
 DEFAULT_START_TIMEOUT_SECONDS = 15.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_CONNECTIONS = 64
+# A connection over the cap waits this long for a slot before it is answered `busy`.
+DEFAULT_CONNECTION_WAIT_SECONDS = 5.0
+# Without --listen-backlog: this many waiting connections per connection served.
+BACKLOG_PER_CONNECTION = 8
+# A connection turned away (busy, peer_not_allowed) is answered after its first line, or after
+# this long: a client that writes at once must not lose the answer to EPIPE.
+REFUSAL_READ_SECONDS = 1.0
+# Refusals waiting for their first line at once; past this, answered without waiting.
+MAX_PENDING_REFUSALS = 64
 MAX_BATCH = 64
 # How long a connection thread waits for its decision; the worker's own lock timeout is shorter.
 DECISION_TIMEOUT_SECONDS = 30.0
@@ -71,11 +82,21 @@ class SignerSettings:
     freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS
     idle_timeout_seconds: float = DEFAULT_IDLE_TIMEOUT_SECONDS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # Connections that may wait for a slot, and the kernel's listen queue; None: 8 per slot.
+    listen_backlog: int | None = None
+    connection_wait_seconds: float = DEFAULT_CONNECTION_WAIT_SECONDS
     # Free decisions (refusals, signatures of next to no spend) each uid may have recorded
     # (decision_budget.py); None records every decision, however many: for load tests only.
     free_decisions_per_second: float | None = DEFAULT_FREE_DECISIONS_PER_SECOND
     free_decision_burst: int = DEFAULT_FREE_DECISION_BURST
     decision_timeout_seconds: float = DECISION_TIMEOUT_SECONDS
+
+
+def listen_backlog(settings: SignerSettings) -> int:
+    """How many connections may wait for a slot (and the kernel may queue before accept)."""
+    if settings.listen_backlog is not None:
+        return settings.listen_backlog
+    return BACKLOG_PER_CONNECTION * settings.max_connections
 
 
 @dataclass(frozen=True)
@@ -368,6 +389,17 @@ class _SigningWorker(threading.Thread):
         self._service.close()
 
 
+@dataclass
+class _Refusal:
+    """A connection being turned away: its first line is read, then it gets one answer."""
+
+    code: str
+    message: str
+    deadline: float
+    echo_request_id: bool
+    received: bytearray = field(default_factory=bytearray)
+
+
 class _SignerServer:
     def __init__(self, settings, listener, worker, handler, info, wake_r, wake_w) -> None:
         self.settings = settings
@@ -379,6 +411,11 @@ class _SignerServer:
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        # Accepted over the cap, oldest first: (connection, peer, when its wait ends).
+        self._waiting: collections.deque[tuple[socket.socket, Peer, float]] = collections.deque()
+        self._max_waiting = listen_backlog(settings)
+        self._selector: selectors.BaseSelector | None = None
+        self._refusals: dict[socket.socket, _Refusal] = {}
         self._owner_pid = os.getpid()
         self._halted = False
 
@@ -429,43 +466,132 @@ class _SignerServer:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     def serve_forever(self) -> None:
-        selector = selectors.DefaultSelector()
+        """Accept, admit waiting connections as slots free, turn away the ones that waited too
+        long; connection threads serve the rest. Only this thread touches the waiting queue."""
+        self._selector = selector = selectors.DefaultSelector()
+        self._listener.setblocking(False)
         selector.register(self._listener, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
         try:
             while not self._stopping.is_set():
-                for key, _ in selector.select(timeout=1.0):
+                for key, _ in selector.select(timeout=self._next_timeout()):
                     if key.fileobj is self._listener:
                         self._accept()
-                    else:
+                    elif key.fileobj == self._wake_r:
                         with contextlib.suppress(OSError):
                             os.read(self._wake_r, 512)
+                    else:
+                        self._read_refused(key.fileobj)
+                self._admit_waiting()
+                self._expire(time.monotonic())
         finally:
+            for conn, _, _ in self._waiting:
+                conn.close()
+            for conn in list(self._refusals):
+                conn.close()
+            self._waiting.clear()
+            self._refusals.clear()
             selector.close()
 
     def _on_signal(self, signum, frame) -> None:
         self._stopping.set()
 
+    def _next_timeout(self) -> float:
+        deadlines = [refusal.deadline for refusal in self._refusals.values()]
+        if self._waiting:
+            deadlines.append(self._waiting[0][2])
+        if not deadlines:
+            return 1.0
+        return min(1.0, max(0.0, min(deadlines) - time.monotonic()))
+
     def _accept(self) -> None:
-        try:
-            conn, _ = self._listener.accept()
-        except OSError:
-            return
-        peer = _peer_credentials(conn)
         allowed = {os.getuid(), *self.settings.allowed_uids}
-        if peer.uid not in allowed:
-            _refuse(conn, "peer_not_allowed", f"uid {peer.uid} may not use this signer")
-            return
-        with self._connections_lock:
-            if len(self._connections) >= self.settings.max_connections:
-                busy = True
+        for _ in range(self._max_waiting):  # drain what the kernel queued, but come back to the loop
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # nothing more now (EAGAIN), or out of descriptors: the kernel keeps them
+                return
+            conn.setblocking(True)
+            peer = _peer_credentials(conn)
+            if peer.uid not in allowed:
+                self._refuse(conn, protocol.PEER_NOT_ALLOWED, f"uid {peer.uid} may not use this signer", echo=False)
+            elif len(self._waiting) >= self._max_waiting:
+                self._refuse(conn, protocol.BUSY, self._busy_message(waited=False), echo=True)
             else:
-                busy = False
+                self._waiting.append((conn, peer, time.monotonic() + self.settings.connection_wait_seconds))
+                self._admit_waiting()
+
+    def _admit_waiting(self) -> None:
+        """Serve waiting connections, oldest first, while there are free slots."""
+        while self._waiting:
+            with self._connections_lock:
+                if len(self._connections) >= self.settings.max_connections:
+                    return
+                conn, peer, _ = self._waiting.popleft()
+                if _hung_up(conn):  # the client gave up while waiting: act on nothing it sent
+                    conn.close()
+                    continue
                 self._connections.add(conn)
-        if busy:
-            _refuse(conn, protocol.BUSY, "too many connections; try again")
+            threading.Thread(target=self._serve_connection, args=(conn, peer), daemon=True).start()
+
+    def _expire(self, now: float) -> None:
+        """Connections that waited their whole wait without a slot are answered `busy`."""
+        while self._waiting and self._waiting[0][2] <= now:
+            conn, _, _ = self._waiting.popleft()
+            self._refuse(conn, protocol.BUSY, self._busy_message(waited=True), echo=True)
+        for conn, refusal in list(self._refusals.items()):
+            if refusal.deadline <= now:
+                self._answer_refused(conn)
+
+    def _busy_message(self, *, waited: bool) -> str:
+        why = (
+            f"no slot freed up within {self.settings.connection_wait_seconds:g} s" if waited
+            else f"{self._max_waiting} more are already waiting"
+        )
+        return (
+            f"the signer is serving {self.settings.max_connections} connections and {why}; your request "
+            "was not decided or recorded: retry after a short pause"
+        )
+
+    def _refuse(self, conn: socket.socket, code: str, message: str, *, echo: bool) -> None:
+        """Answer after the client's first line arrives (or a short wait), then close: a client
+        that writes before it reads gets its answer instead of EPIPE."""
+        self._handler.stats.count_error(code)
+        if len(self._refusals) >= MAX_PENDING_REFUSALS:
+            self._reply_and_close(conn, b"", code, message, echo=echo)
             return
-        threading.Thread(target=self._serve_connection, args=(conn, peer), daemon=True).start()
+        conn.setblocking(False)
+        self._refusals[conn] = _Refusal(code, message, time.monotonic() + REFUSAL_READ_SECONDS, echo)
+        self._selector.register(conn, selectors.EVENT_READ)
+
+    def _read_refused(self, conn: socket.socket) -> None:
+        refusal = self._refusals[conn]
+        try:
+            chunk = conn.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        refusal.received += chunk
+        if not chunk or b"\n" in refusal.received or len(refusal.received) > protocol.MAX_LINE_BYTES:
+            self._answer_refused(conn)
+
+    def _answer_refused(self, conn: socket.socket) -> None:
+        refusal = self._refusals.pop(conn)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn)
+        first_line = bytes(refusal.received).split(b"\n", 1)[0]
+        self._reply_and_close(conn, first_line, refusal.code, refusal.message, echo=refusal.echo_request_id)
+
+    def _reply_and_close(self, conn: socket.socket, first_line: bytes, code: str, message: str, *, echo: bool) -> None:
+        reply = protocol.connection_refusal(
+            first_line, code, message, legacy_mode=self.settings.legacy_protocol, echo_request_id=echo
+        )
+        with contextlib.suppress(OSError):
+            conn.setblocking(False)  # one short line fits any socket buffer; never block the loop
+            conn.send(protocol.encode_frame(reply))
+        with contextlib.suppress(OSError):
+            conn.close()
 
     def _serve_connection(self, conn: socket.socket, peer: Peer) -> None:
         frames = protocol.FrameBuffer()
@@ -491,17 +617,27 @@ class _SignerServer:
                 try:
                     lines = frames.feed(chunk)
                 except JarvisWalletError as exc:
-                    conn.sendall(protocol.encode_frame(protocol.error_response(None, exc.wire_code, exc.message)))
-                    return  # a line over the cap: the rest of the stream cannot be trusted
+                    # A line over the cap: the rest of the stream cannot be trusted.
+                    self._handler.stats.count_error(exc.wire_code)
+                    reply = protocol.connection_refusal(
+                        frames.overlong_prefix, exc.wire_code, exc.message,
+                        legacy_mode=self.settings.legacy_protocol, echo_request_id=False,
+                    )
+                    conn.sendall(protocol.encode_frame(reply))
+                    _drain_line(conn, deadline=time.monotonic() + REFUSAL_READ_SECONDS)
+                    return
                 for line in lines:
                     conn.sendall(self._handler.handle_line(line, peer))
         except (OSError, TimeoutError):
             return
         finally:
-            with self._connections_lock:
-                self._connections.discard(conn)
             with contextlib.suppress(OSError):
                 conn.close()
+            with self._connections_lock:
+                self._connections.discard(conn)
+                if not self._halted:  # halt() closes the pipe under this lock: never a reused fd
+                    with contextlib.suppress(OSError):
+                        os.write(self._wake_w, b"\0")  # a slot is free: admit the next waiting connection
 
     def halt(self) -> None:
         """Stop accepting, finish the worker, remove our socket and pid file. Idempotent."""
@@ -520,9 +656,10 @@ class _SignerServer:
                     conn.shutdown(socket.SHUT_RDWR)
         self._worker.stop()
         self._worker.join(timeout=self._worker.decision_timeout_seconds)
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with self._connections_lock:
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 # -- socket, directory, secret, pid file -------------------------------------------------------
@@ -585,7 +722,7 @@ def _bind_socket(path: Path, settings: SignerSettings) -> socket.socket:
         os.chmod(path, 0o660)
     else:
         os.chmod(path, 0o600)
-    listener.listen(128)
+    listener.listen(listen_backlog(settings))
     return listener
 
 
@@ -620,12 +757,28 @@ def _peer_credentials(conn: socket.socket) -> Peer:
     return Peer(uid=uid, pid=pid)
 
 
-def _refuse(conn: socket.socket, code: str, message: str) -> None:
+def _hung_up(conn: socket.socket) -> bool:
+    """Whether the client closed its end altogether (POLLHUP): nobody would read an answer.
+    A client that only shut down writing (half-close) still waits for one."""
+    poller = select.poll()
+    poller.register(conn, select.POLLHUP)
+    return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
+
+
+def _drain_line(conn: socket.socket, *, deadline: float, limit: int = 16 * protocol.MAX_LINE_BYTES) -> None:
+    """Read and drop the rest of an over-long line (bounded), so the client's write completes
+    and it can read the answer before the close, instead of failing with EPIPE."""
+    received = 0
     with contextlib.suppress(OSError):
-        conn.settimeout(1.0)
-        conn.sendall(protocol.encode_frame(protocol.error_response(None, code, message)))
-    with contextlib.suppress(OSError):
-        conn.close()
+        while received < limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            conn.settimeout(remaining)
+            chunk = conn.recv(65536)
+            if not chunk or b"\n" in chunk:
+                return
+            received += len(chunk)
 
 
 def _write_pid_file(path: Path) -> None:

@@ -6,10 +6,11 @@ wallet's limits row on PostgreSQL, in a transaction begun READ COMMITTED
 whatever the server's default, so every read after the lock sees every
 decision committed before it): refuse a request id seen before, return
 the recorded signature for a message already signed (a retry after a lost
-response counts once), read the limits and the spend of the last 24 hours,
-take the policy decision, sign if allowed, and insert the row (with every
-payment of the decision and the bytes decided, so that it can be checked
-again later). The signature
+response counts once, whatever the limits are now, and gets a ``duplicate``
+row of its own that names the signed one), read the limits and the spend of
+the last 24 hours, take the policy decision, sign if allowed, and insert the
+row (with every payment of the decision and the bytes decided, so that it can
+be checked again later). The signature
 is handed back only after the commit; if anything fails on the way, nothing
 leaves (fail closed).
 
@@ -108,6 +109,7 @@ class SignOutcome:
     lamports: int  # the spend counted against the limits, fee included
     fee_lamports: int
     duplicate: bool  # the same message was signed before; this is that recorded signature
+    signed_at: datetime.datetime | None = None  # when the signature was recorded (the first time)
 
 
 @dataclass
@@ -121,9 +123,9 @@ class _Pending:
 _COLUMNS = (
     "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
     "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "payments", "message_bytes",
-    "created_at", "updated_at",
+    "duplicate_of", "created_at", "updated_at",
 )
-# PostgreSQL takes at most 65,535 parameters per statement; 16 a row.
+# PostgreSQL takes at most 65,535 parameters per statement; 17 a row.
 MAX_ROWS_PER_INSERT = 256
 
 
@@ -150,7 +152,6 @@ class _Statements:
         self._param = p
         self._earlier = {}
         self._inserts = {}
-        self.request_id_used = f"SELECT 1 FROM wallet_transactions WHERE request_id = {p}"
         self.postgres = postgres
 
     def earlier_signatures(self, count: int) -> str:
@@ -158,7 +159,7 @@ class _Statements:
         if count not in self._earlier:
             p = self._param
             self._earlier[count] = (
-                "SELECT message_sha256, id, signature, lamports, fee_lamports FROM wallet_transactions "
+                "SELECT message_sha256, id, signature, lamports, fee_lamports, created_at FROM wallet_transactions "
                 f"WHERE wallet = {p} AND message_sha256 IN ({', '.join([p] * count)}) AND signature IS NOT NULL"
             )
         return self._earlier[count]
@@ -183,7 +184,8 @@ class _Row:
     values: tuple  # every column but created_at and updated_at
     slot: _Pending
     result: SignOutcome | JarvisWalletError
-    retries: list = field(default_factory=list)  # later slots of this batch asking for the same message
+    # A re-sign of a message signed earlier in this batch: inserted once that row has its id.
+    original: _Row | None = None
 
 
 @dataclass(frozen=True)
@@ -225,13 +227,13 @@ class _Batch:
 
     state: _BatchState
     now: datetime.datetime
-    earlier: dict = field(default_factory=dict)  # message hash -> (id, signature, lamports, fee)
+    earlier: dict = field(default_factory=dict)  # message hash -> (id, signature, lamports, fee, created_at)
     rows: list = field(default_factory=list)
     signed_here: dict = field(default_factory=dict)  # message hash -> _Row signed in this batch
     request_ids: set = field(default_factory=set)
 
     def add(self, row: _Row) -> None:
-        if isinstance(row.result, SignOutcome):
+        if isinstance(row.result, SignOutcome) and not row.result.duplicate:
             self.signed_here[row.digest] = row
         self.rows.append(row)
 
@@ -406,23 +408,27 @@ class SigningService:
             lamports=spend.spend_lamports,
             fee_lamports=spend.wallet_fee_lamports,
             duplicate=False,
+            signed_at=batch.now,
         )
         # Counted now, so the next decision of the batch sees it.
         state.spent_24h += spend.spend_lamports
         batch.add(self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid))
 
     def _answer_retry(self, db, job, slot: _Pending, batch: _Batch, digest: str, signing_bytes, parsed) -> None:
-        """The message was signed before: the recorded signature, counted once."""
-        # Only here can a used request id get past the insert's ON CONFLICT check.
-        if db.execute_sql(self._sql.request_id_used, (job.request_id,)).fetchone() is not None:
-            slot.error = AuthenticationFailed(
-                f"request id {job.request_id} was used before", wire_code="replayed_request"
-            )
-            return
+        """The message was signed before: the recorded signature, released again, counted once.
+
+        Neither the limits nor their absence are checked again: a signature already released
+        releases nothing new, and re-checking would break a retry after a lost answer. The
+        request gets its own row (status 'duplicate', nothing counted) naming the signed one;
+        its insert is also what refuses a used request id (ON CONFLICT).
+        """
         if digest in batch.earlier:
-            slot.outcome = self._outcome_from_row(batch.earlier[digest], signing_bytes, parsed)
-        else:  # signed earlier in this very batch: answered once that row is inserted
-            batch.signed_here[digest].retries.append(slot)
+            outcome = self._outcome_from_row(batch.earlier[digest], signing_bytes, parsed)
+            batch.add(self._row(job, slot, outcome, digest=digest))
+        else:  # signed earlier in this very batch: inserted once that row has its id
+            original = batch.signed_here[digest]
+            placeholder = replace(original.result, duplicate=True)  # duplicate_of is filled in then
+            batch.add(replace(self._row(job, slot, placeholder, digest=digest), original=original))
 
     def _decide_offchain(self, job, envelope: bytes, digest: str, slot: _Pending, batch: _Batch) -> None:
         if batch.state.limits is None:
@@ -436,28 +442,34 @@ class SigningService:
             ))
             return
         signature = self._keypair.sign(envelope)
-        outcome = SignOutcome(0, self._wallet, signature, envelope, 0, 0, duplicate=False)
+        outcome = SignOutcome(0, self._wallet, signature, envelope, 0, 0, duplicate=False, signed_at=batch.now)
         batch.add(self._row(job, slot, outcome, digest=digest, message=envelope, paid=_PAYS_NOBODY))
 
     def _row(
-        self, job: SignJob, slot: _Pending, result, *, digest: str, message: bytes, reason: str | None = None,
+        self, job: SignJob, slot: _Pending, result, *, digest: str, message: bytes | None = None, reason: str | None = None,
         lamports: int = 0, fee: int = 0, paid: _Paid | None = None,
     ) -> _Row:
         """The audit row of one decision, to be inserted with the rest of the batch.
 
-        ``message`` is what ``digest`` hashes; ``paid`` is None when the bytes could not be read.
+        ``message`` is what ``digest`` hashes (None on a re-sign row); ``paid`` is None when the
+        bytes could not be read. A re-sign (a duplicate outcome) records who asked and why, and
+        nothing else: no signature, amounts, payments or bytes (the signed row holds them), and
+        the signed row's id.
         """
         signed = isinstance(result, SignOutcome)
-        if signed:
+        duplicate = signed and result.duplicate
+        if signed and not duplicate:
             lamports, fee = result.lamports, result.fee_lamports
         # A refused request may claim more than a 64-bit column holds; record the most it can.
         lamports, fee = min(lamports, MAX_LAMPORTS), min(fee, MAX_LAMPORTS)
+        status = ("duplicate" if duplicate else "signed") if signed else "rejected"
         values = (
-            job.request_id, self._wallet, "signed" if signed else "rejected", job.purpose,
+            job.request_id, self._wallet, status, job.purpose,
             lamports, fee, paid.first_destination if paid else None, digest,
-            _base58(result.signature) if signed else None,
+            _base58(result.signature) if signed and not duplicate else None,
             None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
             job.peer.uid, job.peer.pid, paid.json if paid else None, message,
+            result.transaction_id if duplicate else None,  # last: filled in later for a same-batch re-sign
         )
         return _Row(job.request_id, digest, values, slot, result)
 
@@ -467,41 +479,64 @@ class SigningService:
         A request id already recorded inserts nothing (ON CONFLICT DO NOTHING): that request
         is a replay, and whatever it decided is withheld.
         """
-        now = batch.now
+        first = [row for row in batch.rows if row.original is None]
+        ids = self._insert(db, first, batch.now)
+        self._release(first, ids)
+        # Re-signs of messages signed in this batch, now that those rows have their ids.
+        later = []
+        for row in batch.rows:
+            if row.original is None:
+                continue
+            signed = row.original.slot.outcome
+            if signed is None:  # that row was not inserted (its request id was used before)
+                row.slot.error = SignerUnavailable(
+                    "the signer could not record this request; send it again", wire_code="busy"
+                )
+                continue
+            row.result = replace(signed, duplicate=True)
+            row.values = (*row.values[:-1], signed.transaction_id)
+            later.append(row)
+        self._release(later, self._insert(db, later, batch.now))
+
+    def _insert(self, db, rows: list[_Row], now: datetime.datetime) -> dict[str, int]:
+        """Insert rows; the ids of those inserted, by request id (a used request id inserts nothing)."""
         ids: dict[str, int] = {}
         if self._sql.postgres:
-            for start in range(0, len(batch.rows), MAX_ROWS_PER_INSERT):
-                chunk = batch.rows[start:start + MAX_ROWS_PER_INSERT]
+            for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+                chunk = rows[start:start + MAX_ROWS_PER_INSERT]
                 params = [value for row in chunk for value in (*row.values, now, now)]
                 ids.update(db.execute_sql(self._sql.insert_many(len(chunk)), params).fetchall())
         else:
-            for row in batch.rows:  # in-process: a statement per row costs nothing on the wire
+            for row in rows:  # in-process: a statement per row costs nothing on the wire
                 cursor = db.execute_sql(self._sql.insert_many(1), (*row.values, now, now))
                 if cursor.rowcount == 1:
                     ids[row.request_id] = cursor.lastrowid
-        for row in batch.rows:
+        return ids
+
+    def _release(self, rows: list[_Row], ids: dict[str, int]) -> None:
+        """Give each inserted row's slot its result; a row not inserted was a replay."""
+        for row in rows:
             row_id = ids.get(row.request_id)
             if row_id is None:
                 row.slot.error = AuthenticationFailed(
                     f"request id {row.request_id} was used before", wire_code="replayed_request"
                 )
-                failure = SignerUnavailable("the signer could not record this request; send it again", wire_code="busy")
-                for retry in row.retries:
-                    retry.error = failure
-                continue
-            if isinstance(row.result, SignOutcome):
-                row.slot.outcome = replace(row.result, transaction_id=row_id)
-                for retry in row.retries:
-                    retry.outcome = replace(row.slot.outcome, duplicate=True)
-                self._rolling_spend.recorded(row_id, row.result.lamports)
-            else:
+            elif not isinstance(row.result, SignOutcome):
                 row.slot.error = row.result
+            elif row.result.duplicate:
+                row.slot.outcome = row.result  # the signed row's id and time, not this row's
+            else:
+                row.slot.outcome = replace(row.result, transaction_id=row_id)
+                self._rolling_spend.recorded(row_id, row.result.lamports)
 
     def _outcome_from_row(self, row, signing_bytes: bytes, parsed) -> SignOutcome:
-        row_id, signature_text, lamports, fee = row
+        row_id, signature_text, lamports, fee, created_at = row
         signature = base58.b58decode(signature_text)
         signed = parsed.with_signature(self._keypair.public_key, signature) if parsed is not None else signing_bytes
-        return SignOutcome(row_id, self._wallet, signature, signed, int(lamports), int(fee), duplicate=True)
+        return SignOutcome(
+            row_id, self._wallet, signature, signed, int(lamports), int(fee), duplicate=True,
+            signed_at=_naive_utc(created_at),
+        )
 
     @contextlib.contextmanager
     def _locked_transaction(self, db):
@@ -537,6 +572,15 @@ def _allowlist_bytes(value: str | None, base: frozenset = frozenset()) -> frozen
     """Comma-separated base58 keys (plus ``base``) as raw keys, decoded once per distinct value."""
     keys = set(base) | {part for part in (value or "").split(",") if part}
     return frozenset(decode_pubkey(key, what="allow-listed key") for key in keys)
+
+
+def _naive_utc(moment) -> datetime.datetime:
+    """A timestamp column as naive UTC (SQLite may hand back text)."""
+    if isinstance(moment, str):
+        moment = datetime.datetime.fromisoformat(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return moment
 
 
 def _base58(raw: bytes) -> str:

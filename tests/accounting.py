@@ -20,7 +20,9 @@ docs/design.md, and 8's "one reply per request"):
 
 1. every signature a client received has its spending row: same signature, same wallet, same
    message hash, same lamports; a first signature's row carries that request's id, a duplicate's
-   row an earlier request's; the signature verifies over the message with the wallet's key;
+   row an earlier request's, and a duplicate reply's own request has a ``duplicate`` row naming
+   that spending row (``duplicate_of``, the reply's ``transactionId``); the signature verifies
+   over the message with the wallet's key;
 2. every decision a client was told of (a policy refusal, ``invalid_tx`` for a transaction that
    could not be parsed) has exactly one row with its request id, status ``rejected``, and the
    refusal's code as the reason;
@@ -28,11 +30,14 @@ docs/design.md, and 8's "one reply per request"):
    decision, or lost, or refused as ``database_unavailable``/``internal_error`` (a commit whose
    acknowledgement was lost: recorded, never released). A request refused before the decision
    (authentication, freshness, framing, busy) or that never reached the signer has no row;
-4. no two spending rows for one message of one wallet (a retry counts once);
+4. no two spending rows for one message of one wallet (a retry counts once); every
+   ``duplicate`` row (a re-sign request) names a spending row of its wallet and message, holds
+   no signature and counts nothing;
 5. per wallet: no spending row above the per-transaction ceiling, no rolling 24-hour window
    above the daily ceiling, no spending row at all for a wallet without limits;
 6. every recorded signature whose message the journal knows verifies over it;
-7. every row carries the bytes it decided, which re-check it: they hash to its message_sha256,
+7. every decision's row carries the bytes it decided (a re-sign row carries none: the signed row
+   it names does), which re-check it: they hash to its message_sha256,
    its signature (if any) verifies over them, and, where the row records its payments, parsing
    them again gives the same payments and the same lamports.
 
@@ -181,6 +186,7 @@ class AccountingReport:
     ambiguous_recorded: int = 0  # of those, recorded anyway (commit acknowledgement lost)
     rows: int = 0
     spending_rows: int = 0
+    duplicate_rows: int = 0  # re-sign requests: each names a spending row, counts nothing
     signatures_accounted: int = 0  # received signatures with their row
     signatures_missing: int = 0  # received signatures without a row: must be 0
     spent_lamports: dict[str, int] = field(default_factory=dict)
@@ -404,6 +410,15 @@ def check_accounting(
                 problems.append(f"duplicate reply {rid} points at its own row")
             if duplicate and row is not None and row["status"] in SPENDING_STATUSES:
                 problems.append(f"duplicate request {rid} has a spending row of its own")
+            elif duplicate and "transactionId" in attempt.reply:  # a version 1 reply (legacy has none)
+                if row is None or row["status"] != "duplicate" or row["duplicate_of"] != recorded["id"]:
+                    seen = None if row is None else (row["status"], row["duplicate_of"])
+                    problems.append(
+                        f"duplicate request {rid} has no duplicate row naming row {recorded['id']} (found {seen})"
+                    )
+                if attempt.reply["transactionId"] != recorded["id"]:
+                    problems.append(f"duplicate reply {rid} names transaction {attempt.reply['transactionId']}, "
+                                    f"the signature's row is {recorded['id']}")
             if digest is not None and not _verifies(recorded["wallet"], messages[digest], signature):
                 problems.append(f"signature {signature} does not verify over its message")
         elif code in DECISION_CODES and digest is not None:
@@ -443,6 +458,18 @@ def check_accounting(
     for row in rows:
         if (row["status"] in SPENDING_STATUSES) != (row["signature"] is not None):
             problems.append(f"row {row['id']} is {row['status']} with signature {row['signature']}")
+    by_row_id = {row["id"]: row for row in rows}
+    for row in rows:
+        if row["status"] != "duplicate":
+            continue
+        report.duplicate_rows += 1
+        signed = by_row_id.get(row["duplicate_of"])
+        if signed is None or signed["status"] not in SPENDING_STATUSES:
+            problems.append(f"duplicate row {row['id']} names row {row['duplicate_of']}, not a spending row")
+        elif (signed["wallet"], signed["message_sha256"]) != (row["wallet"], row["message_sha256"]):
+            problems.append(f"duplicate row {row['id']} names row {signed['id']} of another message or wallet")
+        if row["lamports"] or row["fee_lamports"]:
+            problems.append(f"duplicate row {row['id']} counts {row['lamports']} lamports")
 
     # 5. Limits per wallet, over rolling 24-hour windows.
     by_wallet: dict[str, list[dict]] = defaultdict(list)
@@ -479,9 +506,11 @@ def check_accounting(
             if not _verifies(row["wallet"], message, row["signature"]):
                 problems.append(f"recorded signature of row {row['id']} does not verify")
 
-    # 7. Every row re-checks from the bytes it recorded.
+    # 7. Every decision's row re-checks from the bytes it recorded. A re-sign row records none:
+    # the signed row it names holds them (check 8 ties the two together).
     for row in rows:
-        problems.extend(recheck_recorded_message(row))
+        if row["status"] != "duplicate":
+            problems.extend(recheck_recorded_message(row))
 
     report.signatures_received = len(received)
     report.signatures_missing = len(missing)

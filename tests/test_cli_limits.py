@@ -92,3 +92,28 @@ def test_table_output_shows_both_units(cli, initialised_url):
     cli("limits", "set", "--wallet", key, "--per-tx", "0.5SOL", "--daily", "2SOL", url=initialised_url)
     out = cli("limits", "show", url=initialised_url).stdout
     assert key in out and "500,000,000 (0.5 SOL)" in out and "2,000,000,000 (2 SOL)" in out
+
+
+def test_limits_remove_says_what_the_signer_then_does_and_it_does(cli, signers):
+    """Issue 11/18: 'refuses it everything' was not what happened to a message signed before."""
+    from jarvis_wallet.errors import PolicyDenied
+
+    from conftest import transfer_message
+
+    keypair = signers.keypair()
+    wallet = signers.set_limits(per_tx=10**6, daily=10**6)
+    handle = signers.start()
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    with signers.client(handle) as client:
+        first = client.sign_transaction(message)
+        result = cli("limits", "remove", "--wallet", wallet, url=signers.database_url)
+        assert result.exit_code == 0
+        assert result.stdout == (
+            f"Limits removed for {wallet}; the signer now refuses it every new signature (a message it already "
+            "signed is answered with the recorded signature: nothing new is spent)\n"
+        )
+        again = client.sign_transaction(message)
+        assert again.duplicate and again.signature == first.signature
+        with pytest.raises(PolicyDenied) as refused:
+            client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=1000))
+        assert refused.value.reason == "no_limits"

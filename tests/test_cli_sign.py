@@ -170,8 +170,9 @@ def test_json_output_and_a_duplicate_counts_once(session):
     assert plain.stdout == data["signature"] + "\n"
 
     assert session.spent() == 1000 + FEE  # counted once, not three times
-    rows = session.rows()
-    assert [(r["id"], r["status"], r["purpose"]) for r in rows] == [(data["transaction_id"], "signed", "coffee")]
+    rows = sorted(session.rows(), key=lambda r: r["id"])
+    assert [(r["id"], r["status"], r["purpose"]) for r in rows][0] == (data["transaction_id"], "signed", "coffee")
+    assert [(r["status"], r["duplicate_of"]) for r in rows[1:]] == [("duplicate", data["transaction_id"])] * 2
 
 
 def test_over_the_limits_exits_5_with_the_reason(session):

@@ -660,3 +660,36 @@ def test_stop_never_signals_a_pid_from_a_stale_pid_file(cli, tmp_path):
     stop = cli("signer", "stop", "--socket", socket)
     assert stop.exit_code == 6
     assert stop.stderr == f"Error: no signer answers on {socket} (stale pid file {socket.parent / 'signer.pid'})\n"
+
+
+@pytest.mark.parametrize(
+    "option, value, error",
+    [("--listen-backlog", "0", "--listen-backlog must be at least 1"),
+     ("--connection-wait", "-1", "--connection-wait must be between 0 and 60 seconds"),
+     ("--connection-wait", "nan", "--connection-wait must be between 0 and 60 seconds"),
+     ("--connection-wait", "61", "--connection-wait must be between 0 and 60 seconds")],
+)
+def test_connection_queue_options_are_checked(commands, initialised_url, key, tmp_path, option, value, error):
+    socket = tmp_path / "run" / "signer.sock"
+    result = commands.run("signer", "start", "--keypair", key.path, "--socket", socket, option, value, url=initialised_url)
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result.stderr) == f"Error: {error}\n"
+    assert not socket.exists()
+
+
+def test_the_listen_backlog_is_what_was_asked_or_eight_per_connection(signers):
+    """The kernel queue is sized for the cap, so a burst is queued, not refused with EAGAIN."""
+    import shutil
+
+    from jarvis_wallet.signer import SignerSettings, listen_backlog
+
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (iproute2) to read a listener's backlog")
+
+    assert listen_backlog(SignerSettings(socket_path=Path("s"), database_url="", max_connections=10)) == 80
+    for overrides, expected in (({}, 512), ({"listen_backlog": 300}, 300)):
+        handle = signers.start(**overrides)
+        listing = subprocess.run(["ss", "-xlnH"], capture_output=True, text=True)
+        (line,) = [line for line in listing.stdout.splitlines() if str(handle.socket_path) in line.split()]
+        assert line.split()[3] == str(expected), line  # a listener's Send-Q is its backlog
+        handle.stop()

@@ -104,3 +104,279 @@ def test_database_doc_names_the_isolation_level_the_signer_pins():
     text = (ROOT / "docs" / "database.md").read_text()
     assert f"BEGIN TRANSACTION ISOLATION LEVEL {DECISION_ISOLATION_LEVEL.upper()}" in text
     assert "## Locking and isolation" in text and "BEGIN IMMEDIATE" in text
+
+
+# -- docs/protocol.md and the signer agree (issue 18): each test pins one documented behaviour ------
+
+
+PROTOCOL_DOC = (ROOT / "docs" / "protocol.md").read_text()
+PROTOCOL_TEXT = " ".join(PROTOCOL_DOC.split())  # sentences as one line, whatever the wrapping
+
+
+class _Line:
+    """One raw connection to a real signer: write lines, read reply lines."""
+
+    def __init__(self, handle) -> None:
+        import socket
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(str(handle.socket_path))
+        self.buffer = b""
+
+    def ask(self, request) -> dict:
+        import json
+
+        from jarvis_wallet import protocol
+
+        self.sock.sendall(protocol.encode_frame(request) if isinstance(request, dict) else request)
+        return self.read()
+
+    def read(self) -> dict | None:
+        import json
+
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+
+def _secret(handle) -> bytes:
+    return Path(handle.info.secret_path).read_bytes().rstrip(b"\n")
+
+
+def _tx_base64(message: bytes) -> str:
+    import base64
+
+    return base64.b64encode(message).decode()
+
+
+def test_protocol_doc_states_the_signers_connection_defaults():
+    from jarvis_wallet import signer
+
+    assert f"(default {signer.DEFAULT_MAX_CONNECTIONS})" in PROTOCOL_TEXT
+    assert f"`--connection-wait` seconds (default {signer.DEFAULT_CONNECTION_WAIT_SECONDS:g})" in PROTOCOL_TEXT
+    backlog = signer.BACKLOG_PER_CONNECTION * signer.DEFAULT_MAX_CONNECTIONS
+    assert f"(default {signer.BACKLOG_PER_CONNECTION} per slot: {backlog})" in PROTOCOL_TEXT
+    assert f"`--idle-timeout` seconds (default {signer.DEFAULT_IDLE_TIMEOUT_SECONDS:g})" in PROTOCOL_TEXT
+    assert f"at most {signer.REFUSAL_READ_SECONDS:g} second" in PROTOCOL_TEXT
+    assert "`busy` is always safe to retry" in PROTOCOL_TEXT
+
+
+def test_protocol_doc_idle_connections_are_closed_without_a_line(signers):
+    """Section 1: closed after the idle timeout, and nothing is written before the close."""
+    import time
+
+    signers.set_limits(per_tx=10**6, daily=10**6)
+    handle = signers.start(idle_timeout_seconds=0.3)
+    idle, half = _Line(handle), _Line(handle)
+    half.sock.sendall(b'{"op":"ping",')  # a line must be complete within the timeout too
+    started = time.monotonic()
+    assert idle.read() is None and half.read() is None  # end of stream, not an error line
+    assert idle.buffer == half.buffer == b""
+    assert time.monotonic() - started < 5
+    assert "closed without a reply" in PROTOCOL_TEXT
+
+
+def test_protocol_doc_retry_rule_holds_whatever_the_limits_are_now(signers):
+    """Section 5.3: the recorded signature, duplicate, the earlier transactionId and signedAt,
+    after the limits were lowered or removed; a new message is refused as the limits say."""
+    from jarvis_wallet import protocol
+    from jarvis_wallet.db import session
+    from jarvis_wallet.limits import remove_limits, set_limits
+    from jarvis_wallet.models import WalletTransaction
+
+    from conftest import transfer_message
+
+    keypair = signers.keypair()
+    wallet = signers.set_limits(per_tx=10**6, daily=10**6)
+    handle = signers.start()
+    line, secret = _Line(handle), _secret(handle)
+    message = transfer_message(from_key=keypair.public_key, lamports=500_000)
+
+    def sign(tx: bytes, purpose: str) -> dict:
+        return line.ask(protocol.build_request(secret, op="sign", tx_base64=_tx_base64(tx), purpose=purpose))
+
+    first = sign(message, "pay")
+    assert first["ok"] and first["duplicate"] is False
+    replies = []
+    for change in (lambda: set_limits(wallet, per_tx_lamports=1, daily_lamports=1), lambda: remove_limits(wallet)):
+        with session(signers.database_url):
+            change()
+        replies.append(sign(message, "pay, retried"))
+        assert replies[-1]["ok"], replies[-1]
+        assert {k: replies[-1][k] for k in ("signature", "transactionId", "signedAt", "lamports")} == {
+            k: first[k] for k in ("signature", "transactionId", "signedAt", "lamports")
+        }
+        assert replies[-1]["duplicate"] is True
+    refused = sign(transfer_message(from_key=keypair.public_key, lamports=1000), "new")
+    assert refused["error"]["code"] == "no_limits"
+    with session(signers.database_url):
+        rows = {r["request_id"]: r for r in WalletTransaction.select().dicts()}
+    for reply in replies:
+        row = rows[reply["requestId"]]
+        assert (row["status"], row["duplicate_of"], row["lamports"], row["purpose"]) == (
+            "duplicate", first["transactionId"], 0, "pay, retried")
+    assert "stops every new signature, not the return of one already released" in PROTOCOL_TEXT
+
+    # sign_message de-duplicates the same way, and says so.
+    signers.set_limits(per_tx=10**6, daily=10**6)
+    texts = [line.ask(protocol.build_request(secret, op="sign_message", message="hello")) for _ in range(2)]
+    assert [t.get("duplicate") for t in texts] == [False, True], texts
+    assert texts[0]["signature"] == texts[1]["signature"] and texts[0]["transactionId"] == texts[1]["transactionId"]
+    with signers.client(handle) as client:  # and the Python client hands both on
+        again = client.sign_message("hello")
+        assert (again.duplicate, again.signed_at, again.transaction_id) == (
+            True, texts[0]["signedAt"], texts[0]["transactionId"])
+        retried = client.sign_transaction(message)
+        assert (retried.duplicate, retried.signed_at) == (True, first["signedAt"])
+
+
+def test_protocol_doc_unauthenticated_ops_are_not_held_to_single_use(signers):
+    """Section 3.2: ping and pubkey without hmac: id not remembered, timestamp not checked; with
+    hmac, checked like any authenticated request."""
+    from jarvis_wallet import protocol
+
+    handle = signers.start()
+    line, secret = _Line(handle), _secret(handle)
+    request_id = protocol.new_request_id()
+    for op in ("ping", "pubkey", "ping"):
+        assert line.ask({"op": op, "requestId": request_id})["ok"] is True  # the same id, three times
+    assert line.ask({"op": "ping", "requestId": protocol.new_request_id(), "timestamp": 0})["ok"] is True
+    stale = protocol.build_request(secret, op="ping", timestamp_ms=0)
+    assert line.ask(stale)["error"]["code"] == "stale_request"
+    signed = protocol.build_request(secret, op="pubkey")
+    assert line.ask(signed)["ok"] is True
+    assert line.ask(signed)["error"]["code"] == "replayed_request"
+    assert "the only kind of request that is not authenticated" in PROTOCOL_TEXT
+
+
+def test_protocol_doc_status_counters(signers):
+    """Section 4: refused counts refused decisions only; errors counts every error answer by code."""
+    from jarvis_wallet import protocol
+
+    from conftest import transfer_message
+
+    keypair = signers.keypair()
+    signers.set_limits(per_tx=10_000, daily=10**6)
+    handle = signers.start()
+    line, secret = _Line(handle), _secret(handle)
+    codes = [
+        line.ask(protocol.build_request(b"x" * 32, op="sign", tx_base64=_tx_base64(b"\x01")))["error"]["code"],
+        line.ask(b"not json\n")["error"]["code"],
+        line.ask(dict(protocol.build_request(secret, op="ping"), requestId="nope"))["error"]["code"],
+        line.ask(protocol.build_request(secret, op="sign", tx_base64=_tx_base64(b"\x01\x02garbage")))["error"]["code"],
+        line.ask(protocol.build_request(
+            secret, op="sign", tx_base64=_tx_base64(transfer_message(from_key=keypair.public_key, lamports=10**5))
+        ))["error"]["code"],
+    ]
+    assert codes == ["auth_failed", "bad_request", "bad_request", "invalid_tx", "per_tx_limit_exceeded"]
+    status = line.ask(protocol.build_request(secret, op="status"))
+    assert status["refused"] == 2  # the unparseable transaction and the policy refusal: decisions
+    assert status["errors"] == {"auth_failed": 1, "bad_request": 2, "invalid_tx": 1, "per_tx_limit_exceeded": 1}
+    assert status["signed"] == 0
+
+
+def test_protocol_doc_codes_of_invalid_text_and_an_offchain_envelope_sent_to_sign(signers):
+    """Section 3.1: an invalid message or purpose is bad_request; control characters include DEL
+    and C1; an off-chain envelope sent to sign is invalid_tx, recorded."""
+    from jarvis_wallet import protocol
+    from jarvis_wallet.solana import build_offchain_message
+
+    signers.set_limits(per_tx=10**6, daily=10**6)
+    handle = signers.start()
+    line, secret = _Line(handle), _secret(handle)
+
+    def code(**fields) -> str:
+        op = "sign_message" if "message" in fields else "sign"
+        request = {"op": op, "requestId": protocol.new_request_id(), "timestamp": protocol.current_time_ms(), **fields}
+        reply = line.ask(protocol.sign_request(secret, request))
+        return "ok" if reply["ok"] else reply["error"]["code"]
+
+    for bad in ("", "del \x7f", "next line \x85", "nul \x00", "c1 \x9f", "bidi \u202e"):
+        assert code(message=bad) == "bad_request", repr(bad)
+        if bad:
+            assert code(message="fine", purpose=bad) == "bad_request", repr(bad)
+    assert code(message="tab\tand\nnewline") == "ok"
+    assert code(message="fine", purpose="a tab\t") == "bad_request"
+    envelope = build_offchain_message("Sign in to example.com")
+    assert code(txBase64=_tx_base64(envelope)) == "invalid_tx"
+    assert "U+007F (DEL)" in PROTOCOL_TEXT and "U+0085" in PROTOCOL_TEXT
+    assert "an off-chain message envelope (section 3.2) sent to `sign`" in PROTOCOL_TEXT
+
+
+def test_protocol_doc_refusal_example_is_what_the_signer_writes(initialised_url):
+    """Section 8: the refusal example is the signer's own sentence for the situation it names."""
+    import base64
+    import json
+    import re
+
+    from jarvis_wallet import protocol
+    from jarvis_wallet.db import session
+    from jarvis_wallet.errors import PolicyDenied
+    from jarvis_wallet.keys import Keypair
+    from jarvis_wallet.limits import set_limits
+    from jarvis_wallet.models import WalletTransaction, utc_now
+    from jarvis_wallet.signing import SignJob, SigningService
+
+    examples = dict(re.findall(r"<!-- example: ([\w-]+) -->\n```\w*\n(.*?)\n```", PROTOCOL_DOC, re.S))
+    fields = json.loads(examples["sign-fields"])
+    keypair = Keypair.from_seed(bytes(range(1, 33)))
+    with session(initialised_url):
+        set_limits(keypair.public_key_base58, per_tx_lamports=5_000_000, daily_lamports=5_000_000)
+        WalletTransaction.create(  # 4,600,000 already spent in the last 24 hours
+            request_id="earlier", wallet=keypair.public_key_base58, status="signed", lamports=4_600_000,
+            fee_lamports=5_000, message_sha256="0" * 64, signature="earlier-signature",
+            created_at=utc_now(), updated_at=utc_now(),
+        )
+    service = SigningService(keypair=keypair, database_url=initialised_url)
+    try:
+        with pytest.raises(PolicyDenied) as refused:
+            service.sign(SignJob(request_id=fields["requestId"], tx_bytes=base64.b64decode(fields["txBase64"])))
+    finally:
+        service.close()
+    reply = protocol.error_response(fields["requestId"], refused.value.wire_code, refused.value.message)
+    assert protocol.encode_frame(reply) == examples["sign-refusal"].encode() + b"\n"
+
+
+def test_protocol_doc_fee_formula_and_other_signers_slots(signers):
+    """Section 4.1: the fee as the document computes it; another signer's slot comes back as sent."""
+    import base64
+    import os
+
+    from jarvis_wallet import protocol
+    from jarvis_wallet.keys import Keypair
+    from jarvis_wallet.solana.build import AccountMeta, Instruction, compile_message
+    from jarvis_wallet.solana.programs import COMPUTE_BUDGET_PROGRAM_ID, SYSTEM_PROGRAM_ID
+
+    keypair = signers.keypair()
+    signers.set_limits(per_tx=10**6, daily=10**6)
+    handle = signers.start()
+    other = Keypair.from_seed(os.urandom(32))
+    price, limit = 1_001, 300_000
+    message = compile_message(
+        payer=keypair.public_key,
+        instructions=[
+            Instruction(COMPUTE_BUDGET_PROGRAM_ID, (), bytes([2]) + limit.to_bytes(4, "little")),
+            Instruction(COMPUTE_BUDGET_PROGRAM_ID, (), bytes([3]) + price.to_bytes(8, "little")),
+            Instruction(
+                SYSTEM_PROGRAM_ID,
+                (AccountMeta(other.public_key, True, True), AccountMeta(os.urandom(32), False, True)),
+                (2).to_bytes(4, "little") + (1234).to_bytes(8, "little"),
+            ),
+        ],
+        recent_blockhash=os.urandom(32),
+    )
+    other_signature = other.sign(message)
+    transaction = bytes([2]) + bytes(64) + other_signature + message
+    reply = _Line(handle).ask(protocol.build_request(_secret(handle), op="sign", tx_base64=_tx_base64(transaction)))
+    assert reply["ok"], reply
+    expected_fee = 5_000 * 2 + -(-price * limit // 1_000_000)  # 10,000 + ceil(300.3) = 10,301
+    assert (reply["feeLamports"], reply["lamports"]) == (expected_fee, expected_fee)  # the transfer is not the wallet's
+    signed = base64.b64decode(reply["signedTxBase64"])
+    assert signed[1 + 64:1 + 128] == other_signature and signed[1:65] == base64.b64decode(
+        base64.b64encode(keypair.sign(message)))
+    assert "feeLamports = 5,000 × signatures + ceil(price × limit / 1,000,000)" in PROTOCOL_DOC

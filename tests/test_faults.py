@@ -547,7 +547,7 @@ def test_stalled_and_crowding_clients_leave_a_good_client_served_within_its_time
         fourth.close()
         assert time.monotonic() < deadline, "a closed connection's slot was never released"
     past = [open_raw(handle.socket_path) for _ in range(4)]
-    assert turned_away(*past) == [True] * len(past), "connections past the cap are answered busy and closed"
+    assert turned_away(*past) == [False] * len(past), "connections past the cap wait for a slot"
     stop_churn = threading.Event()
     churned = []
 
@@ -572,7 +572,6 @@ def test_stalled_and_crowding_clients_leave_a_good_client_served_within_its_time
         churner.join(5)
         client.close()
     assert seconds < client.timeout, f"served only after {seconds:.1f} s"
-    assert attempts > 1, "the cap was full: the first attempts were turned away"
     assert len(churned) > 10
     # The stalled connections were closed by the idle timeout, not by anything they did.
     for sock in (silent, half, third, fourth):
@@ -774,18 +773,19 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
         return {"requestId": req["requestId"], "ok": False, "error": {"code": code, "message": "no"}}
 
     def row(req: dict, message: bytes, *, status="signed", signature=None, lamports=SPEND, wallet=None, reason=None,
-            recorded=..., payments: list | None = None):
+            recorded=..., payments: list | None = None, duplicate_of=None) -> int:
         """A row as the signer writes it; ``recorded`` (the message bytes) defaults to ``message``."""
         payments = payments if payments is not None else [
             payment.to_dict() for payment in compute_spend(parse_message(message), keypair.public_key).payments
         ]
         with session(database_url):
-            WalletTransaction.create(
+            return WalletTransaction.create(
                 request_id=req["requestId"], wallet=wallet or keypair.public_key_base58, status=status,
-                lamports=lamports, fee_lamports=FEE, message_sha256=hashlib.sha256(message).hexdigest(),
+                lamports=lamports, fee_lamports=FEE if lamports else 0, message_sha256=hashlib.sha256(message).hexdigest(),
                 signature=signature, rejection_reason=reason, created_at=utc_now(), updated_at=utc_now(),
                 message_bytes=message if recorded is ... else recorded, payments=json.dumps(payments),
-            )
+                duplicate_of=duplicate_of,
+            ).id
 
     def signed(message: bytes, *, record=True, signature=None) -> str:
         req = request(message)
@@ -847,6 +847,18 @@ def plant(database_url: str, keypair, journal: Journal, defect: str) -> None:
         req = request(paying)
         journal.finish(journal.begin(req), reply=error_reply(req, "per_tx_limit_exceeded"))
         row(req, paying, status="rejected", reason="per_tx_limit_exceeded: no", payments=[])
+    elif defect in ("a re-sign not recorded", "a re-sign that names another row"):
+        again = message()
+        signature = signed(again)
+        with session(database_url):
+            original = WalletTransaction.get(WalletTransaction.signature == signature).id
+        req = request(again)
+        journal.finish(journal.begin(req), reply={
+            "requestId": req["requestId"], "ok": True, "signature": signature, "wallet": keypair.public_key_base58,
+            "lamports": SPEND, "duplicate": True, "transactionId": original,
+        })
+        if defect == "a re-sign that names another row":
+            row(req, again, status="duplicate", lamports=0, duplicate_of=1)
 
 
 DEFECTS = {
@@ -862,6 +874,8 @@ DEFECTS = {
     "a row without its message": "has no recorded message bytes",
     "recorded bytes that are another message": "does not hash to its message_sha256",
     "a payment left out": "its recorded payments are not those of its message",
+    "a re-sign not recorded": "has no duplicate row naming row",
+    "a re-sign that names another row": "of another message or wallet",
 }
 
 

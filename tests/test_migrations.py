@@ -52,7 +52,7 @@ def test_upgrade_to_recorded_payments_keeps_older_audit_rows(database_url, cli):
             "VALUES (%s, %s, 'signed', 'old', 6000, 5000, %s, %s, 'OldSig', %s, %s)".replace("%s", db.param),
             ("old-1", wallet, destination, "d" * 64, utc_now(), utc_now()),
         )
-        assert apply_migrations(db) == ("0006_wallet_transactions_payments_and_message",)
+        assert apply_migrations(db)[0] == "0006_wallet_transactions_payments_and_message"
         check_schema(db)
         old = WalletTransaction.get(WalletTransaction.request_id == "old-1")
         assert (old.payments, old.message_bytes, old.destination_address) == (None, None, destination)
@@ -99,6 +99,12 @@ def _tx_fields(**overrides):
         {"fee_lamports": -1},
         {"status": "signed", "signature": None},  # a signature is released only with its row
         {"status": "rejected", "signature": "sig-on-a-rejected-row"},
+        # A re-sign row releases nothing new and counts nothing, and names the signed row.
+        {"status": "duplicate", "signature": "sig", "lamports": 0, "fee_lamports": 0, "duplicate_of": 1},
+        {"status": "duplicate", "signature": None, "lamports": 0, "fee_lamports": 0},
+        {"status": "duplicate", "signature": None, "lamports": 1, "fee_lamports": 0, "duplicate_of": 1},
+        {"status": "duplicate", "signature": None, "lamports": 0, "fee_lamports": 5000, "duplicate_of": 1},
+        {"status": "signed", "duplicate_of": 1},
     ],
 )
 def test_database_enforces_transaction_rules(db, overrides):
@@ -169,3 +175,52 @@ def test_concurrent_init_db_runs_take_turns_whatever_the_roles_isolation(postgre
     results = _init_db_concurrently(url)
     assert [code for code, _ in results] == [0] * len(results), results
     _applied_once_each(url)
+
+
+def test_upgrade_to_duplicate_rows_keeps_every_row_id_and_index(database_url):
+    """0007 rebuilds wallet_transactions (SQLite cannot add a CHECK): rows (0006's payments and
+    message bytes included), ids and indexes survive, new ids continue after the old ones, and
+    the old rules still hold."""
+    with session(database_url, create=True, require_schema=False) as db:
+        apply_migrations(db, upto="0006_wallet_transactions_payments_and_message")
+        columns = ("request_id", "wallet", "status", "lamports", "fee_lamports", "message_sha256", "signature",
+                   "created_at", "updated_at", "payments", "message_bytes")
+        recorded = {"payments": '[{"lamports":1}]', "message_bytes": b"\x01\x02\x00\xff"}
+        old_rows = [_tx_fields(request_id="r-1", **recorded),
+                    _tx_fields(request_id="r-2", status="rejected", signature=None, rejection_reason="no_limits: none",
+                               **recorded)]
+        for row in old_rows:
+            db.execute_sql(
+                f"INSERT INTO wallet_transactions ({', '.join(columns)}, rejection_reason) "
+                f"VALUES ({', '.join([db.param] * (len(columns) + 1))})",
+                tuple(row[name] for name in columns) + (row.get("rejection_reason"),),
+            )
+        db.execute_sql("DELETE FROM wallet_transactions WHERE request_id = 'r-1'")  # a gap: ids are not renumbered
+        db.execute_sql(
+            f"INSERT INTO wallet_transactions ({', '.join(columns)}) VALUES ({', '.join([db.param] * len(columns))})",
+            tuple(_tx_fields(request_id="r-3", signature="sig3", **recorded)[name] for name in columns),
+        )
+        fields = (WalletTransaction.id, WalletTransaction.request_id, WalletTransaction.status,
+                  WalletTransaction.signature, WalletTransaction.rejection_reason, WalletTransaction.payments,
+                  WalletTransaction.message_bytes)
+
+        def kept(r):
+            return r.id, r.status, r.signature, r.rejection_reason, r.payments, bytes(r.message_bytes)
+
+        before = {r.request_id: kept(r) for r in WalletTransaction.select(*fields)}
+        assert apply_migrations(db) == ("0007_wallet_transactions_duplicate_rows",)
+        check_schema(db)
+        after = {r.request_id: kept(r) for r in WalletTransaction.select()}
+        assert after == before and set(after) == {"r-2", "r-3"}
+        signed_id = after["r-3"][0]
+        new = WalletTransaction.create(**_tx_fields(request_id="r-4", status="duplicate", signature=None, lamports=0,
+                                                     fee_lamports=0, duplicate_of=signed_id))
+        assert new.id == signed_id + 1
+        indexes = {tuple(index.columns): index.unique for index in db.get_indexes("wallet_transactions")}
+        assert indexes[("request_id",)] is True and indexes[("signature",)] is True
+        assert {("wallet", "created_at", "status", "lamports"), ("wallet", "message_sha256"), ("wallet", "id")} <= set(
+            indexes)
+        for overrides in ({"request_id": "r-3", "signature": "other"}, {"request_id": "r-5", "signature": "sig3"}):
+            with pytest.raises(peewee.IntegrityError):
+                with db.atomic():
+                    WalletTransaction.insert(**_tx_fields(**overrides)).execute()

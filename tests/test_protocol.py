@@ -719,9 +719,10 @@ def test_error_codes_are_snake_case_and_cover_the_error_classes():
         cls.wire_code
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.JarvisWalletError)
-        and not issubclass(cls, errors.SignerUnavailable)
+        and not issubclass(cls, (errors.SignerUnavailable, errors.NotFound))  # library-side only
     }
     assert server_side <= set(ERROR_CODES)
+    assert "not_found" not in ERROR_CODES  # no op looks anything up (issue 18)
 
 
 # --- legacy mode -----------------------------------------------------------------------------
@@ -1001,6 +1002,7 @@ def test_worked_example_response_verifies():
         feeLamports=5_000,
         transactionId=1,
         duplicate=False,
+        signedAt="2026-01-01T00:00:00.250000Z",
     )
     nacl.signing.VerifyKey(keypair.public_key).verify(message, signature)
     refusal = decode_frame(EXAMPLES["sign-refusal"].encode())

@@ -312,32 +312,81 @@ def test_idle_connections_are_closed(signers):
     assert_serves(signers, handle)
 
 
-def test_connections_past_the_limit_get_busy_until_others_close(signers):
+def test_connections_past_the_cap_wait_for_a_slot_and_are_then_served(signers):
+    """Issue 10, finding 7: connections over the cap wait (bounded) instead of being refused."""
     signers.set_limits(per_tx=10**9, daily=10**15)
-    handle = signers.start(max_connections=2)
+    handle = signers.start(max_connections=2, connection_wait_seconds=30)
     first, second = Raw(handle.socket_path), Raw(handle.socket_path)
     assert first.ping()["pong"] is True and second.ping()["pong"] is True
-    for _ in range(3):
+    waiting = [Raw(handle.socket_path) for _ in range(3)]
+    request_ids = [protocol.new_request_id() for _ in waiting]
+    for raw, request_id in zip(waiting, request_ids):  # each writes at once, as a client does
+        assert raw.send(protocol.encode_frame({"op": "ping", "requestId": request_id}))
+    time.sleep(0.5)
+    assert all(_is_open(raw) and not select.select([raw.sock], [], [], 0)[0] for raw in waiting), "not waiting"
+    first.close()
+    assert waiting[0].line() == {"requestId": request_ids[0], "ok": True, "pong": True, "version": 1}
+    assert not select.select([waiting[1].sock], [], [], 0.3)[0], "served past the cap"
+    waiting[0].close()  # slots pass on in the order the connections arrived
+    assert waiting[1].line()["requestId"] == request_ids[1]
+    second.close()
+    assert waiting[2].line()["requestId"] == request_ids[2]
+    assert waiting[2].ping()["pong"] is True  # a served connection carries more requests
+    for raw in waiting[1:]:
+        raw.close()
+    assert_serves(signers, handle)
+
+
+def test_a_connection_that_waits_too_long_is_answered_busy_after_its_first_line(signers):
+    """Issue 18: `busy` reaches a client that writes straight after connecting, with its
+    requestId, and nothing was decided: the request left no row."""
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start(max_connections=1, connection_wait_seconds=0.2)
+    holder = Raw(handle.socket_path)
+    assert holder.ping()["pong"] is True
+    secret = secret_of(handle)
+    keypair = signers.keypair()
+    for _ in range(20):
+        request, frame = sign_frame(secret, transfer_message(from_key=keypair.public_key, lamports=1000))
         extra = Raw(handle.socket_path)
+        assert extra.send(frame), "EPIPE: the signer closed before reading the request"
         reply = extra.line()
-        assert reply == {"requestId": None, "ok": False, "error": {"code": "busy", "message": reply["error"]["message"]}}
+        assert reply == {
+            "requestId": request["requestId"], "ok": False,
+            "error": {"code": "busy", "message": reply["error"]["message"]},
+        }
+        assert "retry" in reply["error"]["message"] and "not decided" in reply["error"]["message"]
         assert extra.line() is None  # and closed
         extra.close()
-    first.close()
-    deadline = time.monotonic() + 5
-    while True:  # the signer notices the close asynchronously
-        probe = Raw(handle.socket_path)
-        probe.send(protocol.encode_frame({"op": "ping", "requestId": REQUEST_ID}))
-        reply = probe.line()
-        probe.close()
-        if reply and reply["ok"]:
-            break
-        assert reply is None or reply["error"]["code"] == "busy", reply
-        assert time.monotonic() < deadline, "a slot never freed up after a client closed"
-        time.sleep(0.05)
-    assert second.ping()["pong"] is True  # the other connection was never disturbed
-    second.close()
+    assert rows_by_request_id(signers.database_url) == {}
+    assert holder.send(protocol.encode_frame(protocol.build_request(secret, op="status")))
+    assert holder.line()["errors"] == {"busy": 20}  # status counts every error reply by its code
+    holder.close()
+
+
+def test_a_client_that_hangs_up_while_waiting_is_never_acted_on(signers):
+    """A request whose client gave up (closed) before a slot freed is dropped unread: no
+    signature is made for nobody."""
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start(max_connections=1, connection_wait_seconds=30)
+    holder = Raw(handle.socket_path)
+    assert holder.ping()["pong"] is True
+    keypair = signers.keypair()
+    request, frame = sign_frame(secret_of(handle), transfer_message(from_key=keypair.public_key, lamports=1000))
+    quitter = Raw(handle.socket_path)
+    assert quitter.send(frame)
+    time.sleep(0.2)
+    quitter.close()
+    half_closed = Raw(handle.socket_path)  # shut down writing only: still waiting for its answer
+    ping_id = protocol.new_request_id()
+    assert half_closed.send(protocol.encode_frame({"op": "ping", "requestId": ping_id}))
+    half_closed.sock.shutdown(socket.SHUT_WR)
+    time.sleep(0.2)
+    holder.close()
+    assert half_closed.line() == {"requestId": ping_id, "ok": True, "pong": True, "version": 1}
+    half_closed.close()
     assert_serves(signers, handle)
+    assert request["requestId"] not in rows_by_request_id(signers.database_url)
 
 
 def test_a_client_that_never_reads_does_not_stall_others(signers, signer):
@@ -375,7 +424,7 @@ def test_a_client_that_never_reads_does_not_stall_others(signers, signer):
 
 def test_a_client_turned_away_as_busy_sees_signer_unavailable(signers):
     signers.set_limits(per_tx=10**9, daily=10**15)
-    handle = signers.start(max_connections=1)
+    handle = signers.start(max_connections=1, connection_wait_seconds=0.1)
     holder = Raw(handle.socket_path)
     assert holder.ping()["pong"] is True
     try:

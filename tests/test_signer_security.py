@@ -24,6 +24,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -332,13 +333,8 @@ def test_a_replay_after_a_restart_is_caught_by_the_database(signers):
     assert raw.request(fresh)["ok"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="signing.py: a request for an already-signed message is answered with the recorded "
-    "signature (duplicate) without recording its request id, so after a restart the same request "
-    "is accepted again",
-)
 def test_a_replayed_duplicate_after_a_restart_is_refused(signers):
+    """A re-sign request has a row of its own now, so its id is single use in the database too."""
     keypair = signers.keypair()
     signers.set_limits(per_tx=1_000_000, daily=10**9)
     first = signers.start()
@@ -1032,6 +1028,122 @@ def test_legacy_requests_are_refused_when_legacy_mode_is_off(signers, monkeypatc
     assert reply["ok"] is False and reply["error"]["code"] == "bad_request"
     assert wallet_rows(signers.database_url) == []
     no_signature_of(message, keypair, raw.transcript)
+
+
+# -- legacy mode, as the original TypeScript SignerClient sees it -------------------------------------
+
+ORIGINAL_CODES = {"auth_failed", "invalid_tx", "sign_error"}
+
+
+def original_client_call(path: Path, line: bytes | dict, *, timeout: float = 30.0) -> dict:
+    """One call of the original TypeScript ``SignerClient``: a connection of its own, connected
+    without blocking (Node's: EAGAIN, not a wait, when the listen queue is full), the request
+    line written at once, one reply line read, closed. Fails unless the reply is one the
+    original client can parse."""
+    if isinstance(line, dict):
+        line = json.dumps(line).encode() + b"\n"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        sock.connect(str(path))
+        sock.settimeout(timeout)
+        sock.sendall(line)
+        received = b""
+        while b"\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, "closed without a reply"
+            received += chunk
+    finally:
+        sock.close()
+    reply = json.loads(received.split(b"\n", 1)[0])
+    if reply.get("ok") is True:
+        assert set(reply) == {"ok", "signedTxBase64", "requestId"}, reply
+    else:
+        assert reply.get("ok") is False and isinstance(reply.get("error"), str), f"not the legacy envelope: {reply}"
+        assert reply["error"] in ORIGINAL_CODES, reply
+    return reply
+
+
+def test_more_concurrent_original_clients_than_the_cap_are_all_served(signers, legacy_signer):
+    """Issue 10, finding 7: past 64 concurrent calls the original client got `busy` (which it
+    cannot parse) or EPIPE, and past 128 EAGAIN from the listen queue. Now they wait their turn."""
+    import concurrent.futures
+
+    keypair = signers.keypair()
+    callers = 200  # over three times the default cap of 64, and past the old backlog of 128
+    messages = [transfer_message(from_key=keypair.public_key, lamports=1000) for _ in range(callers)]
+    barrier = threading.Barrier(callers)
+
+    def call(index: int) -> dict:
+        request = legacy_request(messages[index], f"burst-{index}")
+        barrier.wait()
+        try:
+            return original_client_call(legacy_signer.socket_path, request)
+        except OSError as exc:
+            return {"failed": f"{type(exc).__name__}: {exc}"}
+
+    with concurrent.futures.ThreadPoolExecutor(callers) as pool:
+        replies = list(pool.map(call, range(callers)))
+    failures = [reply for reply in replies if reply.get("ok") is not True]
+    assert failures == []
+    for message, reply in zip(messages, replies):
+        nacl.signing.VerifyKey(keypair.public_key).verify(message, base64.b64decode(reply["signedTxBase64"]))
+    assert len(wallet_rows(signers.database_url)) == callers
+
+
+def test_legacy_framing_errors_are_answered_in_the_legacy_envelope(signers, legacy_signer):
+    """Issue 10, finding 7: line_too_long and other framing errors of a legacy-shaped line."""
+    keypair = signers.keypair()
+    good = legacy_request(transfer_message(from_key=keypair.public_key, lamports=1000), "frame-1")
+    too_long = json.dumps(dict(good, txBase64="A" * 70_000)).encode() + b"\n"
+    duplicate_key = b'{"hmac":"%s","txBase64":"%s","txBase64":"AAAA","requestId":"frame-2"}\n' % (
+        good["hmac"].encode(), good["txBase64"].encode())
+    trailing_comma = json.dumps(good).encode()[:-1] + b",}\n"
+    not_utf8 = json.dumps(dict(good, requestId="frame-3")).encode().replace(b"frame-3", b"fr\xffme") + b"\n"
+    cases = [(too_long, "line_too_long"), (duplicate_key, "bad_request"), (trailing_comma, "bad_request"),
+             (not_utf8, "bad_request")]
+    for line, reason in cases:
+        reply = original_client_call(legacy_signer.socket_path, line)
+        assert (reply["error"], reply["reason"], reply["requestId"]) == ("invalid_tx", reason, None), reply
+    # A version 1 client on the same signer keeps its own envelope.
+    raw = Raw(legacy_signer.socket_path)
+    raw.send(json.dumps({"op": "ping", "requestId": "x" * 70_000}).encode() + b"\n")
+    reply = raw.line()
+    assert reply["error"] == {"code": "line_too_long", "message": reply["error"]["message"]}
+    assert wallet_rows(signers.database_url) == []
+
+
+def test_legacy_busy_is_answered_in_the_legacy_envelope(signers, monkeypatch):
+    monkeypatch.setenv("SIGNER_SHARED_SECRET", LEGACY_SECRET)
+    signers.set_limits(per_tx=1_000_000, daily=10**9)
+    handle = signers.start(legacy_protocol=True, max_connections=1, connection_wait_seconds=0.2)
+    keypair = signers.keypair()
+    holder = Raw(handle.socket_path)
+    assert holder.request({"op": "ping", "requestId": protocol.new_request_id()})["ok"] is True
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    for attempt in range(10):
+        reply = original_client_call(handle.socket_path, legacy_request(message, f"busy-{attempt}"))
+        assert (reply["error"], reply["reason"], reply["requestId"]) == ("sign_error", "busy", f"busy-{attempt}")
+    assert wallet_rows(signers.database_url) == []  # nothing was decided
+    holder.close()
+    reply = original_client_call(handle.socket_path, legacy_request(message, "busy-retry"))
+    assert reply["ok"] is True  # `busy` is safe to retry, the same message included
+
+
+@needs_root
+def test_a_legacy_peer_that_is_not_allowed_is_answered_in_the_legacy_envelope(open_base, signers, monkeypatch):
+    monkeypatch.setenv("SIGNER_SHARED_SECRET", LEGACY_SECRET)
+    signers.set_limits(per_tx=1_000_000, daily=10**9)
+    handle = signers.start(
+        socket_path=open_base / "run" / "signer.sock", allowed_uids=(65533,), socket_group=NOBODY_GID,
+        legacy_protocol=True,
+    )
+    request = legacy_request(transfer_message(from_key=signers.keypair().public_key, lamports=1000), "other-uid")
+    reply = run_as_nobody(lambda: original_client_call(handle.socket_path, request, timeout=5))["value"]
+    assert {k: reply[k] for k in ("ok", "error", "reason", "requestId")} == {
+        "ok": False, "error": "auth_failed", "reason": "peer_not_allowed", "requestId": None,
+    }
+    assert wallet_rows(signers.database_url) == []
 
 
 @pytest.mark.parametrize("kind", ["file", "symlink", "directory"])

@@ -176,8 +176,62 @@ def test_retry_of_the_same_message_returns_the_recorded_signature(service, keypa
     again = service.sign(_job(message))
     assert again.duplicate and again.signature == first.signature and again.transaction_id == first.transaction_id
     assert again.signed_bytes == first.signed_bytes
-    # Counted once: one signed row.
-    assert [r["status"] for r in _rows(initialised_url)] == ["signed"]
+    # Counted once: one signed row, and the re-sign request's own row that counts nothing.
+    assert [(r["status"], r["lamports"], r["duplicate_of"]) for r in _rows(initialised_url)] == [
+        ("signed", 1000 + FEE, None), ("duplicate", 0, first.transaction_id),
+    ]
+    assert again.signed_at == first.signed_at == _rows(initialised_url)[0]["created_at"]
+
+
+def test_a_re_sign_is_recorded_with_its_own_request_purpose_and_peer(service, keypair, initialised_url):
+    """Issue 11: a duplicate sign's new request id, --purpose and peer were dropped."""
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    first = service.sign(_job(message, request_id="first", purpose="coffee", peer=Peer(uid=1000, pid=11)))
+    service.sign(_job(message, request_id="again", purpose="coffee, retried", peer=Peer(uid=1001, pid=12)))
+    signed, again = _rows(initialised_url)
+    assert {k: again[k] for k in ("request_id", "status", "purpose", "peer_uid", "peer_pid", "signature",
+                                   "lamports", "fee_lamports", "duplicate_of", "message_sha256")} == {
+        "request_id": "again", "status": "duplicate", "purpose": "coffee, retried", "peer_uid": 1001,
+        "peer_pid": 12, "signature": None, "lamports": 0, "fee_lamports": 0,
+        "duplicate_of": first.transaction_id, "message_sha256": signed["message_sha256"],
+    }
+    assert (signed["request_id"], signed["purpose"], signed["status"]) == ("first", "coffee", "signed")
+
+
+@pytest.mark.parametrize("change", ["lowered", "removed"])
+def test_a_re_sign_returns_the_released_signature_whatever_the_limits_are_now(service, keypair, initialised_url, change):
+    """Issue 18: returning a signature already released releases nothing new, so the limits,
+    or their absence, are not checked again; a new message is refused as they say."""
+    from jarvis_wallet.limits import remove_limits, set_limits
+
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    message = transfer_message(from_key=keypair.public_key, lamports=500_000)
+    first = service.sign(_job(message))
+    with session(initialised_url):
+        if change == "lowered":
+            set_limits(keypair.public_key_base58, per_tx_lamports=1, daily_lamports=1)
+        else:
+            remove_limits(keypair.public_key_base58)
+    again = service.sign(_job(message, request_id="after-the-change"))
+    assert again.duplicate and again.signature == first.signature
+    with pytest.raises(PolicyDenied) as info:
+        service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1000)))
+    assert info.value.reason == ("per_tx_limit_exceeded" if change == "lowered" else "no_limits")
+    statuses = [(r["request_id"], r["status"]) for r in _rows(initialised_url)]
+    assert statuses[1] == ("after-the-change", "duplicate") and [s for _, s in statuses].count("signed") == 1
+
+
+def test_a_re_sign_with_a_used_request_id_is_a_replay_and_leaves_no_row(service, keypair, initialised_url):
+    _limits(initialised_url, keypair, 10**6, 10**6)
+    message = transfer_message(from_key=keypair.public_key, lamports=1000)
+    service.sign(_job(message, request_id="once"))
+    service.sign(_job(message, request_id="twice"))
+    for request_id in ("once", "twice"):
+        with pytest.raises(AuthenticationFailed) as info:
+            service.sign(_job(message, request_id=request_id))
+        assert info.value.wire_code == "replayed_request"
+    assert [r["request_id"] for r in _rows(initialised_url)] == ["once", "twice"]
 
 
 def test_request_id_is_single_use_in_the_database(service, keypair, initialised_url):
@@ -261,7 +315,10 @@ def test_the_same_message_twice_in_one_batch_is_signed_and_counted_once(service,
     first, second = service.sign_batch([_job(message), _job(message)])
     assert not first.duplicate and second.duplicate
     assert second.signature == first.signature and second.transaction_id == first.transaction_id
-    assert [r["status"] for r in _rows(initialised_url)] == ["signed"]
+    assert second.signed_at == first.signed_at
+    assert [(r["status"], r["duplicate_of"]) for r in _rows(initialised_url)] == [
+        ("signed", None), ("duplicate", first.transaction_id),
+    ]
 
 
 def test_a_request_id_twice_in_one_batch_gets_one_decision(service, keypair, initialised_url):

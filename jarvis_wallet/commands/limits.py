@@ -8,7 +8,7 @@ import typer
 
 from ._common import JsonOption, database_url, default_wallet, lamports_cell, print_json, print_table
 
-app = typer.Typer(help="Spend limits per wallet: without them the signer refuses everything.", no_args_is_help=True)
+app = typer.Typer(help="Spend limits per wallet: without them the signer makes no new signature.", no_args_is_help=True)
 
 WalletOption = typer.Option(
     None, "--wallet", help="Wallet public key (base58). Default: the configured wallet_public_key."
@@ -94,7 +94,11 @@ def limits_show(ctx: typer.Context, wallet: Optional[str] = typer.Option(None, "
 
 @app.command("remove")
 def limits_remove(ctx: typer.Context, wallet: str = typer.Option(..., "--wallet", help="Wallet public key.")) -> None:
-    """Remove a wallet's limits: the signer then refuses it everything.
+    """Remove a wallet's limits: the signer then makes it no new signature.
+
+    A message it signed before is still answered with that recorded signature (a retry
+    releases nothing new and is recorded as a duplicate); every other request is refused
+    with no_limits.
 
     Example: jarvis-wallet limits remove --wallet <PUBKEY>
     """
@@ -103,4 +107,7 @@ def limits_remove(ctx: typer.Context, wallet: str = typer.Option(..., "--wallet"
 
     with session(database_url(ctx)):
         remove_limits(wallet)
-    typer.echo(f"Limits removed for {wallet}; the signer now refuses it everything")
+    typer.echo(
+        f"Limits removed for {wallet}; the signer now refuses it every new signature "
+        "(a message it already signed is answered with the recorded signature: nothing new is spent)"
+    )

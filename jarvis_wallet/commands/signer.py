@@ -25,11 +25,13 @@ SecretFileOption = typer.Option(
 
 
 MAX_FRESHNESS_WINDOW_SECONDS = 300
+# A waiting client holds a descriptor; past a minute it has given up anyway.
+MAX_CONNECTION_WAIT_SECONDS = 60
 
 
 def _settings(
     ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections,
-    idle_timeout, free_decision_rate, free_decision_burst,
+    idle_timeout, free_decision_rate, free_decision_burst, listen_backlog=None, connection_wait=None,
 ):
     import grp
 
@@ -50,6 +52,10 @@ def _settings(
         raise InvalidConfig(
             "--freshness-window, --max-connections, --idle-timeout, --free-decision-rate and --free-decision-burst must be positive"
         )
+    if listen_backlog is not None and not listen_backlog >= 1:
+        raise InvalidConfig("--listen-backlog must be at least 1")
+    if connection_wait is not None and not 0 <= connection_wait <= MAX_CONNECTION_WAIT_SECONDS:
+        raise InvalidConfig(f"--connection-wait must be between 0 and {MAX_CONNECTION_WAIT_SECONDS} seconds")
     if freshness_window > MAX_FRESHNESS_WINDOW_SECONDS:
         # Each request is looked up in every second of the window: a day-long window would
         # cost milliseconds a request, and a captured request would stay fresh all day.
@@ -64,9 +70,11 @@ def _settings(
         legacy_protocol=legacy_protocol,
         freshness_window_ms=int(freshness_window * 1000),
         max_connections=max_connections,
+        listen_backlog=listen_backlog,
         idle_timeout_seconds=idle_timeout,
         free_decisions_per_second=free_decision_rate,
         free_decision_burst=free_decision_burst,
+        **({} if connection_wait is None else {"connection_wait_seconds": connection_wait}),
     )
 
 
@@ -79,7 +87,13 @@ AllowUidOption = typer.Option(None, "--allow-uid", help="Another uid allowed to 
 SocketGroupOption = typer.Option(None, "--socket-group", help="Group (name or gid) given access to the socket directory with --allow-uid.")
 LegacyOption = typer.Option(False, "--legacy-protocol", help="Also accept the original @jarvis/wallet line format (no freshness check; see docs/protocol.md).")
 FreshnessOption = typer.Option(30.0, "--freshness-window", help="Seconds a request's timestamp may differ from the signer's clock (at most 300).")
-MaxConnectionsOption = typer.Option(64, "--max-connections", help="Connections served at once; more are refused with 'busy'.")
+MaxConnectionsOption = typer.Option(64, "--max-connections", help="Connections served at once; more wait for a slot (--connection-wait).")
+ListenBacklogOption = typer.Option(
+    None, "--listen-backlog", help="Connections that may wait for a slot, and the kernel's listen queue. Default: 8 x --max-connections."
+)
+ConnectionWaitOption = typer.Option(
+    5.0, "--connection-wait", help="Seconds a connection over --max-connections waits for a slot before it is answered 'busy'."
+)
 IdleTimeoutOption = typer.Option(60.0, "--idle-timeout", help="Seconds a connection may sit idle before it is closed.")
 # --refusal-rate and --refusal-burst: the names from before signatures of next to no spend counted too.
 FreeDecisionRateOption = typer.Option(
@@ -105,6 +119,8 @@ def signer_start(
     legacy_protocol: bool = LegacyOption,
     freshness_window: float = FreshnessOption,
     max_connections: int = MaxConnectionsOption,
+    listen_backlog: Optional[int] = ListenBacklogOption,
+    connection_wait: float = ConnectionWaitOption,
     idle_timeout: float = IdleTimeoutOption,
     free_decision_rate: float = FreeDecisionRateOption,
     free_decision_burst: int = FreeDecisionBurstOption,
@@ -124,7 +140,7 @@ def signer_start(
         ctx, keypair=keypair, socket=socket, secret_file=secret_file, allow_uid=allow_uid,
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
         max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
-        free_decision_burst=free_decision_burst,
+        free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
     )
     handle = start_signer(settings, detach=detach, timeout=timeout)
     if json_output:
@@ -172,6 +188,8 @@ def signer_serve(
     legacy_protocol: bool = LegacyOption,
     freshness_window: float = FreshnessOption,
     max_connections: int = MaxConnectionsOption,
+    listen_backlog: Optional[int] = ListenBacklogOption,
+    connection_wait: float = ConnectionWaitOption,
     idle_timeout: float = IdleTimeoutOption,
     free_decision_rate: float = FreeDecisionRateOption,
     free_decision_burst: int = FreeDecisionBurstOption,
@@ -186,7 +204,7 @@ def signer_serve(
         ctx, keypair=keypair, socket=socket, secret_file=secret_file, allow_uid=allow_uid,
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
         max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
-        free_decision_burst=free_decision_burst,
+        free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
     )
     code = serve(settings, on_ready=lambda info: say(_ready_line(info)))
     raise typer.Exit(code)

@@ -22,7 +22,7 @@ def _notify_thresholds() -> dict[str, int]:
 def tx_list(
     ctx: typer.Context,
     wallet: Optional[str] = typer.Option(None, "--wallet", help="Only this wallet."),
-    status: Optional[str] = typer.Option(None, "--status", help="signed, submitted, confirmed, failed or rejected."),
+    status: Optional[str] = typer.Option(None, "--status", help="signed, submitted, confirmed, failed, rejected or duplicate (a re-sign request)."),
     since: Optional[str] = typer.Option(None, "--since", help="A duration back from now (30m, 24h, 7d) or an ISO time."),
     limit: int = typer.Option(50, "--limit", help="At most this many rows, newest first."),
     json_output: bool = JsonOption,
@@ -104,6 +104,8 @@ def _purpose_cell(row: dict) -> str:
     purpose = row["purpose"] or ""
     if row["status"] == "rejected" and row["rejection_reason"]:
         return f"{purpose} [{row['rejection_reason'].split(':', 1)[0]}]".strip()
+    if row["status"] == "duplicate":
+        return f"{purpose} [re-sign of {row['duplicate_of']}]".strip()
     return purpose or "-"
 
 
