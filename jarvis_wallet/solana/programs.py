@@ -19,6 +19,7 @@ from ..amounts import format_sol
 from ..errors import InvalidTransaction
 from .message import Message
 from .pubkey import decode_pubkey, encode_pubkey
+from .reader import DataReader
 
 SYSTEM_PROGRAM_ID = bytes(32)
 COMPUTE_BUDGET_PROGRAM_ID = decode_pubkey("ComputeBudget111111111111111111111111111111")
@@ -81,45 +82,6 @@ class DecodedInstruction:
         return self.roles.get(role)
 
 
-class _DataReader:
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data = data
-        self.offset = 0
-        self.what = what
-
-    def take(self, count: int) -> bytes:
-        end = self.offset + count
-        if end > len(self.data):
-            raise InvalidTransaction(f"{self.what}: instruction data is too short ({len(self.data)} bytes)")
-        chunk = self.data[self.offset : end]
-        self.offset = end
-        return chunk
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "little")
-
-    def u64(self) -> int:
-        return int.from_bytes(self.take(8), "little")
-
-    def pubkey(self) -> bytes:
-        return self.take(32)
-
-    def string(self) -> str:
-        length = self.u64()
-        if length > len(self.data) - self.offset:
-            raise InvalidTransaction(f"{self.what}: seed length {length} runs past the instruction data")
-        try:
-            return self.take(length).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidTransaction(f"{self.what}: seed is not valid UTF-8") from None
-
-    def finish(self) -> None:
-        if self.offset != len(self.data):
-            raise InvalidTransaction(
-                f"{self.what}: {len(self.data) - self.offset} unexpected bytes after the instruction data"
-            )
-
-
 # variant -> (kind, data layout, account roles in order, minimum accounts)
 _SYSTEM_VARIANTS: dict[int, tuple[str, tuple[tuple[str, str], ...], tuple[str, ...], int]] = {
     0: ("create_account", (("lamports", "u64"), ("space", "u64"), ("owner", "pubkey")), ("funder", "new_account"), 2),
@@ -178,7 +140,7 @@ SYSTEM_INSTRUCTION_KINDS = tuple(kind for kind, _, _, _ in _SYSTEM_VARIANTS.valu
 
 def _decode_system(position: int, data: bytes, accounts: tuple[int, ...]) -> tuple[str, dict, dict]:
     what = f"instruction {position} (System Program)"
-    reader = _DataReader(data, what)
+    reader = DataReader(data, what)
     variant = reader.u32()
     if variant not in _SYSTEM_VARIANTS:
         raise InvalidTransaction(f"{what}: unknown instruction variant {variant}")
