@@ -1,0 +1,171 @@
+"""Token, Token-2022 and ATA decoding, table-driven over vectors the real builders make.
+
+The vectors (tests/token_vectors.py) come from solana-py's SPL instruction builders
+where they exist and from the Rust ``pack`` layouts otherwise. Every vector must
+decode to its kind, fields and account roles; one byte short or long, one account
+too few (and one too many where the program takes no more) must be refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from jarvis_wallet.errors import InvalidTransaction
+from jarvis_wallet.solana.associated_token import decode_associated_token
+from jarvis_wallet.solana.token import BASE_INSTRUCTIONS, decode_token
+from jarvis_wallet.solana.token_2022 import decode_token_2022
+from tests.token_vectors import ALL_VECTORS, ATA_VECTORS, TOKEN_2022_VECTORS, TOKEN_VECTORS, u64
+
+by_name = pytest.mark.parametrize("vector", ALL_VECTORS, ids=lambda v: v.name)
+
+
+def _keys(vector, indexes):
+    return [vector.instruction.accounts[i].pubkey for i in indexes]
+
+
+@by_name
+def test_vector_decodes_to_its_meaning(vector):
+    kind, fields, roles, lists = vector.decode()
+    assert kind == vector.kind
+    assert fields == vector.fields
+    assert {role: vector.instruction.accounts[i].pubkey for role, i in roles.items()} == vector.roles
+    assert {name: _keys(vector, indexes) for name, indexes in lists.items()} == vector.lists
+
+
+@pytest.mark.parametrize("vector", [v for v in ALL_VECTORS if not v.variable], ids=lambda v: v.name)
+def test_one_byte_short_or_long_is_refused(vector):
+    # Variable-length data (strings, extension lists, ATA tags) is covered by the malformed cases.
+    data = bytes(vector.instruction.data)
+    with pytest.raises(InvalidTransaction, match="too short|unknown|without its sub-instruction|unexpected bytes"):
+        vector.decode(data=data[:-1])
+    for extra in (b"\x00", b"\x01", b"\xff"):
+        with pytest.raises(InvalidTransaction, match="unexpected bytes|too short|option tag"):
+            vector.decode(data=data + extra)
+
+
+@by_name
+def test_one_account_too_few_is_refused(vector):
+    with pytest.raises(InvalidTransaction, match=r"needs \d+ accounts"):
+        vector.decode(accounts=tuple(range(vector.fixed_accounts - 1)))
+
+
+@pytest.mark.parametrize(
+    "vector", [v for v in ALL_VECTORS if not (v.multisig or v.lists or v.kind.startswith("confidential"))], ids=lambda v: v.name
+)
+def test_one_account_too_many_is_refused_where_the_program_takes_no_more(vector):
+    # Multisig signers and account lists: see test_multisig_limits and the withheld-sources test.
+    count = len(vector.instruction.accounts) + vector.spare + 1
+    with pytest.raises(InvalidTransaction, match="takes at most"):
+        vector.decode(accounts=tuple(range(count)))
+
+
+def test_every_instruction_has_a_vector():
+    assert {v.kind for v in TOKEN_VECTORS} == {spec.kind for spec in BASE_INSTRUCTIONS.values()}
+    token_2022_kinds = {v.kind for v in TOKEN_2022_VECTORS}
+    # base set, own top-level, extension families, confidential families, metadata/group interfaces
+    assert len(token_2022_kinds) == 27 + 5 + 30 + 28 + 9
+    assert {v.kind for v in ATA_VECTORS} == {"create", "create_idempotent", "recover_nested"}
+
+
+KNOWN_TOKEN_TAGS = set(range(25)) | {38, 45}
+KNOWN_TOKEN_2022_TAGS = set(range(47))
+
+
+@pytest.mark.parametrize("tag", sorted(set(range(256)) - KNOWN_TOKEN_TAGS))
+def test_unknown_spl_token_tags_are_refused(tag):
+    with pytest.raises(InvalidTransaction, match="unknown instruction tag|Batch"):
+        decode_token(0, bytes([tag]) + bytes(40), (0, 1, 2, 3))
+
+
+@pytest.mark.parametrize("tag", sorted(set(range(256)) - KNOWN_TOKEN_2022_TAGS))
+def test_unknown_token_2022_tags_are_refused(tag):
+    with pytest.raises(InvalidTransaction, match="unknown instruction tag|Batch"):
+        decode_token_2022(0, bytes([tag]) + bytes(40), (0, 1, 2, 3))
+
+
+FAMILY_SUBS = {26: 6, 27: 15, 28: 2, 30: 2, 33: 2, 34: 2, 36: 2, 37: 6, 39: 2, 40: 2, 41: 2, 42: 6, 43: 2, 44: 3, 46: 4}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_SUBS))
+def test_unknown_extension_sub_instructions_are_refused(family):
+    for sub in range(FAMILY_SUBS[family], 256):
+        with pytest.raises(InvalidTransaction, match="unknown .* instruction"):
+            decode_token_2022(0, bytes([family, sub]), (0, 1, 2))
+    with pytest.raises(InvalidTransaction, match="without its sub-instruction byte"):
+        decode_token_2022(0, bytes([family]), (0, 1, 2))
+    for sub in range(FAMILY_SUBS[family]):  # every sub-instruction has a vector
+        assert any(bytes(v.instruction.data[:2]) == bytes([family, sub]) for v in TOKEN_2022_VECTORS)
+
+
+@pytest.mark.parametrize("tag", [3, 6])
+def test_unknown_ata_tags_are_refused(tag):
+    with pytest.raises(InvalidTransaction, match="unknown instruction tag"):
+        decode_associated_token(0, bytes([tag]), tuple(range(7)))
+
+
+@pytest.mark.parametrize(
+    ("decoder", "data", "message"),
+    [
+        # COption tags other than 0/1, and "none" padded with anything but zeros
+        (decode_token, bytes([20, 6]) + bytes(32) + b"\x02" + bytes(32), "option tag 2"),
+        (decode_token, bytes([6, 2, 0]) + b"\x01" + bytes(31), "unexpected bytes"),
+        (decode_token, bytes([45, 7]) + u64(1), "option tag 7"),
+        # SPL Token knows authority types 0..3 only; Token-2022 0..17
+        (decode_token, bytes([6, 4, 0]), "unknown authority type 4"),
+        (decode_token_2022, bytes([6, 18, 0]), "unknown authority type 18"),
+        # SPL Token's GetAccountDataSize takes no data; Token-2022's takes u16 extension types
+        (decode_token, bytes([21, 1, 0]), "unexpected bytes"),
+        (decode_token_2022, bytes([21, 1]), "odd length"),
+        (decode_token_2022, bytes([21, 29, 0]), "unknown extension type 29"),
+        (decode_token_2022, bytes([29, 1, 0, 2]), "odd length"),
+        # UiAmountToAmount: UTF-8 only
+        (decode_token, b"\x18\xff", "not valid UTF-8"),
+        (decode_token_2022, b"\x18\xc3", "not valid UTF-8"),
+        # Token-2022 enums and pod floats
+        (decode_token_2022, bytes([28, 0, 3]), "unknown account state 3"),
+        (decode_token_2022, bytes([43, 1]) + bytes.fromhex("000000000000f87f") + u64(0), "not finite"),
+        # borsh strings, bools, options and the metadata field enum
+        (decode_token_2022, bytes.fromhex("d2e11ea258b84d8d") + b"\x05\x00\x00\x00ab", "runs past"),
+        (decode_token_2022, bytes.fromhex("ea122038598d25b5") + b"\x02\x00\x00\x00\x00", "neither 0 nor 1"),
+        (decode_token_2022, bytes.fromhex("dde9312db5cadcc8") + b"\x04" + bytes(4), "unknown metadata field 4"),
+        (decode_token_2022, bytes.fromhex("faa6b4fa0d0cb846") + b"\x00\x02", "option tag 2"),
+        # Batch (255) is refused: its inner instructions are not decoded
+        (decode_token_2022, bytes([255, 1, 1, 9]), "Batch"),
+        (decode_token, bytes([255]), "Batch"),
+        (decode_token, b"", "too short"),
+        (decode_token_2022, b"", "too short"),
+        (decode_associated_token, b"\x00\x00", "unexpected bytes"),
+        (decode_associated_token, b"\x01\x00", "unexpected bytes"),
+        (decode_associated_token, b"\x02\x01", "unexpected bytes"),
+    ],
+)
+def test_malformed_data_is_refused(decoder, data, message):
+    with pytest.raises(InvalidTransaction, match=message):
+        decoder(0, data, tuple(range(8)))
+
+
+def test_multisig_limits():
+    transfer = bytes([3]) + u64(1)
+    kind, _, _, lists = decode_token(0, transfer, tuple(range(3 + 11)))
+    assert len(lists["multisig_signers"]) == 11
+    with pytest.raises(InvalidTransaction, match="at most 11 multisig signers"):
+        decode_token(0, transfer, tuple(range(3 + 12)))
+    with pytest.raises(InvalidTransaction, match="1 to 11 members"):
+        decode_token(0, bytes([19, 1]), (0,))
+    with pytest.raises(InvalidTransaction, match="1 to 11 members"):
+        decode_token(0, bytes([19, 1]), tuple(range(13)))
+
+
+def test_withdraw_withheld_sources_must_all_be_present():
+    data = bytes([26, 3, 3])
+    with pytest.raises(InvalidTransaction, match="names 3 source accounts, has 2"):
+        decode_token_2022(0, data, tuple(range(5)))
+    _, _, _, lists = decode_token_2022(0, data, tuple(range(7)))
+    assert lists == {"multisig_signers": (3,), "sources": (4, 5, 6)}
+
+
+def test_decoders_do_not_mix_up_programs():
+    # The same bytes mean different things or nothing: each program has its own table.
+    assert decode_token_2022(0, bytes([26, 4]), (0,))[0] == "harvest_withheld_tokens_to_mint"
+    with pytest.raises(InvalidTransaction, match="unknown instruction tag 26"):
+        decode_token(0, bytes([26, 4]), (0,))
