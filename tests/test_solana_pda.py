@@ -7,9 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from solders.pubkey import Pubkey
+from solders.token.associated import get_associated_token_address
 
 from jarvis_wallet.errors import InvalidTransaction
+from jarvis_wallet.solana.associated_token import ASSOCIATED_TOKEN_PROGRAM_ID, associated_token_address
 from jarvis_wallet.solana.pda import create_program_address, find_program_address, is_on_curve
+from jarvis_wallet.solana.token import TOKEN_PROGRAM_ID
+from jarvis_wallet.solana.token_2022 import TOKEN_2022_PROGRAM_ID
 
 keys = st.binary(min_size=32, max_size=32)
 seeds = st.lists(st.binary(max_size=32), max_size=15)
@@ -76,3 +80,14 @@ def test_seed_limits_are_enforced():
         find_program_address([bytes(33)], bytes(32))
     with pytest.raises(InvalidTransaction, match="at most 15 seeds"):
         find_program_address([b""] * 16, bytes(32))
+
+
+@settings(max_examples=150, deadline=None)
+@given(keys, keys, st.sampled_from([TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID]))
+def test_associated_token_address_matches_solders(owner, mint, token_program):
+    expected = get_associated_token_address(Pubkey(owner), Pubkey(mint), Pubkey(token_program))
+    assert associated_token_address(owner, mint, token_program) == bytes(expected)
+
+
+def test_associated_token_program_id():
+    assert str(Pubkey(ASSOCIATED_TOKEN_PROGRAM_ID)) == "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"
