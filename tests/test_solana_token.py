@@ -8,6 +8,8 @@ too few (and one too many where the program takes no more) must be refused.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from jarvis_wallet.errors import InvalidTransaction
@@ -169,3 +171,72 @@ def test_decoders_do_not_mix_up_programs():
     assert decode_token_2022(0, bytes([26, 4]), (0,))[0] == "harvest_withheld_tokens_to_mint"
     with pytest.raises(InvalidTransaction, match="unknown instruction tag 26"):
         decode_token(0, bytes([26, 4]), (0,))
+
+
+def test_full_messages_with_token_instructions_decode(tmp_path):
+    """parse_message + decode_instructions over legacy and v0 messages built with solders."""
+    from solders.hash import Hash
+    from solders.message import Message as SoldersMessage
+    from solders.message import MessageV0, to_bytes_versioned
+
+    from jarvis_wallet.solana.message import parse_message
+    from jarvis_wallet.solana.programs import decode_instructions, describe_instruction, instruction_to_dict
+    from tests.token_vectors import PAYER
+
+    picks = ["token-transfer_checked", "token-transfer-multisig", "token_2022-transfer_checked_with_fee",
+             "token_2022-token_metadata_update_field", "ata-create_idempotent", "token-set_authority-close_account-none"]  # fmt: skip
+    vectors = [v for v in ALL_VECTORS if v.name in picks]
+    assert len(vectors) == len(picks)
+    instructions = [v.instruction for v in vectors]
+    legacy = bytes(SoldersMessage.new_with_blockhash(instructions, PAYER, Hash.default()))
+    v0 = to_bytes_versioned(MessageV0.try_compile(PAYER, instructions, [], Hash.default()))
+    for raw in (legacy, v0):
+        message = parse_message(raw)
+        decoded = decode_instructions(message)
+        assert [d.program for d in decoded] == [v.program for v in vectors]
+        for d, vector in zip(decoded, vectors):
+            assert (d.kind, dict(d.fields)) == (vector.kind, vector.fields)
+            assert {role: message.account_key(i) for role, i in d.roles.items()} == {
+                role: bytes(key) for role, key in vector.roles.items()
+            }
+            assert {name: [message.account_key(i) for i in idx] for name, idx in d.account_lists.items()} == {
+                name: [bytes(key) for key in keys] for name, keys in vector.lists.items()
+            }
+            assert describe_instruction(message, d)
+            json.dumps(instruction_to_dict(message, d), allow_nan=False)
+
+
+def test_a_malformed_token_instruction_makes_the_message_invalid():
+    from solders.hash import Hash
+    from solders.message import Message as SoldersMessage
+
+    from jarvis_wallet.solana.message import parse_message
+    from jarvis_wallet.solana.programs import decode_instructions
+    from tests.token_vectors import PAYER, raw
+
+    good = raw("token", bytes([12]) + u64(5) + bytes([6]), PAYER, PAYER, PAYER, PAYER)
+    bad = raw("token", bytes([12]) + u64(5) + bytes([6, 0]), PAYER, PAYER, PAYER, PAYER)
+    assert decode_instructions(parse_message(bytes(SoldersMessage.new_with_blockhash([good], PAYER, Hash.default()))))
+    message = parse_message(bytes(SoldersMessage.new_with_blockhash([good, bad], PAYER, Hash.default())))
+    with pytest.raises(InvalidTransaction, match=r"instruction 1 \(SPL Token transfer_checked\): 1 unexpected bytes"):
+        decode_instructions(message)
+
+
+@by_name
+def test_every_vector_has_a_plain_words_sentence(vector):
+    from solders.hash import Hash
+    from solders.message import Message as SoldersMessage
+
+    from jarvis_wallet.solana.message import parse_message
+    from jarvis_wallet.solana.programs import decode_instructions, describe_instruction
+    from tests.token_vectors import PAYER
+
+    message = parse_message(bytes(SoldersMessage.new_with_blockhash([vector.instruction], PAYER, Hash.default())))
+    [decoded] = decode_instructions(message)
+    sentence = describe_instruction(message, decoded)
+    assert "{" not in sentence and "call program" not in sentence
+    if isinstance(vector.fields.get("amount"), int) and vector.kind != "unwrap_lamports":
+        assert f"{vector.fields['amount']} base units" in sentence
+    for role in ("source", "destination", "mint", "owner", "authority", "account"):
+        if role in vector.roles and not vector.kind.startswith("confidential"):
+            assert message.account_label(decoded.roles[role]) in sentence, role
