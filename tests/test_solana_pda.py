@@ -91,3 +91,11 @@ def test_associated_token_address_matches_solders(owner, mint, token_program):
 
 def test_associated_token_program_id():
     assert str(Pubkey(ASSOCIATED_TOKEN_PROGRAM_ID)) == "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"
+
+
+def test_derivation_is_exported_from_the_package():
+    import jarvis_wallet.solana as solana
+
+    assert solana.associated_token_address is associated_token_address
+    assert solana.find_program_address is find_program_address
+    assert {"TOKEN_PROGRAM_ID", "TOKEN_2022_PROGRAM_ID", "ASSOCIATED_TOKEN_PROGRAM_ID"} <= set(solana.__all__)
