@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jarvis_wallet.errors import InvalidTransaction
 from jarvis_wallet.solana.associated_token import decode_associated_token
@@ -228,15 +230,39 @@ def test_every_vector_has_a_plain_words_sentence(vector):
     from solders.message import Message as SoldersMessage
 
     from jarvis_wallet.solana.message import parse_message
-    from jarvis_wallet.solana.programs import decode_instructions, describe_instruction
+    from jarvis_wallet.solana.programs import decode_instructions, describe_instruction, instruction_to_dict
     from tests.token_vectors import PAYER
 
     message = parse_message(bytes(SoldersMessage.new_with_blockhash([vector.instruction], PAYER, Hash.default())))
     [decoded] = decode_instructions(message)
     sentence = describe_instruction(message, decoded)
     assert "{" not in sentence and "call program" not in sentence
+    entry = json.loads(json.dumps(instruction_to_dict(message, decoded), allow_nan=False))
+    assert (entry["program"], entry["kind"], entry["description"]) == (vector.program, vector.kind, sentence)
     if isinstance(vector.fields.get("amount"), int) and vector.kind != "unwrap_lamports":
         assert f"{vector.fields['amount']} base units" in sentence
     for role in ("source", "destination", "mint", "owner", "authority", "account"):
         if role in vector.roles and not vector.kind.startswith("confidential"):
             assert message.account_label(decoded.roles[role]) in sentence, role
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from([decode_token, decode_token_2022, decode_associated_token]),
+    st.one_of(
+        st.binary(max_size=80),
+        st.sampled_from([v.instruction.data for v in ALL_VECTORS]).flatmap(
+            lambda data: st.tuples(st.integers(0, len(data)), st.binary(max_size=3)).map(
+                lambda cut: bytes(data)[: cut[0]] + cut[1]
+            )
+        ),
+    ),
+    st.integers(0, 16),
+)
+def test_any_bytes_decode_or_are_refused_as_invalid(decoder, data, account_count):
+    try:
+        kind, fields, roles, lists = decoder(0, data, tuple(range(account_count)))
+    except InvalidTransaction:
+        return
+    assert max([*roles.values(), *(i for idx in lists.values() for i in idx)], default=-1) < account_count
+    assert isinstance(kind, str) and all(isinstance(name, str) for name in fields)
