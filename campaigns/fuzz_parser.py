@@ -21,7 +21,9 @@ indexes moved) re-encoded. solders (the Rust Solana SDK's types) is the oracle:
   parses both as a transaction and as a bare message.
 
 Accepted messages also go through ``compute_spend`` (instruction decoding), which may refuse
-only with ``InvalidTransaction``.
+only with ``InvalidTransaction``. Token instructions (SPL Token, Token-2022, ATA: data from
+``fuzz_token.py``) that decode are checked further there: against solana-py's SPL Token layout,
+and for strict lengths.
 
 "solders accepts" means: it deserializes, re-serializes to exactly the input, and
 ``sanitize()`` passes (a transaction's signature count must match its header there too).
@@ -65,13 +67,18 @@ from solders.transaction import Transaction, VersionedTransaction
 from jarvis_wallet.errors import InvalidTransaction
 from jarvis_wallet.solana import compute_spend, encode_message, parse_message, parse_transaction_input
 from jarvis_wallet.solana.programs import (
+    _TOKEN_DECODERS,
     COMPUTE_BUDGET_PROGRAM_ID,
     ED25519_PROGRAM_ID,
     MEMO_V1_PROGRAM_ID,
     MEMO_V2_PROGRAM_ID,
     SYSTEM_PROGRAM_ID,
+    decode_instructions,
 )
 from jarvis_wallet.solana.transaction import _parse_full_transaction
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzz_token import TOKEN_PROGRAMS, check_token, token_data  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VECTOR_DIR = REPO_ROOT / "tests" / "vectors" / "solana"
@@ -95,6 +102,7 @@ KNOWN_PROGRAMS = (
     MEMO_V1_PROGRAM_ID,
     MEMO_V2_PROGRAM_ID,
     ED25519_PROGRAM_ID,
+    *TOKEN_PROGRAMS,
 )
 
 
@@ -186,6 +194,8 @@ def _instruction_data(rng: random.Random, program: bytes) -> bytes:
         return rng.choice([b"", b"hello", "\u00e9t\u00e9".encode(), rng.randbytes(rng.randrange(12))])
     if program == ED25519_PROGRAM_ID:
         return bytes([rng.randrange(3)]) + rng.randbytes(rng.randrange(16))
+    if program in TOKEN_PROGRAMS:
+        return token_data(rng, program)
     return rng.randbytes(rng.choice([0, 1, 4, 9, 12, 33, rng.randrange(80)]))
 
 
@@ -264,6 +274,22 @@ def solders_compiled(rng: random.Random) -> bytes:
             return to_bytes_versioned(MessageV0.try_compile(payer, instructions, tables, blockhash))
         except Exception:  # noqa: BLE001 - solders refuses some combinations; fall back to legacy
             pass
+    return bytes(SoldersMessage.new_with_blockhash(instructions, payer, blockhash))
+
+
+def solders_token(rng: random.Random) -> bytes:
+    """A message compiled by solders from token instructions, with enough accounts to decode."""
+    pool = [Pubkey(_key(rng)) for _ in range(rng.randrange(3, 14))]
+    payer = pool[0]
+    instructions = []
+    for _ in range(rng.choice([1, 1, 2])):
+        program = rng.choice(TOKEN_PROGRAMS)
+        count = rng.choice([1, 2, 3, 4, 4, 4, 5, 6, 7, rng.randrange(16)])
+        metas = [AccountMeta(rng.choice(pool), rng.random() < 0.3, rng.random() < 0.5) for _ in range(count)]
+        instructions.append(Instruction(Pubkey(program), token_data(rng, program), metas))
+    blockhash = Hash(_key(rng))
+    if rng.random() < 0.3:
+        return to_bytes_versioned(MessageV0.try_compile(payer, instructions, [], blockhash))
     return bytes(SoldersMessage.new_with_blockhash(instructions, payer, blockhash))
 
 
@@ -470,6 +496,9 @@ class InputSource:
             return "solders_v1", solders_v1(rng), None, False
         if roll < 0.375:
             return "ambiguous", ambiguous_input(rng), None, False
+        if roll < 0.525:
+            data = solders_token(rng)
+            return "solders_token", data, spec_from_message(data), False
         spec = random_spec(rng)
         return "generated", spec.encode(), spec, False
 
@@ -653,6 +682,8 @@ class Counts:
     accepted_full_transactions: int = 0
     accepted_bare_messages: int = 0
     spend_refused: int = 0
+    token_decoded: collections.Counter = field(default_factory=collections.Counter)  # by program
+    token_kinds: set = field(default_factory=set)
     violations: collections.Counter = field(default_factory=collections.Counter)
     examples: list = field(default_factory=list)
 
@@ -671,6 +702,8 @@ class Counts:
         self.accepted_full_transactions += other.accepted_full_transactions
         self.accepted_bare_messages += other.accepted_bare_messages
         self.spend_refused += other.spend_refused
+        self.token_decoded.update(other.token_decoded)
+        self.token_kinds |= other.token_kinds
         self.violations.update(other.violations)
         self.examples.extend(other.examples[: max(0, MAX_EXAMPLES - len(self.examples))])
 
@@ -792,6 +825,8 @@ def check_input(data: bytes, counts: Counts, source: str = "input", parsers: Par
             counts.spend_refused += 1
         except BaseException as exc:  # noqa: BLE001
             counts.violation("unexpected_exception", data, f"compute_spend: {type(exc).__name__}: {exc}")
+        else:
+            _check_tokens(message, counts, data)
         return
     if observed == "ambiguous":
         counts.stricter["ambiguous_input"] += 1
@@ -801,6 +836,22 @@ def check_input(data: bytes, counts: Counts, source: str = "input", parsers: Par
         counts.stricter[stricter[0]] += 1
     else:
         counts.refused_by_both += 1
+
+
+def _check_tokens(message, counts: Counts, data: bytes) -> None:
+    """Token instructions that decoded: solana-py's reading and strict lengths (fuzz_token.py)."""
+    for decoded in decode_instructions(message):
+        decoder = _TOKEN_DECODERS.get(decoded.program)
+        if decoder is None:
+            continue
+        counts.token_decoded[decoded.program] += 1
+        counts.token_kinds.add(f"{decoded.program}:{decoded.kind}")
+
+        def again(other: bytes, decoded=decoded, decoder=decoder):
+            return decoder(decoded.index, other, decoded.accounts)
+
+        for kind, detail in check_token(decoded, again):
+            counts.violation(kind, data, detail)
 
 
 def run_chunk(seed: int, count: int, vectors: list[bytes] | None = None, parsers: Parsers = OURS) -> Counts:
@@ -876,6 +927,8 @@ def report(counts: Counts, elapsed: float, *, seed: int, workers: int) -> dict:
         "stricter_than_solders": dict(sorted(counts.stricter.items())),
         "message_level": dict(sorted(counts.message_level.items())),
         "accepted_then_refused_by_instruction_decoding": counts.spend_refused,
+        "token_instructions_decoded": dict(sorted(counts.token_decoded.items())),
+        "token_kinds_decoded": len(counts.token_kinds),
         "by_source": dict(sorted(counts.by_source.items())),
         "violations": counts.violation_count,
         "violations_by_kind": dict(sorted(counts.violations.items())),

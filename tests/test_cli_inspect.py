@@ -64,7 +64,9 @@ VECTOR_DESCRIPTIONS = {
         "transfer 0.002 SOL from C2UwQHqJ3BmEJHSMVmrtZDQGS2fGv8fZrWYGi18nHF5k to 8YPqwYXZtWPd31puVLEUPamS4wTv6F89n8nXDA5Ce2Bg",
     ],
     "wallet_core_sponsored_token_and_sol_transfer": [
-        "call program TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA with 4 accounts and 10 bytes of data",
+        "transfer 10000 base units (6 decimals) of mint Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB from token "
+        "account DK8JGfS6Acsjh7KCdT7rEZ4ECNXztNmbJMs1mgjdZCXE to DwvTHUygHJ2xdHBHT1HgvHaJfqHkPbS5omrGEEGpLHDc, "
+        "authorised by 9fATSMy2QhUjd1RpJgGTcs6kJzeSHzzL6DzCCEFv5Xvc",
         "transfer 0.0002 SOL from 9fATSMy2QhUjd1RpJgGTcs6kJzeSHzzL6DzCCEFv5Xvc to EkBtoCtDihccznHSF3P64kvcTt5xNxQ2jxYMjPXVH3DX",
     ],
     "generated_compute_unit_limit_above_cap": [
@@ -242,6 +244,47 @@ def test_inspect_shows_what_the_signer_would_decide(cli, initialised_url, tmp_pa
     cli("limits", "set", "--wallet", stranger, "--per-tx", "10000", "--daily", "20000", url=url)
     not_signer, _ = inspect_json(cli, path, "--wallet", stranger, url=url)
     assert (not_signer["decision"]["reason"], not_signer["spend_lamports"]) == ("not_a_signer", 0)
+
+
+def test_inspect_json_of_a_transfer_checked(cli, tmp_path):
+    """A TransferChecked built by solana-py: decoded fields, named roles, a sentence, JSON-able."""
+    from spl.token.constants import TOKEN_PROGRAM_ID
+    from spl.token.instructions import transfer_checked
+    from spl.token.models import TransferCheckedParams
+
+    owner, source, mint, destination, signer = (Pubkey.from_string(random_pubkey()) for _ in range(5))
+    instruction = transfer_checked(
+        TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID, source=source, mint=mint, dest=destination, owner=owner,
+            amount=2_500_000, decimals=6, signers=[signer],
+        )
+    )  # fmt: skip
+    message = SoldersMessage.new_with_blockhash([instruction], owner, Hash.default())
+    report, _ = inspect_json(cli, b64_file(tmp_path, bytes(message)))
+    [entry] = report["instructions"]
+    assert (entry["program"], entry["program_id"], entry["kind"]) == ("token", str(TOKEN_PROGRAM_ID), "transfer_checked")
+    assert entry["fields"] == {"amount": 2_500_000, "decimals": 6}
+    assert {role: account["address"] for role, account in entry["roles"].items()} == {
+        "source": str(source), "mint": str(mint), "destination": str(destination), "authority": str(owner),
+    }  # fmt: skip
+    assert [account["address"] for account in entry["account_lists"]["multisig_signers"]] == [str(signer)]
+    assert entry["description"] == (
+        f"transfer 2500000 base units (6 decimals) of mint {mint} from token account {source} to {destination}, "
+        f"authorised by {owner} (multisig, 1 signer)"
+    )
+    assert "data_hex" not in entry
+    assert report["spend_lamports"] == 10_000  # two signatures; tokens are not counted in lamports
+
+
+def test_inspect_refuses_a_malformed_token_instruction(cli, tmp_path):
+    message = SoldersMessage.new_with_blockhash(
+        [Instruction(Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"), bytes([12, 1]), [])],
+        Pubkey.from_string(random_pubkey()),
+        Hash.default(),
+    )
+    result = cli("inspect", b64_file(tmp_path, bytes(message)), "--json")
+    assert result.exit_code != 0
+    assert "instruction 0 (SPL Token transfer_checked): instruction data is too short (2 bytes)" in one_error_line(result)
 
 
 def test_inspect_decision_follows_the_program_allow_list(cli, initialised_url, tmp_path):

@@ -27,6 +27,7 @@ from jarvis_wallet.solana.message import _parse_message_at
 CAMPAIGNS = Path(__file__).resolve().parents[1] / "campaigns"
 sys.path.insert(0, str(CAMPAIGNS))
 import fuzz_parser as campaign  # noqa: E402
+import fuzz_token  # noqa: E402
 
 VECTORS = campaign.load_vector_inputs()
 
@@ -53,7 +54,12 @@ def test_twenty_thousand_inputs_without_a_violation():
     assert counts.accepted_full_transactions > 1000 and counts.accepted_bare_messages > 1000
     assert counts.refused_by_both > 5000
     assert {"duplicate_account_keys", "trailing_bytes", "message_version_above_0"} <= set(counts.stricter)
-    assert {"vector", "generated", "byte_mutant", "field_mutant", "solders_compiled"} <= set(counts.by_source)
+    assert {"vector", "generated", "byte_mutant", "field_mutant", "solders_compiled", "solders_token"} <= set(
+        counts.by_source
+    )
+    # Token instruction data reaches all three decoders, and many kinds decode and pass the oracles.
+    assert set(counts.token_decoded) == {"token", "token_2022", "associated_token"}
+    assert sum(counts.token_decoded.values()) > 150 and len(counts.token_kinds) > 40
 
 
 def test_agreement_on_a_valid_message_and_its_transaction():
@@ -112,6 +118,52 @@ def test_the_oracle_catches_an_exception_other_than_invalid_transaction():
     counts = verdict(transfer(), replace(campaign.OURS, entry_point=_raising_entry_point))
     assert counts.violations["unexpected_exception"] == 1
     assert "IndexError" in counts.examples[0]["detail"]
+
+
+def _decoded_token(data: bytes, program: str = "token"):
+    from jarvis_wallet.solana.programs import DecodedInstruction
+
+    for count in range(1, 5):  # as many accounts as the instruction takes
+        try:
+            kind, fields, roles, _ = campaign._TOKEN_DECODERS[program](0, data, tuple(range(count)))
+        except InvalidTransaction:
+            continue
+        return DecodedInstruction(0, b"", program, kind, fields, roles, tuple(range(count)), data)
+    raise AssertionError(f"{data.hex()} does not decode")
+
+
+def _strict(decoded):
+    return lambda data: campaign._TOKEN_DECODERS[decoded.program](0, data, decoded.accounts)
+
+
+def test_the_token_oracle_catches_a_lax_decoder():
+    transfer_checked = bytes([12]) + (5).to_bytes(8, "little") + bytes([6])
+    decoded = _decoded_token(transfer_checked)
+    strict = _strict(decoded)
+
+    assert fuzz_token.check_token(decoded, strict) == []
+    # A decoder that reads a prefix and ignores the rest.
+    lax = fuzz_token.check_token(decoded, lambda data: strict(data[:10]))
+    assert {kind for kind, _ in lax} == {"token_length_not_strict"}
+    # A decoder that accepted trailing bytes, or read a field wrong, disagrees with solana-py.
+    trailing = replace(decoded, data=transfer_checked + b"\x00")
+    assert ("token_accepted_what_solana_py_refuses" in {k for k, _ in fuzz_token.check_token(trailing, strict)})
+    misread = replace(decoded, fields={"amount": 5, "decimals": 7})
+    assert {k for k, _ in fuzz_token.check_token(misread, strict)} == {"token_fields_differ"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes([0, 6]) + bytes([7]) * 32 + b"\x00",  # canonical "none" freeze authority
+        bytes([0, 6]) + bytes([7]) * 32 + b"\x00" + bytes(32),  # full-width "none"
+        bytes([6, 3, 1]) + bytes([8]) * 32,
+        b"\x18" + "1.5".encode(),
+    ],
+)
+def test_the_token_oracle_agrees_with_solana_py_on_good_data(data):
+    decoded = _decoded_token(data)
+    assert fuzz_token.check_token(decoded, _strict(decoded)) == []
 
 
 def test_regression_128_signature_slots_are_a_version_prefix_not_a_count():

@@ -176,7 +176,7 @@ def test_decode_instructions(vector: dict) -> None:
         _key(i["program"]) for i in expected["instructions"]
     ]
     for instruction, facts in zip(decoded, expected["instructions"]):
-        for field in ("lamports", "units", "micro_lamports", "text", "space", "seed"):
+        for field in ("lamports", "units", "micro_lamports", "text", "space", "seed", "amount", "decimals"):
             if field in facts:
                 assert instruction.fields[field] == facts[field], (instruction.index, field)
 

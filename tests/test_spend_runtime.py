@@ -195,7 +195,8 @@ SECP256R1 = Pubkey.from_string("Secp256r1SigVerify1111111111111111111111111")
         [Instruction(BPF_LOADER, b"\x07", [])],
         [Instruction(DEPRECATED_LOADER, b"\x07", [])],
         [Instruction(MEMO, b"memo", [])],
-        [Instruction(SOME_PROGRAM, b"\x07", [])],
+        # SPL Token is decoded now, so it gets a well-formed instruction (GetAccountDataSize).
+        [Instruction(SOME_PROGRAM, bytes([21]), [AccountMeta(RECIPIENT, False, False)])],
         [Instruction(STAKE, b"\x07", [])],
         [Instruction(SECP256R1, bytes([0, 0]), [])],
         [Instruction(UPGRADEABLE_LOADER, b"\x07", []), Instruction(MEMO, b"m", []), Instruction(Pubkey(ED25519_PROGRAM_ID), bytes([0, 0]), [])],

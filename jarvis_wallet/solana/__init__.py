@@ -13,6 +13,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "ASSOCIATED_TOKEN_PROGRAM_ID": "associated_token",
+    "associated_token_address": "associated_token",
     "build_nonce_advance_message": "build",
     "build_transfer_message": "build",
     "compile_message": "build",
@@ -33,10 +35,13 @@ _EXPORTS = {
     "decode_instructions": "programs",
     "describe_instruction": "programs",
     "format_sol": "programs",
+    "find_program_address": "pda",
     "decode_pubkey": "pubkey",
     "encode_pubkey": "pubkey",
     "normalize_pubkey": "pubkey",
     "decode_shortvec": "shortvec",
+    "TOKEN_PROGRAM_ID": "token",
+    "TOKEN_2022_PROGRAM_ID": "token_2022",
     "encode_shortvec": "shortvec",
     "OwnershipChange": "spend",
     "Payment": "spend",

@@ -2,7 +2,8 @@
 
 System Program (bincode: u32 little-endian variant, u64 integers, 32-byte keys,
 strings as u64 length + UTF-8), Compute Budget (borsh: u8 variant, u32/u64) and
-Memo v1/v2 (UTF-8 text). Data of a known program must decode completely with
+Memo v1/v2 (UTF-8 text), and SPL Token, Token-2022 and the Associated Token
+Account program (token.py, token_2022.py, associated_token.py). Data of a known program must decode completely with
 the exact length of its variant, otherwise the message is refused: the signer
 never guesses what an instruction does. Instructions of any other program are
 kept opaque (program, accounts, data); the policy decides whether they may
@@ -19,6 +20,11 @@ from ..amounts import format_sol
 from ..errors import InvalidTransaction
 from .message import Message
 from .pubkey import decode_pubkey, encode_pubkey
+from .associated_token import ASSOCIATED_TOKEN_PROGRAM_ID, decode_associated_token
+from .reader import DataReader
+from .token import TOKEN_PROGRAM_ID, decode_token
+from .token_2022 import TOKEN_2022_PROGRAM_ID, decode_token_2022
+from .token_words import describe_token
 
 SYSTEM_PROGRAM_ID = bytes(32)
 COMPUTE_BUDGET_PROGRAM_ID = decode_pubkey("ComputeBudget111111111111111111111111111111")
@@ -52,6 +58,14 @@ PROGRAM_NAMES = {
     COMPUTE_BUDGET_PROGRAM_ID: "compute_budget",
     MEMO_V1_PROGRAM_ID: "memo_v1",
     MEMO_V2_PROGRAM_ID: "memo",
+    TOKEN_PROGRAM_ID: "token",
+    TOKEN_2022_PROGRAM_ID: "token_2022",
+    ASSOCIATED_TOKEN_PROGRAM_ID: "associated_token",
+}
+_TOKEN_DECODERS = {
+    "token": decode_token,
+    "token_2022": decode_token_2022,
+    "associated_token": decode_associated_token,
 }
 
 MIN_HEAP_FRAME_BYTES = 32 * 1024
@@ -65,7 +79,9 @@ class DecodedInstruction:
 
     ``fields`` holds the decoded data (keys as 32-byte ``bytes``, amounts as
     ``int``, seeds and memo text as ``str``); ``roles`` maps account roles such
-    as ``"from"`` and ``"to"`` to indexes into the message's accounts.
+    as ``"from"`` and ``"to"`` to indexes into the message's accounts;
+    ``account_lists`` names variable runs of accounts (token ``multisig_signers``,
+    multisig ``members``, withheld-fee ``sources``).
     """
 
     index: int
@@ -76,48 +92,10 @@ class DecodedInstruction:
     roles: Mapping[str, int] = field(hash=False)
     accounts: tuple[int, ...]
     data: bytes = field(repr=False)
+    account_lists: Mapping[str, tuple[int, ...]] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def role_index(self, role: str) -> int | None:
         return self.roles.get(role)
-
-
-class _DataReader:
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data = data
-        self.offset = 0
-        self.what = what
-
-    def take(self, count: int) -> bytes:
-        end = self.offset + count
-        if end > len(self.data):
-            raise InvalidTransaction(f"{self.what}: instruction data is too short ({len(self.data)} bytes)")
-        chunk = self.data[self.offset : end]
-        self.offset = end
-        return chunk
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "little")
-
-    def u64(self) -> int:
-        return int.from_bytes(self.take(8), "little")
-
-    def pubkey(self) -> bytes:
-        return self.take(32)
-
-    def string(self) -> str:
-        length = self.u64()
-        if length > len(self.data) - self.offset:
-            raise InvalidTransaction(f"{self.what}: seed length {length} runs past the instruction data")
-        try:
-            return self.take(length).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidTransaction(f"{self.what}: seed is not valid UTF-8") from None
-
-    def finish(self) -> None:
-        if self.offset != len(self.data):
-            raise InvalidTransaction(
-                f"{self.what}: {len(self.data) - self.offset} unexpected bytes after the instruction data"
-            )
 
 
 # variant -> (kind, data layout, account roles in order, minimum accounts)
@@ -178,7 +156,7 @@ SYSTEM_INSTRUCTION_KINDS = tuple(kind for kind, _, _, _ in _SYSTEM_VARIANTS.valu
 
 def _decode_system(position: int, data: bytes, accounts: tuple[int, ...]) -> tuple[str, dict, dict]:
     what = f"instruction {position} (System Program)"
-    reader = _DataReader(data, what)
+    reader = DataReader(data, what)
     variant = reader.u32()
     if variant not in _SYSTEM_VARIANTS:
         raise InvalidTransaction(f"{what}: unknown instruction variant {variant}")
@@ -237,7 +215,10 @@ def decode_instructions(message: Message) -> tuple[DecodedInstruction, ...]:
         program = PROGRAM_NAMES.get(program_id, "unknown")
         roles: dict[str, int] = {}
         fields: dict[str, object] = {}
-        if program == "system":
+        lists: dict[str, tuple[int, ...]] = {}
+        if program in _TOKEN_DECODERS:
+            kind, fields, roles, lists = _TOKEN_DECODERS[program](position, instruction.data, instruction.accounts)
+        elif program == "system":
             kind, fields, roles = _decode_system(position, instruction.data, instruction.accounts)
         elif program == "compute_budget":
             kind, fields = _decode_compute_budget(position, instruction.data)
@@ -263,6 +244,7 @@ def decode_instructions(message: Message) -> tuple[DecodedInstruction, ...]:
                 roles=MappingProxyType(roles),
                 accounts=instruction.accounts,
                 data=instruction.data,
+                account_lists=MappingProxyType(lists),
             )
         )
     return tuple(decoded)
@@ -353,6 +335,8 @@ def describe_instruction(message: Message, decoded: DecodedInstruction) -> str:
             return f"limit loaded account data to {f['bytes']} bytes"
     if kind == "memo":
         return f"memo {_quote(f['text'])}"  # type: ignore[arg-type]
+    if decoded.program in _TOKEN_DECODERS:
+        return describe_token(decoded.program, kind, f, decoded.account_lists, who, _quote)
     return (
         f"call program {encode_pubkey(decoded.program_id)} with {len(decoded.accounts)} accounts "
         f"and {len(decoded.data)} bytes of data"
@@ -360,7 +344,11 @@ def describe_instruction(message: Message, decoded: DecodedInstruction) -> str:
 
 
 def instruction_to_dict(message: Message, decoded: DecodedInstruction) -> dict[str, object]:
-    """JSON-able form: keys base58, amounts int, data of opaque instructions hex."""
+    """JSON-able form: keys base58, amounts int, data of opaque instructions hex.
+
+    ``roles`` names accounts by what the instruction does with them; ``account_lists``
+    (token instructions only, when present) holds multisig signers, members or sources.
+    """
     fields = {
         name: encode_pubkey(value) if isinstance(value, bytes) else value for name, value in decoded.fields.items()
     }
@@ -371,8 +359,13 @@ def instruction_to_dict(message: Message, decoded: DecodedInstruction) -> dict[s
         "kind": decoded.kind,
         "description": describe_instruction(message, decoded),
         "fields": fields,
+        "roles": {role: account_to_dict(message, index) for role, index in decoded.roles.items()},
         "accounts": [account_to_dict(message, index) for index in decoded.accounts],
     }
+    if decoded.account_lists:
+        result["account_lists"] = {
+            name: [account_to_dict(message, index) for index in indexes] for name, indexes in decoded.account_lists.items()
+        }
     if decoded.program == "unknown":
         result["data_hex"] = decoded.data.hex()
     return result

@@ -35,10 +35,12 @@ from solders.keypair import Keypair
 from solders.message import Message, MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
+from spl.token.instructions import decode_transfer_checked
 
 OUT_DIR = Path(__file__).resolve().parent / "solana"
 
 SYSTEM_PROGRAM = "11111111111111111111111111111111"
+TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 COMPUTE_BUDGET_PROGRAM = "ComputeBudget111111111111111111111111111111"
 MEMO_PROGRAMS = {
     "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr",  # SPL Memo v2
@@ -761,6 +763,14 @@ def decode_instruction(message, keys: list[dict], compiled) -> dict:
         return out
     if program in MEMO_PROGRAMS:
         out.update(kind="memo", text=data.decode("utf-8"))
+        return out
+    if program == TOKEN_PROGRAM:
+        # solana-py's SPL Token decoder; only TransferChecked appears in the vectors so far.
+        if data[:1] != bytes([12]) or len(data) != 10:
+            raise SystemExit(f"add a reference decoder for SPL Token data {data.hex()}")
+        metas = [AccountMeta(Pubkey.from_string(keys[a]["pubkey"]), message.is_signer(a), False) for a in accounts]
+        params = decode_transfer_checked(Instruction(Pubkey.from_string(program), data, metas))
+        out.update(kind="transfer_checked", amount=params.amount, decimals=params.decimals)
         return out
     out["kind"] = "opaque"  # a program this reference does not decode
     return out
