@@ -12,7 +12,8 @@ records the result. Checks run in this order, the first failure wins:
     ownership_change         a System instruction hands the wallet's account, or an
                              account it controls, to someone else
     durable_nonce_not_allowed the transaction uses a durable nonce (it would never
-                             expire) and the operator has not allowed them
+                             expire) and the operator has not allowed them, or its
+                             nonce answers to a signer other than the wallet
     destination_not_allowed  a destination allow-list is set and the wallet pays
                              an account outside it (or one loaded from a lookup table)
     per_tx_limit_exceeded    spend > per-transaction limit
@@ -165,6 +166,13 @@ def decide(
             "this transaction uses a durable nonce, so it never expires and could be sent long after "
             "the daily window that counted it; durable nonces are refused unless the operator runs "
             "`jarvis-wallet config set allow_durable_nonce true` (see docs/policy.md)",
+        )
+    if spend.uses_durable_nonce and not spend.durable_nonce_revocable:
+        return deny(
+            "durable_nonce_not_allowed",
+            "this transaction's durable nonce can be advanced by a signer other than the wallet, so "
+            "`jarvis-wallet nonce advance` could not revoke it; only nonces whose authority is the "
+            "wallet alone are signed",
         )
     if destinations is not None:
         for payment in spend.payments:

@@ -11,6 +11,7 @@ says what does. Tests use this module to compare the two:
     result = chain.execute(signed_transaction)
     lost = before - chain.controlled_lamports(wallet.pubkey(), watch=[seed_account])
     assert counted_spend >= lost
+    # and no account of the wallet's changed hands without a lamport moving: taken_addresses()
 
 "Controlled" is read off the accounts after execution, not off the instructions: the wallet's
 own account while it is System-owned without data; a System-owned account without data whose
@@ -114,6 +115,27 @@ class Chain:
             if account is not None and self._controls(wallet, address, account):
                 total += account.lamports
         return total
+
+    def controlled_addresses(self, wallet: Pubkey, *, watch: Iterable[Pubkey] = ()) -> frozenset[Pubkey]:
+        """The accounts among the wallet and ``watch`` that the wallet controls now."""
+        return frozenset(
+            address
+            for address in dict.fromkeys([wallet, *watch])
+            if (account := self.account(address)) is not None and self._controls(wallet, address, account)
+        )
+
+    def taken_addresses(self, wallet: Pubkey, controlled_before: frozenset[Pubkey], *, watch: Iterable[Pubkey] = ()) -> set[Pubkey]:
+        """Addresses that were the wallet's (it controlled them before, or they derive from it)
+        and now hold an account someone else controls: control taken without a lamport moved,
+        which counting lamports cannot see. An account closed (no lamports left) is not taken."""
+        taken = set()
+        for address in dict.fromkeys([wallet, *watch]):
+            account = self.account(address)
+            if account is None or account.lamports == 0 or self._controls(wallet, address, account):
+                continue
+            if address in controlled_before or address == wallet or address in self._derived:
+                taken.add(address)
+        return taken
 
     def _controls(self, wallet: Pubkey, address: Pubkey, account: Account) -> bool:
         if account.owner != SYSTEM_PROGRAM:

@@ -142,3 +142,29 @@ def test_nonce_advance_bad_input_is_one_line(signers, cli) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert "nonce account" in result.stderr
+
+
+def test_a_durable_nonce_of_another_authority_is_refused_even_when_allowed_because_it_cannot_be_revoked() -> None:
+    # Found in review: with allow_durable_nonce set, a transaction advancing the attacker's
+    # nonce was signed; the wallet's `nonce advance` then fails on chain (the wallet is not that
+    # nonce's authority), and the stockpiled payment lands 200 blockhashes later.
+    attacker = Keypair.from_seed(bytes([3]) * 32)
+    chain = new_chain(WALLET.pubkey(), attacker.pubkey())
+    nonce = chain.create_nonce_account(OTHER, attacker.pubkey())
+    advance = sp.advance_nonce_account({"nonce_pubkey": nonce, "authorized_pubkey": attacker.pubkey()})
+    pay = sp.transfer({"from_pubkey": WALLET.pubkey(), "to_pubkey": attacker.pubkey(), "lamports": 3 * SOL})
+    message = Message.new_with_blockhash([advance, pay], WALLET.pubkey(), chain.nonce(nonce).durable_nonce)
+    decision = decide_for(bytes(message), allow_durable_nonce=True)
+    assert decision.reason == "durable_nonce_not_allowed" and "nonce advance" in decision.message
+    # What the refusal prevents, signed anyway: the revocation cannot land, the stockpile does.
+    stockpiled = sign(message, [WALLET, attacker])
+    revoke = parse_transaction_input(build_nonce_advance_message(
+        authority=bytes(WALLET.pubkey()), nonce_account=bytes(nonce), recent_blockhash=bytes(chain.blockhash)
+    ))
+    revoked = chain.execute(revoke.with_signature(bytes(WALLET.pubkey()), bytes(WALLET.sign_message(revoke.signing_bytes()))))
+    assert not revoked.ok
+    for _ in range(200):
+        chain.next_blockhash()
+    before = chain.balance(WALLET.pubkey())
+    assert chain.execute(stockpiled).ok
+    assert before - chain.balance(WALLET.pubkey()) == 3 * SOL + 10_000

@@ -230,7 +230,15 @@ def test_programs_and_programs_receiving_the_wallet() -> None:
         (sp.authorize_nonce_account({"nonce_pubkey": A, "authorized_pubkey": WALLET, "new_authority": B}), 1),
         (sp.authorize_nonce_account({"nonce_pubkey": A, "authorized_pubkey": WALLET, "new_authority": WALLET}), 0),
         (sp.authorize_nonce_account({"nonce_pubkey": A, "authorized_pubkey": OTHER, "new_authority": B}), 0),
-        (sp.initialize_nonce_account({"nonce_pubkey": A, "authority": B}), 0),
+        # Another authority, on any account: it may be one of the wallet's that the same
+        # transaction emptied (review of #10).
+        (sp.initialize_nonce_account({"nonce_pubkey": A, "authority": B}), 1),
+        (sp.initialize_nonce_account({"nonce_pubkey": A, "authority": WALLET}), 0),
+        # An account derived from the wallet, created with data or another owner (review of #10).
+        (sp.create_account_with_seed({"from_pubkey": OTHER, "to_pubkey": A, "base": WALLET, "seed": "s", "lamports": 1, "space": 80, "owner": Pubkey(SYSTEM_PROGRAM_ID)}), 1),
+        (sp.create_account_with_seed({"from_pubkey": OTHER, "to_pubkey": A, "base": WALLET, "seed": "s", "lamports": 1, "space": 0, "owner": OWNER}), 1),
+        (sp.create_account_with_seed({"from_pubkey": OTHER, "to_pubkey": A, "base": WALLET, "seed": "s", "lamports": 1, "space": 0, "owner": Pubkey(SYSTEM_PROGRAM_ID)}), 0),
+        (sp.create_account_with_seed({"from_pubkey": OTHER, "to_pubkey": A, "base": OTHER, "seed": "s", "lamports": 1, "space": 80, "owner": OWNER}), 0),
     ],
 )
 def test_ownership_changes(instruction: Instruction, changes: int) -> None:

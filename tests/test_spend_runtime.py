@@ -51,11 +51,13 @@ def decide_on(chain: Chain, instructions, *, payer: Pubkey = W, **options) -> tu
     return message, decision
 
 
-def execute_and_measure(chain: Chain, message: Message, signers, watch=()) -> tuple[Execution, int]:
-    """Sign with ``signers``, execute, and return what left the wallet's control."""
+def execute_and_measure(chain: Chain, message: Message, signers, watch=()) -> tuple[Execution, int, set]:
+    """Sign with ``signers``, execute, and return the lamports that left the wallet's control
+    and the addresses of the wallet's that someone else now controls."""
     before = chain.controlled_lamports(W, watch=watch)
+    controlled = chain.controlled_addresses(W, watch=watch)
     execution = chain.execute(sign(message, signers))
-    return execution, before - chain.controlled_lamports(W, watch=watch)
+    return execution, before - chain.controlled_lamports(W, watch=watch), chain.taken_addresses(W, controlled, watch=watch)
 
 
 def withdraw_nonce(nonce: Pubkey, authority: Pubkey, to: Pubkey, lamports: int) -> Instruction:
@@ -130,11 +132,11 @@ def _create_account_with_seed_over_a_funded_derived_account(chain: Chain):
 
 
 def _initialize_nonce_on_a_derived_account_without_data(chain: Chain):
-    # InitializeNonceAccount needs no signature, but only works on a System account of nonce
-    # size: a derived account without data (all the wallet can have without Allocate) is safe.
+    # InitializeNonceAccount only works on a System account of nonce size: on a derived account
+    # without data the runtime refuses it, and only the fee moves.
     derived = chain.derive(W, "plain")
     chain.system_account(derived, 5 * SOL)
-    return [sp.initialize_nonce_account({"nonce_pubkey": derived, "authority": ATTACKER.pubkey()})], [WALLET], (derived,)
+    return [sp.initialize_nonce_account({"nonce_pubkey": derived, "authority": W})], [WALLET], (derived,)
 
 
 EXACT = "exact"
@@ -162,9 +164,10 @@ def test_counted_spend_matches_what_the_runtime_moves(chain: Chain, build, payer
     instructions, signers, watch = build(chain)
     message, decision = decide_on(chain, instructions, payer=payer)
     assert decision.allowed, decision.message
-    execution, moved = execute_and_measure(chain, message, signers, watch)
+    execution, moved, taken = execute_and_measure(chain, message, signers, watch)
     counted = decision.spend.spend_lamports
     assert counted >= moved, (counted, moved, execution)
+    assert not taken, (taken, execution)
     if accuracy == EXACT:
         assert counted == max(moved, 0), (counted, moved, execution)
     if payer == W:
@@ -252,23 +255,67 @@ def _authorize_nonce_to_another(chain: Chain):
     return [authorize], [WALLET], (nonce,)
 
 
+def _withdraw_own_nonce_then_reinitialize_for_another(chain: Chain):
+    # Found in review: the wallet's nonce account emptied into the wallet (nothing to count),
+    # topped up by the attacker, and re-initialised with the attacker's authority. No lamport
+    # leaves, but the account, and anything paid into it later, is the attacker's.
+    nonce = chain.create_nonce_account(OTHER, W)
+    withdraw = withdraw_nonce(nonce, W, W, chain.balance(nonce))
+    top_up = sp.transfer({"from_pubkey": ATTACKER.pubkey(), "to_pubkey": nonce, "lamports": chain.rent_exempt(NONCE_SPACE)})
+    initialize = sp.initialize_nonce_account({"nonce_pubkey": nonce, "authority": ATTACKER.pubkey()})
+    return [withdraw, top_up, initialize], [ATTACKER, WALLET], (nonce,)
+
+
+def _empty_a_derived_account_then_recreate_it_for_another(chain: Chain):
+    # Found in review: "the runtime only creates over an empty address" does not protect a
+    # derived address that the same transaction first empties into the wallet.
+    derived = chain.derive(W, "deposit")
+    chain.system_account(derived, 5 * SOL)
+    empty = sp.transfer_with_seed(
+        {"from_pubkey": derived, "from_base": W, "from_seed": "deposit", "from_owner": Pubkey.default(), "to_pubkey": W, "lamports": 5 * SOL}
+    )
+    create = sp.create_account_with_seed(
+        {"from_pubkey": ATTACKER.pubkey(), "to_pubkey": derived, "base": W, "seed": "deposit",
+         "lamports": chain.rent_exempt(NONCE_SPACE), "space": NONCE_SPACE, "owner": Pubkey.default()}
+    )
+    initialize = sp.initialize_nonce_account({"nonce_pubkey": derived, "authority": ATTACKER.pubkey()})
+    return [empty, create, initialize], [ATTACKER, WALLET], (derived,)
+
+
+def _squat_an_unused_derived_address_for_another_program(chain: Chain):
+    # The address a wallet's seed "stake:0" account would have, created for another program
+    # by someone else: whatever is sent there later is that program's to give.
+    derived = chain.derive(W, "stake:0", SOME_PROGRAM)
+    create = sp.create_account_with_seed(
+        {"from_pubkey": ATTACKER.pubkey(), "to_pubkey": derived, "base": W, "seed": "stake:0",
+         "lamports": chain.rent_exempt(0), "space": 0, "owner": SOME_PROGRAM}
+    )
+    return [create], [ATTACKER, WALLET], (derived,)
+
+
 @pytest.mark.parametrize(
-    ("build", "payer", "reason", "uncounted_at_least"),
+    ("build", "payer", "reason", "uncounted_at_least", "takes_control"),
     [
-        (_allocate_with_seed_then_initialize_nonce, W, "ownership_change", 50 * SOL),
-        (_assign_with_seed_to_another_program, W, "ownership_change", 50 * SOL),
-        (_allocate_the_wallet_then_initialize_nonce, OTHER.pubkey(), "ownership_change", 99 * SOL),
-        (_authorize_nonce_to_another, W, "ownership_change", 2 * SOL),
+        (_allocate_with_seed_then_initialize_nonce, W, "ownership_change", 50 * SOL, True),
+        (_assign_with_seed_to_another_program, W, "ownership_change", 50 * SOL, True),
+        (_allocate_the_wallet_then_initialize_nonce, OTHER.pubkey(), "ownership_change", 99 * SOL, True),
+        (_authorize_nonce_to_another, W, "ownership_change", 2 * SOL, True),
+        (_withdraw_own_nonce_then_reinitialize_for_another, ATTACKER.pubkey(), "ownership_change", 0, True),
+        (_empty_a_derived_account_then_recreate_it_for_another, ATTACKER.pubkey(), "ownership_change", 0, True),
+        (_squat_an_unused_derived_address_for_another_program, ATTACKER.pubkey(), "ownership_change", 0, True),
     ],
     ids=lambda value: value.__name__.strip("_") if callable(value) else None,
 )
-def test_refused_because_signing_would_move_money_uncounted(chain, build, payer, reason, uncounted_at_least) -> None:
+def test_refused_because_signing_would_take_money_or_control_uncounted(
+    chain, build, payer, reason, uncounted_at_least, takes_control
+) -> None:
     instructions, signers, watch = build(chain)
     message, decision = decide_on(chain, instructions, payer=payer)
     assert decision.reason == reason, decision.message
-    execution, moved = execute_and_measure(chain, message, signers, watch)
+    execution, moved, taken = execute_and_measure(chain, message, signers, watch)
     assert execution.ok, execution.error  # the runtime would have done it
     assert moved - decision.spend.spend_lamports >= uncounted_at_least
+    assert bool(taken) == takes_control, taken
 
 
 def test_the_drain_completes_for_the_attacker_once_signed(chain: Chain) -> None:
@@ -388,5 +435,6 @@ def test_no_mix_of_system_instructions_moves_more_than_is_counted(builders, paye
     keypairs = [k for k in (WALLET, OTHER, NEW, ATTACKER) if k.pubkey() in required]
     if len(keypairs) != len(required):
         return  # needs a signature nobody here holds (a derived address): the runtime would refuse it
-    execution, moved = execute_and_measure(world.chain, message, keypairs, world.watch)
+    execution, moved, taken = execute_and_measure(world.chain, message, keypairs, world.watch)
     assert decision.spend.spend_lamports >= moved, (instructions, execution, decision.spend.to_dict())
+    assert not taken, (instructions, execution, taken)

@@ -63,6 +63,12 @@ def _describe_allocate_or_assign(instruction: DecodedInstruction, *, derived: bo
     return f"assigns {account}{owner}, which takes it out of the wallet's control"
 
 
+def _plain_system_account(fields) -> bool:
+    """An account without data owned by the System Program: the wallet's derived money stays the
+    wallet's (only its signature, as base, can move it)."""
+    return fields["space"] == 0 and fields["owner"] == SYSTEM_PROGRAM_ID
+
+
 # WithdrawNonceAccount's accounts: 0 nonce, 1 recipient, 2 and 3 sysvars (checked by the runtime),
 # 4 the authority. The runtime accepts the stored authority among *any* of the instruction's
 # signers, so from index 4 on, every listed signer may be the one it takes.
@@ -130,6 +136,10 @@ class SpendSummary:
     # The first instruction advances a nonce: the runtime then takes the message's blockhash as
     # that nonce's value, and the signed transaction stays valid until the nonce moves on.
     uses_durable_nonce: bool = False
+    # ... and no signer but the wallet is listed in that advance, so its nonce answers to the
+    # wallet alone (the runtime takes the stored authority from any signer listed): the wallet
+    # can advance it, and so revoke the transaction.
+    durable_nonce_revocable: bool = False
 
     @property
     def destinations(self) -> tuple[bytes | None, ...]:
@@ -155,6 +165,7 @@ class SpendSummary:
             "programs_receiving_wallet": [encode_pubkey(program) for program in self.programs_receiving_wallet],
             "ownership_changes": [change.to_dict() for change in self.ownership_changes],
             "uses_durable_nonce": self.uses_durable_nonce,
+            "durable_nonce_revocable": self.durable_nonce_revocable,
         }
 
 
@@ -227,10 +238,20 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
         if kind == "transfer" and is_wallet(roles["from"]):
             pay(instruction, "to", fields["lamports"])  # type: ignore[arg-type]
         elif kind in _CREATE_KINDS:
-            # A new account must hold no lamports (the runtime refuses AccountAlreadyInUse),
-            # except with CreateAccountAllowPrefund, which needs the new account's signature.
             if is_wallet(roles.get("new_account")):
                 refuse(instruction, "creates the wallet's own account under another owner")
+            elif kind == "create_account_with_seed" and fields["base"] == wallet and not _plain_system_account(fields):
+                # The address is the wallet's (only its signature makes it): created with data or
+                # another owner it is handed to that program, or to whoever a following
+                # InitializeNonceAccount names, with any money sent there later. "Only empty
+                # addresses can be created" does not protect it: the same transaction can first
+                # empty it into the wallet.
+                refuse(
+                    instruction,
+                    f"creates an account derived from the wallet (seed {fields['seed']!r}) with "
+                    f"{fields['space']} bytes of data owned by program {encode_pubkey(fields['owner'])}, "  # type: ignore[arg-type]
+                    "which takes the wallet's address out of its control",
+                )
             elif is_wallet(roles.get("funder")):
                 pay(instruction, "new_account", fields["lamports"])  # type: ignore[arg-type]
         elif kind == "transfer_with_seed" and (is_wallet(roles["base"]) or is_wallet(roles["from"])):
@@ -244,6 +265,15 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
             # base the runtime has checked the address against (wallet, seed, owner) and the
             # wallet's signature, so it is an account only the wallet controls.
             refuse(instruction, _describe_allocate_or_assign(instruction, derived=not is_wallet(roles["account"])))
+        elif kind == "initialize_nonce_account" and fields["authority"] != wallet:
+            # It needs no signature, and any System account of nonce size qualifies, including
+            # one of the wallet's that this very transaction emptied (a nonce account withdrawn
+            # in full, a derived account): whatever it is, it would answer to someone else.
+            refuse(
+                instruction,
+                f"makes a nonce account with authority {encode_pubkey(fields['authority'])}, not the "  # type: ignore[arg-type]
+                "wallet; the account may be one the wallet controls",
+            )
         elif (
             kind == "authorize_nonce_account"
             and wallet_is_signer
@@ -255,6 +285,7 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
                 f"hands authority over a nonce account the wallet may control to {encode_pubkey(fields['new_authority'])}",  # type: ignore[arg-type]
             )
 
+    durable = bool(decoded) and decoded[0].program == "system" and decoded[0].kind == "advance_nonce_account"
     signature_count, unit_limit, unit_price, priority_fee = _fees(message, decoded)
     base_fee = signature_count * LAMPORTS_PER_SIGNATURE
     fee = base_fee + priority_fee
@@ -279,7 +310,8 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
         programs=tuple(programs),
         programs_receiving_wallet=tuple(receiving),
         ownership_changes=tuple(changes),
-        uses_durable_nonce=bool(decoded) and decoded[0].kind == "advance_nonce_account" and decoded[0].program == "system",
+        uses_durable_nonce=durable,
+        durable_nonce_revocable=durable and all(is_wallet(i) for i in decoded[0].accounts if message.is_signer(i)),
     )
 
 
