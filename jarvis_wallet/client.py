@@ -95,12 +95,15 @@ def error_from_response(code: str, message: str) -> JarvisWalletError:
 
 
 def find_shared_secret(socket_path: Path, *, secret_file: str | os.PathLike | None = None) -> SharedSecret | None:
-    """$SIGNER_SHARED_SECRET, else ``secret_file``, else the generated file beside the socket."""
+    """``secret_file``, else $SIGNER_SHARED_SECRET (the secret itself), else the generated file
+    beside the socket."""
+    if secret_file:
+        return load_shared_secret(env_value=None, path=Path(secret_file))
     env_value = os.environ.get(SHARED_SECRET_ENV)
     if env_value is not None:
         return load_shared_secret(env_value=env_value, path=None)
-    path = Path(secret_file) if secret_file else default_secret_path(socket_path)
-    if secret_file is None and not path.exists():
+    path = default_secret_path(socket_path)
+    if not path.exists():
         return None
     return load_shared_secret(env_value=None, path=path)
 

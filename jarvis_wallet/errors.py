@@ -38,9 +38,11 @@ class JarvisWalletError(Exception):
     exit_code: int = 1
     wire_code: str = "internal_error"
 
-    def __init__(self, message: str, *, wire_code: str | None = None) -> None:
+    def __init__(self, message: str, *, wire_code: str | None = None, details: dict | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Public numbers behind the message (amounts, ids), for `--json` errors.
+        self.details = dict(details or {})
         if wire_code is not None:
             self.wire_code = wire_code
 
@@ -116,8 +118,8 @@ class PolicyDenied(JarvisWalletError):
 
     exit_code = 5
 
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message, wire_code=reason)
+    def __init__(self, message: str, *, reason: str, details: dict | None = None) -> None:
+        super().__init__(message, wire_code=reason, details=details)
         self.reason = reason
 
 

@@ -560,11 +560,15 @@ def _is_shared_socket_directory(directory: Path, group: int) -> bool:
 def _load_or_create_secret(settings: SignerSettings, socket_path: Path):
     from .keys import generate_shared_secret_file, load_shared_secret
 
+    # --secret-file, else SIGNER_SHARED_SECRET (the secret itself), else the file beside the socket.
+    if settings.secret_file:
+        path = Path(settings.secret_file)
+        return load_shared_secret(env_value=None, path=path), path
     env_value = os.environ.get("SIGNER_SHARED_SECRET")
     if env_value is not None:
         return load_shared_secret(env_value=env_value, path=None), None
-    path = Path(settings.secret_file) if settings.secret_file else default_secret_path(socket_path)
-    if settings.secret_file is None and not path.exists():
+    path = default_secret_path(socket_path)
+    if not path.exists():
         return generate_shared_secret_file(path), path
     return load_shared_secret(env_value=None, path=path), path
 

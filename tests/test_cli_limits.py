@@ -71,11 +71,29 @@ def test_bad_limits_are_refused(cli, initialised_url, args, message):
     assert cli("limits", "show", "--json", url=initialised_url).json() == []
 
 
-@pytest.mark.parametrize("bad", ["abc", "0OIl" * 8, "1" * 60, ""])
+@pytest.mark.parametrize("bad", ["abc", "0OIl" * 8, "1" * 60])
 def test_invalid_public_key(cli, initialised_url, bad):
     result = cli("limits", "set", "--wallet", bad, "--per-tx", "1", "--daily", "1", url=initialised_url)
     assert result.exit_code == 2
-    assert "Error: invalid wallet" in result.stderr or "Error: no --wallet given" in result.stderr
+    assert "Error: invalid wallet" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("limits", "set", "--per-tx", "1", "--daily", "1"), ("limits", "show"),
+                                     ("limits", "remove"), ("tx", "list")])
+def test_an_empty_wallet_is_an_error_not_the_configured_wallet(cli, initialised_url, command):
+    """`--wallet "$(jarvis-wallet pubkey key.json)"` when pubkey fails: never the configured wallet."""
+    configured = random_pubkey()
+    cli("config", "set", "wallet_public_key", configured, url=initialised_url)
+    cli("limits", "set", "--wallet", configured, "--per-tx", "5", "--daily", "9", url=initialised_url)
+    result = cli(*command, "--wallet", "", url=initialised_url)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: Invalid value for '--wallet': the value is empty; give one, or leave the option out "
+        f"(see `jarvis-wallet {' '.join(command[:2])} --help`)\n"
+    )
+    assert result.stdout == ""
+    shown = cli("limits", "show", "--wallet", configured, "--json", url=initialised_url).json()
+    assert (shown["per_tx_lamports"], shown["daily_lamports"]) == (5, 9)
 
 
 def test_remove_and_show_unknown(cli, initialised_url):

@@ -397,3 +397,45 @@ def test_sign_message_missing_file(session):
     result = session.sign_message("--file", path)
     assert result.exit_code == 2
     assert one_error_line(result) == f"Error: cannot read message file {path}: No such file or directory\n"
+
+
+# -- operator experience (issue 11) ------------------------------------------------------------
+
+
+def test_a_secret_file_named_in_the_secret_variable_is_refused(session):
+    """SIGNER_SHARED_SECRET holds the secret itself; a path there used to become the key."""
+    session.limits(per_tx=100_000, daily=1_000_000)
+    secret_file = session.socket.parent / "secret"
+    result = session.sign(session.b64_file(session.message(1000)), env={"SIGNER_SHARED_SECRET": str(secret_file)})
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "Error: SIGNER_SHARED_SECRET names an existing file, but it must hold the secret itself; give the file "
+        "with --secret-file PATH (or secret_file= in Python) and unset SIGNER_SHARED_SECRET\n"
+    )
+    assert session.rows() == []
+
+
+def test_secret_file_option_wins_over_the_environment(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    secret_file = session.socket.parent / "secret"
+    message = session.message(1000)
+    result = session.sign(session.b64_file(message), "--secret-file", secret_file, env={"SIGNER_SHARED_SECRET": "w" * 40})
+    assert result.exit_code == 0, result.stderr
+    verify(session.wallet, message, result.stdout.strip())
+
+
+def test_every_secret_file_help_says_the_variable_holds_the_secret_itself():
+    import click
+    import typer
+
+    from jarvis_wallet.cli import app
+
+    root = typer.main.get_command(app)
+    found = []
+    for name in ("sign", "sign-message", "signer start", "signer serve", "signer status"):
+        command = root
+        for part in name.split():
+            command = command.commands[part]
+        option = next(p for p in command.params if isinstance(p, click.Option) and "--secret-file" in p.opts)
+        found.append(option.help)
+    assert all("$SIGNER_SHARED_SECRET, which holds the secret itself (not a path)" in text for text in found), found

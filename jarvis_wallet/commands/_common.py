@@ -19,6 +19,24 @@ from ..errors import InvalidInput
 JsonOption = typer.Option(False, "--json", help="Print JSON (stable snake_case keys) instead of a table.")
 
 
+def bounded_option(default, flag: str, *, help: str, low, high, low_open: bool = False):
+    """A numeric option with its range checked while parsing (one-line error, exit 2).
+
+    Integers when ``low`` and ``high`` are; seconds and rates otherwise (``low_open``: above
+    ``low``, not equal). NaN and infinities are refused for every option (cli.py).
+    """
+    import click
+
+    if isinstance(low, int) and isinstance(high, int):
+        click_type = click.IntRange(low, high, min_open=low_open)
+    else:
+        click_type = click.FloatRange(low, high, min_open=low_open)
+    return typer.Option(default, flag, help=help, click_type=click_type)
+
+
+MAX_TIMEOUT_SECONDS = 3600.0
+
+
 def database_url(ctx: typer.Context) -> str:
     from ..config import resolve_database_url
 

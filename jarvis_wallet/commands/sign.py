@@ -8,12 +8,17 @@ from typing import Optional
 
 import typer
 
-from ._common import print_json
+from ._common import MAX_TIMEOUT_SECONDS, bounded_option, print_json
 
 SocketOption = typer.Option(None, "--socket", help="Signer socket. Default: $SIGNER_SOCKET_PATH, else the runtime default.")
-SecretFileOption = typer.Option(None, "--secret-file", help="Shared secret file. Default: $SIGNER_SHARED_SECRET, else the file beside the socket.")
+SecretFileOption = typer.Option(
+    None, "--secret-file",
+    help="Shared secret FILE (0600). Default: $SIGNER_SHARED_SECRET, which holds the secret itself (not a path), else the `secret` file beside the socket.",
+)
 PurposeOption = typer.Option(None, "--purpose", help="Why: recorded with the transaction.")
-TimeoutOption = typer.Option(10.0, "--timeout", help="Seconds to wait for the signer.")
+TimeoutOption = bounded_option(
+    10.0, "--timeout", help="Seconds to wait for the signer (above 0, at most 3600).", low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True
+)
 
 
 def _read_input(source: str, *, what: str) -> str:

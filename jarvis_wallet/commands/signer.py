@@ -6,9 +6,10 @@ import signal
 from pathlib import Path
 from typing import List, Optional
 
+import click
 import typer
 
-from ._common import JsonOption, database_url, print_fields, print_json, say
+from ._common import MAX_TIMEOUT_SECONDS, JsonOption, bounded_option, database_url, print_fields, print_json, say
 
 app = typer.Typer(help="Run the signer: the only process that holds the key.", no_args_is_help=True)
 
@@ -20,7 +21,8 @@ SocketOption = typer.Option(
 )
 SecretFileOption = typer.Option(
     None, "--secret-file",
-    help="Shared secret file (0600, 32+ bytes). Default: $SIGNER_SHARED_SECRET, else a file generated beside the socket.",
+    help="Shared secret FILE (0600, 32+ bytes). Default: $SIGNER_SHARED_SECRET, which holds the secret itself "
+    "(not a path), else the `secret` file beside the socket (generated if missing).",
 )
 
 
@@ -43,15 +45,8 @@ def _settings(
             group_id = int(socket_group) if socket_group.isdigit() else grp.getgrnam(socket_group).gr_gid
         except KeyError:
             raise InvalidConfig(f"unknown group {socket_group!r}") from None
-    # `not x > 0` rather than `x <= 0`: a NaN fails it too.
-    if not (freshness_window > 0 and max_connections >= 1 and idle_timeout > 0 and refusal_rate > 0 and refusal_burst >= 1):
-        raise InvalidConfig(
-            "--freshness-window, --max-connections, --idle-timeout, --refusal-rate and --refusal-burst must be positive"
-        )
-    if freshness_window > MAX_FRESHNESS_WINDOW_SECONDS:
-        # Each request is looked up in every second of the window: a day-long window would
-        # cost milliseconds a request, and a captured request would stay fresh all day.
-        raise InvalidConfig(f"--freshness-window must be at most {MAX_FRESHNESS_WINDOW_SECONDS} seconds")
+        if group_id > 2**32 - 2:
+            raise InvalidConfig(f"--socket-group {socket_group} is not a gid (at most {2**32 - 2})")
     return SignerSettings(
         socket_path=resolve_socket_path(socket),
         database_url=database_url(ctx),
@@ -73,17 +68,33 @@ def _ready_line(info) -> str:
     return f"Signer ready: wallet {info.public_key}, pid {info.pid}, socket {info.socket_path}, secret {secret}"
 
 
-AllowUidOption = typer.Option(None, "--allow-uid", help="Another uid allowed to connect (repeatable); needs --socket-group.")
+AllowUidOption = typer.Option(
+    None, "--allow-uid", help="Another uid allowed to connect (repeatable); needs --socket-group.",
+    click_type=click.IntRange(0, 2**32 - 2),
+)
 SocketGroupOption = typer.Option(None, "--socket-group", help="Group (name or gid) given access to the socket directory with --allow-uid.")
 LegacyOption = typer.Option(False, "--legacy-protocol", help="Also accept the original @jarvis/wallet line format (no freshness check; see docs/protocol.md).")
-FreshnessOption = typer.Option(30.0, "--freshness-window", help="Seconds a request's timestamp may differ from the signer's clock (at most 300).")
-MaxConnectionsOption = typer.Option(64, "--max-connections", help="Connections served at once; more are refused with 'busy'.")
-IdleTimeoutOption = typer.Option(60.0, "--idle-timeout", help="Seconds a connection may sit idle before it is closed.")
-RefusalRateOption = typer.Option(
-    10.0, "--refusal-rate",
-    help="Refused requests recorded per second for each uid; past that (and --refusal-burst), its signing requests get 'rate_limited', undecided and unrecorded.",
+# Each request is looked up in every second of the window: a day-long window would cost
+# milliseconds a request, and a captured request would stay fresh all day.
+FreshnessOption = bounded_option(
+    30.0, "--freshness-window", low=0.0, high=float(MAX_FRESHNESS_WINDOW_SECONDS), low_open=True,
+    help=f"Seconds a request's timestamp may differ from the signer's clock (above 0, at most {MAX_FRESHNESS_WINDOW_SECONDS}).",
 )
-RefusalBurstOption = typer.Option(100, "--refusal-burst", help="Refused requests a uid may have recorded at once before --refusal-rate applies.")
+MaxConnectionsOption = bounded_option(
+    64, "--max-connections", low=1, high=4096, help="Connections served at once (1 to 4096); more are refused with 'busy'."
+)
+IdleTimeoutOption = bounded_option(
+    60.0, "--idle-timeout", low=0.0, high=86400.0, low_open=True,
+    help="Seconds a connection may sit idle before it is closed (above 0, at most 86400).",
+)
+RefusalRateOption = bounded_option(
+    10.0, "--refusal-rate", low=0.0, high=1e6, low_open=True,
+    help="Refused requests recorded per second for each uid (above 0); past that (and --refusal-burst), its signing requests get 'rate_limited', undecided and unrecorded.",
+)
+RefusalBurstOption = bounded_option(
+    100, "--refusal-burst", low=1, high=1_000_000,
+    help="Refused requests a uid may have recorded at once before --refusal-rate applies (1 to 1000000).",
+)
 
 
 @app.command("start")
@@ -101,7 +112,10 @@ def signer_start(
     idle_timeout: float = IdleTimeoutOption,
     refusal_rate: float = RefusalRateOption,
     refusal_burst: int = RefusalBurstOption,
-    timeout: float = typer.Option(15.0, "--timeout", help="Seconds to wait for the signer to report readiness."),
+    timeout: float = bounded_option(
+        15.0, "--timeout", low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True,
+        help="Seconds to wait for the signer to report readiness (above 0, at most 3600).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the ready line as JSON."),
 ) -> None:
     """Fork the signer; print its ready line or its start-up error.

@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOption, database_url, escape, lamports_cell, print_fields, print_json, print_table
+from ._common import JsonOption, bounded_option, database_url, escape, lamports_cell, print_fields, print_json, print_table
+
+MAX_LIST_LIMIT = 10_000
 
 app = typer.Typer(help="The audit trail: every signing decision, signed or rejected.", no_args_is_help=True)
 
@@ -23,7 +25,7 @@ def tx_list(
     wallet: Optional[str] = typer.Option(None, "--wallet", help="Only this wallet."),
     status: Optional[str] = typer.Option(None, "--status", help="signed, submitted, confirmed, failed or rejected."),
     since: Optional[str] = typer.Option(None, "--since", help="A duration back from now (30m, 24h, 7d) or an ISO time."),
-    limit: int = typer.Option(50, "--limit", help="At most this many rows, newest first."),
+    limit: int = bounded_option(50, "--limit", help="At most this many rows, newest first (1 to 10000).", low=1, high=MAX_LIST_LIMIT),
     json_output: bool = JsonOption,
 ) -> None:
     """List recorded transactions, newest first; '!' flags those above the notify threshold.
