@@ -24,7 +24,8 @@ and the error code sent over the wire. The CLI maps them in one place
     │   └── RateLimited                     exit 6   rate_limited
     ├── AuthenticationFailed                exit 7   auth_failed
     ├── ProtocolError                       exit 8   bad_request
-    └── SignerStartError                    exit 9   (start-up failures reported by the child)
+    ├── SignerStartError                    exit 9   (start-up failures reported by the child)
+    └── OutputNotWritten                    exit 10  (signed, but --out could not be written)
 
 Messages never contain secret material: callers build them from public values.
 """
@@ -161,3 +162,10 @@ class SignerStartError(JarvisWalletError):
 
     exit_code = 9
     wire_code = "internal_error"
+
+
+class OutputNotWritten(JarvisWalletError):
+    """A signature was released (and counted), but writing it where asked failed."""
+
+    exit_code = 10
+    wire_code = "output_not_written"

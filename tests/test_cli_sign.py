@@ -439,3 +439,74 @@ def test_every_secret_file_help_says_the_variable_holds_the_secret_itself():
         option = next(p for p in command.params if isinstance(p, click.Option) and "--secret-file" in p.opts)
         found.append(option.help)
     assert all("$SIGNER_SHARED_SECRET, which holds the secret itself (not a path)" in text for text in found), found
+
+
+def test_out_that_fails_after_signing_prints_the_signature_and_exits_10(session):
+    """/dev/full opens for writing (the check passes) and then fails the write: ENOSPC."""
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(1000)
+    path = session.b64_file(message)
+    result = session.sign(path, "--out", "/dev/full")
+    assert result.exit_code == 10
+    signature, signed_b64 = result.stdout.splitlines()
+    verify(session.wallet, message, signature)
+    assert base64.b64decode(signed_b64) == b"\x01" + base58.b58decode(signature) + message
+    [row] = session.rows()
+    assert result.stderr == (
+        f"Error: signed (transaction {row['id']}), but cannot write --out /dev/full: No space left on device; "
+        "the signature and the signed transaction are on stdout, and signing the same transaction again returns "
+        "them without counting it twice\n"
+    )
+    as_json = session.sign(path, "--out", "/dev/full", "--json")
+    assert as_json.exit_code == 10
+    data = as_json.json()
+    assert set(data) == SIGN_KEYS | {"ok", "reason", "message", "exit_code"}
+    assert (data["ok"], data["reason"], data["signature"], data["duplicate"]) == (False, "output_not_written", signature, True)
+    assert session.spent() == 1000 + FEE  # counted once
+
+
+def test_json_refusal_prints_one_object_with_the_reason_and_the_numbers(session):
+    session.limits(per_tx=5_000, daily=1_000_000)
+    result = session.sign(session.b64_file(session.message(7_000)), "--json")
+    assert result.exit_code == 5
+    data = result.json()
+    assert data == {
+        "ok": False, "reason": "per_tx_limit_exceeded", "exit_code": 5, "message": data["message"],
+        "wallet": session.wallet, "lamports": 7_000 + FEE, "fee_lamports": FEE,
+    }
+    assert "12000 lamports" in data["message"]
+    assert result.stderr.startswith("Error: refused (per_tx_limit_exceeded): ")
+
+
+@pytest.mark.parametrize("purpose, complaint", [("line one\nline two", "field 'purpose' contains control"),
+                                                ("p" * 513, "field 'purpose' is longer than 512 characters")])
+def test_a_purpose_the_signer_would_refuse_is_bad_input_before_any_signer(cli, tmp_path, purpose, complaint):
+    path = tmp_path / "tx.b64"
+    path.write_text(base64.b64encode(transfer_message(from_key=bytes([7]) * 32, lamports=1)).decode())
+    nobody = tmp_path / "no-signer" / "signer.sock"
+    for command in (("sign", path), ("sign-message", "hello")):
+        result = cli(*command, "--purpose", purpose, "--socket", nobody)
+        assert result.exit_code == 2, result.stderr
+        assert one_error_line(result).startswith(f"Error: {complaint}")
+
+
+@pytest.mark.parametrize("text, complaint", [("", "field 'message' is empty"),
+                                             ("m" * 1213, "field 'message' is 1213 bytes of UTF-8; at most 1212")])
+def test_a_message_the_signer_would_refuse_is_bad_input(cli, tmp_path, text, complaint):
+    result = cli("sign-message", text, "--socket", tmp_path / "no-signer" / "signer.sock")
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"Error: {complaint}\n"
+
+
+def test_a_duplicate_sign_says_so_in_human_output(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    path = session.b64_file(session.message(1000))
+    first = session.sign(path, "--purpose", "coffee")
+    assert (first.exit_code, first.stderr) == (0, "")
+    again = session.sign(path, "--purpose", "tea")
+    assert again.exit_code == 0 and again.stdout == first.stdout
+    [row] = session.rows()
+    assert again.stderr == (
+        f"Note: already signed (transaction {row['id']}): this is the recorded signature, and nothing more was "
+        f"counted against the limits; see `jarvis-wallet tx show {row['id']}`\n"
+    )
