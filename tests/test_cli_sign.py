@@ -225,7 +225,7 @@ def test_no_signer_exits_6(cli, tmp_path):
     "content, message",
     [
         pytest.param("not base64 at all!", "input is not valid base64", id="bad-base64"),
-        pytest.param("AQID AQID", "input is not valid base64", id="inner-space"),
+        pytest.param("AQID\nAQ=D", "input is not valid base64", id="padding-inside"),
         pytest.param("", "empty base64 input", id="empty-file"),
         pytest.param(" \n\t\n", "empty base64 input", id="whitespace-only"),
         pytest.param("AQID\u00e9", "base64 input contains non-ASCII characters", id="non-ascii"),
@@ -510,3 +510,14 @@ def test_a_duplicate_sign_says_so_in_human_output(session):
         f"Note: already signed (transaction {row['id']}): this is the recorded signature, and nothing more was "
         f"counted against the limits; see `jarvis-wallet tx show {row['id']}`\n"
     )
+
+
+def test_sign_reads_base64_wrapped_at_76_columns(session):
+    """What `base64 tx.bin > tx.b64` writes (coreutils wraps at 76) used to be refused."""
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(1000, memo="m" * 120)
+    wrapped = subprocess.run(["base64"], input=message, capture_output=True, check=True).stdout.decode()
+    assert wrapped.count("\n") >= 3
+    result = session.sign(session.file(wrapped))
+    assert result.exit_code == 0, result.stderr
+    verify(session.wallet, message, result.stdout.strip())
