@@ -55,13 +55,30 @@ def list_transactions(
     wallet: str | None = None,
     status: str | None = None,
     since: datetime.datetime | None = None,
+    before_id: int | None = None,
     limit: int = 50,
 ) -> list[WalletTransaction]:
-    """Newest first."""
-    if status is not None and status not in TX_STATUSES:
-        raise InvalidInput(f"unknown status {status!r}: expected one of {', '.join(TX_STATUSES)}")
+    """Newest first; ``before_id`` pages back (rows with a smaller id)."""
     if limit < 1:
         raise InvalidInput("--limit must be at least 1")
+    query = _filtered(wallet=wallet, status=status, since=since, before_id=before_id)
+    return list(query.order_by(WalletTransaction.id.desc()).limit(limit))
+
+
+def count_transactions(
+    *,
+    wallet: str | None = None,
+    status: str | None = None,
+    since: datetime.datetime | None = None,
+    before_id: int | None = None,
+) -> int:
+    """How many rows ``list_transactions`` would give without a limit."""
+    return _filtered(wallet=wallet, status=status, since=since, before_id=before_id).count()
+
+
+def _filtered(*, wallet, status, since, before_id):
+    if status is not None and status not in TX_STATUSES:
+        raise InvalidInput(f"unknown status {status!r}: expected one of {', '.join(TX_STATUSES)}")
     query = WalletTransaction.select()
     if wallet is not None:
         query = query.where(WalletTransaction.wallet == wallet)
@@ -69,7 +86,9 @@ def list_transactions(
         query = query.where(WalletTransaction.status == status)
     if since is not None:
         query = query.where(WalletTransaction.created_at >= since)
-    return list(query.order_by(WalletTransaction.id.desc()).limit(limit))
+    if before_id is not None:
+        query = query.where(WalletTransaction.id < before_id)
+    return query
 
 
 def get_transaction(id_or_signature: str | int) -> WalletTransaction:

@@ -95,3 +95,19 @@ def test_mark_moves_forward_only(cli, ledger):
 def test_list_bad_filters(cli, ledger, args, message):
     result = cli("tx", "list", *args, url=ledger[0])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_list_says_how_many_more_rows_there_are_and_how_to_page(cli, ledger):
+    url, wallet, rows = ledger
+    first = cli("tx", "list", "--limit", "2", "--json", url=url)
+    assert [r["id"] for r in first.json()] == [rows[2].id, rows[1].id]
+    assert first.stderr == (
+        f"1 more row(s) older than id {rows[1].id}: add --before-id {rows[1].id} for the next page, or a larger --limit\n"
+    )
+    page = cli("tx", "list", "--limit", "2", "--before-id", str(rows[1].id), "--json", url=url)
+    assert [r["id"] for r in page.json()] == [rows[0].id]
+    assert page.stderr == ""
+    exact = cli("tx", "list", "--limit", "3", url=url)
+    assert exact.exit_code == 0 and exact.stderr == ""  # nothing more: nothing said
+    filtered = cli("tx", "list", "--limit", "1", "--status", "signed", url=url)
+    assert filtered.stderr.startswith(f"1 more row(s) older than id {rows[1].id}")  # counted under the same filter

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOption, bounded_option, database_url, escape, lamports_cell, print_fields, print_json, print_table
+from ._common import JsonOption, bounded_option, database_url, escape, lamports_cell, print_fields, print_json, print_table, say
 
 MAX_LIST_LIMIT = 10_000
 
@@ -26,6 +26,9 @@ def tx_list(
     status: Optional[str] = typer.Option(None, "--status", help="signed, submitted, confirmed, failed or rejected."),
     since: Optional[str] = typer.Option(None, "--since", help="A duration back from now (30m, 24h, 7d) or an ISO time."),
     limit: int = bounded_option(50, "--limit", help="At most this many rows, newest first (1 to 10000).", low=1, high=MAX_LIST_LIMIT),
+    before_id: Optional[int] = bounded_option(
+        None, "--before-id", help="Only rows older than this id: the next page after the last id shown.", low=1, high=2**63 - 1
+    ),
     json_output: bool = JsonOption,
 ) -> None:
     """List recorded transactions, newest first; '!' flags those above the notify threshold.
@@ -33,7 +36,7 @@ def tx_list(
     Example: jarvis-wallet tx list --status rejected --since 24h
     """
     from ..db import session
-    from ..ledger import list_transactions, transaction_to_dict
+    from ..ledger import count_transactions, list_transactions, transaction_to_dict
     from ..models import utc_now
     from ..solana.pubkey import normalize_pubkey
 
@@ -43,12 +46,17 @@ def tx_list(
 
         since_at = parse_since(since, now=utc_now())
     wallet_key = normalize_pubkey(wallet, what="wallet") if wallet else None
+    filters = {"wallet": wallet_key, "status": status, "since": since_at, "before_id": before_id}
     with session(database_url(ctx)):
         thresholds = _notify_thresholds()
         rows = [
             transaction_to_dict(row, notify_above_lamports=thresholds.get(row.wallet))
-            for row in list_transactions(wallet=wallet_key, status=status, since=since_at, limit=limit)
+            for row in list_transactions(**filters, limit=limit)
         ]
+        more = count_transactions(**filters) - len(rows) if len(rows) == limit else 0
+    if more:
+        say(f"{more} more row(s) older than id {rows[-1]['id']}: add --before-id {rows[-1]['id']} for the next page, "
+            "or a larger --limit")
     if json_output:
         print_json(rows)
         return
