@@ -110,3 +110,36 @@ def test_table_output_shows_both_units(cli, initialised_url):
     cli("limits", "set", "--wallet", key, "--per-tx", "0.5SOL", "--daily", "2SOL", url=initialised_url)
     out = cli("limits", "show", url=initialised_url).stdout
     assert key in out and "500,000,000 (0.5 SOL)" in out and "2,000,000,000 (2 SOL)" in out
+
+
+def test_options_left_out_keep_their_values_and_clearing_is_explicit(cli, initialised_url):
+    key = random_pubkey()
+
+    def shown():
+        data = cli("limits", "show", "--wallet", key, "--json", url=initialised_url).json()
+        return data["per_tx_lamports"], data["daily_lamports"], data["notify_above_lamports"]
+
+    first = cli("limits", "set", "--wallet", key, "--per-tx", "10", "--daily", "100", "--notify-above", "7", url=initialised_url)
+    assert first.exit_code == 0, first.stderr
+    assert shown() == (10, 100, 7)
+    changed = cli("limits", "set", "--wallet", key, "--per-tx", "20", url=initialised_url)
+    assert changed.stdout == (
+        f"Limits for {key}: per transaction 20 (0.00000002 SOL), daily 100 (0.0000001 SOL), notify above 7 (0.000000007 SOL)\n"
+    )
+    assert shown() == (20, 100, 7)  # --daily and --notify-above were left out: kept
+    cli("limits", "set", "--wallet", key, "--daily", "50", url=initialised_url)
+    assert shown() == (20, 50, 7)
+    cleared = cli("limits", "set", "--wallet", key, "--clear-notify-above", url=initialised_url)
+    assert cleared.exit_code == 0 and cleared.stdout.endswith(", no notify threshold\n")
+    assert shown() == (20, 50, None)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--per-tx", "1"), "has no limits yet: give both --per-tx and --daily"),
+    ((), "nothing to set: give --per-tx, --daily, --notify-above or --clear-notify-above"),
+    (("--per-tx", "1", "--daily", "2", "--notify-above", "1", "--clear-notify-above"), "not both"),
+])
+def test_limits_set_refusals(cli, initialised_url, args, message):
+    result = cli("limits", "set", "--wallet", random_pubkey(), *args, url=initialised_url)
+    assert result.exit_code == 2 and message in result.stderr
+    assert cli("limits", "show", "--json", url=initialised_url).json() == []
