@@ -15,7 +15,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import base58
@@ -64,7 +64,10 @@ class RequestHandler:
         freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS,
         refusal_budget: RefusalBudget | None = None,
         clock_ms: Callable[[], int] = protocol.current_time_ms,
+        status_fields: Mapping[str, object] | None = None,
     ) -> None:
+        # Public facts the `status` op reports besides the counters (database, version, log).
+        self._status_fields = dict(status_fields or {})
         self._secret = secret
         self._public_key = public_key
         self._public_key_text = base58.b58encode(public_key).decode("ascii")
@@ -122,6 +125,7 @@ class RequestHandler:
             signed=self.stats.signed,
             refused=self.stats.refused,
             rateLimited=self.stats.rate_limited,
+            **self._status_fields,
         )
 
     def _sign(self, job: SignJob) -> SignOutcome:

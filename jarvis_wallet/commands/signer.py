@@ -65,7 +65,10 @@ def _settings(
 
 def _ready_line(info) -> str:
     secret = info.secret_path or "$SIGNER_SHARED_SECRET"
-    return f"Signer ready: wallet {info.public_key}, pid {info.pid}, socket {info.socket_path}, secret {secret}"
+    return (
+        f"Signer ready: wallet {info.public_key}, pid {info.pid}, version {info.version}, database {info.database}, "
+        f"socket {info.socket_path}, log {info.log_path}, secret {secret}"
+    )
 
 
 AllowUidOption = typer.Option(
@@ -136,7 +139,8 @@ def signer_start(
     handle = start_signer(settings, detach=detach, timeout=timeout)
     if json_output:
         print_json({"public_key": handle.info.public_key, "pid": handle.info.pid, "socket_path": handle.info.socket_path,
-                    "secret_path": handle.info.secret_path, "pid_path": handle.info.pid_path, "detached": detach})
+                    "secret_path": handle.info.secret_path, "pid_path": handle.info.pid_path, "detached": detach,
+                    "database": handle.info.database, "version": handle.info.version, "log_path": handle.info.log_path})
     else:
         typer.echo(_ready_line(handle.info))
     if detach:
@@ -215,29 +219,112 @@ def signer_stop(socket: Optional[Path] = SocketOption) -> None:
 
 @app.command("status")
 def signer_status(
+    ctx: typer.Context,
     socket: Optional[Path] = SocketOption,
     secret_file: Optional[Path] = SecretFileOption,
     json_output: bool = JsonOption,
 ) -> None:
-    """Ask the signer for its pid, public key, uptime and counters.
+    """Ask the signer for its pid, public key, version, database, uptime and counters.
+
+    Says when the signer's database is not the one this command would use, and when a signer
+    left its pid file behind and died (exit 6 either way for no answer).
 
     Example: jarvis-wallet signer status --json
     """
     from ..client import SignerClient
+    from ..config import resolve_socket_path
+    from ..db import parse_database_url
+    from ..errors import SignerUnavailable
 
-    with SignerClient(socket, secret_file=secret_file) as client:
-        client.ping()  # no signer is exit 6, even when there is no secret file to find yet
+    path = resolve_socket_path(socket)
+    with SignerClient(path, secret_file=secret_file) as client:
+        try:
+            client.ping()  # no signer is exit 6, even when there is no secret file to find yet
+        except SignerUnavailable as exc:
+            _raise_if_dead(path, exc)
+            raise
         status = client.status()
+    ours = parse_database_url(database_url(ctx)).display
     data = {
         "public_key": status["publicKey"],
         "pid": status["pid"],
+        "version": status.get("version"),  # None from a signer older than the field
+        "database": status.get("database"),
+        "cli_database": ours,
+        "same_database": None if status.get("database") is None else status["database"] == ours,
         "uptime_seconds": status["uptimeSeconds"],
         "signed": status["signed"],
         "refused": status["refused"],
-        "rate_limited": status.get("rateLimited"),  # None from a signer older than the field
+        "rate_limited": status.get("rateLimited"),
         "socket_path": str(client.socket_path),
+        "log_path": status.get("logPath"),
     }
     if json_output:
         print_json(data)
     else:
         print_fields("Signer", [(k, str(v)) for k, v in data.items()])
+    if data["same_database"] is False:
+        say(
+            f"Warning: the signer uses {data['database']}, but this command uses {ours}: limits and "
+            "`tx list` here are not the signer's; pass --database-url (or set JARVIS_WALLET_DATABASE_URL) to match"
+        )
+
+
+def _raise_if_dead(socket_path: Path, unavailable) -> None:
+    """A pid file whose process is gone: the signer died without cleaning up; say so."""
+    from ..config import default_log_path, default_pid_path
+    from ..errors import SignerUnavailable
+    from ..signer import pid_is_running, read_pid_file
+    from ..signer_log import tail
+
+    pid = read_pid_file(default_pid_path(socket_path))
+    if pid is None or pid_is_running(pid):
+        return
+    log_path = default_log_path(socket_path)
+    last = _last_event(tail(log_path, 1))
+    raise SignerUnavailable(
+        f"the signer (pid {pid}) for {socket_path} is dead: it left its pid file behind"
+        + (f"; its last log entry is {last['event']!r} at {last['time']} (`jarvis-wallet signer logs`)" if last else "")
+        + "; start it again with `jarvis-wallet signer start`",
+        details={"state": "dead", "pid": pid, "log_path": str(log_path)},
+    ) from None
+
+
+def _last_event(lines: list[str]) -> dict | None:
+    import json
+
+    try:
+        entry = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and {"event", "time"} <= set(entry) else None
+
+
+@app.command("logs")
+def signer_logs(
+    socket: Optional[Path] = SocketOption,
+    lines: int = bounded_option(20, "--lines", help="How many of the last lines to print first (0 to 10000).", low=0, high=10_000),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing lines as the signer writes them (Ctrl-C stops)."),
+) -> None:
+    """Print the signer's log: JSON lines, one per decision and per start or stop, no secrets.
+
+    The log is signer.log beside the socket and pid file.
+
+    Example: jarvis-wallet signer logs --follow
+    """
+    from ..config import default_log_path, resolve_socket_path
+    from ..errors import NotFound
+    from ..signer_log import follow as follow_log
+    from ..signer_log import tail
+
+    log_path = default_log_path(resolve_socket_path(socket))
+    if not follow and not log_path.exists():
+        raise NotFound(f"no signer log at {log_path}: no signer has started with this socket")
+    for line in tail(log_path, lines):
+        typer.echo(line)
+    if follow:
+        try:
+            for line in follow_log(log_path):
+                typer.echo(line)
+        except KeyboardInterrupt:
+            return
