@@ -112,6 +112,10 @@ def mark_transaction(id_or_signature: str | int, *, status: str, reason: str | N
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise InvalidInput(f"--reason is longer than {MAX_REASON_LENGTH} characters")
     row = get_transaction(id_or_signature)
+    if row.kind == "message":
+        raise InvalidStatusTransition(
+            f"transaction {row.id} is an off-chain message: it never goes to the chain, so it cannot become {status}"
+        )
     allowed_from = tuple(prev for prev, nexts in TX_STATUS_TRANSITIONS.items() if status in nexts)
     now = utc_now()
     changes = {WalletTransaction.status: status, WalletTransaction.updated_at: now}
@@ -152,6 +156,8 @@ def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | 
         "created_at": iso_utc(row.created_at),
         "updated_at": iso_utc(row.updated_at),
         "confirmed_at": iso_utc(row.confirmed_at),
+        "kind": row.kind,
+        "message_text": row.message_text,
         "above_notify_threshold": (
             notify_above_lamports is not None and row.lamports > notify_above_lamports
         ),

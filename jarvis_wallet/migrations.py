@@ -112,6 +112,20 @@ def _0005_wallet_id_index(db: peewee.Database) -> None:
     migrate(migrator.add_index("wallet_transactions", ("wallet", "id"), unique=False))
 
 
+def _add_kind_and_message_text(db: peewee.Database) -> None:
+    # Off-chain messages were zero-value "transactions" that could be marked confirmed; the
+    # kind tells them apart, and the text says what was signed. Rows from before stay
+    # "transaction": nothing recorded then tells a message from a transaction.
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column(
+            "wallet_transactions", "kind",
+            peewee.CharField(max_length=16, default="transaction", constraints=[peewee.Check("kind IN ('transaction', 'message')")]),
+        ),
+        migrator.add_column("wallet_transactions", "message_text", peewee.TextField(null=True)),
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -124,6 +138,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0003_wallet_transactions_spend_window_index", _0003_spend_window_index),
     Migration("0004_wallet_transactions_message_index", _0004_message_index),
     Migration("0005_wallet_transactions_wallet_id_index", _0005_wallet_id_index),
+    Migration("0006_wallet_transactions_kind_and_message_text", _add_kind_and_message_text),
 )
 
 

@@ -278,7 +278,8 @@ def _log_start_failure(settings: SignerSettings, reason: str) -> None:
     directory = Path(settings.socket_path).parent
     with contextlib.suppress(OSError):
         st = directory.lstat()
-        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o002:
+        # Only a directory the start would have accepted: a looser one is refused, not written to.
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o067:
             SignerLog(default_log_path(Path(settings.socket_path))).event("start_failed", reason=reason)
 
 

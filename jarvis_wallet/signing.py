@@ -106,9 +106,10 @@ class _Pending:
 
 _COLUMNS = (
     "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
-    "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
+    "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "kind", "message_text",
+    "created_at", "updated_at",
 )
-# PostgreSQL takes at most 65,535 parameters per statement; 14 a row.
+# PostgreSQL takes at most 65,535 parameters per statement; 16 a row.
 MAX_ROWS_PER_INSERT = 256
 
 
@@ -400,6 +401,7 @@ class SigningService:
             _base58(result.signature) if signed else None,
             None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
             job.peer.uid, job.peer.pid,
+            "transaction" if job.text is None else "message", job.text,
         )
         return _Row(job.request_id, digest, values, slot, result)
 

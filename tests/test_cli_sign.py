@@ -521,3 +521,25 @@ def test_sign_reads_base64_wrapped_at_76_columns(session):
     result = session.sign(session.file(wrapped))
     assert result.exit_code == 0, result.stderr
     verify(session.wallet, message, result.stdout.strip())
+
+
+def test_an_off_chain_message_is_listed_as_a_message_and_cannot_be_marked(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    text = "I control this wallet\nsecond line"
+    signed = session.sign_message(text, "--json")
+    assert signed.exit_code == 0, signed.stderr
+    transaction = session.sign(session.b64_file(session.message(1000)), "--json").json()
+    message_row, tx_row = session.rows()[1], session.rows()[0]
+    assert (message_row["kind"], message_row["message_text"], message_row["lamports"]) == ("message", text, 0)
+    assert (tx_row["kind"], tx_row["message_text"], tx_row["id"]) == ("transaction", None, transaction["transaction_id"])
+    table = session.cli("tx", "list")
+    line = next(line for line in table.stdout.splitlines() if f" {message_row['id']} " in line)
+    assert " message " in line and "0 (0 SOL)" not in line  # not a zero-value transaction
+    for status in ("submitted", "confirmed", "failed"):
+        marked = session.cli("tx", "mark", str(message_row["id"]), "--status", status)
+        assert marked.exit_code == 2
+        assert marked.stderr == (
+            f"Error: transaction {message_row['id']} is an off-chain message: it never goes to the chain, "
+            f"so it cannot become {status}\n"
+        )
+    assert session.cli("tx", "mark", str(tx_row["id"]), "--status", "submitted").exit_code == 0

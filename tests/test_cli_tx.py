@@ -111,3 +111,28 @@ def test_list_says_how_many_more_rows_there_are_and_how_to_page(cli, ledger):
     assert exact.exit_code == 0 and exact.stderr == ""  # nothing more: nothing said
     filtered = cli("tx", "list", "--limit", "1", "--status", "signed", url=url)
     assert filtered.stderr.startswith(f"1 more row(s) older than id {rows[1].id}")  # counted under the same filter
+
+
+def _tokens_of(rows) -> list[str]:
+    return [t for r in rows for t in (r.wallet, r.destination_address) if t]
+
+
+@pytest.mark.parametrize("command", [("tx", "list"), ("limits", "show"), ("tx", "show", "2")])
+def test_80_columns_never_break_a_key_or_an_amount(cli, ledger, command):
+    url, wallet, rows = ledger
+    cli("limits", "set", "--wallet", wallet, "--per-tx", "1234567891", "--daily", "9876543219", url=url)
+    if command[-1] == "2":
+        command = ("tx", "show", str(rows[1].id))
+    narrow = cli(*command, url=url, env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines), narrow.stdout
+    text = narrow.stdout
+    for key in [wallet] if command[0] == "limits" else _tokens_of(rows):
+        # whole, or abbreviated as 9WzD…AWWM: never cut across two lines
+        assert key in text or f"{key[:4]}…{key[-4:]}" in text, (key, text)
+    if command[0] == "limits":
+        assert " 1.234567891 " in text and " 9.876543219 " in text
+    wide = cli(*command, url=url, env={"COLUMNS": "220"})
+    assert wallet in wide.stdout  # the full key where there is room
+    assert cli(*command, "--json", url=url).stdout.count(wallet) >= 1  # and always in --json

@@ -110,3 +110,28 @@ def test_amounts_are_64_bit_integers(db):
     SpendLimit.insert(wallet=wallet, per_tx_lamports=2**63 - 1, daily_lamports=2**63 - 1, updated_at=utc_now()).execute()
     row = SpendLimit.get(SpendLimit.wallet == wallet)
     assert row.daily_lamports == 2**63 - 1
+
+
+def test_kind_and_message_text_columns_default_rows_of_before_to_transactions(database_url):
+    """Rows written before 0006 read as transactions; the CHECK refuses any other kind."""
+    import peewee
+
+    from jarvis_wallet.db import session
+    from jarvis_wallet.migrations import MIGRATIONS, apply_migrations
+
+    with session(database_url, create=True, require_schema=False) as db:
+        names = [m.name for m in MIGRATIONS]
+        cut = names.index("0006_wallet_transactions_kind_and_message_text")
+        for migration in MIGRATIONS[:cut]:
+            with db.atomic():
+                migration.apply(db)
+        db.execute_sql(
+            "INSERT INTO wallet_transactions (request_id, wallet, status, lamports, fee_lamports, message_sha256, "
+            "signature, created_at, updated_at) VALUES ('old', 'W', 'signed', 0, 0, 'aa', 'sig', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+        with db.atomic():
+            MIGRATIONS[cut].apply(db)
+        assert db.execute_sql("SELECT kind, message_text FROM wallet_transactions").fetchall() == [("transaction", None)]
+        with pytest.raises(peewee.IntegrityError), db.atomic():
+            db.execute_sql("UPDATE wallet_transactions SET kind = 'other'")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ._common import JsonOption, database_url, escape, print_json, print_table
+from ._common import JsonOption, database_url, escape, is_narrow, print_json, print_table, short_key
 
 app = typer.Typer(help="Read and change wallet configuration (rpc_url, wallet_public_key, ...).", no_args_is_help=True)
 
@@ -54,10 +54,12 @@ def config_list(ctx: typer.Context, json_output: bool = JsonOption) -> None:
     if json_output:
         print_json(rows)
         return
+    value = (lambda text: escape(short_key(text))) if is_narrow() else escape  # keys abbreviated, not folded
     print_table(
         "Wallet configuration",
         ["key", "value", "description"],
-        [[escape(r["key"]), escape(r["value"]), escape(r["description"])] for r in rows],
+        [[escape(r["key"]), value(r["value"]), escape(r["description"])] for r in rows],
+        wrap=("value", "description"),
     )
 
 

@@ -6,7 +6,17 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOption, database_url, default_wallet, lamports_cell, print_json, print_table
+from ._common import (
+    JsonOption,
+    database_url,
+    default_wallet,
+    is_narrow,
+    lamports_cell,
+    print_json,
+    print_table,
+    short_key,
+    sol_cell,
+)
 
 app = typer.Typer(help="Spend limits per wallet: without them the signer refuses everything.", no_args_is_help=True)
 
@@ -80,22 +90,24 @@ def limits_show(ctx: typer.Context, wallet: Optional[str] = typer.Option(None, "
     if json_output:
         print_json(reports[0] if wallet is not None else reports)
         return
+    narrow = is_narrow()  # abbreviated keys and bare SOL amounts; full values in --json
+    amount = (lambda lamports: "-" if lamports is None else sol_cell(lamports).removesuffix(" SOL")) if narrow else lamports_cell
     rows = []
     for r in reports:
-        notify = r["notify_above_lamports"]
-        flag = f" ! {r['above_notify_24h']} above notify" if r["above_notify_24h"] else ""
+        above = r["above_notify_24h"]
+        flag = (f" !{above}" if narrow else f" ! {above} above notify") if above else ""
         rows.append(
             [
-                r["wallet"],
-                lamports_cell(r["per_tx_lamports"]),
-                lamports_cell(r["daily_lamports"]),
-                lamports_cell(r["spent_24h_lamports"]) + flag,
-                lamports_cell(r["remaining_24h_lamports"]),
-                lamports_cell(notify),
+                short_key(r["wallet"]) if narrow else r["wallet"],
+                amount(r["per_tx_lamports"]),
+                amount(r["daily_lamports"]),
+                amount(r["spent_24h_lamports"]) + flag,
+                amount(r["remaining_24h_lamports"]),
+                amount(r["notify_above_lamports"]),
             ]
         )
     print_table(
-        "Spend limits (lamports)",
+        "Spend limits (SOL; !N: N transactions above notify in 24 h)" if narrow else "Spend limits (lamports)",
         ["wallet", "per tx", "daily", "spent 24h", "remaining 24h", "notify above"],
         rows,
     )

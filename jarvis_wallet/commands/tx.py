@@ -6,7 +6,20 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOption, bounded_option, database_url, escape, lamports_cell, print_fields, print_json, print_table, say
+from ._common import (
+    JsonOption,
+    bounded_option,
+    database_url,
+    escape,
+    is_narrow,
+    lamports_cell,
+    print_fields,
+    print_json,
+    print_table,
+    say,
+    short_key,
+    sol_cell,
+)
 
 MAX_LIST_LIMIT = 10_000
 
@@ -60,23 +73,42 @@ def tx_list(
     if json_output:
         print_json(rows)
         return
-    print_table(
-        "Transactions",
-        ["", "id", "created (UTC)", "status", "wallet", "spend (lamports)", "destination", "purpose"],
-        [
+    _render_list(rows, one_wallet=wallet_key is not None or len({r["wallet"] for r in rows}) <= 1)
+
+
+def _render_list(rows: list[dict], *, one_wallet: bool) -> None:
+    """Wide: every value in full. Narrow: abbreviated keys, amounts in SOL, the wallet column
+    only when rows of several wallets are shown; only the purpose column ever wraps."""
+    if not is_narrow():
+        print_table(
+            "Transactions",
+            ["", "id", "created (UTC)", "kind", "status", "wallet", "spend (lamports)", "destination", "purpose"],
             [
-                "!" if r["above_notify_threshold"] else "",
-                str(r["id"]),
-                r["created_at"][:19].replace("T", " "),
-                r["status"],
-                r["wallet"],
-                lamports_cell(r["lamports"]),
-                escape(r["destination_address"]),
-                escape(_purpose_cell(r)),
-            ]
+                ["!" if r["above_notify_threshold"] else "", str(r["id"]), r["created_at"][:19].replace("T", " "),
+                 r["kind"], r["status"], r["wallet"], _spend_cell(r, lamports_cell), escape(r["destination_address"]),
+                 escape(_purpose_cell(r))]
+                for r in rows
+            ],
+            wrap=("purpose",),
+        )
+        return
+    columns = ["id", "UTC", "status"] + ([] if one_wallet else ["wallet"]) + ["spend", "to", "purpose"]
+    print_table(
+        "Transactions" + (f" of {short_key(rows[0]['wallet'])}" if one_wallet and rows else ""),
+        columns,
+        [
+            [("!" if r["above_notify_threshold"] else "") + str(r["id"]), r["created_at"][5:16].replace("T", " "),
+             r["status"]] + ([] if one_wallet else [short_key(r["wallet"])])
+            + [_spend_cell(r, sol_cell), short_key(r["destination_address"]), escape(_purpose_cell(r))]
             for r in rows
         ],
+        wrap=("purpose",),
     )
+
+
+def _spend_cell(row: dict, amount) -> str:
+    """An off-chain message moves nothing: it says so instead of showing a zero spend."""
+    return "message" if row["kind"] == "message" else amount(row["lamports"])
 
 
 def _purpose_cell(row: dict) -> str:
