@@ -117,22 +117,26 @@ def _tokens_of(rows) -> list[str]:
     return [t for r in rows for t in (r.wallet, r.destination_address) if t]
 
 
+@pytest.mark.parametrize("columns", [80, 120, 200])
 @pytest.mark.parametrize("command", [("tx", "list"), ("limits", "show"), ("tx", "show", "2")])
-def test_80_columns_never_break_a_key_or_an_amount(cli, ledger, command):
+def test_tables_never_break_a_key_an_amount_or_a_reason_code(cli, ledger, command, columns):
     url, wallet, rows = ledger
     cli("limits", "set", "--wallet", wallet, "--per-tx", "1234567891", "--daily", "9876543219", url=url)
     if command[-1] == "2":
         command = ("tx", "show", str(rows[1].id))
-    narrow = cli(*command, url=url, env={"COLUMNS": "80"})
+    narrow = cli(*command, url=url, env={"COLUMNS": str(columns)})
     assert narrow.exit_code == 0, narrow.stderr
     lines = narrow.stdout.splitlines()
-    assert lines and all(len(line) <= 80 for line in lines), narrow.stdout
+    assert lines and all(len(line) <= columns for line in lines), narrow.stdout
     text = narrow.stdout
     for key in [wallet] if command[0] == "limits" else _tokens_of(rows):
         # whole, or abbreviated as 9WzD…AWWM: never cut across two lines
         assert key in text or f"{key[:4]}…{key[-4:]}" in text, (key, text)
     if command[0] == "limits":
-        assert " 1.234567891 " in text and " 9.876543219 " in text
-    wide = cli(*command, url=url, env={"COLUMNS": "220"})
+        assert any(f" {amount}" in text for amount in ("1.234567891 ", "1,234,567,891 "))
+    if command == ("tx", "list"):
+        assert "[daily_limit_exceeded]" in text
+        assert any(amount in text for amount in ("900,000", "0.0009 SOL"))
+    wide = cli(*command, url=url, env={"COLUMNS": "250"})
     assert wallet in wide.stdout  # the full key where there is room
     assert cli(*command, "--json", url=url).stdout.count(wallet) >= 1  # and always in --json

@@ -70,8 +70,9 @@ def terminal_width() -> int:
     return int(columns) if columns.isdigit() and int(columns) > 0 else 220
 
 
-def is_narrow() -> bool:
-    return terminal_width() < WIDE_COLUMNS
+def is_narrow(wide_columns: int = WIDE_COLUMNS) -> bool:
+    """Whether the full layout (``wide_columns`` wide) would not fit."""
+    return terminal_width() < wide_columns
 
 
 def short_key(text: str | None) -> str:
@@ -94,7 +95,7 @@ def print_table(title: str | None, columns: list[str], rows: list[list[str]], *,
     )
     for column in columns:
         if column in wrap:
-            table.add_column(column, overflow="fold", ratio=1, min_width=20)
+            table.add_column(column, overflow="fold", ratio=1, min_width=24)
         else:
             table.add_column(column, no_wrap=True)
     for row in rows:

@@ -72,7 +72,8 @@ def _render(report: dict) -> None:
         ("programs", "\n".join(report["programs"])),
         ("instructions", "\n".join(f"{i + 1}. {escape(ins['description'])}" for i, ins in enumerate(report["instructions"]))),
         ("network fee", lamports_cell(report["fee_lamports"])),
-        (f"spend of {report['wallet']}", lamports_cell(report["spend_lamports"])),
+        ("wallet", report["wallet"]),
+        ("spend of wallet", lamports_cell(report["spend_lamports"])),
     ]
     decision = report.get("decision")
     if decision is not None:

@@ -18,6 +18,8 @@ from ._common import (
     sol_cell,
 )
 
+FULL_LIMITS_COLUMNS = 200  # a whole key and five amounts in lamports and SOL
+
 app = typer.Typer(help="Spend limits per wallet: without them the signer refuses everything.", no_args_is_help=True)
 
 WalletOption = typer.Option(
@@ -90,7 +92,7 @@ def limits_show(ctx: typer.Context, wallet: Optional[str] = typer.Option(None, "
     if json_output:
         print_json(reports[0] if wallet is not None else reports)
         return
-    narrow = is_narrow()  # abbreviated keys and bare SOL amounts; full values in --json
+    narrow = is_narrow(FULL_LIMITS_COLUMNS)  # abbreviated keys and bare SOL amounts; full values in --json
     amount = (lambda lamports: "-" if lamports is None else sol_cell(lamports).removesuffix(" SOL")) if narrow else lamports_cell
     rows = []
     for r in reports:

@@ -76,16 +76,36 @@ def tx_list(
     _render_list(rows, one_wallet=wallet_key is not None or len({r["wallet"] for r in rows}) <= 1)
 
 
+#: Columns the full layout needs (two whole keys, amounts in lamports and SOL, a kind column),
+#: and the medium one (whole keys, amounts in lamports only, times to the minute).
+FULL_LIST_COLUMNS = 240
+MEDIUM_LIST_COLUMNS = 180
+
+
 def _render_list(rows: list[dict], *, one_wallet: bool) -> None:
-    """Wide: every value in full. Narrow: abbreviated keys, amounts in SOL, the wallet column
-    only when rows of several wallets are shown; only the purpose column ever wraps."""
-    if not is_narrow():
+    """Full, medium or compact, whichever fits: keys and amounts never wrap, only the purpose
+    does. Compact: abbreviated keys, amounts in SOL, the wallet column only when rows of several
+    wallets are shown."""
+    if not is_narrow(FULL_LIST_COLUMNS):
         print_table(
             "Transactions",
             ["", "id", "created (UTC)", "kind", "status", "wallet", "spend (lamports)", "destination", "purpose"],
             [
                 ["!" if r["above_notify_threshold"] else "", str(r["id"]), r["created_at"][:19].replace("T", " "),
                  r["kind"], r["status"], r["wallet"], _spend_cell(r, lamports_cell), escape(r["destination_address"]),
+                 escape(_purpose_cell(r))]
+                for r in rows
+            ],
+            wrap=("purpose",),
+        )
+        return
+    if not is_narrow(MEDIUM_LIST_COLUMNS):
+        print_table(
+            "Transactions",
+            ["", "id", "created (UTC)", "status", "wallet", "spend (lamports)", "destination", "purpose"],
+            [
+                ["!" if r["above_notify_threshold"] else "", str(r["id"]), r["created_at"][:16].replace("T", " "),
+                 r["status"], r["wallet"], _spend_cell(r, lambda v: f"{v:,}"), escape(r["destination_address"]),
                  escape(_purpose_cell(r))]
                 for r in rows
             ],
