@@ -25,7 +25,7 @@ and the error code sent over the wire. The CLI maps them in one place
     ├── AuthenticationFailed                exit 7   auth_failed
     ├── ProtocolError                       exit 8   bad_request
     ├── SignerStartError                    exit 9   (start-up failures reported by the child)
-    └── OutputNotWritten                    exit 10  (signed, but --out could not be written)
+    └── OutputNotWritten                    exit 10  (client side only: signed, but --out not written)
 
 Messages never contain secret material: callers build them from public values.
 """
