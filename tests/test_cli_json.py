@@ -55,12 +55,20 @@ def _successes(handle, tx, big, key_path):
         (("tx", "show", "1"), dict, TX_KEYS),
         (("signer", "status", "--socket", sock), dict, STATUS_KEYS),
         (("inspect", tx, "--wallet", handle.public_key), dict, INSPECT_KEYS),
+        (("config", "set", "x.team", "ops"), dict, CONFIG_KEYS),
+        (("config", "unset", "x.team"), dict, {"key", "unset"}),
+        (("limits", "set", "--wallet", handle.public_key, "--notify-above", "1"), dict, LIMITS_KEYS),
+        (("tx", "mark", "1", "--status", "submitted"), dict, TX_KEYS),
+        (("keygen", "--outfile", key_path), dict, {"public_key", "path"}),
+        (("pubkey", key_path), dict, {"public_key", "path"}),
+        (("build-transfer", "--from", handle.public_key, "--to", handle.public_key, "--amount", "1",
+          "--blockhash", handle.public_key), dict, {"message_base64", "message_bytes"}),
     ]
 
 
 def test_every_json_command_prints_its_stable_keys(world, cli, signers):
     handle, url, tx, big = world
-    for args, shape, keys in _successes(handle, tx, big, None):
+    for args, shape, keys in _successes(handle, tx, big, tx.with_name("new-key.json")):
         result = cli(*args, "--json", url=url)
         assert result.exit_code == 0, (args, result.stderr)
         assert "Traceback" not in result.stdout + result.stderr
@@ -90,6 +98,14 @@ def test_every_json_command_prints_one_error_object_when_it_fails(world, cli, tm
         (("signer", "status", "--socket", nowhere), {}, 6, "signer_unavailable"),
         (("signer", "start", "--keypair", bad_key, "--socket", nowhere), {}, 9, "internal_error"),
         (("inspect", tmp_path / "missing.b64"), {}, 2, "bad_request"),
+        (("config", "set", "rpc_url", "ftp://x"), {}, 2, "bad_request"),
+        (("config", "unset", "x.never"), {}, 4, "not_found"),
+        (("limits", "set", "--per-tx", "2", "--daily", "1"), {}, 2, "bad_request"),
+        (("tx", "mark", "999999", "--status", "submitted"), {}, 4, "not_found"),
+        (("keygen", "--outfile", bad_key), {}, 2, "bad_request"),
+        (("pubkey", bad_key), {}, 2, "bad_request"),
+        (("build-transfer", "--from", "x", "--to", "y", "--amount", "1", "--blockhash", "z"), {}, 2, "bad_request"),
+        (("signer", "stop", "--socket", nowhere), {}, 6, "signer_unavailable"),
     ]
     for args, kwargs, code, reason in failures:
         result = cli(*args, "--json", url=kwargs.get("url", url))
@@ -117,5 +133,28 @@ def test_signer_start_json_keys(signers, tmp_path):
         import json
 
         assert set(json.loads(started.stdout)) == START_KEYS
+        stopped = subprocess.run(argv + ["stop", "--socket", str(socket), "--json"], capture_output=True, text=True,
+                                 timeout=60)
+        assert stopped.returncode == 0, stopped.stderr
+        assert set(json.loads(stopped.stdout)) == {"pid", "socket_path", "stopped"}
     finally:
         subprocess.run(argv + ["stop", "--socket", str(socket)], capture_output=True, timeout=60)
+
+
+def test_the_walks_cover_every_command_that_takes_json():
+    import click
+    import typer
+
+    from jarvis_wallet.cli import app
+
+    def leaves(command, path=()):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from leaves(sub, path + (name,))
+        elif any(p.name == "json_output" for p in command.params):
+            yield " ".join(path)
+
+    covered = {"init-db", "config get", "config list", "config set", "config unset", "limits show", "limits set",
+               "sign", "sign-message", "tx list", "tx show", "tx mark", "signer status", "signer start", "signer stop",
+               "inspect", "keygen", "pubkey", "build-transfer"}
+    assert set(leaves(typer.main.get_command(app))) == covered

@@ -10,17 +10,21 @@ app = typer.Typer(help="Read and change wallet configuration (rpc_url, wallet_pu
 
 
 @app.command("set")
-def config_set(ctx: typer.Context, key: str, value: str) -> None:
+def config_set(ctx: typer.Context, key: str, value: str, json_output: bool = JsonOption) -> None:
     """Set KEY to VALUE. Known keys are validated; your own keys go under 'x.'.
 
     Example: jarvis-wallet config set rpc_url https://api.mainnet-beta.solana.com
     """
     from ..db import session
-    from ..settings import set_setting
+    from ..settings import set_setting, setting_to_dict
 
     with session(database_url(ctx)):
         row = set_setting(key, value)
-    typer.echo(f"{row.key} = {row.value}")
+        data = setting_to_dict(row)
+    if json_output:
+        print_json(data)
+    else:
+        typer.echo(f"{row.key} = {row.value}")
 
 
 @app.command("get")
@@ -64,7 +68,7 @@ def config_list(ctx: typer.Context, json_output: bool = JsonOption) -> None:
 
 
 @app.command("unset")
-def config_unset(ctx: typer.Context, key: str) -> None:
+def config_unset(ctx: typer.Context, key: str, json_output: bool = JsonOption) -> None:
     """Remove KEY (exit 4 if it is not set).
 
     Example: jarvis-wallet config unset x.team
@@ -74,4 +78,7 @@ def config_unset(ctx: typer.Context, key: str) -> None:
 
     with session(database_url(ctx)):
         unset_setting(key)
-    typer.echo(f"{key} unset")
+    if json_output:
+        print_json({"key": key, "unset": True})
+    else:
+        typer.echo(f"{key} unset")

@@ -95,6 +95,7 @@ def build_transfer(
     compute_unit_limit: Optional[int] = bounded_option(
         None, "--compute-unit-limit", help="Compute unit limit (a u32).", low=0, high=2**32 - 1
     ),
+    json_output: bool = typer.Option(False, "--json", help="Print message_base64 and its length in bytes."),
 ) -> None:
     """Build a System transfer message and print it as base64, ready for `sign` or `inspect`.
 
@@ -116,4 +117,8 @@ def build_transfer(
         compute_unit_limit=compute_unit_limit,
         memo=memo,
     )
-    typer.echo(base64.b64encode(message).decode("ascii"))
+    encoded = base64.b64encode(message).decode("ascii")
+    if json_output:
+        print_json({"message_base64": encoded, "message_bytes": len(message)})
+    else:
+        typer.echo(encoded)

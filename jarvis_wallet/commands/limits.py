@@ -39,6 +39,7 @@ def limits_set(
     ),
     clear_notify_above: bool = typer.Option(False, "--clear-notify-above", help="Remove the notify threshold."),
     wallet: Optional[str] = WalletOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the limits now in force, as `limits show --json` does."),
 ) -> None:
     """Set a wallet's per-transaction and daily ceilings (both needed the first time).
 
@@ -65,6 +66,9 @@ def limits_set(
     with session(database_url(ctx)):
         row = set_limits(default_wallet(wallet), **amounts)
         report = limits_report(row)
+    if json_output:
+        print_json(report)
+        return
     notify = report["notify_above_lamports"]
     typer.echo(
         f"Limits for {report['wallet']}: per transaction {lamports_cell(report['per_tx_lamports'])}, "

@@ -204,7 +204,7 @@ def signer_serve(
 
 
 @app.command("stop")
-def signer_stop(socket: Optional[Path] = SocketOption) -> None:
+def signer_stop(socket: Optional[Path] = SocketOption, json_output: bool = JsonOption) -> None:
     """Stop the signer serving a socket (found through its pid file).
 
     Example: jarvis-wallet signer stop
@@ -214,7 +214,10 @@ def signer_stop(socket: Optional[Path] = SocketOption) -> None:
 
     path = resolve_socket_path(socket)
     pid = stop_signer(path)
-    typer.echo(f"Stopped signer pid {pid} ({path})")
+    if json_output:
+        print_json({"pid": pid, "socket_path": str(path), "stopped": True})
+    else:
+        typer.echo(f"Stopped signer pid {pid} ({path})")
 
 
 @app.command("status")

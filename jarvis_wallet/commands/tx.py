@@ -169,14 +169,19 @@ def tx_mark(
     id_or_signature: str = typer.Argument(..., metavar="ID|SIGNATURE"),
     status: str = typer.Option(..., "--status", help="submitted, confirmed or failed (forward moves only)."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why it failed (recorded)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the transaction as `tx show --json` does."),
 ) -> None:
     """Move a signed transaction forward: signed -> submitted -> confirmed or failed.
 
     Example: jarvis-wallet tx mark 42 --status confirmed
     """
     from ..db import session
-    from ..ledger import mark_transaction
+    from ..ledger import mark_transaction, transaction_to_dict
 
     with session(database_url(ctx)):
         row = mark_transaction(id_or_signature, status=status, reason=reason)
-    typer.echo(f"Transaction {row.id} is now {row.status}")
+        data = transaction_to_dict(row, notify_above_lamports=_notify_thresholds().get(row.wallet))
+    if json_output:
+        print_json(data)
+    else:
+        typer.echo(f"Transaction {row.id} is now {row.status}")
