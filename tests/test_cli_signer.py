@@ -536,6 +536,13 @@ def _short_env_secret(tmp_path, key):
             "Error: SIGNER_SHARED_SECRET holds 31 bytes; a shared secret needs at least 32\n")
 
 
+def _env_secret_names_a_file(tmp_path, key):
+    """A path in SIGNER_SHARED_SECRET would have become the key itself (its own bytes)."""
+    return (["--keypair", key.path], {"SIGNER_SHARED_SECRET": str(key.path)},
+            "Error: SIGNER_SHARED_SECRET names an existing file, but it must hold the secret itself; give the file "
+            "with --secret-file PATH (or secret_file= in Python) and unset SIGNER_SHARED_SECRET\n")
+
+
 def _short_secret_file(tmp_path, key):
     path = tmp_path / "short-secret"
     path.write_text("0123456789\n")
@@ -591,7 +598,7 @@ def test_a_freshness_window_longer_than_five_minutes_is_refused(commands, initia
 @pytest.mark.parametrize(
     "case",
     [_bad_json_key, _group_readable_key, _missing_key_file, _no_key_at_all, _bad_env_key, _short_env_secret,
-     _short_secret_file, _open_secret_file, _socket_path_is_a_file, _allow_uid_without_group],
+     _short_secret_file, _open_secret_file, _socket_path_is_a_file, _allow_uid_without_group, _env_secret_names_a_file],
     ids=lambda case: case.__name__.strip("_"),
 )
 def test_start_up_errors_exit_9_in_one_line(commands, initialised_url, key, tmp_path, case):

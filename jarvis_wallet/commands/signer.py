@@ -1,4 +1,4 @@
-"""`jarvis-wallet signer start|serve|stop|status`."""
+"""`jarvis-wallet signer start|serve|stop|status|logs`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 import typer
 
 from ._common import MAX_TIMEOUT_SECONDS, JsonOption, bounded_option, database_url, print_fields, print_json, say
+from .sign import SecretFileOption as ClientSecretFileOption  # status reads the secret, never generates it
 
 app = typer.Typer(help="Run the signer: the only process that holds the key.", no_args_is_help=True)
 
@@ -224,7 +225,7 @@ def signer_stop(socket: Optional[Path] = SocketOption, json_output: bool = JsonO
 def signer_status(
     ctx: typer.Context,
     socket: Optional[Path] = SocketOption,
-    secret_file: Optional[Path] = SecretFileOption,
+    secret_file: Optional[Path] = ClientSecretFileOption,
     json_output: bool = JsonOption,
 ) -> None:
     """Ask the signer for its pid, public key, version, database, uptime and counters.
