@@ -95,7 +95,8 @@ def get_transaction(id_or_signature: str | int) -> WalletTransaction:
     """Find a row by its numeric id or its base58 signature."""
     text = str(id_or_signature).strip()
     if text.isdigit() and len(text) <= 19:
-        row = WalletTransaction.get_or_none(WalletTransaction.id == int(text))
+        # Ids are 64-bit: a larger number names no row (and would overflow the driver).
+        row = WalletTransaction.get_or_none(WalletTransaction.id == int(text)) if int(text) < 2**63 else None
     else:
         row = WalletTransaction.get_or_none(WalletTransaction.signature == text)
     if row is None:

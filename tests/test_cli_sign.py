@@ -543,3 +543,10 @@ def test_an_off_chain_message_is_listed_as_a_message_and_cannot_be_marked(sessio
             f"so it cannot become {status}\n"
         )
     assert session.cli("tx", "mark", str(tx_row["id"]), "--status", "submitted").exit_code == 0
+
+
+@pytest.mark.parametrize("command", [("sign", "/dev/zero"), ("inspect", "/dev/zero"), ("sign-message", "--file", "/dev/zero")])
+def test_an_endless_input_file_is_refused_not_read_forever(cli, tmp_path, command):
+    result = cli(*command, *(["--socket", tmp_path / "nobody.sock"] if command[0] != "inspect" else []))
+    assert result.exit_code == 2
+    assert one_error_line(result).endswith("/dev/zero is larger than 64 KiB\n")

@@ -140,3 +140,13 @@ def test_tables_never_break_a_key_an_amount_or_a_reason_code(cli, ledger, comman
     wide = cli(*command, url=url, env={"COLUMNS": "250"})
     assert wallet in wide.stdout  # the full key where there is room
     assert cli(*command, "--json", url=url).stdout.count(wallet) >= 1  # and always in --json
+
+
+def test_out_of_range_since_and_ids_are_errors_not_overflows(cli, ledger):
+    url = ledger[0]
+    since = cli("tx", "list", "--since", "999999w", url=url)
+    assert since.exit_code == 2 and since.stderr == "Error: invalid --since '999999w': that is before the year 1\n"
+    for command in (("tx", "show", "9223372036854775808"), ("tx", "mark", "9999999999999999999", "--status", "failed")):
+        result = cli(*command, url=url)
+        assert result.exit_code == 4, result.stderr
+        assert result.stderr == f"Error: no transaction with id or signature '{command[2]}'\n"

@@ -161,7 +161,10 @@ def parse_since(text: str, *, now: datetime.datetime) -> datetime.datetime:
     """``24h``, ``30m``, ``7d`` before now, or an ISO date/time (UTC unless it says otherwise)."""
     match = _RELATIVE_RE.match(text)
     if match:
-        return now - datetime.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        try:
+            return now - datetime.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        except OverflowError:  # 999999w: before the year 1
+            raise InvalidInput(f"invalid --since {text!r}: that is before the year 1") from None
     try:
         moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

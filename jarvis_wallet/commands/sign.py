@@ -22,13 +22,23 @@ TimeoutOption = bounded_option(
 )
 
 
+#: Most a transaction file or message may hold: base64 of the largest transaction, wrapped, is
+#: under 2 KiB; this refuses /dev/zero or a wrong file instead of reading it all.
+MAX_INPUT_BYTES = 64 * 1024
+
+
 def _read_input(source: str, *, what: str) -> str:
     from ..errors import InvalidInput
 
-    if source == "-":
-        return sys.stdin.read()
     try:
-        return Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise InvalidInput(f"{what} {source} is larger than {MAX_INPUT_BYTES // 1024} KiB")
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise InvalidInput(f"cannot read {what} {source}: {reason}") from None
