@@ -29,8 +29,9 @@ from .errors import JarvisWalletError, PolicyDenied
 class _ExplicitValues:
     """Option checks every command shares, made while parsing (so before anything runs).
 
-    An option given an empty value (``--wallet ""``, what ``--wallet "$(failing command)"``
-    gives) is an error, never a silent fall back to the default; a NaN or infinite number is
+    An option or argument given an empty value (``--wallet ""``, what ``--wallet "$(failing
+    command)"`` gives; ``pubkey ""``, which would read ``.``) is an error, never a silent fall
+    back to the default; a NaN or infinite number is
     refused (range checks alone let NaN through). Also notes ``--json``, so that even an error
     in parsing is answered in JSON.
     """
@@ -42,15 +43,21 @@ class _ExplicitValues:
         if raw.get("json_output"):
             ctx.find_root().meta["json_errors"] = True
         for param in self.get_params(ctx):
-            if not isinstance(param, click.Option) or param.name not in raw or param.is_flag:
+            if param.name not in raw or getattr(param, "is_flag", False) or param.name in _MAY_BE_EMPTY:
                 continue
             values = raw[param.name] if isinstance(raw[param.name], (list, tuple)) else [raw[param.name]]
             for value in values:
                 if isinstance(value, str) and not value.strip():
-                    raise click.BadParameter("the value is empty; give one, or leave the option out", ctx, param)
+                    hint = "; give one, or leave the option out" if isinstance(param, click.Option) else ""
+                    raise click.BadParameter(f"the value is empty{hint}", ctx, param)
                 if isinstance(param.type, click.types.FloatParamType) and not _finite(value):
                     raise click.BadParameter(f"{value} is not a finite number", ctx, param)
         return super().parse_args(ctx, args)  # type: ignore[misc]
+
+
+# Arguments that are data, where an empty string is a value: `config set x.note ""`, and the
+# text of `sign-message` (refused with its own reason).
+_MAY_BE_EMPTY = frozenset({"value", "text"})
 
 
 def _finite(text) -> bool:

@@ -92,3 +92,27 @@ def test_every_command_has_help(cli, path):
     result = cli(*path, "--help")
     assert result.exit_code == 0, result.stderr
     assert "Usage:" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+ARGUMENT_CASES = [
+    pytest.param(path, index, id=f"{' '.join(path)} {param.name}")
+    for path, command in LEAVES
+    for index, param in enumerate(p for p in command.params if isinstance(p, click.Argument))
+    if param.name not in ("value", "text")  # data, where "" is a value (config set) or has its own reason
+]
+
+
+@pytest.mark.parametrize("path, index", ARGUMENT_CASES)
+def test_every_empty_argument_is_an_error(cli, path, index):
+    """`pubkey ""` used to read the directory "." (an empty path is the current directory)."""
+    command = dict(LEAVES)[path]
+    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    argv = ["" if i == index else "x" for i, _ in enumerate(arguments)]
+    result = cli(*path, *argv)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith(f"Error: Invalid value for '{arguments[index].human_readable_name}': the value is empty")
+    assert result.stderr.count("\n") == 1
+
+
+def test_argument_walk_is_not_empty():
+    assert {" ".join(c.values[0]) for c in ARGUMENT_CASES} >= {"sign", "pubkey", "inspect", "tx show", "config get"}
