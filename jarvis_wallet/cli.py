@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import click
 import typer
 from click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup
@@ -31,14 +32,11 @@ class _ExplicitValues:
 
     An option or argument given an empty value (``--wallet ""``, what ``--wallet "$(failing
     command)"`` gives; ``pubkey ""``, which would read ``.``) is an error, never a silent fall
-    back to the default; a NaN or infinite number is
-    refused (range checks alone let NaN through). Also notes ``--json``, so that even an error
-    in parsing is answered in JSON.
+    back to the default; a NaN or infinite number is refused (range checks alone let NaN
+    through). Also notes ``--json``, so that even an error in parsing is answered in JSON.
     """
 
     def parse_args(self, ctx, args):  # type: ignore[override]
-        import click
-
         raw, _, _ = self.make_parser(ctx).parse_args(args=list(args))
         if raw.get("json_output"):
             ctx.find_root().meta["json_errors"] = True
