@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+import click
 import typer
-from typer.core import TyperGroup
+from click import exceptions as click_exceptions
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .commands import config as config_commands
@@ -26,19 +28,109 @@ from .commands import tx as tx_commands
 from .errors import JarvisWalletError, PolicyDenied
 
 
-class JarvisGroup(TyperGroup):
-    """Maps every JarvisWalletError raised by any command to its message and exit code."""
+class _ExplicitValues:
+    """Option checks every command shares, made while parsing (so before anything runs).
+
+    An option or argument given an empty value (``--wallet ""``, what ``--wallet "$(failing
+    command)"`` gives; ``pubkey ""``, which would read ``.``) is an error, never a silent fall
+    back to the default; a NaN or infinite number is refused (range checks alone let NaN
+    through). Also notes ``--json``, so that even an error in parsing is answered in JSON.
+    """
+
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        raw, _, _ = self.make_parser(ctx).parse_args(args=list(args))
+        if raw.get("json_output"):
+            ctx.find_root().meta["json_errors"] = True
+        for param in self.get_params(ctx):
+            if param.name not in raw or getattr(param, "is_flag", False) or param.name in _MAY_BE_EMPTY:
+                continue
+            values = raw[param.name] if isinstance(raw[param.name], (list, tuple)) else [raw[param.name]]
+            for value in values:
+                if isinstance(value, str) and not value.strip():
+                    hint = "; give one, or leave the option out" if isinstance(param, click.Option) else ""
+                    raise click.BadParameter(f"the value is empty{hint}", ctx, param)
+                if isinstance(param.type, click.types.FloatParamType) and not _finite(value):
+                    raise click.BadParameter(f"{value} is not a finite number", ctx, param)
+        return super().parse_args(ctx, args)  # type: ignore[misc]
+
+
+# Arguments that are data, where an empty string is a value: `config set x.note ""`, and the
+# text of `sign-message` (refused with its own reason).
+_MAY_BE_EMPTY = frozenset({"value", "text"})
+
+
+def _finite(text) -> bool:
+    import math
+
+    try:
+        return math.isfinite(float(text))
+    except (TypeError, ValueError):
+        return True  # not a number at all: the option's own type says so
+
+
+class JarvisCommand(_ExplicitValues, TyperCommand):
+    """Every leaf command (given to each by ``JarvisGroup``)."""
+
+
+class _JarvisSubGroup(_ExplicitValues, TyperGroup):
+    """Every command group below the root."""
+
+
+class JarvisGroup(_ExplicitValues, TyperGroup):
+    """The root: maps every JarvisWalletError (and usage error) raised by any command to one
+    line on stderr and its exit code; with --json, to one JSON object on stdout as well."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Typer builds each command with its own class; give every one below the root the
+        # shared checks, so that a command added later cannot miss them.
+        _adopt(self)
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[override]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click_exceptions.UsageError as exc:  # a bad root option (--database-url "")
+            if isinstance(exc, click_exceptions.NoArgsIsHelpError):
+                raise
+            _fail(None, "bad_request", _usage_message(exc), 2, json_errors="--json" in args)
 
     def invoke(self, ctx):  # type: ignore[override]
+        json_errors = lambda: bool(ctx.meta.get("json_errors"))  # noqa: E731 - set while parsing
         try:
             return super().invoke(ctx)
         except PolicyDenied as exc:
             # The stable reason code is for scripts; the sentence is for people.
-            typer.echo(f"Error: refused ({exc.reason}): {exc.message}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+            _fail(f"refused ({exc.reason}): ", exc.reason, exc.message, exc.exit_code, json_errors(), exc.details)
         except JarvisWalletError as exc:
-            typer.echo(f"Error: {exc.message}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+            _fail(None, exc.wire_code, exc.message, exc.exit_code, json_errors(), exc.details)
+        except click_exceptions.UsageError as exc:
+            if isinstance(exc, click_exceptions.NoArgsIsHelpError):
+                raise
+            _fail(None, "bad_request", _usage_message(exc), 2, json_errors())
+
+
+def _adopt(group) -> None:
+    for command in group.commands.values():
+        if isinstance(command, TyperGroup):
+            command.__class__ = _JarvisSubGroup
+            _adopt(command)
+        elif isinstance(command, TyperCommand):
+            command.__class__ = JarvisCommand
+
+
+def _usage_message(exc) -> str:
+    where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    return exc.format_message() + where
+
+
+def _fail(prefix, reason, message, exit_code, json_errors, details=None):
+    """One line on stderr; with --json also one object on stdout. Never returns."""
+    if json_errors:
+        from .commands._common import print_json
+
+        print_json({**(details or {}), "ok": False, "reason": reason, "message": message, "exit_code": exit_code})
+    typer.echo(f"Error: {prefix or ''}{message}", err=True)
+    raise typer.Exit(exit_code)
 
 
 app = typer.Typer(

@@ -84,14 +84,34 @@ def error_from_response(code: str, message: str) -> JarvisWalletError:
 
 
 def find_shared_secret(socket_path: Path, *, secret_file: str | os.PathLike | None = None) -> SharedSecret | None:
-    """$SIGNER_SHARED_SECRET, else ``secret_file``, else the generated file beside the socket."""
+    """``secret_file``, else $SIGNER_SHARED_SECRET (the secret itself), else the generated file
+    beside the socket."""
+    if secret_file:
+        return load_shared_secret(env_value=None, path=Path(secret_file))
     env_value = os.environ.get(SHARED_SECRET_ENV)
     if env_value is not None:
         return load_shared_secret(env_value=env_value, path=None)
-    path = Path(secret_file) if secret_file else default_secret_path(socket_path)
-    if secret_file is None and not path.exists():
+    path = default_secret_path(socket_path)
+    if not path.exists():
         return None
     return load_shared_secret(env_value=None, path=path)
+
+
+_SHAPE_ONLY_SECRET = SharedSecret(bytes(32))
+
+
+def check_request(op: str, **fields: Any) -> None:
+    """The request's fields checked, or InvalidInput (exit 2) for what the signer would refuse
+    as malformed (a purpose over 512 characters or with a newline, an empty message, ...):
+    refused here, before anything is sent, it is the caller's bad input, not a protocol break."""
+    _build_request(_SHAPE_ONLY_SECRET, op, fields)  # a throwaway key: the result is never sent
+
+
+def _build_request(secret: SharedSecret | None, op: str, fields: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return protocol.build_request(secret, op=op, **fields)
+    except ProtocolError as exc:  # refused before sending: the caller's bad input
+        raise InvalidInput(exc.message, wire_code=exc.wire_code) from None
 
 
 class SignerClient:
@@ -177,7 +197,7 @@ class SignerClient:
         for attempt in (1, 2):
             # A fresh id and timestamp on every attempt: a resend is a new request, and the
             # signer returns the recorded signature for a message it already signed.
-            request = protocol.build_request(self._secret if authenticate else None, op=op, **fields)
+            request = _build_request(self._secret if authenticate else None, op, fields)
             try:
                 reply = self._round_trip(protocol.encode_frame(request), timeout or self.timeout)
             except _Dropped:

@@ -22,6 +22,7 @@ SOCKET_PATH_ENV = "SIGNER_SOCKET_PATH"
 SOCKET_FILENAME = "signer.sock"
 SECRET_FILENAME = "secret"
 PID_FILENAME = "signer.pid"
+LOG_FILENAME = "signer.log"
 DATABASE_FILENAME = "wallet.db"
 
 
@@ -72,6 +73,11 @@ def default_secret_path(socket_path: Path) -> Path:
 
 def default_pid_path(socket_path: Path) -> Path:
     return socket_path.parent / PID_FILENAME
+
+
+def default_log_path(socket_path: Path) -> Path:
+    """The signer's JSON-lines log, beside its pid file."""
+    return socket_path.parent / LOG_FILENAME
 
 
 def ensure_private_dir(path: Path) -> Path:

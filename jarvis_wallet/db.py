@@ -213,6 +213,23 @@ def close_database(db: peewee.Database) -> None:
 
 
 
+def check_writable(db: peewee.Database) -> None:
+    """DatabaseUnavailable unless this connection can write: a row is written and rolled back.
+
+    A read-only file, role or server (a replica, default_transaction_read_only) otherwise lets
+    a signer start and then refuse every request.
+    """
+    from .models import WalletConfig, utc_now
+
+    try:
+        with translate_errors(db), db.atomic() as transaction:
+            WalletConfig.insert(key="x.jarvis-wallet.write-check", value="", updated_at=utc_now()).on_conflict_ignore().execute()
+            transaction.rollback()
+    except DatabaseUnavailable as exc:
+        reason = exc.message.split(": ", 1)[-1]
+        raise DatabaseUnavailable(f"cannot write to database {describe(db)} ({reason}); a signer that cannot record cannot sign") from None
+
+
 @contextlib.contextmanager
 def session(url: str, *, create: bool = False, require_schema: bool = True) -> Iterator[peewee.Database]:
     """Open the database, check its schema, translate driver errors, close at the end."""

@@ -10,6 +10,8 @@ limits:
   fee for in which the wallet moves no lamports (it only co-signs);
 - a signature of a smaller spend, which another account's fee makes possible (a 1-lamport
   transfer would otherwise buy a row for a lamport).
+- a re-sign: a message signed before, asked for again, is answered with its recorded signature
+  and gets a ``duplicate`` row of its own that counts nothing.
 
 Any transaction the wallet pays the fee for spends at least 5,000 lamports, so an agent paying
 normally never makes a free decision: its rows are bounded by the daily ceiling (at most

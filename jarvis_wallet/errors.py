@@ -24,7 +24,8 @@ and the error code sent over the wire. The CLI maps them in one place
     │   └── RateLimited                     exit 6   rate_limited
     ├── AuthenticationFailed                exit 7   auth_failed
     ├── ProtocolError                       exit 8   bad_request
-    └── SignerStartError                    exit 9   (start-up failures reported by the child)
+    ├── SignerStartError                    exit 9   (start-up failures reported by the child)
+    └── OutputNotWritten                    exit 10  (client side only: signed, but --out not written)
 
 Messages never contain secret material: callers build them from public values.
 """
@@ -38,9 +39,11 @@ class JarvisWalletError(Exception):
     exit_code: int = 1
     wire_code: str = "internal_error"
 
-    def __init__(self, message: str, *, wire_code: str | None = None) -> None:
+    def __init__(self, message: str, *, wire_code: str | None = None, details: dict | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Public numbers behind the message (amounts, ids), for `--json` errors.
+        self.details = dict(details or {})
         if wire_code is not None:
             self.wire_code = wire_code
 
@@ -116,8 +119,8 @@ class PolicyDenied(JarvisWalletError):
 
     exit_code = 5
 
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message, wire_code=reason)
+    def __init__(self, message: str, *, reason: str, details: dict | None = None) -> None:
+        super().__init__(message, wire_code=reason, details=details)
         self.reason = reason
 
 
@@ -160,3 +163,10 @@ class SignerStartError(JarvisWalletError):
 
     exit_code = 9
     wire_code = "internal_error"
+
+
+class OutputNotWritten(JarvisWalletError):
+    """A signature was released (and counted), but writing it where asked failed."""
+
+    exit_code = 10
+    wire_code = "output_not_written"

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import base58
@@ -83,7 +83,10 @@ class RequestHandler:
         freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS,
         decision_budget: DecisionBudget | None = None,
         clock_ms: Callable[[], int] = protocol.current_time_ms,
+        status_fields: Mapping[str, object] | None = None,
     ) -> None:
+        # Public facts the `status` op reports besides the counters (database, version, log).
+        self._status_fields = dict(status_fields or {})
         self._secret = secret
         self._public_key = public_key
         self._public_key_text = base58.b58encode(public_key).decode("ascii")
@@ -149,6 +152,7 @@ class RequestHandler:
             refused=self.stats.refused,
             rateLimited=self.stats.rate_limited,
             errors=self.stats.errors_by_code(),
+            **self._status_fields,
         )
 
     def _sign(self, job: SignJob) -> SignOutcome:
@@ -166,7 +170,9 @@ class RequestHandler:
         except (PolicyDenied, InvalidTransaction):  # exactly the refusals that leave a row
             budget.charge(job.peer.uid)
             raise
-        if not outcome.duplicate and is_free_signature(outcome.lamports):  # a new row the limits hardly count
+        # A new row the limits hardly count: a signature of next to no spend, or a re-sign (a row of
+        # its own since 0007, counting nothing, however often the same message is asked for).
+        if outcome.duplicate or is_free_signature(outcome.lamports):
             budget.charge(job.peer.uid)
         return outcome
 

@@ -517,6 +517,12 @@ def load_shared_secret(
             value = None
         if value is None:
             raise KeyMaterialError(f"{SHARED_SECRET_ENV_VAR} is not valid UTF-8 text")
+        if _names_existing_file(env_value):
+            # A path there would silently become the HMAC key itself (the path's own bytes).
+            raise KeyMaterialError(
+                f"{SHARED_SECRET_ENV_VAR} names an existing file, but it must hold the secret itself; "
+                f"give the file with --secret-file PATH (or secret_file= in Python) and unset {SHARED_SECRET_ENV_VAR}"
+            )
         return _shared_secret(value, source=SHARED_SECRET_ENV_VAR)
     if path is not None:
         path = os.fspath(path)
@@ -525,6 +531,13 @@ def load_shared_secret(
     raise KeyMaterialError(
         f"no shared secret: set {SHARED_SECRET_ENV_VAR} or give a shared secret file"
     )
+
+
+def _names_existing_file(value: str) -> bool:
+    try:
+        return os.path.isfile(os.path.expanduser(value))
+    except (ValueError, OSError):  # NUL bytes, names too long: not a path
+        return False
 
 
 def _shared_secret(value: bytes, *, source: str) -> SharedSecret:

@@ -59,13 +59,30 @@ def list_transactions(
     wallet: str | None = None,
     status: str | None = None,
     since: datetime.datetime | None = None,
+    before_id: int | None = None,
     limit: int = 50,
 ) -> list[WalletTransaction]:
-    """Newest first."""
-    if status is not None and status not in TX_STATUSES:
-        raise InvalidInput(f"unknown status {status!r}: expected one of {', '.join(TX_STATUSES)}")
+    """Newest first; ``before_id`` pages back (rows with a smaller id)."""
     if limit < 1:
         raise InvalidInput("--limit must be at least 1")
+    query = _filtered(wallet=wallet, status=status, since=since, before_id=before_id)
+    return list(query.order_by(WalletTransaction.id.desc()).limit(limit))
+
+
+def count_transactions(
+    *,
+    wallet: str | None = None,
+    status: str | None = None,
+    since: datetime.datetime | None = None,
+    before_id: int | None = None,
+) -> int:
+    """How many rows ``list_transactions`` would give without a limit."""
+    return _filtered(wallet=wallet, status=status, since=since, before_id=before_id).count()
+
+
+def _filtered(*, wallet, status, since, before_id):
+    if status is not None and status not in TX_STATUSES:
+        raise InvalidInput(f"unknown status {status!r}: expected one of {', '.join(TX_STATUSES)}")
     query = WalletTransaction.select()
     if wallet is not None:
         query = query.where(WalletTransaction.wallet == wallet)
@@ -73,14 +90,17 @@ def list_transactions(
         query = query.where(WalletTransaction.status == status)
     if since is not None:
         query = query.where(WalletTransaction.created_at >= since)
-    return list(query.order_by(WalletTransaction.id.desc()).limit(limit))
+    if before_id is not None:
+        query = query.where(WalletTransaction.id < before_id)
+    return query
 
 
 def get_transaction(id_or_signature: str | int) -> WalletTransaction:
     """Find a row by its numeric id or its base58 signature."""
     text = str(id_or_signature).strip()
     if text.isdigit() and len(text) <= 19:
-        row = WalletTransaction.get_or_none(WalletTransaction.id == int(text))
+        # Ids are 64-bit: a larger number names no row (and would overflow the driver).
+        row = WalletTransaction.get_or_none(WalletTransaction.id == int(text)) if int(text) < 2**63 else None
     else:
         row = WalletTransaction.get_or_none(WalletTransaction.signature == text)
     if row is None:
@@ -97,6 +117,10 @@ def mark_transaction(id_or_signature: str | int, *, status: str, reason: str | N
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise InvalidInput(f"--reason is longer than {MAX_REASON_LENGTH} characters")
     row = get_transaction(id_or_signature)
+    if row.kind == "message":
+        raise InvalidStatusTransition(
+            f"transaction {row.id} is an off-chain message: it never goes to the chain, so it cannot become {status}"
+        )
     allowed_from = tuple(prev for prev, nexts in TX_STATUS_TRANSITIONS.items() if status in nexts)
     now = utc_now()
     changes = {WalletTransaction.status: status, WalletTransaction.updated_at: now}
@@ -156,6 +180,8 @@ def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | 
         "updated_at": iso_utc(row.updated_at),
         "confirmed_at": iso_utc(row.confirmed_at),
         "duplicate_of": row.duplicate_of,
+        "kind": row.kind,
+        "message_text": row.message_text,
         "above_notify_threshold": (
             notify_above_lamports is not None and row.lamports > notify_above_lamports
         ),

@@ -10,15 +10,30 @@ from .models import SpendLimit, iso_utc, utc_now
 from .solana.pubkey import normalize_pubkey
 
 
+KEEP = "keep"  # set_limits: leave this ceiling as it is
+
+
 def set_limits(
     wallet: str,
     *,
-    per_tx_lamports: int,
-    daily_lamports: int,
-    notify_above_lamports: int | None = None,
+    per_tx_lamports: int | str = KEEP,
+    daily_lamports: int | str = KEEP,
+    notify_above_lamports: int | str | None = KEEP,
 ) -> SpendLimit:
-    """Create or replace a wallet's ceilings (amounts already parsed to lamports)."""
+    """Create or change a wallet's ceilings (amounts already parsed to lamports).
+
+    A value left as ``KEEP`` keeps what the wallet has; ``notify_above_lamports=None`` clears
+    the notify threshold. A wallet without limits needs both ceilings.
+    """
     wallet = normalize_pubkey(wallet, what="wallet")
+    existing = SpendLimit.get_or_none(SpendLimit.wallet == wallet)
+    if existing is None and KEEP in (per_tx_lamports, daily_lamports):
+        raise InvalidLimits(f"wallet {wallet} has no limits yet: give both --per-tx and --daily")
+    if existing is not None:
+        per_tx_lamports = existing.per_tx_lamports if per_tx_lamports == KEEP else per_tx_lamports
+        daily_lamports = existing.daily_lamports if daily_lamports == KEEP else daily_lamports
+    if notify_above_lamports == KEEP:
+        notify_above_lamports = existing.notify_above_lamports if existing is not None else None
     for name, value in (("per-tx", per_tx_lamports), ("daily", daily_lamports), ("notify-above", notify_above_lamports)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise InvalidLimits(f"the {name} limit must be a non-negative number of lamports")

@@ -180,6 +180,20 @@ def _0007_duplicate_rows(db: peewee.Database) -> None:
     )
 
 
+def _0008_kind_and_message_text(db: peewee.Database) -> None:
+    # Off-chain messages were zero-value "transactions" that could be marked confirmed; the
+    # kind tells them apart, and the text says what was signed. Rows from before stay
+    # "transaction": nothing recorded then tells a message from a transaction.
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column(
+            "wallet_transactions", "kind",
+            peewee.CharField(max_length=16, default="transaction", constraints=[peewee.Check("kind IN ('transaction', 'message')")]),
+        ),
+        migrator.add_column("wallet_transactions", "message_text", peewee.TextField(null=True)),
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -194,6 +208,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_wallet_transactions_wallet_id_index", _0005_wallet_id_index),
     Migration("0006_wallet_transactions_payments_and_message", _0006_payments_and_message),
     Migration("0007_wallet_transactions_duplicate_rows", _0007_duplicate_rows),
+    Migration("0008_wallet_transactions_kind_and_message_text", _0008_kind_and_message_text),
 )
 
 

@@ -69,6 +69,8 @@ class WalletTransaction(BaseModel):
     updated_at = peewee.DateTimeField(default=utc_now)
     confirmed_at = peewee.DateTimeField(null=True)
     duplicate_of = peewee.BigIntegerField(null=True)
+    kind = peewee.CharField(max_length=16, default="transaction")  # or "message" (off-chain)
+    message_text = peewee.TextField(null=True)  # an off-chain message's text, as signed
 
     class Meta:
         table_name = "wallet_transactions"

@@ -40,10 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import protocol
-from .config import default_pid_path, default_secret_path, ensure_private_dir
+from . import __version__
+from .config import default_log_path, default_pid_path, default_secret_path, ensure_private_dir
 from .errors import DatabaseUnavailable, InvalidConfig, JarvisWalletError, SignerStartError, SignerUnavailable
 from .handler import RequestHandler
 from .decision_budget import DEFAULT_FREE_DECISION_BURST, DEFAULT_FREE_DECISIONS_PER_SECOND, DecisionBudget
+from .signer_log import SignerLog, logged
 from .signing import Peer, SignJob, SignOutcome, SigningService
 
 DEFAULT_START_TIMEOUT_SECONDS = 15.0
@@ -108,6 +110,9 @@ class SignerInfo:
     socket_path: str
     secret_path: str | None  # None when the secret came from SIGNER_SHARED_SECRET
     pid_path: str
+    database: str = ""  # the database as named in messages (no password)
+    version: str = ""  # jarvis-wallet's version
+    log_path: str = ""  # JSON lines, one per decision and lifecycle event (signer_log.py)
 
 
 @dataclass
@@ -271,6 +276,7 @@ def _run_signer(settings: SignerSettings, *, report) -> int:
     try:
         server = _SignerServer.start(settings)
     except JarvisWalletError as exc:
+        _log_start_failure(settings, exc.message)
         report("error", exc.message)
         return 1
     except Exception as exc:  # noqa: BLE001 - report, do not print a traceback from the child
@@ -280,11 +286,22 @@ def _run_signer(settings: SignerSettings, *, report) -> int:
         # Before "ready": whoever starts a signer may stop it at once, and a SIGTERM with no
         # handler yet would kill it without halt(), leaving the socket and pid file behind.
         server.handle_signals()
+        server.log.event("ready", **server.info.__dict__)
         report("ready", server.info.__dict__)
         server.serve_forever()
     finally:
         server.halt()
     return 0
+
+
+def _log_start_failure(settings: SignerSettings, reason: str) -> None:
+    """Into the log beside the socket, if its directory is ours already (never created for it)."""
+    directory = Path(settings.socket_path).parent
+    with contextlib.suppress(OSError):
+        st = directory.lstat()
+        # Only a directory the start would have accepted: a looser one is refused, not written to.
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o067:
+            SignerLog(default_log_path(Path(settings.socket_path))).event("start_failed", reason=reason)
 
 
 # -- process hardening -----------------------------------------------------------------------
@@ -401,9 +418,10 @@ class _Refusal:
 
 
 class _SignerServer:
-    def __init__(self, settings, listener, worker, handler, info, wake_r, wake_w) -> None:
+    def __init__(self, settings, listener, worker, handler, info, wake_r, wake_w, log) -> None:
         self.settings = settings
         self.info = info
+        self.log = log
         self._listener = listener
         self._worker = worker
         self._handler = handler
@@ -421,10 +439,13 @@ class _SignerServer:
 
     @classmethod
     def start(cls, settings: SignerSettings) -> _SignerServer:
+        from .db import parse_database_url
         from .keys import load_keypair
 
         socket_path = Path(settings.socket_path)
         _prepare_socket_directory(socket_path.parent, settings)
+        log = SignerLog(default_log_path(socket_path))
+        database = parse_database_url(settings.database_url).display
         secret, secret_path = _load_or_create_secret(settings, socket_path)
         env_key = os.environ.pop("SOLANA_PRIVATE_KEY", None)  # read once, then gone from os.environ
         keypair = load_keypair(path=settings.keypair_path, env_value=env_key)
@@ -432,13 +453,15 @@ class _SignerServer:
         service = SigningService(keypair=keypair, database_url=settings.database_url)
         worker = _SigningWorker(service, decision_timeout_seconds=settings.decision_timeout_seconds)
         worker.start_and_connect()
+        _check_database_writable(settings.database_url)
         listener = _bind_socket(socket_path, settings)
         pid_path = default_pid_path(socket_path)
         _write_pid_file(pid_path)
         handler = RequestHandler(
             secret=secret,
             public_key=keypair.public_key,
-            sign=worker.submit,
+            sign=logged(worker.submit, log),
+            status_fields={"database": database, "version": __version__, "logPath": str(log.path)},
             legacy_protocol=settings.legacy_protocol,
             freshness_window_ms=settings.freshness_window_ms,
             decision_budget=(
@@ -452,11 +475,14 @@ class _SignerServer:
             socket_path=str(socket_path),
             secret_path=str(secret_path) if secret_path else None,
             pid_path=str(pid_path),
+            database=database,
+            version=__version__,
+            log_path=str(log.path),
         )
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(wake_r, False)
-        return cls(settings, listener, worker, handler, info, wake_r, wake_w)
+        return cls(settings, listener, worker, handler, info, wake_r, wake_w, log)
 
     # The loop: signals only record and wake it.
     def handle_signals(self) -> None:
@@ -495,6 +521,7 @@ class _SignerServer:
 
     def _on_signal(self, signum, frame) -> None:
         self._stopping.set()
+        self._stop_signal = signum  # logged by halt(), outside the handler
 
     def _next_timeout(self) -> float:
         deadlines = [refusal.deadline for refusal in self._refusals.values()]
@@ -645,6 +672,8 @@ class _SignerServer:
             return
         self._halted = True
         self._stopping.set()
+        signum = getattr(self, "_stop_signal", None)
+        self.log.event("stopping", pid=os.getpid(), signal=signal.Signals(signum).name if signum else None)
         with contextlib.suppress(OSError):
             self._listener.close()
         if os.getpid() == self._owner_pid:  # a forked copy must never remove the live socket
@@ -660,9 +689,18 @@ class _SignerServer:
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+        self.log.event("stopped", pid=os.getpid(), signed=self._handler.stats.signed, refused=self._handler.stats.refused)
 
 
 # -- socket, directory, secret, pid file -------------------------------------------------------
+
+
+def _check_database_writable(url: str) -> None:
+    """Fail the start (exit 9, through the pipe) on a database the signer can read but not write."""
+    from .db import check_writable, session
+
+    with session(url) as db:
+        check_writable(db)
 
 
 def _prepare_socket_directory(directory: Path, settings: SignerSettings) -> None:
@@ -697,11 +735,15 @@ def _is_shared_socket_directory(directory: Path, group: int) -> bool:
 def _load_or_create_secret(settings: SignerSettings, socket_path: Path):
     from .keys import generate_shared_secret_file, load_shared_secret
 
+    # --secret-file, else SIGNER_SHARED_SECRET (the secret itself), else the file beside the socket.
+    if settings.secret_file:
+        path = Path(settings.secret_file)
+        return load_shared_secret(env_value=None, path=path), path
     env_value = os.environ.get("SIGNER_SHARED_SECRET")
     if env_value is not None:
         return load_shared_secret(env_value=env_value, path=None), None
-    path = Path(settings.secret_file) if settings.secret_file else default_secret_path(socket_path)
-    if settings.secret_file is None and not path.exists():
+    path = default_secret_path(socket_path)
+    if not path.exists():
         return generate_shared_secret_file(path), path
     return load_shared_secret(env_value=None, path=path), path
 
@@ -824,6 +866,9 @@ def _pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in (b"Z", b"X")
+
+
+pid_is_running = _pid_alive  # public: `signer status` tells a dead signer from an absent one
 
 
 def _kill_quietly(pid: int | None) -> None:

@@ -123,9 +123,9 @@ class _Pending:
 _COLUMNS = (
     "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
     "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "payments", "message_bytes",
-    "duplicate_of", "created_at", "updated_at",
+    "kind", "message_text", "duplicate_of", "created_at", "updated_at",
 )
-# PostgreSQL takes at most 65,535 parameters per statement; 17 a row.
+# PostgreSQL takes at most 65,535 parameters per statement; 19 a row.
 MAX_ROWS_PER_INSERT = 256
 
 
@@ -469,6 +469,7 @@ class SigningService:
             _base58(result.signature) if signed and not duplicate else None,
             None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
             job.peer.uid, job.peer.pid, paid.json if paid else None, message,
+            "transaction" if job.text is None else "message", job.text,
             result.transaction_id if duplicate else None,  # last: filled in later for a same-batch re-sign
         )
         return _Row(job.request_id, digest, values, slot, result)

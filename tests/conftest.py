@@ -9,8 +9,17 @@ import uuid
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from jarvis_wallet.config import TEST_DATABASE_URL_ENV
+
+# No example database: a failure stored in .hypothesis/ by one run would otherwise be replayed
+# by every later run of this checkout, whatever the code now does. A failure prints its
+# `@reproduce_failure` blob instead. CI (HYPOTHESIS_PROFILE=ci) also draws the same examples on
+# every run, so a red CI run is a reproducible one.
+hypothesis_settings.register_profile("default", database=None, print_blob=True)
+hypothesis_settings.register_profile("ci", database=None, print_blob=True, derandomize=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 POSTGRES_URL = os.environ.get(TEST_DATABASE_URL_ENV, "").strip()
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])

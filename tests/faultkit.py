@@ -38,7 +38,7 @@ _LAUNCH = (
     "sys.argv = ['jarvis-wallet', *sys.argv[2:]]\n"
     "runpy.run_module('jarvis_wallet', run_name='__main__')\n"
 )
-_READY = re.compile(r"Signer ready: wallet (\S+), pid (\d+), socket (.+), secret (.+)$")
+_READY = re.compile(r"Signer ready: wallet (\S+), pid (\d+), version \S+, database \S+, socket (\S+), log \S+, secret (\S+)$")
 
 
 class ServedSigner:

@@ -437,7 +437,10 @@ def test_build_transfer_limits_and_missing_options(cli):
     assert one_error_line(too_big) == "Error: the signed transaction would be 1551 bytes, over Solana's 1232-byte limit\n"
     limit = build(cli, "--compute-unit-limit", str(2**32))
     assert limit.exit_code == 2
-    assert one_error_line(limit) == "Error: compute unit limit must be an integer from 0 to 4294967295\n"
+    assert one_error_line(limit) == (
+        "Error: Invalid value for '--compute-unit-limit': 4294967296 is not in the range 0<=x<=4294967295. "
+        "(see `jarvis-wallet build-transfer --help`)\n"
+    )
     missing = cli("build-transfer", "--from", SENDER, "--to", RECIPIENT, "--amount", "1")
     assert missing.exit_code == 2
     assert "Missing option '--blockhash'" in missing.stderr

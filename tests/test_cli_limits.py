@@ -71,11 +71,29 @@ def test_bad_limits_are_refused(cli, initialised_url, args, message):
     assert cli("limits", "show", "--json", url=initialised_url).json() == []
 
 
-@pytest.mark.parametrize("bad", ["abc", "0OIl" * 8, "1" * 60, ""])
+@pytest.mark.parametrize("bad", ["abc", "0OIl" * 8, "1" * 60])
 def test_invalid_public_key(cli, initialised_url, bad):
     result = cli("limits", "set", "--wallet", bad, "--per-tx", "1", "--daily", "1", url=initialised_url)
     assert result.exit_code == 2
-    assert "Error: invalid wallet" in result.stderr or "Error: no --wallet given" in result.stderr
+    assert "Error: invalid wallet" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("limits", "set", "--per-tx", "1", "--daily", "1"), ("limits", "show"),
+                                     ("limits", "remove"), ("tx", "list")])
+def test_an_empty_wallet_is_an_error_not_the_configured_wallet(cli, initialised_url, command):
+    """`--wallet "$(jarvis-wallet pubkey key.json)"` when pubkey fails: never the configured wallet."""
+    configured = random_pubkey()
+    cli("config", "set", "wallet_public_key", configured, url=initialised_url)
+    cli("limits", "set", "--wallet", configured, "--per-tx", "5", "--daily", "9", url=initialised_url)
+    result = cli(*command, "--wallet", "", url=initialised_url)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: Invalid value for '--wallet': the value is empty; give one, or leave the option out "
+        f"(see `jarvis-wallet {' '.join(command[:2])} --help`)\n"
+    )
+    assert result.stdout == ""
+    shown = cli("limits", "show", "--wallet", configured, "--json", url=initialised_url).json()
+    assert (shown["per_tx_lamports"], shown["daily_lamports"]) == (5, 9)
 
 
 def test_remove_and_show_unknown(cli, initialised_url):
@@ -117,3 +135,36 @@ def test_limits_remove_says_what_the_signer_then_does_and_it_does(cli, signers):
         with pytest.raises(PolicyDenied) as refused:
             client.sign_transaction(transfer_message(from_key=keypair.public_key, lamports=1000))
         assert refused.value.reason == "no_limits"
+
+
+def test_options_left_out_keep_their_values_and_clearing_is_explicit(cli, initialised_url):
+    key = random_pubkey()
+
+    def shown():
+        data = cli("limits", "show", "--wallet", key, "--json", url=initialised_url).json()
+        return data["per_tx_lamports"], data["daily_lamports"], data["notify_above_lamports"]
+
+    first = cli("limits", "set", "--wallet", key, "--per-tx", "10", "--daily", "100", "--notify-above", "7", url=initialised_url)
+    assert first.exit_code == 0, first.stderr
+    assert shown() == (10, 100, 7)
+    changed = cli("limits", "set", "--wallet", key, "--per-tx", "20", url=initialised_url)
+    assert changed.stdout == (
+        f"Limits for {key}: per transaction 20 (0.00000002 SOL), daily 100 (0.0000001 SOL), notify above 7 (0.000000007 SOL)\n"
+    )
+    assert shown() == (20, 100, 7)  # --daily and --notify-above were left out: kept
+    cli("limits", "set", "--wallet", key, "--daily", "50", url=initialised_url)
+    assert shown() == (20, 50, 7)
+    cleared = cli("limits", "set", "--wallet", key, "--clear-notify-above", url=initialised_url)
+    assert cleared.exit_code == 0 and cleared.stdout.endswith(", no notify threshold\n")
+    assert shown() == (20, 50, None)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--per-tx", "1"), "has no limits yet: give both --per-tx and --daily"),
+    ((), "nothing to set: give --per-tx, --daily, --notify-above or --clear-notify-above"),
+    (("--per-tx", "1", "--daily", "2", "--notify-above", "1", "--clear-notify-above"), "not both"),
+])
+def test_limits_set_refusals(cli, initialised_url, args, message):
+    result = cli("limits", "set", "--wallet", random_pubkey(), *args, url=initialised_url)
+    assert result.exit_code == 2 and message in result.stderr
+    assert cli("limits", "show", "--json", url=initialised_url).json() == []

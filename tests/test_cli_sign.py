@@ -226,7 +226,7 @@ def test_no_signer_exits_6(cli, tmp_path):
     "content, message",
     [
         pytest.param("not base64 at all!", "input is not valid base64", id="bad-base64"),
-        pytest.param("AQID AQID", "input is not valid base64", id="inner-space"),
+        pytest.param("AQID\nAQ=D", "input is not valid base64", id="padding-inside"),
         pytest.param("", "empty base64 input", id="empty-file"),
         pytest.param(" \n\t\n", "empty base64 input", id="whitespace-only"),
         pytest.param("AQID\u00e9", "base64 input contains non-ASCII characters", id="non-ascii"),
@@ -398,3 +398,159 @@ def test_sign_message_missing_file(session):
     result = session.sign_message("--file", path)
     assert result.exit_code == 2
     assert one_error_line(result) == f"Error: cannot read message file {path}: No such file or directory\n"
+
+
+# -- operator experience (issue 11) ------------------------------------------------------------
+
+
+def test_a_secret_file_named_in_the_secret_variable_is_refused(session):
+    """SIGNER_SHARED_SECRET holds the secret itself; a path there used to become the key."""
+    session.limits(per_tx=100_000, daily=1_000_000)
+    secret_file = session.socket.parent / "secret"
+    result = session.sign(session.b64_file(session.message(1000)), env={"SIGNER_SHARED_SECRET": str(secret_file)})
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "Error: SIGNER_SHARED_SECRET names an existing file, but it must hold the secret itself; give the file "
+        "with --secret-file PATH (or secret_file= in Python) and unset SIGNER_SHARED_SECRET\n"
+    )
+    assert session.rows() == []
+
+
+def test_secret_file_option_wins_over_the_environment(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    secret_file = session.socket.parent / "secret"
+    message = session.message(1000)
+    result = session.sign(session.b64_file(message), "--secret-file", secret_file, env={"SIGNER_SHARED_SECRET": "w" * 40})
+    assert result.exit_code == 0, result.stderr
+    verify(session.wallet, message, result.stdout.strip())
+
+
+def test_every_secret_file_help_says_the_variable_holds_the_secret_itself():
+    import click
+    import typer
+
+    from jarvis_wallet.cli import app
+
+    root = typer.main.get_command(app)
+    found = []
+    for name in ("sign", "sign-message", "signer start", "signer serve", "signer status"):
+        command = root
+        for part in name.split():
+            command = command.commands[part]
+        option = next(p for p in command.params if isinstance(p, click.Option) and "--secret-file" in p.opts)
+        found.append(option.help)
+    assert all("$SIGNER_SHARED_SECRET, which holds the secret itself (not a path)" in text for text in found), found
+
+
+def test_out_that_fails_after_signing_prints_the_signature_and_exits_10(session):
+    """/dev/full opens for writing (the check passes) and then fails the write: ENOSPC."""
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(1000)
+    path = session.b64_file(message)
+    result = session.sign(path, "--out", "/dev/full")
+    assert result.exit_code == 10
+    signature, signed_b64 = result.stdout.splitlines()
+    verify(session.wallet, message, signature)
+    assert base64.b64decode(signed_b64) == b"\x01" + base58.b58decode(signature) + message
+    [row] = session.rows()
+    assert result.stderr == (
+        f"Error: signed (transaction {row['id']}), but cannot write --out /dev/full: No space left on device; "
+        "the signature and the signed transaction are on stdout, and signing the same transaction again returns "
+        "them without counting it twice\n"
+    )
+    as_json = session.sign(path, "--out", "/dev/full", "--json")
+    assert as_json.exit_code == 10
+    data = as_json.json()
+    assert set(data) == SIGN_KEYS | {"ok", "reason", "message", "exit_code"}
+    assert (data["ok"], data["reason"], data["signature"], data["duplicate"]) == (False, "output_not_written", signature, True)
+    assert session.spent() == 1000 + FEE  # counted once
+
+
+def test_json_refusal_prints_one_object_with_the_reason_and_the_numbers(session):
+    session.limits(per_tx=5_000, daily=1_000_000)
+    result = session.sign(session.b64_file(session.message(7_000)), "--json")
+    assert result.exit_code == 5
+    data = result.json()
+    assert data == {
+        "ok": False, "reason": "per_tx_limit_exceeded", "exit_code": 5, "message": data["message"],
+        "wallet": session.wallet, "lamports": 7_000 + FEE, "fee_lamports": FEE,
+    }
+    assert "12000 lamports" in data["message"]
+    assert result.stderr.startswith("Error: refused (per_tx_limit_exceeded): ")
+
+
+@pytest.mark.parametrize("purpose, complaint", [("line one\nline two", "field 'purpose' contains control"),
+                                                ("p" * 513, "field 'purpose' is longer than 512 characters")])
+def test_a_purpose_the_signer_would_refuse_is_bad_input_before_any_signer(cli, tmp_path, purpose, complaint):
+    path = tmp_path / "tx.b64"
+    path.write_text(base64.b64encode(transfer_message(from_key=bytes([7]) * 32, lamports=1)).decode())
+    nobody = tmp_path / "no-signer" / "signer.sock"
+    for command in (("sign", path), ("sign-message", "hello")):
+        result = cli(*command, "--purpose", purpose, "--socket", nobody)
+        assert result.exit_code == 2, result.stderr
+        assert one_error_line(result).startswith(f"Error: {complaint}")
+
+
+@pytest.mark.parametrize("text, complaint", [("", "field 'message' is empty"),
+                                             ("m" * 1213, "field 'message' is 1213 bytes of UTF-8; at most 1212")])
+def test_a_message_the_signer_would_refuse_is_bad_input(cli, tmp_path, text, complaint):
+    result = cli("sign-message", text, "--socket", tmp_path / "no-signer" / "signer.sock")
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"Error: {complaint}\n"
+
+
+def test_a_duplicate_sign_says_so_in_human_output(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    path = session.b64_file(session.message(1000))
+    first = session.sign(path, "--purpose", "coffee")
+    assert (first.exit_code, first.stderr) == (0, "")
+    again = session.sign(path, "--purpose", "tea")
+    assert again.exit_code == 0 and again.stdout == first.stdout
+    signed, resign = sorted(session.rows(), key=lambda row: row["id"])
+    assert (signed["status"], signed["purpose"]) == ("signed", "coffee")
+    # The new request is recorded too, with its own purpose, naming the signed row (issue 11).
+    assert (resign["status"], resign["purpose"], resign["duplicate_of"]) == ("duplicate", "tea", signed["id"])
+    assert again.stderr == (
+        f"Note: already signed at {signed['created_at'].replace('Z', '')}Z (transaction {signed['id']}): this is the "
+        f"recorded signature, and nothing more was counted against the limits; see `jarvis-wallet tx show {signed['id']}`\n"
+    )
+
+
+def test_sign_reads_base64_wrapped_at_76_columns(session):
+    """What `base64 tx.bin > tx.b64` writes (coreutils wraps at 76) used to be refused."""
+    session.limits(per_tx=100_000, daily=1_000_000)
+    message = session.message(1000, memo="m" * 120)
+    wrapped = subprocess.run(["base64"], input=message, capture_output=True, check=True).stdout.decode()
+    assert wrapped.count("\n") >= 3
+    result = session.sign(session.file(wrapped))
+    assert result.exit_code == 0, result.stderr
+    verify(session.wallet, message, result.stdout.strip())
+
+
+def test_an_off_chain_message_is_listed_as_a_message_and_cannot_be_marked(session):
+    session.limits(per_tx=100_000, daily=1_000_000)
+    text = "I control this wallet\nsecond line"
+    signed = session.sign_message(text, "--json")
+    assert signed.exit_code == 0, signed.stderr
+    transaction = session.sign(session.b64_file(session.message(1000)), "--json").json()
+    message_row, tx_row = session.rows()[1], session.rows()[0]
+    assert (message_row["kind"], message_row["message_text"], message_row["lamports"]) == ("message", text, 0)
+    assert (tx_row["kind"], tx_row["message_text"], tx_row["id"]) == ("transaction", None, transaction["transaction_id"])
+    table = session.cli("tx", "list")
+    line = next(line for line in table.stdout.splitlines() if f" {message_row['id']} " in line)
+    assert " message " in line and "0 (0 SOL)" not in line  # not a zero-value transaction
+    for status in ("submitted", "confirmed", "failed"):
+        marked = session.cli("tx", "mark", str(message_row["id"]), "--status", status)
+        assert marked.exit_code == 2
+        assert marked.stderr == (
+            f"Error: transaction {message_row['id']} is an off-chain message: it never goes to the chain, "
+            f"so it cannot become {status}\n"
+        )
+    assert session.cli("tx", "mark", str(tx_row["id"]), "--status", "submitted").exit_code == 0
+
+
+@pytest.mark.parametrize("command", [("sign", "/dev/zero"), ("inspect", "/dev/zero"), ("sign-message", "--file", "/dev/zero")])
+def test_an_endless_input_file_is_refused_not_read_forever(cli, tmp_path, command):
+    result = cli(*command, *(["--socket", tmp_path / "nobody.sock"] if command[0] != "inspect" else []))
+    assert result.exit_code == 2
+    assert one_error_line(result).endswith("/dev/zero is larger than 64 KiB\n")

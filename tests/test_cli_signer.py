@@ -9,6 +9,8 @@ real signals, and check exit codes, exact messages, and that no process or socke
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 import re
 import select
@@ -19,17 +21,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import base58
 import nacl.signing
 import pytest
 
 from conftest import transfer_message
+from jarvis_wallet.db import parse_database_url
 
 JARVIS = Path(sys.executable).with_name("jarvis-wallet")
 READY_RE = re.compile(
-    r"^Signer ready: wallet (?P<wallet>[1-9A-HJ-NP-Za-km-z]{32,44}), pid (?P<pid>\d+), "
-    r"socket (?P<socket>\S+), secret (?P<secret>\S+)\n$"
+    r"^Signer ready: wallet (?P<wallet>[1-9A-HJ-NP-Za-km-z]{32,44}), pid (?P<pid>\d+), version (?P<version>\S+), "
+    r"database (?P<database>\S+), socket (?P<socket>\S+), log (?P<log>\S+), secret (?P<secret>\S+)\n$"
 )
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/test"
 
@@ -235,8 +239,13 @@ def test_foreground_signer_serves_then_stops_on_sigterm(commands, cli, initialis
     set_limits(cli, url, wallet)
     process, ready = commands.start(url=url, socket=socket, keypair=key.path)
 
+    from jarvis_wallet import __version__
+    from jarvis_wallet.db import parse_database_url
+
     assert ready.line == (
-        f"Signer ready: wallet {wallet}, pid {ready.pid}, socket {socket}, secret {socket.parent / 'secret'}\n"
+        f"Signer ready: wallet {wallet}, pid {ready.pid}, version {__version__}, "
+        f"database {parse_database_url(url).display}, socket {socket}, log {socket.parent / 'signer.log'}, "
+        f"secret {socket.parent / 'secret'}\n"
     )
     assert ready.pid != process.pid and parent_pid(ready.pid) == process.pid  # forked by the command
     assert stat.S_ISSOCK(socket.stat().st_mode) and stat.S_IMODE(socket.stat().st_mode) == 0o600
@@ -304,7 +313,15 @@ def test_stale_socket_from_a_killed_signer_is_replaced(commands, cli, initialise
     assert (socket.parent / "signer.pid").read_text() == f"{first_ready.pid}\n"  # stale too
     dead = cli("signer", "status", "--socket", socket)
     assert dead.exit_code == 6
-    assert dead.stderr == f"Error: no signer is listening on {socket}; start one with `jarvis-wallet signer start`\n"
+    ready_entry = json.loads((socket.parent / "signer.log").read_text().splitlines()[-1])
+    assert ready_entry["event"] == "ready" and ready_entry["pid"] == first_ready.pid
+    assert dead.stderr == (
+        f"Error: the signer (pid {first_ready.pid}) for {socket} is dead: it left its pid file behind; its last log "
+        f"entry is 'ready' at {ready_entry['time']} (`jarvis-wallet signer logs`); start it again with "
+        "`jarvis-wallet signer start`\n"
+    )
+    as_json = cli("signer", "status", "--socket", socket, "--json").json()
+    assert (as_json["state"], as_json["pid"], as_json["exit_code"]) == ("dead", first_ready.pid, 6)
 
     second, ready = commands.start(url=url, socket=socket, keypair=key.path)
     assert ready.pid != first_ready.pid
@@ -378,16 +395,33 @@ def test_detach_status_stop(commands, cli, initialised_url, key, tmp_path):
         "lamports): at most 0.001 a second are recorded; this request was not decided or recorded, retry in "
     )
 
-    status = cli("signer", "status", "--socket", socket, "--json")
+    status = cli("signer", "status", "--socket", socket, "--json", url=url)
     assert status.exit_code == 0, status.stderr
     data = status.json()
-    assert set(data) == {"public_key", "pid", "uptime_seconds", "signed", "refused", "rate_limited", "socket_path"}
+    assert set(data) == {"public_key", "pid", "uptime_seconds", "signed", "refused", "rate_limited", "socket_path",
+                         "version", "database", "cli_database", "same_database", "log_path"}
+    from jarvis_wallet import __version__
+    from jarvis_wallet.db import parse_database_url
+
+    assert (data["version"], data["database"], data["same_database"]) == (__version__, parse_database_url(url).display, True)
+    assert data["log_path"] == str(socket.parent / "signer.log")
     assert (
         data["public_key"], data["pid"], data["signed"], data["refused"], data["rate_limited"], data["socket_path"]
     ) == (wallet, ready.pid, 2, 1, 1, str(socket))
     assert isinstance(data["uptime_seconds"], int) and 0 <= data["uptime_seconds"] < 60
-    table = cli("signer", "status", "--socket", socket)
+    table = cli("signer", "status", "--socket", socket, url=url)
     assert table.exit_code == 0 and wallet in table.stdout and str(ready.pid) in table.stdout
+    assert table.stderr == ""
+    # The CLI on another database (here its default) than the signer's: said plainly.
+    elsewhere = cli("signer", "status", "--socket", socket)
+    assert elsewhere.exit_code == 0
+    from jarvis_wallet.config import default_database_url
+
+    ours = parse_database_url(default_database_url()).display
+    assert elsewhere.stderr == (
+        f"Warning: the signer uses {data['database']}, but this command uses {ours}: limits and `tx list` here are "
+        "not the signer's; pass --database-url (or set JARVIS_WALLET_DATABASE_URL) to match\n"
+    )
 
     stopped = commands.run("signer", "stop", "--socket", socket)
     assert stopped.returncode == 0, stopped.stderr
@@ -395,6 +429,18 @@ def test_detach_status_stop(commands, cli, initialised_url, key, tmp_path):
     assert stopped.stderr == ""
     wait_until(lambda: is_gone(ready.pid), what="the detached signer to exit")
     assert not socket.exists() and not (socket.parent / "signer.pid").exists()
+
+    # The detached signer's log: one line per decision and per lifecycle event, no secrets.
+    logs = commands.run("signer", "logs", "--socket", socket, "--lines", "100")
+    assert logs.returncode == 0, logs.stderr
+    entries = [json.loads(line) for line in logs.stdout.splitlines()]
+    assert [e["event"] for e in entries] == ["ready", "signed", "signed", "refused", "stopping", "stopped"]
+    assert entries[3]["reason"] == "per_tx_limit_exceeded" and entries[1]["wallet"] == wallet
+    assert entries[4]["signal"] == "SIGTERM" and entries[5]["signed"] == 2
+    secret_text = (socket.parent / "secret").read_text().strip()
+    key_bytes = json.loads(key.path.read_text())
+    for raw in ((socket.parent / "signer.log").read_text(),):
+        assert secret_text not in raw and str(key_bytes[:8])[1:-1] not in raw.replace(" ", "")
 
     again = commands.run("signer", "stop", "--socket", socket)
     assert again.returncode == 6
@@ -432,7 +478,10 @@ def test_status_and_stop_without_any_signer(commands, cli, tmp_path):
     socket = tmp_path / "nothing" / "signer.sock"
     status = cli("signer", "status", "--socket", socket, "--json")
     assert status.exit_code == 6
-    assert status.stdout == ""
+    assert status.json() == {
+        "ok": False, "reason": "signer_unavailable", "exit_code": 6,
+        "message": f"no signer is listening on {socket}; start one with `jarvis-wallet signer start`",
+    }
     assert one_error_line(status.stderr) == (
         f"Error: no signer is listening on {socket}; start one with `jarvis-wallet signer start`\n"
     )
@@ -487,6 +536,13 @@ def _short_env_secret(tmp_path, key):
             "Error: SIGNER_SHARED_SECRET holds 31 bytes; a shared secret needs at least 32\n")
 
 
+def _env_secret_names_a_file(tmp_path, key):
+    """A path in SIGNER_SHARED_SECRET would have become the key itself (its own bytes)."""
+    return (["--keypair", key.path], {"SIGNER_SHARED_SECRET": str(key.path)},
+            "Error: SIGNER_SHARED_SECRET names an existing file, but it must hold the secret itself; give the file "
+            "with --secret-file PATH (or secret_file= in Python) and unset SIGNER_SHARED_SECRET\n")
+
+
 def _short_secret_file(tmp_path, key):
     path = tmp_path / "short-secret"
     path.write_text("0123456789\n")
@@ -524,10 +580,9 @@ def test_signer_limits_must_be_positive(commands, initialised_url, key, tmp_path
     socket = tmp_path / "run" / "signer.sock"
     result = commands.run("signer", "start", "--keypair", key.path, "--socket", socket, option, value, url=initialised_url)
     assert result.returncode == 2, result.stderr
-    assert one_error_line(result.stderr) == (
-        "Error: --freshness-window, --max-connections, --idle-timeout, --free-decision-rate and --free-decision-burst must "
-        "be positive\n"
-    )
+    assert one_error_line(result.stderr).startswith("Error: Invalid value for '")
+    assert f"'{option}'" in result.stderr
+    assert "is not in the range" in result.stderr or "is not a finite number" in result.stderr
     assert not socket.exists()
 
 
@@ -537,14 +592,17 @@ def test_a_freshness_window_longer_than_five_minutes_is_refused(commands, initia
         "signer", "start", "--keypair", key.path, "--socket", socket, "--freshness-window", "301", url=initialised_url
     )
     assert result.returncode == 2, result.stderr
-    assert one_error_line(result.stderr) == "Error: --freshness-window must be at most 300 seconds\n"
+    assert one_error_line(result.stderr) == (
+        "Error: Invalid value for '--freshness-window': 301.0 is not in the range 0.0<x<=300.0. "
+        "(see `jarvis-wallet signer start --help`)\n"
+    )
     assert not socket.exists()
 
 
 @pytest.mark.parametrize(
     "case",
     [_bad_json_key, _group_readable_key, _missing_key_file, _no_key_at_all, _bad_env_key, _short_env_secret,
-     _short_secret_file, _open_secret_file, _socket_path_is_a_file, _allow_uid_without_group],
+     _short_secret_file, _open_secret_file, _socket_path_is_a_file, _allow_uid_without_group, _env_secret_names_a_file],
     ids=lambda case: case.__name__.strip("_"),
 )
 def test_start_up_errors_exit_9_in_one_line(commands, initialised_url, key, tmp_path, case):
@@ -663,17 +721,14 @@ def test_stop_never_signals_a_pid_from_a_stale_pid_file(cli, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "option, value, error",
-    [("--listen-backlog", "0", "--listen-backlog must be at least 1"),
-     ("--connection-wait", "-1", "--connection-wait must be between 0 and 60 seconds"),
-     ("--connection-wait", "nan", "--connection-wait must be between 0 and 60 seconds"),
-     ("--connection-wait", "61", "--connection-wait must be between 0 and 60 seconds")],
+    "option, value",
+    [("--listen-backlog", "0"), ("--connection-wait", "-1"), ("--connection-wait", "nan"), ("--connection-wait", "61")],
 )
-def test_connection_queue_options_are_checked(commands, initialised_url, key, tmp_path, option, value, error):
+def test_connection_queue_options_are_checked(commands, initialised_url, key, tmp_path, option, value):
     socket = tmp_path / "run" / "signer.sock"
     result = commands.run("signer", "start", "--keypair", key.path, "--socket", socket, option, value, url=initialised_url)
     assert result.returncode == 2, result.stderr
-    assert one_error_line(result.stderr) == f"Error: {error}\n"
+    assert one_error_line(result.stderr).startswith(f"Error: Invalid value for '{option}': ")
     assert not socket.exists()
 
 
@@ -693,3 +748,42 @@ def test_the_listen_backlog_is_what_was_asked_or_eight_per_connection(signers):
         (line,) = [line for line in listing.stdout.splitlines() if str(handle.socket_path) in line.split()]
         assert line.split()[3] == str(expected), line  # a listener's Send-Q is its backlog
         handle.stop()
+
+
+# -- a database the signer can read but not write ------------------------------------------------
+
+
+@contextlib.contextmanager
+def read_only(url: str, tmp_path: Path):
+    """The same database, read-only for whoever opens it with the URL yielded: an immutable
+    SQLite file (chattr +i binds root too), or PostgreSQL sessions that default to read-only."""
+    if url.startswith("sqlite"):
+        path = tmp_path / "wallet.db"
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+        try:
+            yield url
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        query["options"] = (query.get("options", "") + " -cdefault_transaction_read_only=on").strip()
+        yield urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def test_a_signer_on_a_read_only_database_fails_its_start(commands, cli, initialised_url, key, tmp_path):
+    set_limits(cli, initialised_url, key.wallet)
+    socket = tmp_path / "run" / "signer.sock"
+    with read_only(initialised_url, tmp_path) as url:
+        assert cli("limits", "show", "--json", url=url).exit_code == 0  # readable
+        result = commands.run("signer", "start", "--keypair", key.path, "--socket", socket, "--detach", url=url)
+        assert result.returncode == 9, result.stdout
+        shown = parse_database_url(url).display
+        assert result.stdout == ""
+        line = one_error_line(result.stderr)
+        assert line.startswith(f"Error: cannot write to database {shown} (")
+        assert line.endswith("); a signer that cannot record cannot sign\n")
+        assert not socket.exists()
+        failed = json.loads((socket.parent / "signer.log").read_text().splitlines()[-1])
+        assert failed["event"] == "start_failed" and failed["reason"] == line.removeprefix("Error: ").rstrip("\n")

@@ -135,10 +135,66 @@ def test_mark_moves_forward_only(cli, ledger):
     [
         (("--status", "pending"), "unknown status 'pending'"),
         (("--since", "yesterday"), "invalid --since 'yesterday'"),
-        (("--limit", "0"), "--limit must be at least 1"),
+        (("--limit", "0"), "Invalid value for '--limit': 0 is not in the range 1<=x<=10000."),
+        (("--limit", "9223372036854775808"), "Invalid value for '--limit'"),  # was an OverflowError on SQLite
         (("--wallet", "abc"), "invalid wallet 'abc'"),
     ],
 )
 def test_list_bad_filters(cli, ledger, args, message):
     result = cli("tx", "list", *args, url=ledger[0])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_list_says_how_many_more_rows_there_are_and_how_to_page(cli, ledger):
+    url, wallet, rows = ledger
+    first = cli("tx", "list", "--limit", "2", "--json", url=url)
+    assert [r["id"] for r in first.json()] == [rows[2].id, rows[1].id]
+    assert first.stderr == (
+        f"1 more row(s) older than id {rows[1].id}: add --before-id {rows[1].id} for the next page, or a larger --limit\n"
+    )
+    page = cli("tx", "list", "--limit", "2", "--before-id", str(rows[1].id), "--json", url=url)
+    assert [r["id"] for r in page.json()] == [rows[0].id]
+    assert page.stderr == ""
+    exact = cli("tx", "list", "--limit", "3", url=url)
+    assert exact.exit_code == 0 and exact.stderr == ""  # nothing more: nothing said
+    filtered = cli("tx", "list", "--limit", "1", "--status", "signed", url=url)
+    assert filtered.stderr.startswith(f"1 more row(s) older than id {rows[1].id}")  # counted under the same filter
+
+
+def _tokens_of(rows) -> list[str]:
+    return [t for r in rows for t in (r.wallet, r.destination_address) if t]
+
+
+@pytest.mark.parametrize("columns", [80, 120, 200])
+@pytest.mark.parametrize("command", [("tx", "list"), ("limits", "show"), ("tx", "show", "2")])
+def test_tables_never_break_a_key_an_amount_or_a_reason_code(cli, ledger, command, columns):
+    url, wallet, rows = ledger
+    cli("limits", "set", "--wallet", wallet, "--per-tx", "1234567891", "--daily", "9876543219", url=url)
+    if command[-1] == "2":
+        command = ("tx", "show", str(rows[1].id))
+    narrow = cli(*command, url=url, env={"COLUMNS": str(columns)})
+    assert narrow.exit_code == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert lines and all(len(line) <= columns for line in lines), narrow.stdout
+    text = narrow.stdout
+    for key in [wallet] if command[0] == "limits" else _tokens_of(rows):
+        # whole, or abbreviated as 9WzD…AWWM: never cut across two lines
+        assert key in text or f"{key[:4]}…{key[-4:]}" in text, (key, text)
+    if command[0] == "limits":
+        assert any(f" {amount}" in text for amount in ("1.234567891 ", "1,234,567,891 "))
+    if command == ("tx", "list"):
+        assert "[daily_limit_exceeded]" in text
+        assert any(amount in text for amount in ("900,000", "0.0009 SOL"))
+    wide = cli(*command, url=url, env={"COLUMNS": "250"})
+    assert wallet in wide.stdout  # the full key where there is room
+    assert cli(*command, "--json", url=url).stdout.count(wallet) >= 1  # and always in --json
+
+
+def test_out_of_range_since_and_ids_are_errors_not_overflows(cli, ledger):
+    url = ledger[0]
+    since = cli("tx", "list", "--since", "999999w", url=url)
+    assert since.exit_code == 2 and since.stderr == "Error: invalid --since '999999w': that is before the year 1\n"
+    for command in (("tx", "show", "9223372036854775808"), ("tx", "mark", "9999999999999999999", "--status", "failed")):
+        result = cli(*command, url=url)
+        assert result.exit_code == 4, result.stderr
+        assert result.stderr == f"Error: no transaction with id or signature '{command[2]}'\n"

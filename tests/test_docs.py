@@ -380,3 +380,30 @@ def test_protocol_doc_fee_formula_and_other_signers_slots(signers):
     assert signed[1 + 64:1 + 128] == other_signature and signed[1:65] == base64.b64decode(
         base64.b64encode(keypair.sign(message)))
     assert "feeLamports = 5,000 × signatures + ceil(price × limit / 1,000,000)" in PROTOCOL_DOC
+
+
+def test_readme_using_it_runs_as_written(tmp_path):
+    """The README's "Using it" block, run by a shell in a fresh home: the transaction it signs is
+    the one it builds (placeholders filled in), and every command exits 0."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Using it\n\n```sh\n(.*?)```", readme, re.S).group(1)
+    assert "build-transfer" in block and "tx.b64" in block  # where tx.b64 comes from
+    script = block.replace("RECIPIENT_PUBKEY", "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM").replace(
+        "RECENT_BLOCKHASH", "EkSnNWid2cvwEVnVx9aBqawnmiCNiDgp3gUdkDPTKN1N"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"), "XDG_RUNTIME_DIR": str(home / "run"),
+    }
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=home, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (home / "signed.b64").read_text().strip()
+    assert not (home / "run" / "jarvis-wallet" / "signer.sock").exists()  # stopped at the end

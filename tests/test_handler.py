@@ -357,9 +357,6 @@ def test_signatures_that_spend_next_to_nothing_cost_budget_like_refusals(fake, c
     fake.lamports = 0
     message = protocol.build_request(SECRET, op="sign_message", timestamp_ms=NOW_MS, message="hello agent")
     assert reply(handler, line_of(message))["ok"] is True
-    fake.duplicate = True  # the recorded signature of a message signed before: no new row, free
-    assert reply(handler, line_of(sign_request()))["ok"] is True
-    fake.duplicate = False
     assert reply(handler, line_of(sign_request()))["ok"] is True  # the third new row: budget spent
     decided = len(fake.jobs)
     for request in (sign_request(), protocol.build_request(SECRET, op="sign_message", timestamp_ms=NOW_MS, message="hi")):
@@ -370,7 +367,20 @@ def test_signatures_that_spend_next_to_nothing_cost_budget_like_refusals(fake, c
     seconds.now += 1.0
     assert reply(handler, line_of(sign_request()))["ok"] is True
     status = status_of(handler)
-    assert (status["signed"], status["refused"], status["rateLimited"]) == (5, 0, 2)
+    assert (status["signed"], status["refused"], status["rateLimited"]) == (4, 0, 2)
+
+
+def test_re_signs_cost_budget_like_refusals(fake, clock):
+    """A re-sign (a message signed before, asked for again) is answered with the recorded
+    signature and gets a `duplicate` row of its own that counts nothing: asked for in a loop
+    under new request ids, it would grow the audit trail for free, like refusals."""
+    handler = make_handler(fake, clock, decision_budget=DecisionBudget(per_second=1, burst=3, clock=MonotonicClock()))
+    fake.lamports, fake.duplicate = 6_000, True
+    for _ in range(3):
+        assert reply(handler, line_of(sign_request()))["ok"] is True
+    decided = len(fake.jobs)
+    assert error_code(reply(handler, line_of(sign_request()))) == "rate_limited"
+    assert len(fake.jobs) == decided
 
 
 def test_signatures_that_spend_cost_no_budget(fake, clock):

@@ -208,7 +208,7 @@ def test_upgrade_to_duplicate_rows_keeps_every_row_id_and_index(database_url):
             return r.id, r.status, r.signature, r.rejection_reason, r.payments, bytes(r.message_bytes)
 
         before = {r.request_id: kept(r) for r in WalletTransaction.select(*fields)}
-        assert apply_migrations(db) == ("0007_wallet_transactions_duplicate_rows",)
+        assert apply_migrations(db)[0] == "0007_wallet_transactions_duplicate_rows"
         check_schema(db)
         after = {r.request_id: kept(r) for r in WalletTransaction.select()}
         assert after == before and set(after) == {"r-2", "r-3"}
@@ -224,3 +224,28 @@ def test_upgrade_to_duplicate_rows_keeps_every_row_id_and_index(database_url):
             with pytest.raises(peewee.IntegrityError):
                 with db.atomic():
                     WalletTransaction.insert(**_tx_fields(**overrides)).execute()
+
+
+def test_kind_and_message_text_columns_default_rows_of_before_to_transactions(database_url):
+    """Rows written before 0008 read as transactions; the CHECK refuses any other kind."""
+    import peewee
+
+    from jarvis_wallet.db import session
+    from jarvis_wallet.migrations import MIGRATIONS, apply_migrations
+
+    with session(database_url, create=True, require_schema=False) as db:
+        names = [m.name for m in MIGRATIONS]
+        cut = names.index("0008_wallet_transactions_kind_and_message_text")
+        for migration in MIGRATIONS[:cut]:
+            with db.atomic():
+                migration.apply(db)
+        db.execute_sql(
+            "INSERT INTO wallet_transactions (request_id, wallet, status, lamports, fee_lamports, message_sha256, "
+            "signature, created_at, updated_at) VALUES ('old', 'W', 'signed', 0, 0, 'aa', 'sig', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+        with db.atomic():
+            MIGRATIONS[cut].apply(db)
+        assert db.execute_sql("SELECT kind, message_text FROM wallet_transactions").fetchall() == [("transaction", None)]
+        with pytest.raises(peewee.IntegrityError), db.atomic():
+            db.execute_sql("UPDATE wallet_transactions SET kind = 'other'")

@@ -297,9 +297,20 @@ def test_base64_accepts_surrounding_whitespace() -> None:
     assert decode_base64_input(f"\t{text}\r\n".encode()) == data
 
 
+def test_base64_accepts_line_breaks_as_coreutils_base64_writes_them() -> None:
+    import subprocess
+
+    data = raw_message() + bytes(range(200))  # long enough for `base64` to wrap at 76 columns
+    wrapped = subprocess.run(["base64"], input=data, capture_output=True, check=True).stdout.decode()
+    assert wrapped.count("\n") > 2
+    assert decode_base64_input(wrapped) == data
+    assert decode_base64_input(wrapped.replace("\n", "\r\n")) == data
+    assert decode_base64_input("AA A=") == decode_base64_input("AAA=")
+
+
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "AAA", "AA A=", "AA==AA==", "AB!C", "ÄÄÄÄ", b"\xff\xfe", "AAAA\nAAAA", 42],
+    ["", "   ", "AAA", "AA==AA==", "AA==\nAA==", "AAB=", "AB!C", "ÄÄÄÄ", b"\xff\xfe", 42],
 )
 def test_base64_is_strict(text: object) -> None:
     with pytest.raises(InvalidTransaction):

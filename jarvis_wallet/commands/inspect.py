@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ._common import database_url, escape, lamports_cell, print_fields, print_json, say
+from ._common import bounded_option, database_url, escape, lamports_cell, print_fields, print_json, say
 from .sign import _read_input
 
 
@@ -73,7 +73,8 @@ def _render(report: dict) -> None:
         ("programs", "\n".join(report["programs"])),
         ("instructions", "\n".join(f"{i + 1}. {escape(ins['description'])}" for i, ins in enumerate(report["instructions"]))),
         ("network fee", lamports_cell(report["fee_lamports"])),
-        (f"spend of {report['wallet']}", lamports_cell(report["spend_lamports"])),
+        ("wallet", report["wallet"]),
+        ("spend of wallet", lamports_cell(report["spend_lamports"])),
     ]
     decision = report.get("decision")
     if decision is not None:
@@ -89,8 +90,13 @@ def build_transfer(
     blockhash: str = typer.Option(..., "--blockhash", help="A recent blockhash (base58)."),
     v0: bool = typer.Option(False, "--v0", help="Build a versioned (v0) message instead of a legacy one."),
     memo: Optional[str] = typer.Option(None, "--memo", help="Add a Memo instruction with this text."),
-    compute_unit_price: Optional[int] = typer.Option(None, "--compute-unit-price", help="Priority fee in micro-lamports per compute unit."),
-    compute_unit_limit: Optional[int] = typer.Option(None, "--compute-unit-limit", help="Compute unit limit."),
+    compute_unit_price: Optional[int] = bounded_option(
+        None, "--compute-unit-price", help="Priority fee in micro-lamports per compute unit (a u64).", low=0, high=2**64 - 1
+    ),
+    compute_unit_limit: Optional[int] = bounded_option(
+        None, "--compute-unit-limit", help="Compute unit limit (a u32).", low=0, high=2**32 - 1
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print message_base64 and its length in bytes."),
 ) -> None:
     """Build a System transfer message and print it as base64, ready for `sign` or `inspect`.
 
@@ -112,4 +118,8 @@ def build_transfer(
         compute_unit_limit=compute_unit_limit,
         memo=memo,
     )
-    typer.echo(base64.b64encode(message).decode("ascii"))
+    encoded = base64.b64encode(message).decode("ascii")
+    if json_output:
+        print_json({"message_base64": encoded, "message_bytes": len(message)})
+    else:
+        typer.echo(encoded)

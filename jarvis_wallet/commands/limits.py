@@ -6,7 +6,19 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOption, database_url, default_wallet, lamports_cell, print_json, print_table
+from ._common import (
+    JsonOption,
+    database_url,
+    default_wallet,
+    is_narrow,
+    lamports_cell,
+    print_json,
+    print_table,
+    short_key,
+    sol_cell,
+)
+
+FULL_LIMITS_COLUMNS = 200  # a whole key and five amounts in lamports and SOL
 
 app = typer.Typer(help="Spend limits per wallet: without them the signer makes no new signature.", no_args_is_help=True)
 
@@ -18,35 +30,50 @@ WalletOption = typer.Option(
 @app.command("set")
 def limits_set(
     ctx: typer.Context,
-    per_tx: str = typer.Option(..., "--per-tx", help="Ceiling for one transaction: lamports (1500000) or SOL (1.5SOL)."),
-    daily: str = typer.Option(..., "--daily", help="Ceiling for any rolling 24 hours: lamports or SOL."),
-    notify_above: Optional[str] = typer.Option(
-        None, "--notify-above", help="Flag transactions above this amount in `tx list` and `limits show`."
+    per_tx: Optional[str] = typer.Option(
+        None, "--per-tx", help="Ceiling for one transaction: lamports (1500000) or SOL (1.5SOL). Left out: kept."
     ),
+    daily: Optional[str] = typer.Option(None, "--daily", help="Ceiling for any rolling 24 hours: lamports or SOL. Left out: kept."),
+    notify_above: Optional[str] = typer.Option(
+        None, "--notify-above", help="Flag transactions above this amount in `tx list` and `limits show`. Left out: kept."
+    ),
+    clear_notify_above: bool = typer.Option(False, "--clear-notify-above", help="Remove the notify threshold."),
     wallet: Optional[str] = WalletOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the limits now in force, as `limits show --json` does."),
 ) -> None:
-    """Set a wallet's per-transaction and daily ceilings.
+    """Set a wallet's per-transaction and daily ceilings (both needed the first time).
+
+    Options left out keep their values; --clear-notify-above removes the notify threshold.
 
     Example: jarvis-wallet limits set --wallet <PUBKEY> --per-tx 0.5SOL --daily 2SOL
     """
     from ..amounts import parse_amount
     from ..db import session
-    from ..limits import limits_report, set_limits
+    from ..errors import InvalidInput
+    from ..limits import KEEP, limits_report, set_limits
 
-    per_tx_lamports = parse_amount(per_tx, what="--per-tx")
-    daily_lamports = parse_amount(daily, what="--daily")
-    notify_lamports = None if notify_above is None else parse_amount(notify_above, what="--notify-above")
+    if notify_above is not None and clear_notify_above:
+        raise InvalidInput("give --notify-above or --clear-notify-above, not both")
+    amounts = {
+        "per_tx_lamports": KEEP if per_tx is None else parse_amount(per_tx, what="--per-tx"),
+        "daily_lamports": KEEP if daily is None else parse_amount(daily, what="--daily"),
+        "notify_above_lamports": (
+            None if clear_notify_above else KEEP if notify_above is None else parse_amount(notify_above, what="--notify-above")
+        ),
+    }
+    if per_tx is None and daily is None and notify_above is None and not clear_notify_above:
+        raise InvalidInput("nothing to set: give --per-tx, --daily, --notify-above or --clear-notify-above")
     with session(database_url(ctx)):
-        row = set_limits(
-            default_wallet(wallet),
-            per_tx_lamports=per_tx_lamports,
-            daily_lamports=daily_lamports,
-            notify_above_lamports=notify_lamports,
-        )
+        row = set_limits(default_wallet(wallet), **amounts)
         report = limits_report(row)
+    if json_output:
+        print_json(report)
+        return
+    notify = report["notify_above_lamports"]
     typer.echo(
         f"Limits for {report['wallet']}: per transaction {lamports_cell(report['per_tx_lamports'])}, "
-        f"daily {lamports_cell(report['daily_lamports'])}"
+        f"daily {lamports_cell(report['daily_lamports'])}, "
+        + (f"notify above {lamports_cell(notify)}" if notify is not None else "no notify threshold")
     )
 
 
@@ -69,22 +96,24 @@ def limits_show(ctx: typer.Context, wallet: Optional[str] = typer.Option(None, "
     if json_output:
         print_json(reports[0] if wallet is not None else reports)
         return
+    narrow = is_narrow(FULL_LIMITS_COLUMNS)  # abbreviated keys and bare SOL amounts; full values in --json
+    amount = (lambda lamports: "-" if lamports is None else sol_cell(lamports).removesuffix(" SOL")) if narrow else lamports_cell
     rows = []
     for r in reports:
-        notify = r["notify_above_lamports"]
-        flag = f" ! {r['above_notify_24h']} above notify" if r["above_notify_24h"] else ""
+        above = r["above_notify_24h"]
+        flag = (f" !{above}" if narrow else f" ! {above} above notify") if above else ""
         rows.append(
             [
-                r["wallet"],
-                lamports_cell(r["per_tx_lamports"]),
-                lamports_cell(r["daily_lamports"]),
-                lamports_cell(r["spent_24h_lamports"]) + flag,
-                lamports_cell(r["remaining_24h_lamports"]),
-                lamports_cell(notify),
+                short_key(r["wallet"]) if narrow else r["wallet"],
+                amount(r["per_tx_lamports"]),
+                amount(r["daily_lamports"]),
+                amount(r["spent_24h_lamports"]) + flag,
+                amount(r["remaining_24h_lamports"]),
+                amount(r["notify_above_lamports"]),
             ]
         )
     print_table(
-        "Spend limits (lamports)",
+        "Spend limits (SOL; !N: N transactions above notify in 24 h)" if narrow else "Spend limits (lamports)",
         ["wallet", "per tx", "daily", "spent 24h", "remaining 24h", "notify above"],
         rows,
     )

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from ._common import print_json, say
-from .sign import PurposeOption, SecretFileOption, SocketOption, TimeoutOption, _check_writable, _write_output
+from ._common import say
+from .sign import PurposeOption, SecretFileOption, SocketOption, TimeoutOption, _check_writable, deliver_signed_transaction
 
 app = typer.Typer(help="Durable nonces: revoke the transactions signed against one.", no_args_is_help=True)
 
@@ -32,8 +32,6 @@ def advance(
 
     Example: jarvis-wallet nonce advance <NONCE_ACCOUNT> --blockhash <HASH> --out advance.b64
     """
-    import base64
-
     from ..client import SignerClient
     from ..nonce import sign_nonce_advance
 
@@ -42,25 +40,11 @@ def advance(
     with SignerClient(socket, secret_file=secret_file, timeout=timeout) as client:
         client.ping()
         signed = sign_nonce_advance(client, nonce_account=nonce_account, recent_blockhash=blockhash, purpose=purpose)
-    signed_b64 = base64.b64encode(signed.signed_transaction).decode("ascii")
-    if out is not None:
-        _write_output(out, signed_b64 + "\n")
+    result = deliver_signed_transaction(signed, out=out, json_output=json_output, extra={"nonce_account": nonce_account})
     if json_output:
-        print_json(
-            {
-                "signature": signed.signature,
-                "signed_transaction": signed_b64,
-                "nonce_account": nonce_account,
-                "request_id": signed.request_id,
-                "wallet": signed.wallet,
-                "lamports": signed.lamports,
-                "fee_lamports": signed.fee_lamports,
-                "transaction_id": signed.transaction_id,
-            }
-        )
         return
     if out is None:
-        typer.echo(signed_b64)
+        typer.echo(result["signed_transaction"])
     say(
         f"Signed the advance of nonce account {nonce_account} (signature {signed.signature}). "
         "Submit it before the blockhash expires; once it lands, every transaction signed against "

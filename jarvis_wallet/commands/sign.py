@@ -8,21 +8,37 @@ from typing import Optional
 
 import typer
 
-from ._common import print_json
+from ..errors import OutputNotWritten
+from ._common import MAX_TIMEOUT_SECONDS, bounded_option, print_json, say
 
 SocketOption = typer.Option(None, "--socket", help="Signer socket. Default: $SIGNER_SOCKET_PATH, else the runtime default.")
-SecretFileOption = typer.Option(None, "--secret-file", help="Shared secret file. Default: $SIGNER_SHARED_SECRET, else the file beside the socket.")
+SecretFileOption = typer.Option(
+    None, "--secret-file",
+    help="Shared secret FILE (0600). Default: $SIGNER_SHARED_SECRET, which holds the secret itself (not a path), else the `secret` file beside the socket.",
+)
 PurposeOption = typer.Option(None, "--purpose", help="Why: recorded with the transaction.")
-TimeoutOption = typer.Option(10.0, "--timeout", help="Seconds to wait for the signer.")
+TimeoutOption = bounded_option(
+    10.0, "--timeout", help="Seconds to wait for the signer (above 0, at most 3600).", low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True
+)
+
+
+#: Most a transaction file or message may hold: base64 of the largest transaction, wrapped, is
+#: under 2 KiB; this refuses /dev/zero or a wrong file instead of reading it all.
+MAX_INPUT_BYTES = 64 * 1024
 
 
 def _read_input(source: str, *, what: str) -> str:
     from ..errors import InvalidInput
 
-    if source == "-":
-        return sys.stdin.read()
     try:
-        return Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise InvalidInput(f"{what} {source} is larger than {MAX_INPUT_BYTES // 1024} KiB")
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise InvalidInput(f"cannot read {what} {source}: {reason}") from None
@@ -39,39 +55,91 @@ def sign(
 ) -> None:
     """Ask the signer to sign a transaction; print the base58 signature.
 
-    A refusal prints the reason and exits 5; an unreachable signer exits 6; bad input exits 2.
+    A refusal prints the reason and exits 5; an unreachable signer exits 6; bad input exits 2;
+    signed but --out not written exits 10 (the signature is printed all the same).
 
     Example: jarvis-wallet sign tx.b64 --purpose "pay invoice 42" --out signed.b64
     """
     import base64
 
-    from ..client import SignerClient
+    from ..client import SignerClient, check_request
+    from ..errors import PolicyDenied
+    from ..protocol import OP_SIGN
     from ..solana.transaction import decode_base64_input
 
     tx_bytes = decode_base64_input(_read_input(source, what="transaction file"))
+    check_request(OP_SIGN, tx_base64=base64.b64encode(tx_bytes).decode("ascii"), purpose=purpose)
     if out is not None:
         _check_writable(out)  # before signing: a released signature must not be lost to a bad path
     with SignerClient(socket, secret_file=secret_file, timeout=timeout) as client:
         client.ping()  # no signer is exit 6, even when there is no secret file to find yet
-        signed = client.sign_transaction(tx_bytes, purpose=purpose)
-    signed_b64 = base64.b64encode(signed.signed_transaction).decode("ascii")
-    if out is not None:
-        _write_output(out, signed_b64 + "\n")
-    if json_output:
-        print_json(
-            {
-                "signature": signed.signature,
-                "signed_transaction": signed_b64,
-                "request_id": signed.request_id,
-                "wallet": signed.wallet,
-                "lamports": signed.lamports,
-                "fee_lamports": signed.fee_lamports,
-                "transaction_id": signed.transaction_id,
-                "duplicate": signed.duplicate,
-            }
+        try:
+            signed = client.sign_transaction(tx_bytes, purpose=purpose)
+        except PolicyDenied as exc:
+            exc.details.update(_refused_spend(client, tx_bytes))
+            raise
+    if signed.duplicate:
+        when = f" at {signed.signed_at}" if signed.signed_at else ""
+        say(
+            f"Note: already signed{when} (transaction {signed.transaction_id}): this is the recorded signature, "
+            f"and nothing more was counted against the limits; see `jarvis-wallet tx show {signed.transaction_id}`"
         )
-    else:
+    deliver_signed_transaction(signed, out=out, json_output=json_output)
+    if not json_output:
         typer.echo(signed.signature)
+
+
+def deliver_signed_transaction(signed, *, out: Optional[Path], json_output: bool, extra: dict | None = None) -> dict:
+    """Write a signed transaction to ``out`` and, with --json, print its fields; return them.
+
+    Once signed, the spend is counted: a failure to write ``out`` must not lose the signature,
+    so it goes to stdout instead and the command exits 10 (OutputNotWritten).
+    """
+    import base64
+
+    signed_b64 = base64.b64encode(signed.signed_transaction).decode("ascii")
+    result = {
+        "signature": signed.signature,
+        "signed_transaction": signed_b64,
+        "request_id": signed.request_id,
+        "wallet": signed.wallet,
+        "lamports": signed.lamports,
+        "fee_lamports": signed.fee_lamports,
+        "transaction_id": signed.transaction_id,
+        "duplicate": signed.duplicate,
+        **(extra or {}),
+    }
+    if out is not None:
+        try:
+            Path(out).write_text(signed_b64 + "\n")
+        except OSError as exc:
+            if not json_output:
+                typer.echo(signed.signature)
+                typer.echo(signed_b64)
+            raise OutputNotWritten(
+                f"signed (transaction {signed.transaction_id}), but cannot write --out {out}: "
+                f"{exc.strerror or type(exc).__name__}; the signature and the signed transaction are on stdout, "
+                "and signing the same transaction again returns them without counting it twice",
+                details=result,
+            ) from None
+    if json_output:
+        print_json(result)
+    return result
+
+
+def _refused_spend(client, tx_bytes: bytes) -> dict:
+    """For a --json refusal: the wallet and what this transaction spends from it, counted offline
+    by the same parser the signer uses (the limits themselves live in the signer's database)."""
+    from ..errors import JarvisWalletError
+    from ..solana import describe, parse_transaction_input
+    from ..solana.pubkey import decode_pubkey
+
+    try:
+        wallet = client.pubkey()
+        report = describe(parse_transaction_input(tx_bytes), wallet=decode_pubkey(wallet, what="wallet"))
+    except JarvisWalletError:
+        return {}
+    return {"wallet": wallet, "lamports": report["spend_lamports"], "fee_lamports": report["fee_lamports"]}
 
 
 def sign_message(
@@ -89,8 +157,9 @@ def sign_message(
     """
     import base64
 
-    from ..client import SignerClient
+    from ..client import SignerClient, check_request
     from ..errors import InvalidInput
+    from ..protocol import OP_SIGN_MESSAGE
 
     if text is None and file is None:
         raise InvalidInput("give the text to sign, or --file PATH")
@@ -98,6 +167,7 @@ def sign_message(
         raise InvalidInput("give the text or --file, not both")
     if file is not None:
         text = _read_input(str(file), what="message file")
+    check_request(OP_SIGN_MESSAGE, message=text, purpose=purpose)
     with SignerClient(socket, secret_file=secret_file, timeout=timeout) as client:
         client.ping()  # no signer is exit 6, even when there is no secret file to find yet
         signed = client.sign_message(text, purpose=purpose)
@@ -134,12 +204,3 @@ def _check_writable(path: Path) -> None:
     os.close(fd)
     if not existed:
         os.unlink(path)
-
-
-def _write_output(path: Path, text: str) -> None:
-    from ..errors import InvalidInput
-
-    try:
-        path.write_text(text)
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None

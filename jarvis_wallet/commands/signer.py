@@ -1,4 +1,4 @@
-"""`jarvis-wallet signer start|serve|stop|status`."""
+"""`jarvis-wallet signer start|serve|stop|status|logs`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import signal
 from pathlib import Path
 from typing import List, Optional
 
+import click
 import typer
 
-from ._common import JsonOption, database_url, print_fields, print_json, say
+from ._common import MAX_TIMEOUT_SECONDS, JsonOption, bounded_option, database_url, print_fields, print_json, say
+from .sign import SecretFileOption as ClientSecretFileOption  # status reads the secret, never generates it
 
 app = typer.Typer(help="Run the signer: the only process that holds the key.", no_args_is_help=True)
 
@@ -20,7 +22,8 @@ SocketOption = typer.Option(
 )
 SecretFileOption = typer.Option(
     None, "--secret-file",
-    help="Shared secret file (0600, 32+ bytes). Default: $SIGNER_SHARED_SECRET, else a file generated beside the socket.",
+    help="Shared secret FILE (0600, 32+ bytes). Default: $SIGNER_SHARED_SECRET, which holds the secret itself "
+    "(not a path), else the `secret` file beside the socket (generated if missing).",
 )
 
 
@@ -45,21 +48,8 @@ def _settings(
             group_id = int(socket_group) if socket_group.isdigit() else grp.getgrnam(socket_group).gr_gid
         except KeyError:
             raise InvalidConfig(f"unknown group {socket_group!r}") from None
-    # `not x > 0` rather than `x <= 0`: a NaN fails it too.
-    if not (
-        freshness_window > 0 and max_connections >= 1 and idle_timeout > 0 and free_decision_rate > 0 and free_decision_burst >= 1
-    ):
-        raise InvalidConfig(
-            "--freshness-window, --max-connections, --idle-timeout, --free-decision-rate and --free-decision-burst must be positive"
-        )
-    if listen_backlog is not None and not listen_backlog >= 1:
-        raise InvalidConfig("--listen-backlog must be at least 1")
-    if connection_wait is not None and not 0 <= connection_wait <= MAX_CONNECTION_WAIT_SECONDS:
-        raise InvalidConfig(f"--connection-wait must be between 0 and {MAX_CONNECTION_WAIT_SECONDS} seconds")
-    if freshness_window > MAX_FRESHNESS_WINDOW_SECONDS:
-        # Each request is looked up in every second of the window: a day-long window would
-        # cost milliseconds a request, and a captured request would stay fresh all day.
-        raise InvalidConfig(f"--freshness-window must be at most {MAX_FRESHNESS_WINDOW_SECONDS} seconds")
+        if group_id > 2**32 - 2:
+            raise InvalidConfig(f"--socket-group {socket_group} is not a gid (at most {2**32 - 2})")
     return SignerSettings(
         socket_path=resolve_socket_path(socket),
         database_url=database_url(ctx),
@@ -80,30 +70,49 @@ def _settings(
 
 def _ready_line(info) -> str:
     secret = info.secret_path or "$SIGNER_SHARED_SECRET"
-    return f"Signer ready: wallet {info.public_key}, pid {info.pid}, socket {info.socket_path}, secret {secret}"
+    return (
+        f"Signer ready: wallet {info.public_key}, pid {info.pid}, version {info.version}, database {info.database}, "
+        f"socket {info.socket_path}, log {info.log_path}, secret {secret}"
+    )
 
 
-AllowUidOption = typer.Option(None, "--allow-uid", help="Another uid allowed to connect (repeatable); needs --socket-group.")
+AllowUidOption = typer.Option(
+    None, "--allow-uid", help="Another uid allowed to connect (repeatable); needs --socket-group.",
+    click_type=click.IntRange(0, 2**32 - 2),
+)
 SocketGroupOption = typer.Option(None, "--socket-group", help="Group (name or gid) given access to the socket directory with --allow-uid.")
 LegacyOption = typer.Option(False, "--legacy-protocol", help="Also accept the original @jarvis/wallet line format (no freshness check; see docs/protocol.md).")
-FreshnessOption = typer.Option(30.0, "--freshness-window", help="Seconds a request's timestamp may differ from the signer's clock (at most 300).")
-MaxConnectionsOption = typer.Option(64, "--max-connections", help="Connections served at once; more wait for a slot (--connection-wait).")
-ListenBacklogOption = typer.Option(
-    None, "--listen-backlog", help="Connections that may wait for a slot, and the kernel's listen queue. Default: 8 x --max-connections."
+# Each request is looked up in every second of the window: a day-long window would cost
+# milliseconds a request, and a captured request would stay fresh all day.
+FreshnessOption = bounded_option(
+    30.0, "--freshness-window", low=0.0, high=float(MAX_FRESHNESS_WINDOW_SECONDS), low_open=True,
+    help=f"Seconds a request's timestamp may differ from the signer's clock (above 0, at most {MAX_FRESHNESS_WINDOW_SECONDS}).",
 )
-ConnectionWaitOption = typer.Option(
-    5.0, "--connection-wait", help="Seconds a connection over --max-connections waits for a slot before it is answered 'busy'."
+MaxConnectionsOption = bounded_option(
+    64, "--max-connections", low=1, high=4096,
+    help="Connections served at once (1 to 4096); more wait for a slot (--connection-wait).",
 )
-IdleTimeoutOption = typer.Option(60.0, "--idle-timeout", help="Seconds a connection may sit idle before it is closed.")
+ListenBacklogOption = bounded_option(
+    None, "--listen-backlog", low=1, high=65535,
+    help="Connections that may wait for a slot, and the kernel's listen queue (1 to 65535). Default: 8 x --max-connections.",
+)
+ConnectionWaitOption = bounded_option(
+    5.0, "--connection-wait", low=0.0, high=float(MAX_CONNECTION_WAIT_SECONDS),
+    help=f"Seconds a connection over --max-connections waits for a slot before it is answered 'busy' (0 to {MAX_CONNECTION_WAIT_SECONDS}).",
+)
+IdleTimeoutOption = bounded_option(
+    60.0, "--idle-timeout", low=0.0, high=86400.0, low_open=True,
+    help="Seconds a connection may sit idle before it is closed (above 0, at most 86400).",
+)
 # --refusal-rate and --refusal-burst: the names from before signatures of next to no spend counted too.
-FreeDecisionRateOption = typer.Option(
-    10.0, "--free-decision-rate", "--refusal-rate",
-    help="Free decisions (refusals, signatures spending under 5,000 lamports) recorded per second for each uid; "
-    "past that (and --free-decision-burst), all its signing requests get 'rate_limited', undecided and unrecorded.",
+FreeDecisionRateOption = bounded_option(
+    10.0, "--free-decision-rate", "--refusal-rate", low=0.0, high=1e6, low_open=True,
+    help="Free decisions (refusals, signatures spending under 5,000 lamports, re-signs) recorded per second for each uid "
+    "(above 0); past that (and --free-decision-burst), all its signing requests get 'rate_limited', undecided and unrecorded.",
 )
-FreeDecisionBurstOption = typer.Option(
-    100, "--free-decision-burst", "--refusal-burst",
-    help="Free decisions a uid may have recorded at once before --free-decision-rate applies.",
+FreeDecisionBurstOption = bounded_option(
+    100, "--free-decision-burst", "--refusal-burst", low=1, high=1_000_000,
+    help="Free decisions a uid may have recorded at once before --free-decision-rate applies (1 to 1000000).",
 )
 
 
@@ -124,7 +133,10 @@ def signer_start(
     idle_timeout: float = IdleTimeoutOption,
     free_decision_rate: float = FreeDecisionRateOption,
     free_decision_burst: int = FreeDecisionBurstOption,
-    timeout: float = typer.Option(15.0, "--timeout", help="Seconds to wait for the signer to report readiness."),
+    timeout: float = bounded_option(
+        15.0, "--timeout", low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True,
+        help="Seconds to wait for the signer to report readiness (above 0, at most 3600).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the ready line as JSON."),
 ) -> None:
     """Fork the signer; print its ready line or its start-up error.
@@ -145,7 +157,8 @@ def signer_start(
     handle = start_signer(settings, detach=detach, timeout=timeout)
     if json_output:
         print_json({"public_key": handle.info.public_key, "pid": handle.info.pid, "socket_path": handle.info.socket_path,
-                    "secret_path": handle.info.secret_path, "pid_path": handle.info.pid_path, "detached": detach})
+                    "secret_path": handle.info.secret_path, "pid_path": handle.info.pid_path, "detached": detach,
+                    "database": handle.info.database, "version": handle.info.version, "log_path": handle.info.log_path})
     else:
         typer.echo(_ready_line(handle.info))
     if detach:
@@ -211,7 +224,7 @@ def signer_serve(
 
 
 @app.command("stop")
-def signer_stop(socket: Optional[Path] = SocketOption) -> None:
+def signer_stop(socket: Optional[Path] = SocketOption, json_output: bool = JsonOption) -> None:
     """Stop the signer serving a socket (found through its pid file).
 
     Example: jarvis-wallet signer stop
@@ -221,34 +234,120 @@ def signer_stop(socket: Optional[Path] = SocketOption) -> None:
 
     path = resolve_socket_path(socket)
     pid = stop_signer(path)
-    typer.echo(f"Stopped signer pid {pid} ({path})")
+    if json_output:
+        print_json({"pid": pid, "socket_path": str(path), "stopped": True})
+    else:
+        typer.echo(f"Stopped signer pid {pid} ({path})")
 
 
 @app.command("status")
 def signer_status(
+    ctx: typer.Context,
     socket: Optional[Path] = SocketOption,
-    secret_file: Optional[Path] = SecretFileOption,
+    secret_file: Optional[Path] = ClientSecretFileOption,
     json_output: bool = JsonOption,
 ) -> None:
-    """Ask the signer for its pid, public key, uptime and counters.
+    """Ask the signer for its pid, public key, version, database, uptime and counters.
+
+    Says when the signer's database is not the one this command would use, and when a signer
+    left its pid file behind and died (exit 6 either way for no answer).
 
     Example: jarvis-wallet signer status --json
     """
     from ..client import SignerClient
+    from ..config import resolve_socket_path
+    from ..db import parse_database_url
+    from ..errors import SignerUnavailable
 
-    with SignerClient(socket, secret_file=secret_file) as client:
-        client.ping()  # no signer is exit 6, even when there is no secret file to find yet
+    path = resolve_socket_path(socket)
+    with SignerClient(path, secret_file=secret_file) as client:
+        try:
+            client.ping()  # no signer is exit 6, even when there is no secret file to find yet
+        except SignerUnavailable as exc:
+            _raise_if_dead(path, exc)
+            raise
         status = client.status()
+    ours = parse_database_url(database_url(ctx)).display
     data = {
         "public_key": status["publicKey"],
         "pid": status["pid"],
+        "version": status.get("version"),  # None from a signer older than the field
+        "database": status.get("database"),
+        "cli_database": ours,
+        "same_database": None if status.get("database") is None else status["database"] == ours,
         "uptime_seconds": status["uptimeSeconds"],
         "signed": status["signed"],
         "refused": status["refused"],
-        "rate_limited": status.get("rateLimited"),  # None from a signer older than the field
+        "rate_limited": status.get("rateLimited"),
         "socket_path": str(client.socket_path),
+        "log_path": status.get("logPath"),
     }
     if json_output:
         print_json(data)
     else:
         print_fields("Signer", [(k, str(v)) for k, v in data.items()])
+    if data["same_database"] is False:
+        say(
+            f"Warning: the signer uses {data['database']}, but this command uses {ours}: limits and "
+            "`tx list` here are not the signer's; pass --database-url (or set JARVIS_WALLET_DATABASE_URL) to match"
+        )
+
+
+def _raise_if_dead(socket_path: Path, unavailable) -> None:
+    """A pid file whose process is gone: the signer died without cleaning up; say so."""
+    from ..config import default_log_path, default_pid_path
+    from ..errors import SignerUnavailable
+    from ..signer import pid_is_running, read_pid_file
+    from ..signer_log import tail
+
+    pid = read_pid_file(default_pid_path(socket_path))
+    if pid is None or pid_is_running(pid):
+        return
+    log_path = default_log_path(socket_path)
+    last = _last_event(tail(log_path, 1))
+    raise SignerUnavailable(
+        f"the signer (pid {pid}) for {socket_path} is dead: it left its pid file behind"
+        + (f"; its last log entry is {last['event']!r} at {last['time']} (`jarvis-wallet signer logs`)" if last else "")
+        + "; start it again with `jarvis-wallet signer start`",
+        details={"state": "dead", "pid": pid, "log_path": str(log_path)},
+    ) from None
+
+
+def _last_event(lines: list[str]) -> dict | None:
+    import json
+
+    try:
+        entry = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and {"event", "time"} <= set(entry) else None
+
+
+@app.command("logs")
+def signer_logs(
+    socket: Optional[Path] = SocketOption,
+    lines: int = bounded_option(20, "--lines", help="How many of the last lines to print first (0 to 10000).", low=0, high=10_000),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing lines as the signer writes them (Ctrl-C stops)."),
+) -> None:
+    """Print the signer's log: JSON lines, one per decision and per start or stop, no secrets.
+
+    The log is signer.log beside the socket and pid file.
+
+    Example: jarvis-wallet signer logs --follow
+    """
+    from ..config import default_log_path, resolve_socket_path
+    from ..errors import NotFound
+    from ..signer_log import follow as follow_log
+    from ..signer_log import tail
+
+    log_path = default_log_path(resolve_socket_path(socket))
+    if not follow and not log_path.exists():
+        raise NotFound(f"no signer log at {log_path}: no signer has started with this socket")
+    for line in tail(log_path, lines):
+        typer.echo(line)
+    if follow:
+        try:
+            for line in follow_log(log_path):
+                typer.echo(line)
+        except KeyboardInterrupt:
+            return

@@ -7,7 +7,22 @@ from typing import Optional
 
 import typer
 
-from ._common import JsonOption, database_url, escape, lamports_cell, print_fields, print_json, print_table
+from ._common import (
+    JsonOption,
+    bounded_option,
+    database_url,
+    escape,
+    is_narrow,
+    lamports_cell,
+    print_fields,
+    print_json,
+    print_table,
+    say,
+    short_key,
+    sol_cell,
+)
+
+MAX_LIST_LIMIT = 10_000
 
 app = typer.Typer(help="The audit trail: every signing decision, signed or rejected.", no_args_is_help=True)
 
@@ -24,7 +39,10 @@ def tx_list(
     wallet: Optional[str] = typer.Option(None, "--wallet", help="Only this wallet."),
     status: Optional[str] = typer.Option(None, "--status", help="signed, submitted, confirmed, failed, rejected or duplicate (a re-sign request)."),
     since: Optional[str] = typer.Option(None, "--since", help="A duration back from now (30m, 24h, 7d) or an ISO time."),
-    limit: int = typer.Option(50, "--limit", help="At most this many rows, newest first."),
+    limit: int = bounded_option(50, "--limit", help="At most this many rows, newest first (1 to 10000).", low=1, high=MAX_LIST_LIMIT),
+    before_id: Optional[int] = bounded_option(
+        None, "--before-id", help="Only rows older than this id: the next page after the last id shown.", low=1, high=2**63 - 1
+    ),
     json_output: bool = JsonOption,
 ) -> None:
     """List recorded transactions, newest first; '!' flags those above the notify threshold.
@@ -32,7 +50,7 @@ def tx_list(
     Example: jarvis-wallet tx list --status rejected --since 24h
     """
     from ..db import session
-    from ..ledger import list_transactions, transaction_to_dict
+    from ..ledger import count_transactions, list_transactions, transaction_to_dict
     from ..models import utc_now
     from ..solana.pubkey import normalize_pubkey
 
@@ -42,31 +60,70 @@ def tx_list(
 
         since_at = parse_since(since, now=utc_now())
     wallet_key = normalize_pubkey(wallet, what="wallet") if wallet else None
+    filters = {"wallet": wallet_key, "status": status, "since": since_at, "before_id": before_id}
     with session(database_url(ctx)):
         thresholds = _notify_thresholds()
         rows = [
             transaction_to_dict(row, notify_above_lamports=thresholds.get(row.wallet))
-            for row in list_transactions(wallet=wallet_key, status=status, since=since_at, limit=limit)
+            for row in list_transactions(**filters, limit=limit)
         ]
+        more = count_transactions(**filters) - len(rows) if len(rows) == limit else 0
+    if more:
+        say(f"{more} more row(s) older than id {rows[-1]['id']}: add --before-id {rows[-1]['id']} for the next page, "
+            "or a larger --limit")
     if json_output:
         print_json(rows)
         return
-    print_table(
-        "Transactions",
-        ["", "id", "created (UTC)", "status", "wallet", "spend (lamports)", "destination", "purpose"],
-        [
+    _render_list(rows, one_wallet=wallet_key is not None or len({r["wallet"] for r in rows}) <= 1)
+
+
+#: Columns the full layout needs (two whole keys, amounts in lamports and SOL, a kind column),
+#: and the medium one (whole keys, amounts in lamports only, times to the minute).
+FULL_LIST_COLUMNS = 240
+MEDIUM_LIST_COLUMNS = 180
+
+
+def _render_list(rows: list[dict], *, one_wallet: bool) -> None:
+    """Full, medium or compact, whichever fits: keys and amounts never wrap, only the purpose
+    does. Compact: abbreviated keys, amounts in SOL, the wallet column only when rows of several
+    wallets are shown."""
+    if not is_narrow(FULL_LIST_COLUMNS):
+        print_table(
+            "Transactions",
+            ["", "id", "created (UTC)", "kind", "status", "wallet", "spend (lamports)", "destination", "purpose"],
             [
-                "!" if r["above_notify_threshold"] else "",
-                str(r["id"]),
-                r["created_at"][:19].replace("T", " "),
-                r["status"],
-                r["wallet"],
-                lamports_cell(r["lamports"]),
-                escape(_destination_cell(r)),
-                escape(_purpose_cell(r)),
-            ]
+                ["!" if r["above_notify_threshold"] else "", str(r["id"]), r["created_at"][:19].replace("T", " "),
+                 r["kind"], r["status"], r["wallet"], _spend_cell(r, lamports_cell), escape(_destination_cell(r)),
+                 escape(_purpose_cell(r))]
+                for r in rows
+            ],
+            wrap=("purpose",),
+        )
+        return
+    if not is_narrow(MEDIUM_LIST_COLUMNS):
+        print_table(
+            "Transactions",
+            ["", "id", "created (UTC)", "status", "wallet", "spend (lamports)", "destination", "purpose"],
+            [
+                ["!" if r["above_notify_threshold"] else "", str(r["id"]), r["created_at"][:16].replace("T", " "),
+                 r["status"], r["wallet"], _spend_cell(r, lambda v: f"{v:,}"), escape(_destination_cell(r)),
+                 escape(_purpose_cell(r))]
+                for r in rows
+            ],
+            wrap=("purpose",),
+        )
+        return
+    columns = ["id", "UTC", "status"] + ([] if one_wallet else ["wallet"]) + ["spend", "to", "purpose"]
+    print_table(
+        "Transactions" + (f" of {short_key(rows[0]['wallet'])}" if one_wallet and rows else ""),
+        columns,
+        [
+            [("!" if r["above_notify_threshold"] else "") + str(r["id"]), r["created_at"][5:16].replace("T", " "),
+             r["status"]] + ([] if one_wallet else [short_key(r["wallet"])])
+            + [_spend_cell(r, sol_cell), short_key(_destination_cell(r)), escape(_purpose_cell(r))]
             for r in rows
         ],
+        wrap=("purpose",),
     )
 
 
@@ -97,6 +154,11 @@ def _message_cell(message_base64: str | None) -> str:
         return "not recorded"
     size = len(base64.b64decode(message_base64))
     return f"{size} bytes (message_base64 in --json)"
+
+
+def _spend_cell(row: dict, amount) -> str:
+    """An off-chain message moves nothing: it says so instead of showing a zero spend."""
+    return "message" if row["kind"] == "message" else amount(row["lamports"])
 
 
 def _purpose_cell(row: dict) -> str:
@@ -143,14 +205,19 @@ def tx_mark(
     id_or_signature: str = typer.Argument(..., metavar="ID|SIGNATURE"),
     status: str = typer.Option(..., "--status", help="submitted, confirmed or failed (forward moves only)."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why it failed (recorded)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the transaction as `tx show --json` does."),
 ) -> None:
     """Move a signed transaction forward: signed -> submitted -> confirmed or failed.
 
     Example: jarvis-wallet tx mark 42 --status confirmed
     """
     from ..db import session
-    from ..ledger import mark_transaction
+    from ..ledger import mark_transaction, transaction_to_dict
 
     with session(database_url(ctx)):
         row = mark_transaction(id_or_signature, status=status, reason=reason)
-    typer.echo(f"Transaction {row.id} is now {row.status}")
+        data = transaction_to_dict(row, notify_above_lamports=_notify_thresholds().get(row.wallet))
+    if json_output:
+        print_json(data)
+    else:
+        typer.echo(f"Transaction {row.id} is now {row.status}")

@@ -116,16 +116,19 @@ def parse_transaction_input(data: bytes) -> ParsedInput:
 
 
 def decode_base64_input(text: str | bytes) -> bytes:
-    """Strict base64 (surrounding whitespace allowed) to bytes."""
+    """Strict base64 to bytes; whitespace and line breaks anywhere are ignored, so the output of
+    `base64` (wrapped at 76 columns) and `base64 -w0` read the same. Non-canonical encodings
+    (padding inside, extra padding, stray bits) are still refused."""
     if isinstance(text, str):
         try:
-            encoded = text.strip().encode("ascii")
+            encoded = text.encode("ascii")
         except UnicodeEncodeError:
             raise InvalidTransaction("base64 input contains non-ASCII characters") from None
     elif isinstance(text, (bytes, bytearray)):
-        encoded = bytes(text).strip()
+        encoded = bytes(text)
     else:
         raise InvalidTransaction("base64 input must be text")
+    encoded = encoded.translate(None, delete=b" \t\r\n\v\f")
     if not encoded:
         raise InvalidTransaction("empty base64 input")
     try:
