@@ -12,8 +12,8 @@ records the result. Checks run in this order, the first failure wins:
     ownership_change         a System instruction hands the wallet's account, or an
                              account it controls, to someone else
     durable_nonce_not_allowed the transaction uses a durable nonce (it would never
-                             expire) and the operator has not allowed them, or its
-                             nonce answers to a signer other than the wallet
+                             expire) whose nonce account the operator has not
+                             registered, or whose advance lists another signer
     destination_not_allowed  a destination allow-list is set and the wallet pays
                              an account outside it (or one loaded from a lookup table)
     per_tx_limit_exceeded    spend > per-transaction limit
@@ -118,6 +118,31 @@ def _key_set(keys: Iterable[str | bytes], what: str) -> frozenset[bytes]:
     return frozenset(result)
 
 
+def _durable_nonce_refusal(spend: SpendSummary, registered: frozenset[bytes]) -> str | None:
+    """Why a durable-nonce transaction may not be signed, or None.
+
+    It never expires, so it must stay revocable: its nonce must be one the operator registered
+    (set up with the wallet as its authority), and the wallet the only signer its advance lists
+    (the runtime takes the stored authority from any listed signer).
+    """
+    nonce = spend.durable_nonce_account
+    how = (
+        "durable-nonce transactions never expire, so they are signed only against nonce accounts the "
+        "operator registered, whose authority is this wallet: `jarvis-wallet config set "
+        "durable_nonce_accounts NONCE[,NONCE...]` (see docs/policy.md)"
+    )
+    if nonce is None:
+        return f"this transaction's durable nonce is loaded from a lookup table, so it cannot be checked; {how}"
+    if nonce not in registered:
+        return f"this transaction uses durable nonce account {encode_pubkey(nonce)}, which is not registered; {how}"
+    if not spend.durable_nonce_revocable:
+        return (
+            f"this transaction's advance of nonce account {encode_pubkey(nonce)} lists a signer other than "
+            "the wallet, which the runtime could take as the nonce's authority"
+        )
+    return None
+
+
 def decide(
     *,
     message: Message | ParsedInput,
@@ -126,7 +151,7 @@ def decide(
     spent_24h_lamports: int,
     program_allowlist: Iterable[str | bytes] = DEFAULT_PROGRAM_ALLOWLIST,
     destination_allowlist: Iterable[str | bytes] | None = None,
-    allow_durable_nonce: bool = False,
+    durable_nonce_accounts: Iterable[str | bytes] = (),
 ) -> Decision:
     """Allow or deny signing ``message`` with ``wallet``; raises InvalidTransaction
     if the message cannot be understood (that is never a Decision)."""
@@ -160,20 +185,10 @@ def decide(
     if spend.ownership_changes:
         change = spend.ownership_changes[0]
         return deny("ownership_change", f"instruction {change.instruction_index} ({change.kind}) {change.detail}")
-    if spend.uses_durable_nonce and not allow_durable_nonce:
-        return deny(
-            "durable_nonce_not_allowed",
-            "this transaction uses a durable nonce, so it never expires and could be sent long after "
-            "the daily window that counted it; durable nonces are refused unless the operator runs "
-            "`jarvis-wallet config set allow_durable_nonce true` (see docs/policy.md)",
-        )
-    if spend.uses_durable_nonce and not spend.durable_nonce_revocable:
-        return deny(
-            "durable_nonce_not_allowed",
-            "this transaction's durable nonce can be advanced by a signer other than the wallet, so "
-            "`jarvis-wallet nonce advance` could not revoke it; only nonces whose authority is the "
-            "wallet alone are signed",
-        )
+    if spend.uses_durable_nonce:
+        refusal = _durable_nonce_refusal(spend, _key_set(durable_nonce_accounts, "durable nonce accounts"))
+        if refusal is not None:
+            return deny("durable_nonce_not_allowed", refusal)
     if destinations is not None:
         for payment in spend.payments:
             if payment.destination is None or payment.destination not in destinations:

@@ -181,8 +181,8 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         PROGRAM_NOT_ALLOWED: "an instruction passes the wallet to a program outside the allow-list",
         OWNERSHIP_CHANGE: "an instruction would hand the wallet's account, or an account it "
         "controls, to another owner or authority",
-        DURABLE_NONCE_NOT_ALLOWED: "the transaction uses a durable nonce (it never expires) and "
-        "the operator has not allowed them, or its nonce may answer to a signer other than the wallet",
+        DURABLE_NONCE_NOT_ALLOWED: "the transaction uses a durable nonce (it never expires) whose "
+        "account the operator has not registered, or its nonce may answer to a signer other than the wallet",
         PER_TX_LIMIT_EXCEEDED: "the transaction spends more than the per-transaction ceiling",
         DAILY_LIMIT_EXCEEDED: "the transaction would exceed the rolling 24-hour ceiling",
         DESTINATION_NOT_ALLOWED: "a transfer goes to a destination outside the allow-list",

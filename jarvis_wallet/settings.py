@@ -32,27 +32,14 @@ def _pubkey_validator(value: str) -> str:
     return normalize_pubkey(value)
 
 
-def _pubkey_list_validator(value: str) -> str:
+def _pubkey_list_validator(what: str) -> Callable[[str], str]:
     """Comma-separated base58 keys, normalised; empty means none."""
-    keys = [part.strip() for part in value.split(",") if part.strip()]
-    return ",".join(normalize_pubkey(key, what="program id") for key in keys)
 
+    def validate(value: str) -> str:
+        keys = [part.strip() for part in value.split(",") if part.strip()]
+        return ",".join(normalize_pubkey(key, what=what) for key in keys)
 
-_TRUE, _FALSE = "true", "false"
-
-
-def _boolean_validator(value: str) -> str:
-    lowered = value.lower()
-    if lowered in ("true", "yes", "on", "1"):
-        return _TRUE
-    if lowered in ("false", "no", "off", "0"):
-        return _FALSE
-    raise InvalidConfig(f"invalid value {value!r}: expected true or false")
-
-
-def is_true(stored: str | None) -> bool:
-    """A stored boolean setting; unset is false."""
-    return stored == _TRUE
+    return validate
 
 
 @dataclass(frozen=True)
@@ -68,15 +55,15 @@ KNOWN_KEYS: dict[str, KnownKey] = {
     "allowed_programs": KnownKey(
         "Programs the wallet's key may be passed to, besides System, Compute Budget and Memo "
         "(comma-separated program ids)",
-        _pubkey_list_validator,
+        _pubkey_list_validator("program id"),
     ),
     "allowed_destinations": KnownKey(
-        "If set, the only addresses the wallet may pay (comma-separated)", _pubkey_list_validator
+        "If set, the only addresses the wallet may pay (comma-separated)", _pubkey_list_validator("destination")
     ),
-    "allow_durable_nonce": KnownKey(
-        "Sign transactions that use a durable nonce (they never expire; see docs/policy.md); "
-        "true or false, default false",
-        _boolean_validator,
+    "durable_nonce_accounts": KnownKey(
+        "Nonce accounts (authority: the wallet) that durable-nonce transactions may use; unset: none "
+        "(comma-separated; see docs/policy.md)",
+        _pubkey_list_validator("nonce account"),
     ),
 }
 

@@ -52,7 +52,6 @@ from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
 from .models import MODELS, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
-from .settings import is_true
 from .spend_window import RollingSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
 from .solana.spend import Payment
@@ -144,7 +143,7 @@ class _Statements:
             "SELECT per_tx_lamports, daily_lamports, "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
-            "(SELECT value FROM wallet_config WHERE key = 'allow_durable_nonce'), "
+            "(SELECT value FROM wallet_config WHERE key = 'durable_nonce_accounts'), "
             + (_ISOLATION_NOW if postgres else "NULL")
             + f" FROM spend_limits WHERE wallet = {p}"
             + (" FOR UPDATE OF spend_limits" if postgres else "")
@@ -218,7 +217,7 @@ class _BatchState:
     spent_24h: int
     program_allowlist: frozenset
     destination_allowlist: frozenset[bytes] | None
-    allow_durable_nonce: bool = False
+    durable_nonce_accounts: frozenset[bytes] = frozenset()
 
 
 @dataclass
@@ -340,7 +339,7 @@ class SigningService:
         row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, programs, destinations, durable_nonce, isolation = row
+        per_tx, daily, programs, destinations, nonce_accounts, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
         return _BatchState(
@@ -348,7 +347,7 @@ class SigningService:
             spent_24h=self._rolling_spend.current(now),
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
-            allow_durable_nonce=is_true(durable_nonce),
+            durable_nonce_accounts=_allowlist_bytes(nonce_accounts),
         )
 
     def _earlier_signatures(self, db, prepared) -> dict[str, tuple]:
@@ -385,7 +384,7 @@ class SigningService:
                 spent_24h_lamports=state.spent_24h,
                 program_allowlist=state.program_allowlist,
                 destination_allowlist=state.destination_allowlist,
-                allow_durable_nonce=state.allow_durable_nonce,
+                durable_nonce_accounts=state.durable_nonce_accounts,
             )
         except InvalidTransaction as exc:  # instruction data that does not decode: this request only
             batch.add(self._row(job, slot, exc, digest=digest, message=signing_bytes, reason="invalid_tx"))

@@ -29,7 +29,7 @@ def test_set_get_list_unset(cli, initialised_url):
         ("wallet_public_key", "abc", "invalid public key 'abc'"),
         ("wallet_public_key", "0OIl0OIl", "not base58"),
         ("allowed_programs", "11111111111111111111111111111111,zzz", "invalid program id"),
-        ("allow_durable_nonce", "maybe", "expected true or false"),
+        ("durable_nonce_accounts", "zzz", "invalid nonce account"),
         ("colour", "blue", "unknown configuration key 'colour'"),
         ("x.", "v", "unknown configuration key 'x.'"),
     ],
@@ -39,12 +39,6 @@ def test_bad_settings_are_refused(cli, initialised_url, key, value, message):
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: ") and message in result.stderr
     assert cli("config", "list", "--json", url=initialised_url).json() == []
-
-
-@pytest.mark.parametrize(("given", "stored"), [("true", "true"), ("YES", "true"), ("0", "false"), ("off", "false")])
-def test_allow_durable_nonce_is_stored_as_true_or_false(cli, initialised_url, given, stored):
-    result = cli("config", "set", "allow_durable_nonce", given, url=initialised_url)
-    assert result.exit_code == 0 and result.stdout == f"allow_durable_nonce = {stored}\n"
 
 
 def test_unset_unknown_key(cli, initialised_url):

@@ -283,8 +283,10 @@ def test_inspect_refuses_a_malformed_token_instruction(cli, tmp_path):
         Hash.default(),
     )
     result = cli("inspect", b64_file(tmp_path, bytes(message)), "--json")
-    assert result.exit_code != 0
-    assert "instruction 0 (SPL Token transfer_checked): instruction data is too short (2 bytes)" in one_error_line(result)
+    assert result.exit_code == 2
+    reason = "instruction 0 (SPL Token transfer_checked): instruction data is too short (2 bytes)"
+    assert result.stderr == f"Error: {reason}\n"
+    assert result.json() == {"ok": False, "exit_code": 2, "reason": "invalid_tx", "message": reason}
 
 
 def test_inspect_decision_follows_the_program_allow_list(cli, initialised_url, tmp_path):

@@ -62,7 +62,7 @@ def test_nonce_advance_voids_every_transaction_signed_against_the_nonce() -> Non
     nonce = chain.create_nonce_account(OTHER, WALLET.pubkey())
     stockpile = [sign(durable_transfer(chain, WALLET.pubkey(), nonce, amount), [WALLET]) for amount in (SOL, 2 * SOL)]
     for transaction in stockpile:
-        decision = decide_for(bytes(transaction.message), allow_durable_nonce=True)
+        decision = decide_for(bytes(transaction.message), durable_nonce_accounts=[bytes(nonce)])
         assert decision.allowed and decision.spend.uses_durable_nonce
     revoke = build_nonce_advance_message(
         authority=bytes(WALLET.pubkey()), nonce_account=bytes(nonce), recent_blockhash=bytes(chain.blockhash)
@@ -111,9 +111,9 @@ def test_the_signer_refuses_a_durable_nonce_until_the_operator_allows_it_and_non
         with pytest.raises(PolicyDenied) as refused:
             client.sign_transaction(bytes(durable_transfer(chain, wallet, nonce, SOL)), purpose="stockpile")
         assert refused.value.reason == "durable_nonce_not_allowed"
-        assert "allow_durable_nonce" in refused.value.message
+        assert "durable_nonce_accounts" in refused.value.message
 
-        assert cli("config", "set", "allow_durable_nonce", "true", url=url).exit_code == 0
+        assert cli("config", "set", "durable_nonce_accounts", str(nonce), url=url).exit_code == 0
         stockpiled = client.sign_transaction(bytes(durable_transfer(chain, wallet, nonce, 2 * SOL)), purpose="stockpile")
     assert stockpiled.lamports == 2 * SOL + 5_000
 
@@ -145,17 +145,18 @@ def test_nonce_advance_bad_input_is_one_line(signers, cli) -> None:
 
 
 def test_a_durable_nonce_of_another_authority_is_refused_even_when_allowed_because_it_cannot_be_revoked() -> None:
-    # Found in review: with allow_durable_nonce set, a transaction advancing the attacker's
-    # nonce was signed; the wallet's `nonce advance` then fails on chain (the wallet is not that
-    # nonce's authority), and the stockpiled payment lands 200 blockhashes later.
+    # Found in review: with durable nonces allowed, a transaction advancing the attacker's nonce
+    # was signed; the wallet's `nonce advance` then fails on chain (the wallet is not that
+    # nonce's authority), and the stockpiled payment lands 200 blockhashes later. Registered or
+    # not, an advance listing another signer is refused.
     attacker = Keypair.from_seed(bytes([3]) * 32)
     chain = new_chain(WALLET.pubkey(), attacker.pubkey())
     nonce = chain.create_nonce_account(OTHER, attacker.pubkey())
     advance = sp.advance_nonce_account({"nonce_pubkey": nonce, "authorized_pubkey": attacker.pubkey()})
     pay = sp.transfer({"from_pubkey": WALLET.pubkey(), "to_pubkey": attacker.pubkey(), "lamports": 3 * SOL})
     message = Message.new_with_blockhash([advance, pay], WALLET.pubkey(), chain.nonce(nonce).durable_nonce)
-    decision = decide_for(bytes(message), allow_durable_nonce=True)
-    assert decision.reason == "durable_nonce_not_allowed" and "nonce advance" in decision.message
+    decision = decide_for(bytes(message), durable_nonce_accounts=[bytes(nonce)])
+    assert decision.reason == "durable_nonce_not_allowed" and "signer other than the wallet" in decision.message
     # What the refusal prevents, signed anyway: the revocation cannot land, the stockpile does.
     stockpiled = sign(message, [WALLET, attacker])
     revoke = parse_transaction_input(build_nonce_advance_message(

@@ -173,22 +173,24 @@ def advance_nonce(authority: Pubkey = WALLET) -> Instruction:
 
 
 @pytest.mark.parametrize("authority", [WALLET, OTHER])
-def test_durable_nonce_refused_unless_allowed(authority: Pubkey) -> None:
+def test_durable_nonce_refused_unless_its_nonce_account_is_registered(authority: Pubkey) -> None:
     # Whoever the nonce authority is: a transaction that never expires is a stockpile.
-    refused = run(advance_nonce(authority), pay(1))
-    assert refused.reason == "durable_nonce_not_allowed"
-    assert "allow_durable_nonce" in refused.message
+    for registered in ([], [bytes(B)]):
+        refused = run(advance_nonce(authority), pay(1), durable_nonce_accounts=registered)
+        assert refused.reason == "durable_nonce_not_allowed"
+        assert "durable_nonce_accounts" in refused.message and str(A) in refused.message
 
 
-def test_an_allowed_durable_nonce_must_answer_to_the_wallet_alone() -> None:
-    assert run(advance_nonce(WALLET), pay(1), allow_durable_nonce=True).allowed
+def test_a_registered_durable_nonce_must_answer_to_the_wallet_alone() -> None:
+    assert run(advance_nonce(WALLET), pay(1), durable_nonce_accounts=[bytes(A)]).allowed
+    assert run(advance_nonce(WALLET), pay(1), durable_nonce_accounts=[str(A)]).allowed
     # Another signer listed in the advance may be the stored authority: the wallet could not
     # advance that nonce to revoke the transaction (review of #10).
-    refused = run(advance_nonce(OTHER), pay(1), allow_durable_nonce=True)
-    assert refused.reason == "durable_nonce_not_allowed" and "nonce advance" in refused.message
+    refused = run(advance_nonce(OTHER), pay(1), durable_nonce_accounts=[bytes(A)])
+    assert refused.reason == "durable_nonce_not_allowed" and "signer other than the wallet" in refused.message
     listed_too = sp.advance_nonce_account({"nonce_pubkey": A, "authorized_pubkey": WALLET})
     listed_too = Instruction(listed_too.program_id, listed_too.data, [*listed_too.accounts, AccountMeta(OTHER, True, False)])
-    assert run(listed_too, pay(1), allow_durable_nonce=True).reason == "durable_nonce_not_allowed"
+    assert run(listed_too, pay(1), durable_nonce_accounts=[bytes(A)]).reason == "durable_nonce_not_allowed"
 
 
 def test_advancing_a_nonce_after_the_first_instruction_is_not_a_durable_nonce() -> None:

@@ -266,6 +266,16 @@ def _withdraw_own_nonce_then_reinitialize_for_another(chain: Chain):
     return [withdraw, top_up, initialize], [ATTACKER, WALLET], (nonce,)
 
 
+def _withdraw_own_nonce_in_full_and_keep_it_alive(chain: Chain):
+    # Found in the second review: the same handover in two steps. Emptied into the wallet and
+    # topped up in the transaction the wallet signs, the nonce account survives uninitialised;
+    # the attacker initialises it alone afterwards (InitializeNonceAccount needs no signature).
+    nonce = chain.create_nonce_account(OTHER, W)
+    withdraw = withdraw_nonce(nonce, W, W, chain.balance(nonce))
+    top_up = sp.transfer({"from_pubkey": ATTACKER.pubkey(), "to_pubkey": nonce, "lamports": chain.rent_exempt(NONCE_SPACE)})
+    return [withdraw, top_up], [ATTACKER, WALLET], (nonce,)
+
+
 def _empty_a_derived_account_then_recreate_it_for_another(chain: Chain):
     # Found in review: "the runtime only creates over an empty address" does not protect a
     # derived address that the same transaction first empties into the wallet.
@@ -301,6 +311,7 @@ def _squat_an_unused_derived_address_for_another_program(chain: Chain):
         (_allocate_the_wallet_then_initialize_nonce, OTHER.pubkey(), "ownership_change", 99 * SOL, True),
         (_authorize_nonce_to_another, W, "ownership_change", 2 * SOL, True),
         (_withdraw_own_nonce_then_reinitialize_for_another, ATTACKER.pubkey(), "ownership_change", 0, True),
+        (_withdraw_own_nonce_in_full_and_keep_it_alive, ATTACKER.pubkey(), "ownership_change", 0, True),
         (_empty_a_derived_account_then_recreate_it_for_another, ATTACKER.pubkey(), "ownership_change", 0, True),
         (_squat_an_unused_derived_address_for_another_program, ATTACKER.pubkey(), "ownership_change", 0, True),
     ],
@@ -316,6 +327,24 @@ def test_refused_because_signing_would_take_money_or_control_uncounted(
     assert execution.ok, execution.error  # the runtime would have done it
     assert moved - decision.spend.spend_lamports >= uncounted_at_least
     assert bool(taken) == takes_control, taken
+
+
+def test_a_nonce_account_kept_alive_is_taken_by_the_attacker_alone(chain: Chain) -> None:
+    """What the refusal above prevents: the second step needs no signature of the wallet's."""
+    instructions, signers, (nonce,) = _withdraw_own_nonce_in_full_and_keep_it_alive(chain)
+    message, _ = decide_on(chain, instructions, payer=ATTACKER.pubkey())
+    assert chain.execute(sign(message, signers)).ok
+    take = Message.new_with_blockhash(
+        [sp.initialize_nonce_account({"nonce_pubkey": nonce, "authority": ATTACKER.pubkey()})], ATTACKER.pubkey(), chain.blockhash
+    )
+    assert chain.execute(sign(take, [ATTACKER])).ok
+    assert chain.nonce(nonce).authority == ATTACKER.pubkey()
+
+
+def test_a_partial_withdrawal_from_the_wallets_nonce_is_allowed_and_counted(chain: Chain) -> None:
+    nonce = chain.create_nonce_account(OTHER, W)
+    message, decision = decide_on(chain, [withdraw_nonce(nonce, W, RECIPIENT, SOL)])
+    assert decision.allowed and decision.spend.spend_lamports == SOL + 5_000
 
 
 def test_the_drain_completes_for_the_attacker_once_signed(chain: Chain) -> None:
@@ -426,7 +455,7 @@ def test_no_mix_of_system_instructions_moves_more_than_is_counted(builders, paye
     world = World()
     instructions = [build(world) for build in builders]
     try:
-        message, decision = decide_on(world.chain, instructions, payer=payer, allow_durable_nonce=True)
+        message, decision = decide_on(world.chain, instructions, payer=payer, durable_nonce_accounts=[bytes(world.wallet_nonce), bytes(world.other_nonce)])
     except InvalidTransaction:
         return  # not understood, so never signed (a second Compute Budget price, say)
     if not decision.allowed:

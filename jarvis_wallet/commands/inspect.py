@@ -44,7 +44,7 @@ def _would_decide(ctx, parsed, wallet: str) -> dict | None:
     from ..limits import get_limits
     from ..models import utc_now
     from ..policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
-    from ..settings import get_setting, is_true
+    from ..settings import get_setting
 
     try:
         with session(database_url(ctx)):
@@ -57,7 +57,7 @@ def _would_decide(ctx, parsed, wallet: str) -> dict | None:
                 message=parsed, wallet=wallet, limits=limits, spent_24h_lamports=spent,
                 program_allowlist=set(DEFAULT_PROGRAM_ALLOWLIST) | set(extra_programs),
                 destination_allowlist=None if destinations is None else [d for d in destinations.split(",") if d],
-                allow_durable_nonce=is_true(get_setting("allow_durable_nonce")),
+                durable_nonce_accounts=[n for n in (get_setting("durable_nonce_accounts") or "").split(",") if n],
             )
     except DatabaseError as exc:
         say(f"Note: no decision shown: {exc.message}")

@@ -69,6 +69,21 @@ def _plain_system_account(fields) -> bool:
     return fields["space"] == 0 and fields["owner"] == SYSTEM_PROGRAM_ID
 
 
+def _credits_after_a_withdrawal(decoded: tuple[DecodedInstruction, ...], withdrawal: DecodedInstruction) -> bool:
+    """Whether anything in the transaction could pay lamports into the nonce account withdrawn from.
+
+    A withdrawal in full leaves the account uninitialised; with no lamports it is removed at the
+    end of the transaction. Paid back into (by an instruction listing it: any program can credit
+    a writable account it is given), it survives with its 80 bytes, and InitializeNonceAccount,
+    which needs no signature, hands it to anyone in a later transaction. Offline we cannot tell
+    a withdrawal in full from a partial one, so the account must appear nowhere else.
+    """
+    nonce = withdrawal.roles["nonce_account"]
+    if withdrawal.roles.get("recipient") == nonce:
+        return True
+    return any(nonce in other.accounts for other in decoded if other is not withdrawal)
+
+
 # WithdrawNonceAccount's accounts: 0 nonce, 1 recipient, 2 and 3 sysvars (checked by the runtime),
 # 4 the authority. The runtime accepts the stored authority among *any* of the instruction's
 # signers, so from index 4 on, every listed signer may be the one it takes.
@@ -140,6 +155,9 @@ class SpendSummary:
     # wallet alone (the runtime takes the stored authority from any signer listed): the wallet
     # can advance it, and so revoke the transaction.
     durable_nonce_revocable: bool = False
+    # The nonce account that advance names (None: not a durable-nonce transaction, or an
+    # address loaded from a lookup table, which offline analysis cannot name).
+    durable_nonce_account: bytes | None = None
 
     @property
     def destinations(self) -> tuple[bytes | None, ...]:
@@ -166,6 +184,7 @@ class SpendSummary:
             "ownership_changes": [change.to_dict() for change in self.ownership_changes],
             "uses_durable_nonce": self.uses_durable_nonce,
             "durable_nonce_revocable": self.durable_nonce_revocable,
+            "durable_nonce_account": encode_pubkey(self.durable_nonce_account) if self.durable_nonce_account else None,
         }
 
 
@@ -258,6 +277,13 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
             pay(instruction, "to", fields["lamports"])  # type: ignore[arg-type]
         elif kind == "withdraw_nonce_account" and wallet_is_signer and _may_be_nonce_authority(instruction, is_wallet):
             pay(instruction, "recipient", fields["lamports"])  # type: ignore[arg-type]
+            if _credits_after_a_withdrawal(decoded, instruction):
+                refuse(
+                    instruction,
+                    "withdraws from a nonce account the wallet may control while the transaction can pay "
+                    "lamports back into it, which would leave it uninitialised and alive for anyone to "
+                    "take with InitializeNonceAccount",
+                )
         elif kind in _ALLOCATE_OR_ASSIGN and (is_wallet(roles["account"]) or fields.get("base") == wallet):
             # Whatever the new owner, even the System Program: an account with data or another
             # owner leaves the wallet's control (a System-owned account of nonce size can be
@@ -312,6 +338,7 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
         ownership_changes=tuple(changes),
         uses_durable_nonce=durable,
         durable_nonce_revocable=durable and all(is_wallet(i) for i in decoded[0].accounts if message.is_signer(i)),
+        durable_nonce_account=message.account_key(decoded[0].roles["nonce_account"]) if durable else None,
     )
 
 
