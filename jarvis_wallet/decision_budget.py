@@ -28,8 +28,8 @@ only once it is decided, so the bucket is checked before the decision and charge
 One bucket for every kind, not one each: a row costs the same disk whatever made it, so one
 rate is the whole bound on what a uid can add for free, and a real agent meets any kind seldom.
 At the defaults (10 a second, a burst of 100) a uid adds at most 864,000 free rows a day: about
-0.9 GB at the 1 KB a small message's row takes, 2.2 GB if every message is the largest
-(docs/security.md gives the measurements).
+0.9 GB at the 1 KB a small message's row takes; a row recording many payments reaches about
+15 KB (60 transfers), so about 13 GB a day at worst (docs/security.md gives the measurements).
 """
 
 from __future__ import annotations

@@ -81,6 +81,7 @@ class RequestHandler:
         sign: Callable[[SignJob], SignOutcome],
         legacy_protocol: bool = False,
         freshness_window_ms: int = protocol.DEFAULT_FRESHNESS_WINDOW_MS,
+        replay_cache_entries: int = protocol.DEFAULT_REPLAY_CACHE_ENTRIES,
         decision_budget: DecisionBudget | None = None,
         clock_ms: Callable[[], int] = protocol.current_time_ms,
         status_fields: Mapping[str, object] | None = None,
@@ -94,7 +95,13 @@ class RequestHandler:
         self._decision_budget = decision_budget  # None: every decision is recorded, however many
         self._legacy_protocol = legacy_protocol
         self._clock_ms = clock_ms
-        self._replay_cache = protocol.ReplayCache(freshness_window_ms)
+        self._freshness_window_ms = freshness_window_ms
+        self._replay_cache_entries = replay_cache_entries
+        # One cache per peer uid: a uid that floods its cache with far-future request ids raises
+        # only its own low-water mark (locking itself out), not everyone's. Peers are the
+        # signer's own uid and the --allow-uid list, so the caches are few.
+        self._replay_caches: dict[int | None, protocol.ReplayCache] = {}
+        self._replay_caches_lock = threading.Lock()
         self.stats = SignerStats(started_at=time.monotonic())
         self._dispatch = {
             protocol.OP_PING: self._ping,
@@ -119,7 +126,7 @@ class RequestHandler:
             request = protocol.parse_request(obj)
             if request.requires_authentication:
                 protocol.authenticate_request(
-                    request, secret=self._secret, now_ms=self._clock_ms(), replay_cache=self._replay_cache
+                    request, secret=self._secret, now_ms=self._clock_ms(), replay_cache=self._replay_cache(peer.uid)
                 )
             return self._dispatch[request.op](request, peer)
         except JarvisWalletError as exc:
@@ -135,6 +142,15 @@ class RequestHandler:
             )
 
     # -- ops ---------------------------------------------------------------------------------
+
+    def _replay_cache(self, uid: int | None) -> protocol.ReplayCache:
+        with self._replay_caches_lock:
+            cache = self._replay_caches.get(uid)
+            if cache is None:
+                cache = self._replay_caches[uid] = protocol.ReplayCache(
+                    self._freshness_window_ms, max_entries=self._replay_cache_entries
+                )
+            return cache
 
     def _ping(self, request: protocol.Request, peer: Peer) -> dict:
         return protocol.ok_response(request.request_id, pong=True, version=protocol.PROTOCOL_VERSION)

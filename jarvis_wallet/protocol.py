@@ -765,8 +765,9 @@ class ReplayCache:
     timestamp is not above the mark. So a forgotten id can never be accepted again, whatever
     the clock does (a step forward then back expires ids early; the mark still refuses them).
     Under a flood the effective window shrinks instead of the signer stopping, and only
-    holders of the secret can fill the cache (HMAC is checked first). The database's unique
-    request id is the durable second line.
+    holders of the secret can fill the cache (HMAC is checked first). The signer keeps one
+    cache per peer uid, so a flood of far-future ids moves only that uid's mark. The
+    database's unique request id is the durable second line (and holds across uids).
     """
 
     def __init__(

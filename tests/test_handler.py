@@ -486,3 +486,20 @@ def test_legacy_requests_are_refused_as_v1_when_legacy_mode_is_off(handler, fake
 def test_legacy_mode_still_serves_v1_requests(legacy_handler, fake):
     assert reply(legacy_handler, line_of(sign_request()))["ok"] is True
     assert fake.jobs[0].request_id and protocol.is_request_id(fake.jobs[0].request_id)
+
+
+def test_a_uid_flooding_its_replay_cache_with_future_ids_locks_out_only_itself(fake, clock):
+    """Second review of #10: one cache for every uid, filled with ids dated near the end of the
+    freshness window, raised its low-water mark into the future and refused every other
+    client's fresh requests as stale. Each uid now has its own cache."""
+    handler = make_handler(fake, clock, replay_cache_entries=50)
+    flooder, other = Peer(uid=1000, pid=1), Peer(uid=1001, pid=2)
+    future = NOW_MS + WINDOW_MS - 500
+    answers = [  # more than the cache holds: its oldest second is forgotten early, the mark moves up
+        reply(handler, line_of(protocol.build_request(SECRET, op="status", timestamp_ms=future)), peer=flooder)
+        for _ in range(60)
+    ]
+    assert [answer["ok"] for answer in answers[:50]] == [True] * 50
+    fresh = protocol.build_request(SECRET, op="status", timestamp_ms=NOW_MS)
+    assert error_code(reply(handler, line_of(fresh), peer=flooder)) == "stale_request"
+    assert reply(handler, line_of(fresh), peer=other)["ok"] is True
