@@ -150,8 +150,17 @@ class _Statements:
         )
         self._param = p
         self._earlier = {}
+        self._used = {}
         self._inserts = {}
         self.postgres = postgres
+
+    def used_request_ids(self, count: int) -> str:
+        """Which of ``count`` request ids the audit trail already holds (any wallet, any signer)."""
+        if count not in self._used:
+            self._used[count] = (
+                f"SELECT request_id FROM wallet_transactions WHERE request_id IN ({', '.join([self._param] * count)})"
+            )
+        return self._used[count]
 
     def earlier_signatures(self, count: int) -> str:
         """Signed rows of the wallet for any of ``count`` message hashes."""
@@ -299,10 +308,13 @@ class SigningService:
                 now = self._clock()
                 batch = _Batch(state=self._read_state(db, now), now=now)
                 batch.earlier = self._earlier_signatures(db, prepared)
+                # Replays are refused before anything is decided: a decision whose row would not
+                # be inserted must not count its spend against the rest of the batch.
+                batch.request_ids.update(self._used_request_ids(db, jobs))
                 for job, message, slot in zip(jobs, prepared, pending):
                     if isinstance(message, JarvisWalletError) and not isinstance(message, InvalidTransaction):
                         slot.error = message
-                    elif job.request_id in batch.request_ids:  # one row per request id
+                    elif job.request_id in batch.request_ids:  # used before, or earlier in this batch
                         slot.error = AuthenticationFailed(
                             f"request id {job.request_id} was used before", wire_code="replayed_request"
                         )
@@ -349,6 +361,10 @@ class SigningService:
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
             durable_nonce_accounts=_allowlist_bytes(nonce_accounts),
         )
+
+    def _used_request_ids(self, db, jobs: Sequence[SignJob]) -> set[str]:
+        ids = sorted({job.request_id for job in jobs})
+        return {row[0] for row in db.execute_sql(self._sql.used_request_ids(len(ids)), ids).fetchall()}
 
     def _earlier_signatures(self, db, prepared) -> dict[str, tuple]:
         """Rows already signed for any message of the batch, by message hash: one query."""

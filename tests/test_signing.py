@@ -349,6 +349,20 @@ def test_a_replayed_id_in_a_batch_withholds_only_its_own_signature(service, keyp
                                               [results[0].signature, results[2].signature]} | {rows[0]["signature"]}
 
 
+def test_a_replayed_id_is_refused_before_it_is_decided_so_its_spend_counts_for_nothing(service, keypair, initialised_url):
+    """Third review of #10: a replayed id was decided, and its spend counted against the rest of
+    its batch before the insert found the id used, so an honest request was refused (and
+    recorded as refused) under a daily limit nothing had used."""
+    _limits(initialised_url, keypair, 2 * 10**9, 2 * 10**9)
+    service.sign(_job(transfer_message(from_key=keypair.public_key, lamports=1), request_id="old"))
+    replay = _job(transfer_message(from_key=keypair.public_key, lamports=19 * 10**8), request_id="old")
+    honest = _job(transfer_message(from_key=keypair.public_key, lamports=5 * 10**8), request_id="honest")
+    results = service.sign_batch([replay, honest])
+    assert isinstance(results[0], AuthenticationFailed) and results[0].wire_code == "replayed_request"
+    assert type(results[1]).__name__ == "SignOutcome", results[1]
+    assert [(r["request_id"], r["status"]) for r in _rows(initialised_url)] == [("old", "signed"), ("honest", "signed")]
+
+
 @pytest.mark.parametrize("level", ["repeatable read", "serializable", "read uncommitted"])
 def test_a_decision_outside_read_committed_is_refused_in_one_line(db, level):
     """What a server that ignored BEGIN ... READ COMMITTED gets: no decision, one line saying why."""

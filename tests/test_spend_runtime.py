@@ -276,6 +276,18 @@ def _withdraw_own_nonce_in_full_and_keep_it_alive(chain: Chain):
     return [withdraw, top_up], [ATTACKER, WALLET], (nonce,)
 
 
+def _withdraw_own_nonce_to_the_wallet_as_its_only_signer_and_keep_it_alive(chain: Chain):
+    # Found in the third review: with only four accounts the wallet signs as the recipient, and
+    # the runtime takes it as the nonce's authority from there.
+    nonce = chain.create_nonce_account(OTHER, W)
+    withdraw = withdraw_nonce(nonce, W, W, chain.balance(nonce))
+    withdraw = Instruction(withdraw.program_id, withdraw.data, [
+        AccountMeta(nonce, False, True), AccountMeta(W, True, True), *withdraw.accounts[2:4],
+    ])
+    top_up = sp.transfer({"from_pubkey": W, "to_pubkey": nonce, "lamports": chain.rent_exempt(NONCE_SPACE)})
+    return [withdraw, top_up], [WALLET], (nonce,)
+
+
 def _empty_a_derived_account_then_recreate_it_for_another(chain: Chain):
     # Found in review: "the runtime only creates over an empty address" does not protect a
     # derived address that the same transaction first empties into the wallet.
@@ -312,6 +324,7 @@ def _squat_an_unused_derived_address_for_another_program(chain: Chain):
         (_authorize_nonce_to_another, W, "ownership_change", 2 * SOL, True),
         (_withdraw_own_nonce_then_reinitialize_for_another, ATTACKER.pubkey(), "ownership_change", 0, True),
         (_withdraw_own_nonce_in_full_and_keep_it_alive, ATTACKER.pubkey(), "ownership_change", 0, True),
+        (_withdraw_own_nonce_to_the_wallet_as_its_only_signer_and_keep_it_alive, W, "ownership_change", 0, True),
         (_empty_a_derived_account_then_recreate_it_for_another, ATTACKER.pubkey(), "ownership_change", 0, True),
         (_squat_an_unused_derived_address_for_another_program, ATTACKER.pubkey(), "ownership_change", 0, True),
     ],

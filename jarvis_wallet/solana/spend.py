@@ -86,13 +86,16 @@ def _credits_after_a_withdrawal(decoded: tuple[DecodedInstruction, ...], withdra
 
 # WithdrawNonceAccount's accounts: 0 nonce, 1 recipient, 2 and 3 sysvars (checked by the runtime),
 # 4 the authority. The runtime accepts the stored authority among *any* of the instruction's
-# signers, so from index 4 on, every listed signer may be the one it takes.
-_NONCE_AUTHORITY_FIRST_INDEX = 4
+# signers, the recipient included. Listed as the nonce account (0) the wallet makes the
+# instruction fail (it holds no nonce state), and so it does as either sysvar (2, 3).
+_NOT_AN_AUTHORITY_POSITIONS = frozenset({0, 2, 3})
 
 
 def _may_be_nonce_authority(instruction: DecodedInstruction, is_wallet) -> bool:
     """Whether the runtime could take the wallet as this withdrawal's nonce authority."""
-    return any(is_wallet(i) for i in instruction.accounts[_NONCE_AUTHORITY_FIRST_INDEX:])
+    return any(
+        is_wallet(index) for position, index in enumerate(instruction.accounts) if position not in _NOT_AN_AUTHORITY_POSITIONS
+    )
 
 
 @dataclass(frozen=True)
