@@ -320,7 +320,7 @@ class SigningService:
                         )
                     else:
                         batch.request_ids.add(job.request_id)
-                        self._decide_one(db, job, message, slot, batch)
+                        self._decide_one(job, message, slot, batch)
                 self._insert_rows(db, batch)
         except JarvisWalletError as exc:
             self._drop_connection()
@@ -376,7 +376,7 @@ class SigningService:
         rows = db.execute_sql(self._sql.earlier_signatures(len(digests)), (self._wallet, *digests)).fetchall()
         return {row[0]: row[1:] for row in rows}
 
-    def _decide_one(self, db, job: SignJob, prepared, slot: _Pending, batch: _Batch) -> None:
+    def _decide_one(self, job: SignJob, prepared, slot: _Pending, batch: _Batch) -> None:
         if isinstance(prepared, InvalidTransaction):  # recorded as it arrived; whom it pays is unknown
             raw = job.tx_bytes if job.tx_bytes is not None else (job.text or "").encode("utf-8", "replace")
             batch.add(self._row(
@@ -386,7 +386,7 @@ class SigningService:
         signing_bytes, parsed = prepared
         digest = hashlib.sha256(signing_bytes).hexdigest()
         if digest in batch.earlier or digest in batch.signed_here:
-            self._answer_retry(db, job, slot, batch, digest, signing_bytes, parsed)
+            self._answer_retry(job, slot, batch, digest, signing_bytes, parsed)
             return
         if parsed is None:  # an off-chain message moves nothing, but the wallet must be governed
             self._decide_offchain(job, signing_bytes, digest, slot, batch)
@@ -429,13 +429,13 @@ class SigningService:
         state.spent_24h += spend.spend_lamports
         batch.add(self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid))
 
-    def _answer_retry(self, db, job, slot: _Pending, batch: _Batch, digest: str, signing_bytes, parsed) -> None:
+    def _answer_retry(self, job, slot: _Pending, batch: _Batch, digest: str, signing_bytes, parsed) -> None:
         """The message was signed before: the recorded signature, released again, counted once.
 
         Neither the limits nor their absence are checked again: a signature already released
         releases nothing new, and re-checking would break a retry after a lost answer. The
-        request gets its own row (status 'duplicate', nothing counted) naming the signed one;
-        its insert is also what refuses a used request id (ON CONFLICT).
+        request gets its own row (status 'duplicate', nothing counted) naming the signed one.
+        A used request id never gets here: the batch refuses those before deciding.
         """
         if digest in batch.earlier:
             outcome = self._outcome_from_row(batch.earlier[digest], signing_bytes, parsed)

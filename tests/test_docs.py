@@ -125,8 +125,6 @@ class _Line:
         self.buffer = b""
 
     def ask(self, request) -> dict:
-        import json
-
         from jarvis_wallet import protocol
 
         self.sock.sendall(protocol.encode_frame(request) if isinstance(request, dict) else request)

@@ -231,7 +231,7 @@ def test_kind_and_message_text_columns_default_rows_of_before_to_transactions(da
     import peewee
 
     from jarvis_wallet.db import session
-    from jarvis_wallet.migrations import MIGRATIONS, apply_migrations
+    from jarvis_wallet.migrations import MIGRATIONS
 
     with session(database_url, create=True, require_schema=False) as db:
         names = [m.name for m in MIGRATIONS]
