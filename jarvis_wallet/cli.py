@@ -21,6 +21,7 @@ from .commands import database as database_commands
 from .commands import inspect as inspect_commands
 from .commands import keys as keys_commands
 from .commands import limits as limits_commands
+from .commands import mcp as mcp_commands
 from .commands import nonce as nonce_commands
 from .commands import sign as sign_commands
 from .commands import signer as signer_commands
@@ -177,6 +178,7 @@ app.command("keygen")(keys_commands.keygen)
 app.command("pubkey")(keys_commands.pubkey)
 app.command("inspect")(inspect_commands.inspect)
 app.command("build-transfer")(inspect_commands.build_transfer)
+app.command("mcp")(mcp_commands.mcp)
 
 
 def main() -> None:
