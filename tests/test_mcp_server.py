@@ -460,3 +460,28 @@ def test_concurrent_calls_are_served_side_by_side_and_the_limits_hold(wallet):
     for payload in signed:
         verify(wallet.address, base64.b64decode(payload["signed_transaction_base64"])[65:], payload["signature"])
     assert sum(row["lamports"] for row in wallet.rows() if row["status"] == "signed") == 5_000_000
+
+
+# -- the schemas and the start-up path -----------------------------------------------------------
+
+
+def test_every_schema_keyword_is_one_the_argument_check_enforces():
+    """check_arguments enforces what the schemas say; a keyword it does not know would be
+    published to the model and silently not enforced."""
+    from jarvis_wallet.mcp_server import TOOLS
+
+    enforced = {"type", "minLength", "maxLength", "minimum", "maximum", "enum", "description", "default"}
+    for tool in TOOLS:
+        assert set(tool.input_schema) == {"type", "properties", "required", "additionalProperties"}, tool.name
+        for name, rule in tool.input_schema["properties"].items():
+            assert set(rule) <= enforced, (tool.name, name, set(rule) - enforced)
+
+
+def test_the_cli_and_sign_never_import_the_mcp_sdk():
+    """The SDK costs more than half a second to import: only `jarvis-wallet mcp` pays it."""
+    code = (
+        "import sys, jarvis_wallet.cli, jarvis_wallet.commands.mcp, jarvis_wallet.mcp_server;"
+        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types', 'pydantic'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
