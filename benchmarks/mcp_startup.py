@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -62,8 +63,16 @@ def sdk_available() -> bool:
     return True
 
 
-def time_to_tools(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Seconds from spawning ``argv`` to reading its tools/list answer, and how many tools."""
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_to_tools(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """Seconds from spawning ``argv`` to reading its tools/list answer, the CPU seconds the
+    process used in all (start to exit: less sensitive to the machine's load than wall time),
+    and how many tools it listed."""
+    cpu_before = _children_cpu_s()
     started = time.perf_counter()
     process = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
@@ -79,8 +88,10 @@ def time_to_tools(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
                 elapsed = time.perf_counter() - started
                 if "result" not in message:
                     raise RuntimeError(f"tools/list failed: {message.get('error')}")
-                return elapsed, len(message["result"]["tools"])
-        raise RuntimeError("no tools/list answer in time")
+                tools = len(message["result"]["tools"])
+                break
+        else:
+            raise RuntimeError("no tools/list answer in time")
     finally:
         process.stdin.close()  # end of input: the server exits
         try:
@@ -88,6 +99,7 @@ def time_to_tools(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    return elapsed, _children_cpu_s() - cpu_before, tools
 
 
 def wall_time(argv: list[str], env: dict[str, str]) -> float:
@@ -105,15 +117,17 @@ def measure(workdir: Path, runs: int) -> dict | None:
             "--socket", str(workdir / "no-signer" / "signer.sock")]
     minimal = [sys.executable, "-c", MINIMAL_SDK_SERVER]
     imports = [sys.executable, "-c", "import mcp.server.lowlevel, mcp.server.stdio"]
-    ours_s, minimal_s, imports_s, tools = [], [], [], 0
+    ours_s, ours_cpu, minimal_s, minimal_cpu, imports_s, tools = [], [], [], [], [], 0
     for index in range(runs + 1):  # the first round is a warm-up
         # Interleaved, so that a burst of load on the machine hits all three alike.
-        ours_time, tools = time_to_tools(ours, env)
-        minimal_time, _ = time_to_tools(minimal, env)
+        ours_time, ours_cpu_time, tools = time_to_tools(ours, env)
+        minimal_time, minimal_cpu_time, _ = time_to_tools(minimal, env)
         imports_time = wall_time(imports, env)
         if index:
             ours_s.append(ours_time)
+            ours_cpu.append(ours_cpu_time)
             minimal_s.append(minimal_time)
+            minimal_cpu.append(minimal_cpu_time)
             imports_s.append(imports_time)
     ours_median, minimal_median = statistics.median(ours_s), statistics.median(minimal_s)
     return {
@@ -123,7 +137,10 @@ def measure(workdir: Path, runs: int) -> dict | None:
         "minimal_sdk_server_median_s": minimal_median,
         "ratio_minimal_sdk_server": ours_median / minimal_median,
         "sdk_import_median_s": statistics.median(imports_s),
-        "cpu_count": os.cpu_count(),
+        "cpu_median_s": statistics.median(ours_cpu),
+        "minimal_sdk_server_cpu_median_s": statistics.median(minimal_cpu),
+        "ratio_cpu_minimal_sdk_server": statistics.median(ours_cpu) / statistics.median(minimal_cpu),
+        "load_average": os.getloadavg()[0],
     }
 
 

@@ -55,6 +55,7 @@ def test_quick_benchmark_measures_every_case():
     assert mcp["runs"] > 0 and mcp["tools"] == 5
     assert 0 < mcp["sdk_import_median_s"] and 0 < mcp["minimal_sdk_server_median_s"]
     assert mcp["tools_list_median_s"] > 0 and mcp["ratio_minimal_sdk_server"] > 0
+    assert mcp["cpu_median_s"] > 0 and mcp["ratio_cpu_minimal_sdk_server"] > 0
     assert "mcp: spawn to tools/list, seconds" in {target["name"] for target in report["targets"]}
 
     assert report["targets"]
