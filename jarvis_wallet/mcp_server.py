@@ -219,10 +219,12 @@ class WalletTools:
 
     def __init__(self, settings: McpSettings = McpSettings()) -> None:
         from .config import resolve_database_url, resolve_socket_path
+        from .db import parse_database_url
 
         self.settings = settings
         self._socket_path = resolve_socket_path(settings.socket_path)
         self._database_url = resolve_database_url(settings.database_url)
+        parse_database_url(self._database_url)  # a malformed URL is the operator's error, said at start-up
         self._db_lock = threading.Lock()
         self._handlers: dict[str, Callable[[dict], dict]] = {
             "wallet_status": self.wallet_status,

@@ -485,3 +485,51 @@ def test_the_cli_and_sign_never_import_the_mcp_sdk():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--database-url", "mysql://x/y", "mcp"], "unsupported database URL scheme"),
+        (["mcp", "--timeout", "0"], "--timeout"),
+    ],
+)
+def test_bad_options_are_one_line_errors_before_serving(tmp_path, args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "jarvis_wallet", *args, "--socket", str(tmp_path / "s.sock")],
+        env=server_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_no_tool_output_carries_the_key_or_the_shared_secret(wallet):
+    """Every tool, success and refusal: the wallet's seed (in any of the spellings a key is
+    written in) and the shared secret appear in none of the results."""
+    import json
+
+    wallet.limits(per_tx=10_000, daily=10_000)
+    seed = bytes(json.loads(wallet.signers.keypair_file().read_text())[:32])
+    secret = (wallet.handle.socket_path.parent / "secret").read_text().strip()
+    forbidden = [base58.b58encode(seed).decode(), seed.hex(), base64.b64encode(seed).decode(), secret, str(list(seed))[1:-1]]
+    texts: list[str] = []
+
+    async def body(session) -> None:
+        small, big = b64(wallet.message(1000)), b64(wallet.message(50_000))
+        for name, arguments in [
+            ("wallet_status", {}),
+            ("inspect_transaction", {"transaction_base64": small}),
+            ("sign_transaction", {"transaction_base64": small, "purpose": "ok"}),
+            ("sign_transaction", {"transaction_base64": big, "purpose": "refused"}),
+            ("sign_message", {"message": "hello"}),
+            ("recent_transactions", {"limit": 50}),
+            ("sign_transaction", {"transaction_base64": "???", "purpose": "bad"}),
+        ]:
+            result = await session.call_tool(name, arguments)
+            texts.append(result.model_dump_json())
+
+    wallet.run(body)
+    everything = "\n".join(texts)
+    assert '"signed_transaction_base64"' in everything and "per_tx_limit_exceeded" in everything
+    assert [item for item in forbidden if item in everything] == []
