@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -18,14 +19,12 @@ import anyio
 import base58
 import nacl.signing
 import pytest
+# The dev extra installs the SDK: without it these fail rather than skip (CI never skips).
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
 
-mcp = pytest.importorskip("mcp")  # the dev extra installs it; CI runs these
-
-from mcp import ClientSession, StdioServerParameters  # noqa: E402
-from mcp.client.stdio import stdio_client  # noqa: E402
-from mcp.shared.exceptions import MCPError  # noqa: E402
-
-from conftest import transfer_message  # noqa: E402
+from conftest import transfer_message
 
 TOOLS = {"wallet_status", "inspect_transaction", "sign_transaction", "sign_message", "recent_transactions"}
 FEE = 5000
@@ -109,8 +108,6 @@ async def call(session, name: str, arguments: dict | None = None) -> tuple[bool,
     result = await session.call_tool(name, arguments or {})
     assert result.structured_content is not None
     # The text block says the same as the structured content: models read one or the other.
-    import json
-
     assert json.loads(result.content[0].text) == result.structured_content
     return bool(result.is_error), result.structured_content
 
@@ -507,8 +504,6 @@ def test_bad_options_are_one_line_errors_before_serving(tmp_path, args, message)
 def test_no_tool_output_carries_the_key_or_the_shared_secret(wallet):
     """Every tool, success and refusal: the wallet's seed (in any of the spellings a key is
     written in) and the shared secret appear in none of the results."""
-    import json
-
     wallet.limits(per_tx=10_000, daily=10_000)
     seed = bytes(json.loads(wallet.signers.keypair_file().read_text())[:32])
     secret = (wallet.handle.socket_path.parent / "secret").read_text().strip()
