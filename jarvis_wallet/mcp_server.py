@@ -200,6 +200,7 @@ class McpSettings:
     secret_file: Path | None = None
     database_url: str | None = None  # None: as the CLI finds it
     timeout_seconds: float = 10.0
+    tools: tuple[str, ...] | None = None  # None: every tool; else only these are listed and callable
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:
@@ -225,6 +226,8 @@ class WalletTools:
         self._socket_path = resolve_socket_path(settings.socket_path)
         self._database_url = resolve_database_url(settings.database_url)
         parse_database_url(self._database_url)  # a malformed URL is the operator's error, said at start-up
+        self.specs = served_tools(settings.tools)
+        self._served = {spec.name: spec for spec in self.specs}
         self._db_lock = threading.Lock()
         self._handlers: dict[str, Callable[[dict], dict]] = {
             "wallet_status": self.wallet_status,
@@ -236,9 +239,9 @@ class WalletTools:
 
     def call(self, name: str, arguments: dict | None) -> dict:
         """The tool's result; raises ToolError for a refusal or bad arguments, UnknownTool."""
-        spec = TOOLS_BY_NAME.get(name)
+        spec = self._served.get(name)
         if spec is None:
-            raise UnknownTool(f"unknown tool {name!r}; the tools are: {', '.join(TOOLS_BY_NAME)}")
+            raise UnknownTool(f"unknown tool {name!r}; the tools are: {', '.join(self._served)}")
         arguments = check_arguments(spec, arguments)
         try:
             return self._handlers[name](arguments)
@@ -453,6 +456,19 @@ class WalletTools:
         return numbers
 
 
+def served_tools(names: tuple[str, ...] | None) -> tuple[ToolSpec, ...]:
+    """The tools to serve, in the table's order: all, or the ones named (InvalidConfig for a
+    name that is not a tool)."""
+    if names is None:
+        return TOOLS
+    unknown = [name for name in names if name not in TOOLS_BY_NAME]
+    if unknown:
+        raise InvalidConfig(f"unknown tool {unknown[0]!r} in --tools; the tools are: {', '.join(TOOLS_BY_NAME)}")
+    if not names:
+        raise InvalidConfig("--tools names no tool")
+    return tuple(spec for spec in TOOLS if spec.name in names)
+
+
 # -- arguments -----------------------------------------------------------------------------------
 
 
@@ -593,7 +609,7 @@ def build_server(tools: WalletTools):
                     open_world_hint=False,
                 ),
             )
-            for spec in TOOLS
+            for spec in tools.specs
         ]
     )
 
@@ -631,14 +647,13 @@ def build_server(tools: WalletTools):
 def serve_stdio(settings: McpSettings = McpSettings()) -> None:
     """Serve the tools on stdin/stdout until the client closes stdin."""
     check_environment()
+    tools = WalletTools(settings)  # its settings checked before the SDK's long import
     try:
         import anyio
         from mcp.server.stdio import stdio_server
     except ImportError:
-        raise InvalidConfig(
-            "`jarvis-wallet mcp` needs the MCP SDK: pip install 'jarvis-wallet[mcp]'"
-        ) from None
-    server = build_server(WalletTools(settings))
+        raise InvalidConfig("`jarvis-wallet mcp` needs the MCP SDK: pip install 'jarvis-wallet[mcp]'") from None
+    server = build_server(tools)
 
     async def main() -> None:
         async with stdio_server() as (read_stream, write_stream):

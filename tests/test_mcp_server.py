@@ -377,6 +377,22 @@ def test_bad_arguments_are_tool_errors_and_nothing_is_signed_or_recorded(wallet)
     assert row["status"] == "rejected" and row["rejection_reason"].startswith("invalid_tx")
 
 
+def test_tools_option_serves_only_the_named_tools(wallet):
+    """A model that may look but not sign: the signing tools are neither listed nor callable."""
+    wallet.limits(per_tx=SOL, daily=SOL)
+
+    async def body(session) -> None:
+        listed = {tool.name for tool in (await session.list_tools()).tools}
+        assert listed == {"wallet_status", "recent_transactions"}
+        is_error, status = await call(session, "wallet_status")
+        assert not is_error and status["wallet"] == wallet.address
+        with pytest.raises(MCPError, match="unknown tool 'sign_transaction'"):
+            await session.call_tool("sign_transaction", {"transaction_base64": b64(wallet.message(1000)), "purpose": "x"})
+
+    wallet.run(body, "--tools", "recent_transactions, wallet_status")
+    assert wallet.rows() == []
+
+
 # -- the signer down, the wrong secret, the key in the environment -------------------------------
 
 
@@ -489,6 +505,8 @@ def test_the_cli_and_sign_never_import_the_mcp_sdk():
     [
         (["--database-url", "mysql://x/y", "mcp"], "unsupported database URL scheme"),
         (["mcp", "--timeout", "0"], "--timeout"),
+        (["mcp", "--tools", "wallet_status,transfer_everything"], "unknown tool 'transfer_everything' in --tools"),
+        (["mcp", "--tools", " , "], "--tools names no tool"),
     ],
 )
 def test_bad_options_are_one_line_errors_before_serving(tmp_path, args, message):

@@ -16,6 +16,11 @@ def mcp(
     socket: Optional[Path] = SocketOption,
     secret_file: Optional[Path] = SecretFileOption,
     timeout: float = TimeoutOption,
+    tools: Optional[str] = typer.Option(
+        None, "--tools", metavar="NAME,...",
+        help="Serve only these tools (comma-separated), e.g. wallet_status,inspect_transaction,recent_transactions "
+        "for a model that may look but not sign. Default: all.",
+    ),
 ) -> None:
     r"""Serve the wallet to a model as MCP tools on stdin/stdout (for Claude, Cursor, LangChain, ...).
 
@@ -28,6 +33,9 @@ def mcp(
     """
     from ..mcp_server import McpSettings, serve_stdio
 
+    names = None if tools is None else tuple(name.strip() for name in tools.split(",") if name.strip())
     serve_stdio(
-        McpSettings(socket_path=socket, secret_file=secret_file, database_url=database_url(ctx), timeout_seconds=timeout)
+        McpSettings(
+            socket_path=socket, secret_file=secret_file, database_url=database_url(ctx), timeout_seconds=timeout, tools=names
+        )
     )
