@@ -17,13 +17,14 @@ Two halves:
   and the numbers behind it, so that a model can explain it.
 - ``serve_stdio``: the official SDK's low-level server on stdin/stdout. The SDK
   is imported only there (it costs far more than the rest of the package);
-  `tools/list` is answered from the static table, without the signer, the
-  database or the network.
+  `tools/list` is answered from the static table (all tools, or those named
+  with ``--tools``), without the signer, the database or the network.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import threading
@@ -397,18 +398,13 @@ class WalletTools:
                 raise ToolError(exc.wire_code, exc.message) from None
             return configured
 
+    @contextlib.contextmanager
     def _database(self):
         """A read session, one at a time; DatabaseError when it cannot be read."""
-        import contextlib
-
         from .db import session
 
-        @contextlib.contextmanager
-        def locked():
-            with self._db_lock, session(self._database_url):
-                yield
-
-        return locked()
+        with self._db_lock, session(self._database_url):
+            yield
 
     def _limits(self, wallet: str) -> tuple[dict | None, str | None]:
         from .limits import get_limits, limits_report
