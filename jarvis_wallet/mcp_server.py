@@ -41,6 +41,7 @@ from .errors import (
     JarvisWalletError,
     KeyMaterialError,
     PolicyDenied,
+    SignerTimeout,
     SignerUnavailable,
 )
 
@@ -322,6 +323,12 @@ class WalletTools:
                 signed = client.sign_transaction(tx_bytes, purpose=purpose)
             except PolicyDenied as exc:
                 raise ToolError(exc.reason, exc.message, **self._refusal_numbers(client, tx_bytes)) from None
+            except SignerTimeout as exc:  # sent, unanswered: the signer may yet sign it
+                raise ToolError(
+                    exc.wire_code,
+                    f"{exc.message}; it may still be signed: call sign_transaction again with the same "
+                    "transaction, and a signed one comes back with duplicate: true, counted once",
+                ) from None
         return {
             "signature": signed.signature,
             "signed_transaction_base64": base64.b64encode(signed.signed_transaction).decode("ascii"),

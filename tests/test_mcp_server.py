@@ -444,6 +444,51 @@ def test_refuses_to_start_with_the_wallet_key_in_its_environment(tmp_path):
     assert key not in result.stderr
 
 
+@contextlib.contextmanager
+def wallet_lock_held(url: str, wallet: str):
+    """Another session holds what the signer's decision waits for: SQLite's write lock, or the
+    wallet's limits row on PostgreSQL."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        from jarvis_wallet.db import parse_database_url
+
+        holder = sqlite3.connect(parse_database_url(url).sqlite_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        import psycopg2
+
+        holder = psycopg2.connect(url, connect_timeout=5)
+        holder.cursor().execute("SELECT 1 FROM spend_limits WHERE wallet = %s FOR UPDATE", (wallet,))
+    try:
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_sign_the_signer_did_not_answer_in_time_says_to_retry_and_the_retry_counts_once(wallet):
+    """The decision waits on a lock past the MCP server's --timeout: the model is told the
+    transaction may still be signed and to ask again; once the lock is free the signer signs
+    it, and the retry comes back as the recorded signature, counted once."""
+    wallet.limits(per_tx=SOL, daily=SOL)
+    message = b64(wallet.message(1_000_000))
+
+    async def body(session) -> None:
+        with wallet_lock_held(wallet.url, wallet.address):
+            is_error, timeout = await call(session, "sign_transaction", {"transaction_base64": message, "purpose": "slow"})
+        assert is_error and timeout["reason"] == "timeout", timeout
+        assert "call sign_transaction again" in timeout["message"]
+        await anyio.sleep(0.5)  # the signer decides the first request once the lock is free
+        is_error, retry = await call(session, "sign_transaction", {"transaction_base64": message, "purpose": "retry"})
+        assert not is_error, retry
+        assert retry["duplicate"] is True
+
+    wallet.run(body, "--timeout", "1")
+    signed = [row for row in wallet.rows() if row["status"] == "signed"]
+    assert [(row["purpose"], row["lamports"]) for row in signed] == [("slow", 1_005_000)]
+
+
 # -- concurrency ---------------------------------------------------------------------------------
 
 
