@@ -27,7 +27,9 @@ import base64
 import contextlib
 import json
 import os
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -579,6 +581,17 @@ def _public_details(details: dict) -> dict:
             for key, value in details.items()}
 
 
+def log_call(name: str, payload: dict, is_error: bool) -> None:
+    """One line per tool call on stderr, which MCP clients keep as the server's log: the tool,
+    and the outcome's reason code or signature (public values only)."""
+    if is_error:
+        outcome = f"error {payload.get('reason')}"
+    else:
+        outcome = "ok" + (f" signature {payload['signature']}" if "signature" in payload else "")
+    sys.stderr.write(f"jarvis-wallet mcp: {name}: {outcome}\n")
+    sys.stderr.flush()
+
+
 def result_text(payload: dict) -> str:
     return json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False)
 
@@ -628,9 +641,15 @@ def build_server(tools: WalletTools):
             raise MCPError(INVALID_PARAMS, str(exc)) from None
         except ToolError as exc:
             payload, is_error = exc.payload, True
-        except Exception:  # noqa: BLE001 - the model gets a sentence, never a traceback
-            payload = {"ok": False, "reason": "internal_error", "message": "internal error in the MCP server; nothing was signed by it"}
+        except Exception:  # noqa: BLE001 - the model gets a sentence; the log gets the traceback
+            traceback.print_exc(file=sys.stderr)
+            payload = {
+                "ok": False, "reason": "internal_error",
+                "message": "internal error in the MCP server (its log has the details); a sign_transaction may still "
+                "have been signed: asking again with the same transaction returns it as duplicate, counted once",
+            }
             is_error = True
+        log_call(params.name, payload, is_error)
         return types.CallToolResult(
             content=[types.TextContent(text=result_text(payload))],
             structured_content=payload,

@@ -48,8 +48,8 @@ def server_params(*args: str, url: str | None = None, env: dict[str, str] | None
 
 
 @contextlib.asynccontextmanager
-async def connect(params: StdioServerParameters):
-    with open(os.devnull, "w") as errlog:
+async def connect(params: StdioServerParameters, errlog_path: str = os.devnull):
+    with open(errlog_path, "w") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
@@ -85,11 +85,11 @@ class Wallet:
         with session(self.url):
             return [transaction_to_dict(row) for row in list_transactions(limit=1000)]
 
-    def run(self, body, *args: str) -> None:
+    def run(self, body, *args: str, errlog_path: str = os.devnull) -> None:
         """Run ``body(session)`` against a fresh `jarvis-wallet mcp` process."""
 
         async def main() -> None:
-            async with connect(self.params(*args)) as session:
+            async with connect(self.params(*args), errlog_path) as session:
                 await body(session)
 
         anyio.run(main)
@@ -587,7 +587,14 @@ def test_no_tool_output_carries_the_key_or_the_shared_secret(wallet):
             result = await session.call_tool(name, arguments)
             texts.append(result.model_dump_json())
 
-    wallet.run(body)
-    everything = "\n".join(texts)
+    log = wallet.signers.tmp_path / "mcp-stderr.log"
+    wallet.run(body, errlog_path=str(log))
+    everything = "\n".join(texts) + log.read_text()
     assert '"signed_transaction_base64"' in everything and "per_tx_limit_exceeded" in everything
     assert [item for item in forbidden if item in everything] == []
+    # The server's log: one line per call, the outcome's code or signature.
+    lines = [line for line in log.read_text().splitlines() if line.startswith("jarvis-wallet mcp: ")]
+    assert lines[0] == "jarvis-wallet mcp: wallet_status: ok"
+    assert lines[2].startswith("jarvis-wallet mcp: sign_transaction: ok signature ")
+    assert lines[3] == "jarvis-wallet mcp: sign_transaction: error per_tx_limit_exceeded"
+    assert lines[6] == "jarvis-wallet mcp: sign_transaction: error invalid_tx"
