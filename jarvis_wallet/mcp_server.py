@@ -324,7 +324,8 @@ class WalletTools:
             try:
                 signed = client.sign_transaction(tx_bytes, purpose=purpose)
             except PolicyDenied as exc:
-                raise ToolError(exc.reason, exc.message, **self._refusal_numbers(client, tx_bytes)) from None
+                numbers = {**self._refusal_numbers(client, tx_bytes), **_public_details(exc.details)}
+                raise ToolError(exc.reason, exc.message, **numbers) from None
             except SignerTimeout as exc:  # sent, unanswered: the signer may yet sign it
                 raise ToolError(
                     exc.wire_code,
@@ -576,9 +577,16 @@ def _recent_row(row: dict) -> dict:
 
 
 def _public_details(details: dict) -> dict:
-    """An error's numbers, with integer amounts turned into strings."""
-    return {key: str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-            for key, value in details.items()}
+    """An error's numbers for a model: each amount in lamports (``lamports``, ``fee_lamports``)
+    as the two strings of ``amount_fields``; ids and the rest as they are."""
+    public: dict = {}
+    for key, value in details.items():
+        if (key == "lamports" or key.endswith("_lamports")) and isinstance(value, int) and not isinstance(value, bool):
+            name = "spend" if key == "lamports" else key.removesuffix("_lamports")
+            public.update(amount_fields(name, value))
+        else:
+            public[key] = value
+    return public
 
 
 def log_call(name: str, payload: dict, is_error: bool) -> None:

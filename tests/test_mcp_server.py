@@ -598,3 +598,13 @@ def test_no_tool_output_carries_the_key_or_the_shared_secret(wallet):
     assert lines[2].startswith("jarvis-wallet mcp: sign_transaction: ok signature ")
     assert lines[3] == "jarvis-wallet mcp: sign_transaction: error per_tx_limit_exceeded"
     assert lines[6] == "jarvis-wallet mcp: sign_transaction: error invalid_tx"
+
+
+def test_amounts_in_an_errors_details_become_strings_with_units():
+    from jarvis_wallet.mcp_server import _public_details, amount_fields
+
+    assert amount_fields("spend", 2**63 - 1) == {"spend": "9223372036.854775807 SOL", "spend_lamports": "9223372036854775807"}
+    assert _public_details({"lamports": 1_005_000, "fee_lamports": 5000, "approval_id": 7, "wallet": "W"}) == {
+        "spend": "0.001005 SOL", "spend_lamports": "1005000", "fee": "0.000005 SOL", "fee_lamports": "5000",
+        "approval_id": 7, "wallet": "W",
+    }
