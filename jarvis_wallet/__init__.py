@@ -34,6 +34,11 @@ _EXPORTS = {
     "AuthenticationFailed": "errors",
     "ProtocolError": "errors",
     "SignerStartError": "errors",
+    "ChainError": "errors",
+    "RpcUnavailable": "errors",
+    "RpcBadResponse": "errors",
+    "TransactionRefused": "errors",
+    "TransactionNotConfirmed": "errors",
     # amounts
     "parse_amount": "amounts",
     "format_sol": "amounts",
