@@ -45,6 +45,7 @@ class RpcServer:
         self.valid: dict[str, int] = {}  # blockhash -> last valid block height
         self.landed: dict[str, dict] = {}  # signature -> what getSignatureStatuses/getTransaction answer
         self.calls: list[tuple[str, list]] = []  # every method called, with its params
+        self.exchanges: list[tuple[bytes, bytes]] = []  # (request body, answer body) of every JSON-RPC answer
         self.fault: str | None = None
         self.fault_count: int | None = None
         self.slow_seconds = 3.0
@@ -106,6 +107,12 @@ class RpcServer:
                 self.chain.svm.warp_to_slot(self.slot + 1)
                 self.chain.svm.expire_blockhash()
                 self._note_latest()
+
+    def latest(self) -> tuple[str, int]:
+        """The current blockhash and its last valid block height (what getLatestBlockhash says)."""
+        with self._lock:
+            blockhash = str(self.chain.blockhash)
+            return blockhash, self.valid[blockhash]
 
     def method_calls(self, method: str) -> list[list]:
         return [params for name, params in self.calls if name == method]
@@ -290,7 +297,10 @@ def _handler(server: RpcServer):
                 if exc.data is not None:
                     error["data"] = exc.data
                 answer = {"jsonrpc": "2.0", "id": request_id, "error": error}
-            self._reply(200, json.dumps(answer).encode())
+            body_out = json.dumps(answer).encode()
+            with server._lock:
+                server.exchanges.append((body, body_out))
+            self._reply(200, body_out)
 
         def _take_fault(self):
             with server._lock:
