@@ -257,3 +257,55 @@ def test_sync_batches_and_two_syncs_at_once_release_once(world):
     assert all(len(params[0]) <= 256 for params in world.rpc.method_calls("getSignatureStatuses"))
     assert max(len(params[0]) for params in world.rpc.method_calls("getSignatureStatuses")) == 256
     assert world.remaining() == 10 * SOL  # 1,000 + 5,000 released once each
+
+
+def test_human_output_and_hand_marking(world):
+    world.limits(SOL, SOL)
+    world.rpc.chain.fund(Pubkey.from_string(world.wallet), 3 * SOL)
+    path = world.build(SOL // 10)
+    sent = world.cli("send", path, "--socket", world.handle.socket_path, "--wait")
+    assert sent.exit_code == 0, sent.stderr
+    signature = sent.stdout.strip()
+    assert world.rpc.landed[signature]["err"] is None  # the signature printed is the one that landed
+    assert "confirmed in slot" in sent.stderr
+    assert world.cli("tx", "show", signature).exit_code == 0
+
+    unsent = world.cli("sign", world.build(SOL // 10), "--socket", world.handle.socket_path, "--json").json()
+    refused = world.cli("tx", "mark", unsent["transaction_id"], "--status", "expired")
+    assert refused.exit_code == 2
+    assert "only on proof from the chain: run `jarvis-wallet tx sync`" in one_error_line(refused)
+    world.rpc.advance(151)
+    synced = world.cli("tx", "sync")
+    assert synced.exit_code == 0
+    assert synced.stdout.startswith("Checked 1: 0 confirmed, 0 failed, 1 expired, 0 not proven yet; 100,005,000")
+
+
+def test_a_blockhash_fetched_elsewhere_cannot_be_proven_expired(world):
+    world.limits(SOL, SOL)
+    world.rpc.chain.fund(Pubkey.from_string(world.wallet), 3 * SOL)
+    blockhash = str(world.rpc.chain.blockhash)  # never fetched through jarvis-wallet
+    built = world.cli("build-transfer", "--from", world.wallet, "--to", str(Keypair().pubkey()), "--amount", 1000,
+                      "--blockhash", blockhash)
+    path = world.tmp_path / "elsewhere.b64"
+    path.write_text(built.stdout)
+    assert world.cli("sign", path, "--socket", world.handle.socket_path).exit_code == 0
+    world.rpc.advance(151)
+    synced = world.cli("tx", "sync")
+    assert synced.exit_code == 0 and "0 expired, 1 not proven yet" in synced.stdout
+    assert "cannot be proven expired" in synced.stderr
+    world.cli("blockhash")  # the latest, not that one: still unknown
+    assert world.cli("tx", "sync", "--json").json()["no_expiry_height"] == 1
+
+
+def test_send_without_the_database_still_signs_and_sends(world, cli, tmp_path):
+    world.limits(SOL, SOL)
+    world.rpc.chain.fund(Pubkey.from_string(world.wallet), 3 * SOL)
+    path = world.build(SOL // 10)
+    elsewhere = f"sqlite://{tmp_path}/absent.db"  # an agent without the operator's database
+    result = cli("send", path, "--socket", world.handle.socket_path, "--rpc-url", world.rpc.url, "--wait", "--json",
+                 url=elsewhere)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("Note: nothing recorded in the database")
+    assert result.json()["status"] == "confirmed"
+    assert world.show(result.json()["transaction_id"])["status"] == "signed"  # the operator's sync settles it
+    assert world.cli("tx", "sync", "--json").json()["confirmed"] == 1
