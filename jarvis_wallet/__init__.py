@@ -70,6 +70,9 @@ _EXPORTS = {
     "serve": "signer",
     "stop_signer": "signer",
     "sign_nonce_advance": "nonce",
+    # the chain (the CLI's and the library's business; the signer stays offline)
+    "RpcClient": "chain.rpc",
+    "SendResult": "chain.send",
     "Keypair": "keys",
     "generate_keypair_file": "keys",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from solders.keypair import Keypair
@@ -33,7 +34,7 @@ AMOUNT = 1000
 SPEND = AMOUNT + FEE
 FITS = 6
 CLIENTS = 8
-REQUESTS_PER_CLIENT = 12
+TARGET = 4 * FITS  # signatures in all: three times the ceiling must come back through releases
 
 
 def _message(wallet: str, blockhash: str, lamports: int = AMOUNT) -> bytes:
@@ -46,10 +47,12 @@ def _message(wallet: str, blockhash: str, lamports: int = AMOUNT) -> bytes:
 def test_releases_racing_signings_never_overspend_the_window(signers):
     daily = FITS * SPEND
     wallet = signers.set_limits(per_tx=daily, daily=daily)
-    handles = [signers.start(), signers.start()]
+    # Refusals are free decisions: unbudgeted here, the agents retry until headroom comes back.
+    handles = [signers.start(free_decisions_per_second=None), signers.start(free_decisions_per_second=None)]
     rpc = RpcServer().start()  # after the forks: no signer holds its socket
     url = signers.database_url
     done = threading.Event()
+    deadline = time.monotonic() + 240
     errors: list[str] = []
     outcomes = {"signed": 0, "refused": 0}
     lock = threading.Lock()
@@ -66,9 +69,10 @@ def test_releases_racing_signings_never_overspend_the_window(signers):
             blockhashes.remember(LatestBlockhash(blockhash, last_valid, 0))
 
     def agent(index: int) -> None:
+        """Sign until the wallet has signed TARGET in all: only released headroom gets it there."""
         try:
             with SignerClient(handles[index % 2].socket_path, timeout=60) as client:
-                for _ in range(REQUESTS_PER_CLIENT):
+                while outcomes["signed"] < TARGET and time.monotonic() < deadline:
                     try:
                         client.sign_transaction(_message(wallet, fresh_blockhash()))
                         key = "signed"
@@ -77,6 +81,8 @@ def test_releases_racing_signings_never_overspend_the_window(signers):
                         key = "refused"
                     with lock:
                         outcomes[key] += 1
+                    if key == "refused":
+                        time.sleep(0.01)
         except Exception as exc:  # noqa: BLE001 - asserted below
             errors.append(repr(exc))
 
@@ -102,14 +108,13 @@ def test_releases_racing_signings_never_overspend_the_window(signers):
     release_thread.join(timeout=300)
     try:
         assert not errors, errors
-        assert outcomes["signed"] + outcomes["refused"] == CLIENTS * REQUESTS_PER_CLIENT
+        assert outcomes["signed"] >= TARGET and outcomes["refused"] > 0
         with session(url):
             rows = list(WalletTransaction.select().where(WalletTransaction.wallet == wallet).order_by(WalletTransaction.id))
             releases = list(SpendRelease.select().where(SpendRelease.wallet == wallet))
         counted = [row for row in rows if row.status in SPENDING_STATUSES]
         assert len(counted) == outcomes["signed"]
         assert releases, "the race released something"
-        assert outcomes["signed"] > FITS, "released headroom was signed again (the race mattered)"
         assert len({r.transaction_id for r in releases}) == len(releases), "one release per transaction"
         after = [(json.loads(r.evidence)["after_transaction_id"], r.amount) for r in releases]
         for row in counted:  # what the window held when this one was decided, and it

@@ -97,11 +97,8 @@ def settle_one(
             record_last_valid_block_height(row.id, height)
         elif report is not None:
             report.no_expiry_height += 1
-    landed = None
-    if status is not None and status.err is not None and status.reached("finalized"):
-        landed = rpc.get_transaction(row.signature, commitment="finalized")
-    outcome = judge(
-        wallet=row.wallet, counted_lamports=row.lamports, status=status, landed=landed,
+    outcome = prove(
+        rpc, row.signature, status, wallet=row.wallet, counted_lamports=row.lamports,
         finalized_height=finalized_height, last_valid_block_height=height, commitment=commitment,
     )
     if outcome is None:
@@ -118,6 +115,20 @@ def settle_one(
                  "released_lamports": outcome.released_lamports}
             )
     return outcome
+
+
+def prove(
+    rpc: RpcClient, signature: str, status: SignatureStatus | None, *, wallet: str, counted_lamports: int,
+    finalized_height: int, last_valid_block_height: int | None, commitment: str,
+) -> Outcome | None:
+    """``judge`` with the block of a failure finalized fetched (what it cost is read from it)."""
+    landed = None
+    if status is not None and status.err is not None and status.reached("finalized"):
+        landed = rpc.get_transaction(signature, commitment="finalized")
+    return judge(
+        wallet=wallet, counted_lamports=counted_lamports, status=status, landed=landed,
+        finalized_height=finalized_height, last_valid_block_height=last_valid_block_height, commitment=commitment,
+    )
 
 
 @dataclass(frozen=True)
@@ -149,11 +160,8 @@ def wait_for(
     while True:
         finalized_height = rpc.get_block_height(commitment="finalized")
         (status,) = rpc.get_signature_statuses([signature])
-        landed = None
-        if status is not None and status.err is not None and status.reached("finalized"):
-            landed = rpc.get_transaction(signature, commitment="finalized")
-        outcome = judge(
-            wallet=wallet, counted_lamports=counted_lamports, status=status, landed=landed,
+        outcome = prove(
+            rpc, signature, status, wallet=wallet, counted_lamports=counted_lamports,
             finalized_height=finalized_height, last_valid_block_height=last_valid_block_height,
             commitment=commitment,
         )
