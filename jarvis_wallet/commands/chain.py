@@ -23,7 +23,7 @@ CommitmentOption = typer.Option(
 )
 
 
-def _check_commitment(commitment: str) -> str:
+def check_commitment(commitment: str) -> str:
     from ..chain.rpc import COMMITMENTS
     from ..errors import InvalidInput
 
@@ -71,7 +71,7 @@ def balance(
     from ..amounts import format_sol
     from ._common import default_wallet, lamports_cell
 
-    _check_commitment(commitment)
+    check_commitment(commitment)
     with chain_session(ctx, rpc_url, rpc_timeout) as (_, rpc):
         address = default_wallet(wallet)
         lamports = rpc.get_balance(address, commitment=commitment)
@@ -96,7 +96,7 @@ def blockhash(
     """
     from ..chain.blockhashes import remember
 
-    _check_commitment(commitment)
+    check_commitment(commitment)
     with chain_session(ctx, rpc_url, rpc_timeout, need_database=False) as (db, rpc):
         latest = rpc.get_latest_blockhash(commitment=commitment)
         if db is not None:
@@ -168,7 +168,7 @@ def send(
 
     import base64
 
-    _check_commitment(commitment)
+    check_commitment(commitment)
     tx_bytes = decode_base64_input(_read_input(source, what="transaction file"))
     check_request(OP_SIGN, tx_base64=base64.b64encode(tx_bytes).decode("ascii"), purpose=purpose)
     with chain_session(ctx, rpc_url, rpc_timeout, need_database=False) as (db, rpc):

@@ -239,9 +239,9 @@ def tx_sync(
     """
     from ..chain.sync import sync
     from ..solana.pubkey import normalize_pubkey
-    from .chain import _check_commitment, chain_session
+    from .chain import check_commitment, chain_session
 
-    _check_commitment(commitment)
+    check_commitment(commitment)
     wallet_key = normalize_pubkey(wallet, what="wallet") if wallet else None
     with chain_session(ctx, rpc_url, rpc_timeout) as (db, rpc):
         report = sync(db, rpc, wallet=wallet_key, commitment=commitment, batch_size=batch_size)
