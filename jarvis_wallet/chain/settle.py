@@ -112,7 +112,9 @@ def wallet_locked(db: peewee.Database, wallet: str):
     """One transaction holding the wallet's lock, exactly as the signer takes it (signing.py):
     ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL READ COMMITTED and ``FOR UPDATE`` on the
     wallet's limits row. A release is then ordered with every decision, so each signer's kept
-    24-hour sum sees it by id (spend_window.py)."""
+    24-hour sum sees it by id (spend_window.py). A wallet without a limits row has no row to lock
+    on PostgreSQL; it cannot sign either, and a release a signer missed only makes its kept sum
+    too high (it refuses early, never late) until it next recounts."""
     if is_sqlite(db):
         with db.atomic("IMMEDIATE"):
             yield
