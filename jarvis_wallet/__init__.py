@@ -34,6 +34,11 @@ _EXPORTS = {
     "AuthenticationFailed": "errors",
     "ProtocolError": "errors",
     "SignerStartError": "errors",
+    "ChainError": "errors",
+    "RpcUnavailable": "errors",
+    "RpcBadResponse": "errors",
+    "TransactionRefused": "errors",
+    "TransactionNotConfirmed": "errors",
     # amounts
     "parse_amount": "amounts",
     "format_sol": "amounts",
@@ -65,6 +70,9 @@ _EXPORTS = {
     "serve": "signer",
     "stop_signer": "signer",
     "sign_nonce_advance": "nonce",
+    # the chain (the CLI's and the library's business; the signer stays offline)
+    "RpcClient": "chain.rpc",
+    "SendResult": "chain.send",
     "Keypair": "keys",
     "generate_keypair_file": "keys",
 }

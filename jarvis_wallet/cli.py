@@ -16,6 +16,7 @@ from click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
+from .commands import chain as chain_commands
 from .commands import config as config_commands
 from .commands import database as database_commands
 from .commands import inspect as inspect_commands
@@ -177,6 +178,9 @@ app.command("keygen")(keys_commands.keygen)
 app.command("pubkey")(keys_commands.pubkey)
 app.command("inspect")(inspect_commands.inspect)
 app.command("build-transfer")(inspect_commands.build_transfer)
+app.command("balance")(chain_commands.balance)
+app.command("blockhash")(chain_commands.blockhash)
+app.command("send")(chain_commands.send)
 
 
 def main() -> None:

@@ -173,6 +173,15 @@ class SignerClient:
             signed_at=reply.get("signedAt"),
         )
 
+    def send_transaction(self, transaction: bytes, *, rpc_url: str, purpose: str | None = None, **options):
+        """Sign, submit to ``rpc_url`` and (``wait=True``) follow it to confirmed, failed or expired:
+        ``jarvis_wallet.chain.send.send_transaction`` with this client (options are its keywords;
+        ``database=`` an open session records the outcome). Returns a ``SendResult``."""
+        from .chain.rpc import RpcClient
+        from .chain.send import send_transaction
+
+        return send_transaction(self, RpcClient(rpc_url), bytes(transaction), purpose=purpose, **options)
+
     def sign_message(self, text: str, purpose: str | None = None, timeout: float | None = None) -> SignedMessage:
         """Sign ``text`` as a Solana off-chain message."""
         reply = self._call(protocol.OP_SIGN_MESSAGE, message=text, purpose=purpose, timeout=timeout)

@@ -194,6 +194,106 @@ def _0008_kind_and_message_text(db: peewee.Database) -> None:
     )
 
 
+STATUS_CHECK_WITH_EXPIRED = (
+    "status IN ('signed', 'submitted', 'confirmed', 'failed', 'rejected', 'duplicate', 'expired')"
+)
+
+
+def _widen_status_check(db: peewee.Database, old: str, new: str) -> None:
+    """Replace the status CHECK of wallet_transactions by a wider one, keeping everything else.
+
+    PostgreSQL drops and adds the constraint. SQLite cannot change a CHECK, so the table is
+    rebuilt from its own recorded definition with only that text replaced (SQLite's documented
+    procedure for schema changes ALTER TABLE cannot make): every column, constraint and index
+    is kept whatever migrations between 0008 and this one added, which frozen columns would
+    silently drop.
+    """
+    migrator = SchemaMigrator.from_database(db)
+    if not is_sqlite(db):
+        rows = db.execute_sql(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'wallet_transactions'::regclass AND contype = 'c' "
+            "AND pg_get_constraintdef(oid) LIKE '%%''confirmed''%%' AND pg_get_constraintdef(oid) NOT LIKE '%%signature%%'"
+        ).fetchall()
+        if len(rows) != 1:
+            raise RuntimeError(f"expected one status CHECK on wallet_transactions, found {len(rows)}")
+        migrate(
+            migrator.drop_constraint("wallet_transactions", rows[0][0]),
+            migrator.add_constraint("wallet_transactions", "wallet_transactions_status_check", peewee.Check(new)),
+        )
+        return
+    (definition,) = db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'wallet_transactions'"
+    ).fetchone()
+    if definition.count(old) != 1:
+        raise RuntimeError("wallet_transactions does not hold the status CHECK this migration replaces")
+    rebuilt = "wallet_transactions_0011"
+    head, _, body = definition.partition("(")
+    if "wallet_transactions" not in head:
+        raise RuntimeError("unexpected wallet_transactions definition")
+    indexes = [sql for (sql,) in db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'wallet_transactions' AND sql IS NOT NULL"
+    ).fetchall()]
+    db.execute_sql(f'CREATE TABLE "{rebuilt}" (' + body.replace(old, new))
+    db.execute_sql(f'INSERT INTO "{rebuilt}" SELECT * FROM "wallet_transactions"')
+    migrate(migrator.drop_table("wallet_transactions"))
+    migrate(migrator.rename_table(rebuilt, "wallet_transactions"))
+    for sql in indexes:
+        db.execute_sql(sql)
+
+
+def _0011_chain(db: peewee.Database) -> None:
+    """What talking to the chain needs: the final status 'expired', the last valid block height
+    and the fee a failed transaction was charged on each transaction, the releases that give
+    proven-unspent amounts back to the daily window (append-only: every signer's kept sum stays
+    exact, spend_window.py), and the blockhashes fetched with their last valid block height."""
+    _widen_status_check(db, STATUS_CHECK_WITH_DUPLICATE, STATUS_CHECK_WITH_EXPIRED)
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column(
+            "wallet_transactions", "last_valid_block_height",
+            peewee.BigIntegerField(null=True, constraints=[peewee.Check("last_valid_block_height >= 0")]),
+        ),
+        migrator.add_column(
+            "wallet_transactions", "chain_fee_lamports",
+            peewee.BigIntegerField(null=True, constraints=[peewee.Check("chain_fee_lamports >= 0")]),
+        ),
+    )
+    releases = _frozen_model(
+        db,
+        "spend_releases",
+        {
+            "id": peewee.BigAutoField(),
+            "transaction_id": peewee.BigIntegerField(),
+            "wallet": peewee.CharField(max_length=44),
+            "asset": peewee.CharField(max_length=44),
+            "amount": peewee.BigIntegerField(constraints=[peewee.Check("amount > 0")]),
+            "reason": peewee.CharField(max_length=16, constraints=[peewee.Check("reason IN ('expired', 'failed')")]),
+            "tx_created_at": peewee.DateTimeField(),
+            "evidence": peewee.TextField(),
+            "released_by": peewee.CharField(max_length=200),
+            "created_at": peewee.DateTimeField(),
+        },
+    )
+    blockhashes = _frozen_model(
+        db,
+        "chain_blockhashes",
+        {
+            "id": peewee.BigAutoField(),
+            "blockhash": peewee.CharField(max_length=44, unique=True),
+            "last_valid_block_height": peewee.BigIntegerField(constraints=[peewee.Check("last_valid_block_height >= 0")]),
+            "fetched_at": peewee.DateTimeField(),
+        },
+    )
+    db.create_tables([releases, blockhashes], safe=False)
+    migrate(
+        # A transaction's asset is released once: what makes a second sync release nothing.
+        migrator.add_index("spend_releases", ("transaction_id", "asset"), unique=True),
+        # The window's two adjustments: releases by id, and by the released transaction's time.
+        migrator.add_index("spend_releases", ("wallet", "id"), unique=False),
+        migrator.add_index("spend_releases", ("wallet", "tx_created_at"), unique=False),
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -209,6 +309,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0006_wallet_transactions_payments_and_message", _0006_payments_and_message),
     Migration("0007_wallet_transactions_duplicate_rows", _0007_duplicate_rows),
     Migration("0008_wallet_transactions_kind_and_message_text", _0008_kind_and_message_text),
+    Migration("0011_chain", _0011_chain),
 )
 
 

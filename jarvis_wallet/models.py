@@ -13,13 +13,16 @@ import datetime
 
 import peewee
 
-TX_STATUSES = ("signed", "submitted", "confirmed", "failed", "rejected", "duplicate")
-# Allowed forward moves; "rejected", "duplicate", "confirmed" and "failed" are final.
+TX_STATUSES = ("signed", "submitted", "confirmed", "failed", "expired", "rejected", "duplicate")
+# Allowed forward moves; "rejected", "duplicate", "confirmed", "failed" and "expired" are final.
+# "expired": the blockhash passed its last valid block height and the chain does not know the
+# signature at finalized: it never landed and never can (chain.settle).
 TX_STATUS_TRANSITIONS = {
-    "signed": ("submitted", "confirmed", "failed"),
-    "submitted": ("confirmed", "failed"),
+    "signed": ("submitted", "confirmed", "failed", "expired"),
+    "submitted": ("confirmed", "failed", "expired"),
     "confirmed": (),
     "failed": (),
+    "expired": (),
     "rejected": (),
     "duplicate": (),  # a re-sign request: the transaction's own row (duplicate_of) moves, not this one
 }
@@ -71,9 +74,49 @@ class WalletTransaction(BaseModel):
     duplicate_of = peewee.BigIntegerField(null=True)
     kind = peewee.CharField(max_length=16, default="transaction")  # or "message" (off-chain)
     message_text = peewee.TextField(null=True)  # an off-chain message's text, as signed
+    # The block height after which its blockhash is no longer accepted (null: not known, or a
+    # durable-nonce transaction, which has none): what proves it expired.
+    last_valid_block_height = peewee.BigIntegerField(null=True)
+    # Lamports the chain took from the wallet for a failed transaction (its fee), once proven.
+    chain_fee_lamports = peewee.BigIntegerField(null=True)
 
     class Meta:
         table_name = "wallet_transactions"
+
+
+class SpendRelease(BaseModel):
+    """Spend of one transaction given back to the daily window on proof from the chain.
+
+    Append-only, one per transaction and asset ("SOL", or a token mint later): the window sums
+    transactions minus releases. ``tx_created_at`` is the transaction's own ``created_at``, so a
+    release leaves the window together with what it releases.
+    """
+
+    id = peewee.BigAutoField()
+    transaction_id = peewee.BigIntegerField()
+    wallet = peewee.CharField(max_length=44)
+    asset = peewee.CharField(max_length=44, default="SOL")  # "SOL" (lamports) or a mint (base units)
+    amount = peewee.BigIntegerField()
+    reason = peewee.CharField(max_length=16)  # "expired" (all of it) or "failed" (all but the fee)
+    tx_created_at = peewee.DateTimeField()
+    evidence = peewee.TextField()  # JSON: what the endpoint said, and which endpoint (scheme and host)
+    released_by = peewee.CharField(max_length=200)
+    created_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "spend_releases"
+
+
+class ChainBlockhash(BaseModel):
+    """A blockhash fetched through jarvis-wallet and the last block height it is valid at."""
+
+    id = peewee.BigAutoField()
+    blockhash = peewee.CharField(max_length=44, unique=True)
+    last_valid_block_height = peewee.BigIntegerField()
+    fetched_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "chain_blockhashes"
 
 
 class SpendLimit(BaseModel):
@@ -114,7 +157,7 @@ class SchemaMigration(BaseModel):
         table_name = "schema_migrations"
 
 
-MODELS = (WalletTransaction, SpendLimit, WalletConfig, SchemaMigration)
+MODELS = (WalletTransaction, SpendLimit, WalletConfig, SchemaMigration, SpendRelease, ChainBlockhash)
 
 
 def bind_models(db: peewee.Database) -> None:

@@ -5,12 +5,31 @@ import random
 
 from jarvis_wallet.db import session
 from jarvis_wallet.ledger import spent_in_window
-from jarvis_wallet.models import WalletTransaction, utc_now
+from jarvis_wallet.models import SpendRelease, WalletTransaction, utc_now
 from jarvis_wallet.spend_window import RollingSpend
 
 from conftest import random_pubkey
 
-STATUSES = ["signed", "submitted", "confirmed", "failed", "rejected"]
+STATUSES = ["signed", "submitted", "confirmed", "failed", "expired", "rejected"]
+
+
+def _release(rng, counter):
+    """The chain proved a signed or submitted row expired (all released) or failed (all but a fee):
+    its status moves and a release row is appended, keyed by the row's own created_at."""
+    candidates = list(WalletTransaction.select().where(WalletTransaction.status.in_(("signed", "submitted"))))
+    if not candidates:
+        return
+    row = rng.choice(candidates)
+    expired = rng.random() < 0.5
+    amount = row.lamports if expired else max(0, row.lamports - 5000)
+    WalletTransaction.update(status="expired" if expired else "failed").where(WalletTransaction.id == row.id).execute()
+    if amount:
+        counter[0] += 1
+        SpendRelease.create(
+            transaction_id=row.id, wallet=row.wallet, asset="SOL", amount=amount,
+            reason="expired" if expired else "failed", tx_created_at=row.created_at, evidence="{}",
+            released_by="test", created_at=utc_now(),
+        )
 
 
 def _insert(wallet, created_at, lamports, status, counter):
@@ -41,12 +60,17 @@ def test_incremental_sum_equals_the_full_sum_through_random_histories(initialise
                     rolling.current(now)
                     row_id = _insert(wallet, now, lamports, "signed", counter)
                     rolling.recorded(row_id, lamports)
+            elif action < 0.7:  # a sync proves one expired or failed
+                with db.atomic():
+                    _release(rng, counter)
             elif action < 0.9:  # time passes, sometimes by hours
                 now += datetime.timedelta(minutes=rng.choice([1, 7, 90, 600]))
             else:  # the clock steps back
                 now -= datetime.timedelta(minutes=rng.choice([1, 30]))
             with db.atomic():
-                assert rolling.current(now) == spent_in_window(wallet, now=now), f"step {step}"
+                expected = spent_in_window(wallet, now=now)
+                assert rolling.current(now) == expected, f"step {step}"
+                assert RollingSpend(db, wallet).current(now) == expected, f"step {step}: full recount"
 
 
 def test_forget_recounts_after_a_failed_transaction(initialised_url):

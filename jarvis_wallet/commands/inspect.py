@@ -84,10 +84,16 @@ def _render(report: dict) -> None:
 
 
 def build_transfer(
+    ctx: typer.Context,
     from_key: str = typer.Option(..., "--from", help="Sender and fee payer (base58)."),
     to_key: str = typer.Option(..., "--to", help="Recipient (base58)."),
     amount: str = typer.Option(..., "--amount", help="Lamports (1500000) or SOL (1.5SOL)."),
-    blockhash: str = typer.Option(..., "--blockhash", help="A recent blockhash (base58)."),
+    blockhash: Optional[str] = typer.Option(
+        None, "--blockhash",
+        help="A recent blockhash (base58), or auto: fetch one from the endpoint (recorded with its last valid "
+        "block height). Default: auto when an endpoint is configured (--rpc-url or the rpc_url setting).",
+    ),
+    rpc_url: Optional[str] = typer.Option(None, "--rpc-url", help="Endpoint for --blockhash auto. Default: the rpc_url setting."),
     v0: bool = typer.Option(False, "--v0", help="Build a versioned (v0) message instead of a legacy one."),
     memo: Optional[str] = typer.Option(None, "--memo", help="Add a Memo instruction with this text."),
     compute_unit_price: Optional[int] = bounded_option(
@@ -96,22 +102,34 @@ def build_transfer(
     compute_unit_limit: Optional[int] = bounded_option(
         None, "--compute-unit-limit", help="Compute unit limit (a u32).", low=0, high=2**32 - 1
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print message_base64 and its length in bytes."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print message_base64, its length in bytes, blockhash and last_valid_block_height (auto only)."
+    ),
 ) -> None:
     """Build a System transfer message and print it as base64, ready for `sign` or `inspect`.
 
-    Example: jarvis-wallet build-transfer --from <PUBKEY> --to <PUBKEY> --amount 0.01SOL --blockhash <HASH>
+    Example: jarvis-wallet build-transfer --from <PUBKEY> --to <PUBKEY> --amount 0.01SOL --blockhash auto
     """
     import base64
 
     from ..amounts import parse_amount
+    from ..errors import InvalidInput
     from ..solana import build_transfer_message
     from ..solana.pubkey import decode_pubkey
+    from .chain import endpoint_configured, fetch_blockhash
+
+    last_valid = None
+    if blockhash is None and not endpoint_configured(ctx, rpc_url):
+        raise InvalidInput("give --blockhash HASH, or --blockhash auto with an endpoint (--rpc-url, or `config set rpc_url URL`)")
+    lamports = parse_amount(amount, what="--amount")
+    if blockhash is None or blockhash == "auto":
+        latest = fetch_blockhash(ctx, rpc_url, 10.0)
+        blockhash, last_valid = latest.blockhash, latest.last_valid_block_height
 
     message = build_transfer_message(
         from_pubkey=decode_pubkey(from_key, what="--from key"),
         to_pubkey=decode_pubkey(to_key, what="--to key"),
-        lamports=parse_amount(amount, what="--amount"),
+        lamports=lamports,
         recent_blockhash=decode_pubkey(blockhash, what="--blockhash"),
         v0=v0,
         compute_unit_price=compute_unit_price,
@@ -120,6 +138,7 @@ def build_transfer(
     )
     encoded = base64.b64encode(message).decode("ascii")
     if json_output:
-        print_json({"message_base64": encoded, "message_bytes": len(message)})
+        print_json({"message_base64": encoded, "message_bytes": len(message), "blockhash": blockhash,
+                    "last_valid_block_height": last_valid})
     else:
         typer.echo(encoded)
