@@ -42,3 +42,13 @@ class TokenChain(Chain):
 
     def supply(self, mint: Pubkey) -> int:
         return Mint.from_bytes(bytes(self.account(mint).data)).supply
+
+    def holdings(self, owner: Pubkey, accounts) -> dict[Pubkey, int]:
+        """Tokens per mint that ``owner`` holds among ``accounts`` (as owner: a delegate's
+        allowance is still the owner's balance until it is used)."""
+        totals: dict[Pubkey, int] = {}
+        for address in accounts:
+            state = self.token_state(address)
+            if state is not None and state.owner == owner:
+                totals[state.mint] = totals.get(state.mint, 0) + state.amount
+        return totals
