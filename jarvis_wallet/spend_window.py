@@ -96,11 +96,17 @@ _HALF = 10**10
 
 
 def u64_sum_sql(postgres: bool, column: str, condition: str = "1 = 1") -> str:
-    """Two SELECT expressions whose values ``u64_sum_value`` joins into the exact sum."""
+    """Two SELECT expressions whose values ``u64_sum_value`` joins into the exact sum.
+
+    ``condition`` appears ``u64_sum_repeats`` times: pass its parameters that often."""
     if postgres:
         return f"COALESCE(SUM(CASE WHEN {condition} THEN {column} ELSE 0 END), 0), 0"
     halves = (f"CAST(substr({column}, 1, 10) AS INTEGER)", f"CAST(substr({column}, 11, 10) AS INTEGER)")
     return ", ".join(f"COALESCE(SUM(CASE WHEN {condition} THEN {half} ELSE 0 END), 0)" for half in halves)
+
+
+def u64_sum_repeats(postgres: bool) -> int:
+    return 1 if postgres else 2
 
 
 def u64_sum_value(postgres: bool, high, low) -> int:
@@ -152,14 +158,16 @@ class RollingTokenSpend:
         if kept is None or start < kept.window_start:
             spent: dict[str, int] = {}
             last = 0
-            for mint, high, low, max_id in self._db.execute_sql(self._full, (start, self._wallet)).fetchall():
+            params = (*[start] * u64_sum_repeats(self._postgres), self._wallet)
+            for mint, high, low, max_id in self._db.execute_sql(self._full, params).fetchall():
                 spent[mint] = u64_sum_value(self._postgres, high, low)
                 last = max(last, int(max_id or 0))
             self._kept = _KeptTokens(start, last, spent)
             return dict(self._kept.spent)
         last = kept.last_transaction_id
         rows = self._db.execute_sql(
-            self._adjust, (self._wallet, kept.window_start, start, last, start, self._wallet, last)
+            self._adjust,
+            (self._wallet, kept.window_start, start, last, *[start] * u64_sum_repeats(self._postgres), self._wallet, last),
         ).fetchall()
         for unseen, mint, high, low, max_id in rows:
             amount = u64_sum_value(self._postgres, high, low)
