@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -26,7 +26,7 @@ import peewee
 
 from .errors import InvalidAmount, InvalidInput, InvalidLimits, NotFound
 from .models import MAX_U64, TokenLimit, TokenMint, TokenSpend, WalletTransaction, iso_utc, utc_now
-from .solana.pubkey import decode_pubkey, normalize_pubkey
+from .solana.pubkey import decode_pubkey, encode_pubkey, normalize_pubkey
 from .solana.token import EXTENSION_TYPES, TOKEN_PROGRAM_ID
 from .solana.token_2022 import TOKEN_2022_PROGRAM_ID
 from .solana.token_spend import RegisteredMint, format_token_amount
@@ -328,7 +328,25 @@ def token_limits_report(wallet: str, *, now: datetime.datetime | None = None) ->
     return report
 
 
-def registry_snapshot(rows: Iterable | None = None, *, convert: Callable = registered_mint) -> dict[bytes, RegisteredMint]:
+def registry_snapshot() -> dict[bytes, RegisteredMint]:
     """The registry as the policy takes it: mint bytes -> RegisteredMint."""
-    entries = [convert(row) for row in (rows if rows is not None else TokenMint.select())]
+    entries = [registered_mint(row) for row in TokenMint.select()]
     return {entry.mint: entry for entry in entries}
+
+
+def token_policy_inputs(wallet: str, *, now: datetime.datetime) -> tuple[dict, dict, dict]:
+    """What ``policy.decide`` takes about tokens, read from the database as the signer reads
+    it: (registry, the wallet's per-mint TokenLimits, its per-mint spend of the last 24 hours),
+    each keyed by mint bytes."""
+    from .ledger import DAILY_WINDOW
+    from .policy import TokenLimits
+
+    wallet = normalize_pubkey(wallet, what="wallet")
+    limits = {
+        decode_pubkey(row.mint, what="mint"): TokenLimits(row.per_tx_base_units, row.daily_base_units)
+        for row in token_limits_of(wallet)
+    }
+    spent = {
+        mint: token_spent_in_window(wallet, encode_pubkey(mint), now=now, window=DAILY_WINDOW) for mint in limits
+    }
+    return registry_snapshot(), limits, spent

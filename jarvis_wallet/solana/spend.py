@@ -46,7 +46,7 @@ from .programs import (
     instruction_to_dict,
 )
 from .pubkey import encode_pubkey
-from .token_spend import Registry, TokenSpend, compute_token_spend
+from .token_spend import Registry, TokenSpend, compute_token_spend, token_movements
 from .transaction import ParsedInput
 
 LAMPORTS_PER_SIGNATURE = 5_000
@@ -369,15 +369,20 @@ def compute_spend(message: Message, wallet: bytes, registry: Registry | None = N
     )
 
 
-def describe(target: Message | ParsedInput, *, wallet: bytes | None = None) -> dict[str, object]:
+def describe(
+    target: Message | ParsedInput, *, wallet: bytes | None = None, registry: Registry | None = None
+) -> dict[str, object]:
     """A JSON-able account of a message in plain words, for ``jarvis-wallet inspect``.
 
-    ``spend_lamports`` is for ``wallet``, or for the fee payer when no wallet is given.
+    ``spend_lamports`` is for ``wallet``, or for the fee payer when no wallet is given;
+    ``token_movements`` lists every token transfer, ``token_spend`` what the wallet spends per
+    registered mint (``registry``: mint -> RegisteredMint).
     """
     parsed = target if isinstance(target, ParsedInput) else None
     message = parsed.message if parsed is not None else target
     decoded = decode_instructions(message)
-    summary = compute_spend(message, wallet if wallet is not None else message.fee_payer)
+    registry = registry or {}
+    summary = compute_spend(message, wallet if wallet is not None else message.fee_payer, registry)
     result: dict[str, object] = {
         "version": message.version,
         "is_full_transaction": parsed.is_full_transaction if parsed is not None else False,
@@ -398,6 +403,8 @@ def describe(target: Message | ParsedInput, *, wallet: bytes | None = None) -> d
         "fee_lamports": summary.fee_lamports,
         "spend_lamports": summary.spend_lamports,
         "wallet": encode_pubkey(summary.wallet),
+        "token_movements": token_movements(message, decoded, registry),
+        "token_spend": summary.tokens.to_dict()["per_mint"],
         "spend": summary.to_dict(),
     }
     return result

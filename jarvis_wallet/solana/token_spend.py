@@ -427,3 +427,55 @@ def _associated_token(message, instruction, is_wallet: Callable, registry, depos
             message.account_key(roles["wallet"]), mint, rent_exempt_lamports(size), exact,
         )
     )
+
+
+_TRANSFER_KINDS = frozenset({"transfer", "transfer_checked", "transfer_checked_with_fee"})
+
+
+def token_movements(message: Message, decoded: tuple[DecodedInstruction, ...], registry: Registry) -> list[dict]:
+    """Every token transfer of a message, whoever authorises it, for ``inspect``: mint and
+    symbol where known, the amount in token units where the decimals are known (stated by the
+    instruction or registered), source, destination and the destination's owner when it is the
+    associated account of a key the message names."""
+    candidates = [message.account_key(i) for i in range(message.num_static_accounts)]
+    result = []
+    for instruction in decoded:
+        if instruction.program_id not in TOKEN_PROGRAM_IDS or instruction.kind not in _TRANSFER_KINDS:
+            continue
+        roles = instruction.roles
+        mint = _mint_of(message, instruction)
+        source = message.account_key(roles["source"])
+        if mint is None and instruction.kind == "transfer":  # a plain Transfer: the mint of a registered wallet ATA
+            mint = next(
+                (
+                    entry.mint for entry in registry.values() for owner in candidates
+                    if entry.program_id == instruction.program_id
+                    and source == wallet_token_account(owner, entry.mint, entry.program_id)
+                ),
+                None,
+            )
+        entry = registry.get(mint) if mint is not None else None
+        decimals = instruction.fields.get("decimals", entry.decimals if entry else None)
+        destination = message.account_key(roles["destination"])
+        owner = None
+        if mint is not None and destination is not None:
+            owner = next(
+                (key for key in candidates if wallet_token_account(key, mint, instruction.program_id) == destination), None
+            )
+        amount = instruction.fields["amount"]
+        result.append({
+            "instruction_index": instruction.index,
+            "kind": instruction.kind,
+            "program": PROGRAM_NAMES[instruction.program_id],
+            "mint": _key(mint),
+            "symbol": entry.symbol if entry else None,
+            "registered": entry is not None,
+            "amount_base_units": str(amount),
+            "amount": format_token_amount(amount, decimals) if isinstance(decimals, int) else None,
+            "decimals": decimals,
+            "source": message.account_label(roles["source"]),
+            "destination": message.account_label(roles["destination"]),
+            "destination_owner": _key(owner),
+            "authority": message.account_label(roles["authority"]),
+        })
+    return result
