@@ -178,8 +178,12 @@ class RollingTokenSpend:
         return dict(kept.spent)
 
     def recorded(self, transaction_id: int, amounts: dict[str, int]) -> None:
-        """This signer inserted a counted transaction: keep the sums current without reading back."""
-        if self._kept is not None and transaction_id > self._kept.last_transaction_id:
+        """This signer inserted a counted transaction: keep the sums current without reading back.
+
+        Only with amounts: a transaction that moved tokens was decided after ``current`` read
+        every row up to it in the same locked transaction, so no unseen row lies below its id. A
+        batch without token limits does not read, and must not step past rows it has not seen."""
+        if amounts and self._kept is not None and transaction_id > self._kept.last_transaction_id:
             for mint, amount in amounts.items():
                 self._kept.spent[mint] = self._kept.spent.get(mint, 0) + amount
             self._kept.last_transaction_id = transaction_id

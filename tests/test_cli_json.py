@@ -14,7 +14,7 @@ from conftest import transfer_message
 ERROR_KEYS = {"ok", "reason", "message", "exit_code"}
 TX_KEYS = {"id", "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
            "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
-           "confirmed_at", "kind", "message_text", "above_notify_threshold"}
+           "confirmed_at", "kind", "message_text", "above_notify_threshold", "tokens"}
 LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamports", "above_notify_24h",
                "spent_24h_lamports", "remaining_24h_lamports", "updated_at", "tokens"}
 TOKEN_KEYS = {"symbol", "mint", "program", "decimals", "extensions", "allowed_extensions", "created_at"}

@@ -134,3 +134,18 @@ def test_per_mint_forget_recounts(initialised_url):
         assert rolling.current(now)[mint] == 2 * (2**64 - 1) + 5
         rolling.forget()
         assert rolling.current(now) == {mint: 2 * (2**64 - 1)}
+
+
+def test_per_mint_recorded_without_amounts_does_not_step_past_unseen_rows(initialised_url):
+    """A batch that read nothing (the wallet had no token limits then) records a SOL-only row:
+    rows another signer inserted before it must still be picked up."""
+    wallet, mint = random_pubkey(), MINTS[0]
+    counter = [0]
+    with session(initialised_url) as db:
+        rolling = RollingTokenSpend(db, wallet)
+        now = utc_now()
+        assert rolling.current(now) == {}
+        _insert_with_tokens(wallet, now, "signed", counter, {mint: 7})  # another signer
+        sol_only = _insert_with_tokens(wallet, now, "signed", counter, {})
+        rolling.recorded(sol_only, {})
+        assert rolling.current(now) == {mint: 7}

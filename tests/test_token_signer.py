@@ -83,6 +83,11 @@ def test_token_transfers_are_counted_recorded_and_capped_per_mint(setup, signers
         assert all(r.created_at == WalletTransaction.get_by_id(r.transaction_id).created_at for r in rows)
         assert rows[0].transaction_id == signed.transaction_id
 
+    listed = cli("tx", "list", "--json", url=url).json()
+    assert [row["tokens"] for row in listed][-1] == [{"mint": str(USDC), "symbol": "USDC", "amount": "12500000"}]
+    shown_tx = cli("tx", "show", str(signed.transaction_id), "--json", url=url).json()
+    assert shown_tx["tokens"] == [{"mint": str(USDC), "symbol": "USDC", "amount": "12500000"}]
+    assert f"12500000 base units of USDC ({USDC})" in cli("tx", "show", str(signed.transaction_id), url=url).stdout
     shown = cli("limits", "show", "--wallet", str(wallet), "--json", url=url).json()
     (usdc,) = shown["tokens"]
     assert (usdc["spent_24h_base_units"], usdc["remaining_24h_base_units"], usdc["spent_24h"]) == ("40000000", "0", "40")
