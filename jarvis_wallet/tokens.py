@@ -20,10 +20,10 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 import peewee
 
+from .amounts import scaled_units
 from .errors import InvalidAmount, InvalidInput, InvalidLimits, NotFound
 from .models import MAX_U64, TokenLimit, TokenMint, TokenSpend, WalletTransaction, iso_utc, utc_now
 from .solana.pubkey import decode_pubkey, encode_pubkey, normalize_pubkey
@@ -222,14 +222,7 @@ def parse_token_amount(text: str, *, symbol: str, decimals: int, what: str = "am
             raise InvalidAmount(f"invalid {what} {shown!r}: base units are whole numbers")
         base = int(number)
     elif unit in ("", symbol) or unit.lower() == symbol.lower():
-        try:
-            value = Decimal(number)
-        except InvalidOperation:
-            raise InvalidAmount(f"invalid {what} {shown!r}: not a number") from None
-        exponent = value.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > decimals:
-            raise InvalidAmount(f"invalid {what} {shown!r}: {symbol} has {decimals} decimals")
-        base = int(value.scaleb(decimals))
+        base = scaled_units(number, decimals, what=what, shown=shown, too_precise=f"{symbol} has {decimals} decimals")
     else:
         raise InvalidAmount(f"invalid {what} {shown!r}: unknown unit {unit!r} (use {symbol} or {BASE_SUFFIX})")
     if base > MAX_U64:

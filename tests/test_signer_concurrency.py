@@ -27,21 +27,14 @@ SPEND = AMOUNT + FEE
 FITS = 10  # the daily ceiling holds exactly this many transfers
 
 
-def test_two_signers_sixteen_clients_never_exceed_the_daily_ceiling(signers):
-    keypair = signers.keypair()
-    daily = FITS * SPEND
-    signers.set_limits(per_tx=SPEND, daily=daily)
-    handles = [signers.start(), signers.start()]  # two processes, one key, one database
-    assert handles[0].pid != handles[1].pid
-    messages = [
-        [transfer_message(from_key=keypair.public_key, lamports=AMOUNT) for _ in range(REQUESTS_PER_CLIENT)]
-        for _ in range(CLIENTS)
-    ]
+def _sixteen_agents(handles, messages):
+    """CLIENTS agents, alternating between the signers, each sends its messages at once:
+    ([(message, SignedTransaction)], [refusal reasons]); any other failure fails the test."""
     signed, refused, other = [], [], []
     start = threading.Barrier(CLIENTS)
 
     def agent(index):
-        with SignerClient(handles[index % 2].socket_path, timeout=60) as client:
+        with SignerClient(handles[index % len(handles)].socket_path, timeout=60) as client:
             client.ping()
             start.wait()
             for message in messages[index]:
@@ -58,6 +51,20 @@ def test_two_signers_sixteen_clients_never_exceed_the_daily_ceiling(signers):
     for thread in threads:
         thread.join(timeout=120)
     assert not other
+    return signed, refused
+
+
+def test_two_signers_sixteen_clients_never_exceed_the_daily_ceiling(signers):
+    keypair = signers.keypair()
+    daily = FITS * SPEND
+    signers.set_limits(per_tx=SPEND, daily=daily)
+    handles = [signers.start(), signers.start()]  # two processes, one key, one database
+    assert handles[0].pid != handles[1].pid
+    messages = [
+        [transfer_message(from_key=keypair.public_key, lamports=AMOUNT) for _ in range(REQUESTS_PER_CLIENT)]
+        for _ in range(CLIENTS)
+    ]
+    signed, refused = _sixteen_agents(handles, messages)
     assert len(signed) == FITS, "exactly as many are signed as fit under the ceiling"
     assert refused == ["daily_limit_exceeded"] * (CLIENTS * REQUESTS_PER_CLIENT - FITS)
     verify = nacl.signing.VerifyKey(keypair.public_key).verify
@@ -216,27 +223,8 @@ def test_two_signers_sixteen_clients_never_exceed_a_mints_daily_ceiling(signers)
         set_token_limits(wallet, "USDC", per_tx=TOKEN_AMOUNT, daily=FITS * TOKEN_AMOUNT)
     handles = [signers.start(), signers.start()]
     messages = [[_usdc_transfer(keypair.public_key, mint) for _ in range(REQUESTS_PER_CLIENT)] for _ in range(CLIENTS)]
-    signed, refused, other = [], [], []
-    start = threading.Barrier(CLIENTS)
-
-    def agent(index):
-        with SignerClient(handles[index % 2].socket_path, timeout=60) as client:
-            client.ping()
-            start.wait()
-            for message in messages[index]:
-                try:
-                    signed.append(client.sign_transaction(message))
-                except PolicyDenied as exc:
-                    refused.append(exc.reason)
-                except Exception as exc:  # noqa: BLE001 - collected and asserted below
-                    other.append(repr(exc))
-
-    threads = [threading.Thread(target=agent, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not other
+    signed, refused = _sixteen_agents(handles, messages)
+    signed = [result for _, result in signed]
     assert len(signed) == FITS
     assert refused == ["token_daily_limit_exceeded"] * (CLIENTS * REQUESTS_PER_CLIENT - FITS)
     assert all([(t.mint, t.amount) for t in result.tokens] == [(mint_text, TOKEN_AMOUNT)] for result in signed)
