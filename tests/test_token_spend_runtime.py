@@ -19,7 +19,7 @@ from jarvis_wallet.policy import Limits, TokenLimits, decide
 from jarvis_wallet.solana import parse_message
 from jarvis_wallet.solana.associated_token import associated_token_address
 from jarvis_wallet.solana.token import TOKEN_PROGRAM_ID
-from jarvis_wallet.solana.token_spend import RegisteredMint
+from jarvis_wallet.solana.token_spend import TOKEN_2022_ACCOUNT_BYTES_UPPER_BOUND, RegisteredMint, rent_exempt_lamports
 from tests.runtime import SOL, sign
 from tests.token_chain import TOKEN_PROGRAM, TokenChain
 
@@ -48,7 +48,7 @@ def chain() -> TokenChain:
     chain = TokenChain()
     chain.fund(W, 10 * SOL)
     chain.fund(THIEF.pubkey(), SOL)
-    chain.mint(USDC, authority=W, decimals=6, supply=10 * START)
+    chain.mint(USDC, authority=W, decimals=6, supply=10 * START, freeze_authority=W)
     chain.mint(EURC, authority=THIEF.pubkey(), decimals=2, supply=10 * START)
     chain.token_account(WALLET_USDC, mint=USDC, owner=W, amount=START)
     chain.token_account(WALLET_EURC, mint=EURC, owner=W, amount=START)
@@ -166,6 +166,14 @@ def test_mint_to_uses_the_wallet_as_mint_authority(chain):
     assert chain.supply(USDC) == 11 * START and chain.token_state(RECIPIENT).amount == START
 
 
+def test_freeze_uses_the_wallet_as_freeze_authority_over_someone_elses_account(chain):
+    from solders.token.state import TokenAccountState
+
+    freeze = spl.freeze_account(m.FreezeAccountParams(program_id=TOKEN_PROGRAM, account=RECIPIENT, mint=USDC, authority=W))
+    refused(chain, "token_freeze", freeze)
+    assert chain.token_state(RECIPIENT).state == TokenAccountState.Frozen
+
+
 def test_an_unchecked_transfer_from_another_account_moves_what_no_mint_names(chain):
     plain = spl.transfer(m.TransferParams(program_id=TOKEN_PROGRAM, source=LOOSE, dest=RECIPIENT, owner=W, amount=START))
     refused(chain, "token_unchecked_transfer", plain)
@@ -180,3 +188,11 @@ def test_an_unregistered_mint_moves_for_real(chain):
     chain.token_account(dest, mint=other_mint, owner=THIEF.pubkey(), amount=0)
     refused(chain, "token_not_registered", checked(10, mint=other_mint, decimals=0, source=source, dest=dest))
     assert chain.token_state(dest).amount == 10
+
+
+@pytest.mark.parametrize("size", [165, 170, 182, TOKEN_2022_ACCOUNT_BYTES_UPPER_BOUND])
+def test_the_rent_counted_for_a_new_token_account_is_the_runtimes(chain, size):
+    """The ATA program is not loaded in LiteSVM; the rent it would move for an account of each
+    size the policy counts (SPL Token, Token-2022 plain, with a transfer fee, the upper bound) is
+    the runtime's own rent-exempt minimum."""
+    assert rent_exempt_lamports(size) == chain.rent_exempt(size)

@@ -24,8 +24,10 @@ class TokenChain(Chain):
     def _put_token_state(self, address: Pubkey, data: bytes) -> None:
         self.put_account(address, Account(self.rent_exempt(len(data)), data, TOKEN_PROGRAM, False, 0))
 
-    def mint(self, address: Pubkey, *, authority: Pubkey, decimals: int, supply: int = 0) -> None:
-        data = bytes(Mint(authority, supply, decimals, True, None))
+    def mint(
+        self, address: Pubkey, *, authority: Pubkey, decimals: int, supply: int = 0, freeze_authority: Pubkey | None = None
+    ) -> None:
+        data = bytes(Mint(authority, supply, decimals, True, freeze_authority))
         assert len(data) == MINT_LENGTH
         self._put_token_state(address, data)
 
