@@ -173,7 +173,6 @@ class TokenMovement:
     amount: int  # base units, gross (a Token-2022 transfer fee is part of it)
     source: bytes | None
     destination: bytes | None  # a token account; None: loaded from a lookup table
-    destination_owner: bytes | None = None  # when derivable (inspect)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -186,7 +185,6 @@ class TokenMovement:
             "amount": format_token_amount(self.amount, self.decimals),
             "source": _key(self.source),
             "destination": _key(self.destination),
-            "destination_owner": _key(self.destination_owner),
         }
 
 
@@ -237,7 +235,7 @@ class TokenSpend:
             totals[movement.mint] = totals.get(movement.mint, 0) + movement.amount
         return totals
 
-    def to_dict(self, registry: Registry | None = None) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         symbols = {m.mint: m for m in self.movements}
         return {
             "movements": [movement.to_dict() for movement in self.movements],
