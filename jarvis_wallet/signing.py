@@ -144,22 +144,21 @@ class _Statements:
     def __init__(self, db: peewee.Database) -> None:
         p = db.param
         postgres = not is_sqlite(db)
-        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists
-        # and the transaction's isolation level come in the same round trip.
+        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists,
+        # the mint registry, the wallet's per-mint limits (JSON arrays, u64 amounts exact) and the
+        # transaction's isolation level come in the same round trip.
+        json_rows = "json_agg(json_build_array({}))" if postgres else "json_group_array(json_array({}))"
         self.limits = (
             "SELECT per_tx_lamports, daily_lamports, "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
             "(SELECT value FROM wallet_config WHERE key = 'durable_nonce_accounts'), "
+            f"(SELECT {json_rows.format('symbol, mint, program, decimals, extensions')} FROM token_mints), "
+            f"(SELECT {json_rows.format('mint, per_tx_base_units, daily_base_units')} FROM token_limits "
+            f"WHERE token_limits.wallet = {p}), "
             + (_ISOLATION_NOW if postgres else "NULL")
             + f" FROM spend_limits WHERE wallet = {p}"
             + (" FOR UPDATE OF spend_limits" if postgres else "")
-        )
-        # The registry and the wallet's per-mint limits, in one round trip (read under the lock).
-        self.tokens = (
-            "SELECT 0, symbol, mint, program, decimals, extensions, NULL, NULL FROM token_mints "
-            "UNION ALL SELECT 1, NULL, mint, NULL, NULL, NULL, per_tx_base_units, daily_base_units "
-            f"FROM token_limits WHERE wallet = {p}"
         )
         # What each earlier signature counted per mint, for a retry's answer.
         self.token_list = (
@@ -384,13 +383,13 @@ class SigningService:
 
     def _read_state(self, db, now: datetime.datetime) -> _BatchState:
         sql = self._sql
-        row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
+        row = db.execute_sql(sql.limits, (self._wallet, self._wallet)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, programs, destinations, nonce_accounts, isolation = row
+        per_tx, daily, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
-        registry, token_limits = self._read_tokens(db)
+        registry, token_limits = _token_state(mints, mint_limits)
         spent_tokens = self._rolling_token_spend.current(now) if token_limits else {}
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
@@ -402,19 +401,6 @@ class SigningService:
             token_limits=token_limits,
             token_spent_24h={_mint_bytes(mint): amount for mint, amount in spent_tokens.items()},
         )
-
-    def _read_tokens(self, db) -> tuple[dict, dict]:
-        """The mint registry and the wallet's per-mint limits, keyed by mint bytes."""
-        registry, limits = {}, {}
-        for is_limit, symbol, mint, program, decimals, extensions, per_tx, daily in db.execute_sql(
-            self._sql.tokens, (self._wallet,)
-        ).fetchall():
-            if is_limit:
-                limits[_mint_bytes(mint)] = TokenLimits(int(per_tx), int(daily))
-            else:
-                entry = _registered_mint(symbol, mint, program, int(decimals), extensions)
-                registry[entry.mint] = entry
-        return registry, limits
 
     def _used_request_ids(self, db, jobs: Sequence[SignJob]) -> set[str]:
         ids = sorted({job.request_id for job in jobs})
@@ -701,6 +687,23 @@ def _registered_mint(symbol: str, mint: str, program: str, decimals: int, extens
     return RegisteredMint(
         symbol, _mint_bytes(mint), PROGRAMS[program], decimals, None if extensions is None else tuple(json.loads(extensions))
     )
+
+
+def _json_rows(value) -> list:
+    """A JSON aggregate as the driver hands it: parsed (PostgreSQL's json), text (SQLite) or NULL."""
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _token_state(mints, mint_limits) -> tuple[dict, dict]:
+    """The mint registry and the wallet's per-mint limits, keyed by mint bytes."""
+    registry = {}
+    for symbol, mint, program, decimals, extensions in _json_rows(mints):
+        entry = _registered_mint(symbol, mint, program, int(decimals), extensions)
+        registry[entry.mint] = entry
+    limits = {_mint_bytes(mint): TokenLimits(int(per_tx), int(daily)) for mint, per_tx, daily in _json_rows(mint_limits)}
+    return registry, limits
 
 
 def _token_list(text: str | None) -> tuple[tuple[str, str | None, int], ...]:
