@@ -19,7 +19,9 @@ records the result. Checks run in this order, the first failure wins:
                              delegation, authority change, close to another, burn,
                              mint-to, freeze, multisig, anything else)
     destination_not_allowed  a destination allow-list is set and the wallet pays
-                             an account outside it (or one loaded from a lookup table)
+                             an account outside it (or one loaded from a lookup table),
+                             or sends tokens to an account that is neither listed nor
+                             the associated token account of a listed owner
     per_tx_limit_exceeded    spend > per-transaction limit
     daily_limit_exceeded     spent in the last 24 hours + spend > daily limit
     token_no_limits          the wallet moves a mint it has no limits for
@@ -48,7 +50,7 @@ from .solana.programs import (
 from .solana.pubkey import decode_pubkey, encode_pubkey
 from .solana.spend import SpendSummary, compute_spend
 from .solana.token_spend import GOVERNED_PROGRAM_IDS, REFUSAL_CODES as TOKEN_REFUSAL_CODES
-from .solana.token_spend import RegisteredMint, format_token_amount
+from .solana.token_spend import RegisteredMint, format_token_amount, wallet_token_account
 from .solana.transaction import ParsedInput
 
 #: Programs that may receive the wallet's key unless the operator configures
@@ -152,6 +154,17 @@ def _key_set(keys: Iterable[str | bytes], what: str) -> frozenset[bytes]:
     return frozenset(result)
 
 
+def _token_destination_allowed(movement, entry: RegisteredMint, destinations: frozenset[bytes]) -> bool:
+    """A token payment may go to an allow-listed address itself (a token account listed by the
+    operator) or to the associated token account of an allow-listed owner, for that mint."""
+    destination = movement.destination
+    if destination is None:
+        return False
+    if destination in destinations:
+        return True
+    return any(wallet_token_account(owner, entry.mint, entry.program_id) == destination for owner in destinations)
+
+
 def _durable_nonce_refusal(spend: SpendSummary, registered: frozenset[bytes]) -> str | None:
     """Why a durable-nonce transaction may not be signed, or None.
 
@@ -245,6 +258,16 @@ def decide(
                     "destination_not_allowed",
                     f"instruction {payment.instruction_index} pays {payment.destination_label}, "
                     "which is not in the destination allow-list",
+                )
+        for movement in spend.tokens.movements:
+            if not _token_destination_allowed(movement, registry[movement.mint], destinations):
+                entry = registry[movement.mint]
+                where = encode_pubkey(movement.destination) if movement.destination else "an account from a lookup table"
+                return deny(
+                    "destination_not_allowed",
+                    f"instruction {movement.instruction_index} pays {format_base_units(movement.amount, entry)} "
+                    f"(mint {encode_pubkey(movement.mint)}) to token account {where}, which is neither in the "
+                    "destination allow-list nor the associated token account of an address in it",
                 )
     if spend.spend_lamports > limits.per_tx_lamports:
         return deny(

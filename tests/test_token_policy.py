@@ -345,3 +345,26 @@ def test_every_token_reason_is_a_wire_refusal_code():
     token_reasons = {reason for reason in REASONS if reason.startswith("token_")}
     assert token_reasons <= POLICY_REFUSAL_CODES
     assert len(token_reasons) == 14
+
+
+def test_a_destination_allow_list_governs_token_payments_too():
+    """Tokens may go to an allow-listed owner's associated account of that mint, or to an
+    allow-listed token account; anywhere else is destination_not_allowed, naming the mint."""
+    owner = Pubkey(bytes([205]) * 32)
+    owners_usdc = Pubkey(associated_token_address(bytes(owner), bytes(USDC), TOKEN_PROGRAM_ID))
+    owners_t22 = Pubkey(associated_token_address(bytes(owner), bytes(USDC), TOKEN_2022_PROGRAM_ID))
+
+    def pay_to(destination):
+        return spl.transfer_checked(m.TransferCheckedParams(
+            program_id=TOKEN, source=WALLET_USDC, mint=USDC, dest=destination, owner=WALLET, amount=5, decimals=6,
+        ))
+
+    assert run(pay_to(owners_usdc), destination_allowlist=[bytes(owner)]).allowed
+    assert run(pay_to(OTHER), destination_allowlist=[bytes(OTHER)]).allowed  # a listed token account
+    refused = run(pay_to(OTHER), destination_allowlist=[bytes(owner)])
+    assert refused.reason == "destination_not_allowed"
+    assert str(USDC) in refused.message and str(OTHER) in refused.message and "0.000005 USDC" in refused.message
+    # The owner's account under the other token program is another address: not allowed.
+    assert run(pay_to(owners_t22), destination_allowlist=[bytes(owner)]).reason == "destination_not_allowed"
+    # Without an allow-list, tokens go anywhere the limits allow.
+    assert run(pay_to(OTHER)).allowed
