@@ -6,11 +6,12 @@ Token-2022, the extensions the chain reported). A wallet may spend a registered
 mint only under limits of its own (``set_token_limits``), in base units.
 
 ``tokens add`` works offline (``decimals`` and ``program`` given) or from a
-mint account read on the chain: ``facts_from_mint_account`` is the one place
-that turns such an account into ``MintFacts``; ``add_token`` cross-checks them
-against what the operator said and refuses a mint whose extensions can move or
-freeze funds outside the owner's control unless each is named in
-``allowed_extensions`` (``--allow-extension``).
+mint account read on the chain: the RPC cross-check turns that account into
+``MintFacts`` (program, decimals, extensions) and passes them as ``facts``;
+``add_token`` then cross-checks them against what the operator said and refuses
+a mint whose extensions can move, freeze or hide funds outside the owner's
+control unless each is named in ``allowed_extensions`` (``--allow-extension``,
+stored in the registry).
 """
 
 from __future__ import annotations
@@ -58,20 +59,6 @@ class MintFacts:
     program: str  # "token" or "token-2022"
     decimals: int
     extensions: tuple[str, ...] = ()
-
-
-def facts_from_mint_account(owner: bytes, data: bytes) -> MintFacts:
-    """Turn a fetched mint account (its owner program and data) into MintFacts.
-
-    The hook for the RPC cross-check of ``tokens add``: the pure mint-account parser lands
-    separately (solana/mint_account.py); until then only its absence is reported.
-    """
-    try:
-        from .solana import mint_account  # type: ignore[attr-defined]
-    except ImportError:
-        raise InvalidInput("reading mint accounts is not available in this version: give --decimals and --program") from None
-    parsed = mint_account.parse_mint_account(owner, data)
-    return MintFacts(program=parsed.program, decimals=parsed.decimals, extensions=tuple(parsed.extensions))
 
 
 def normalize_symbol(symbol: str) -> str:
