@@ -62,6 +62,7 @@ _EXPORTS = {
     "remove_token_limits": "tokens",
     "token_limits_report": "tokens",
     "parse_token_amount": "tokens",
+    "MintFacts": "tokens",
     # the signer and its client
     "SignerClient": "client",
     "SignedTransaction": "client",
