@@ -105,3 +105,25 @@ def test_a_mint_without_limits_is_refused_and_so_is_an_unregistered_one(setup, s
         with pytest.raises(PolicyDenied) as unregistered:
             client.sign_transaction(pay(chain, wallet, ata, 1))
         assert unregistered.value.reason == "token_not_registered" and str(USDC) in str(unregistered.value)
+
+
+def test_the_rent_of_an_associated_account_the_wallet_creates_counts_as_sol(setup, signers):
+    """Create the recipient's USDC account (idempotently) and pay into it: the signer counts the
+    fee plus the 165-byte account's rent against the SOL limits, and the USDC against USDC's."""
+    from solders.instruction import AccountMeta, Instruction
+
+    wallet, ata, chain, handle = setup
+    owner = Pubkey(bytes([84]) * 32)
+    owners_ata = Pubkey(associated_token_address(bytes(owner), bytes(USDC), TOKEN_PROGRAM_ID))
+    create = Instruction(
+        Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"), bytes([1]),
+        [AccountMeta(wallet, True, True), AccountMeta(owners_ata, False, True), AccountMeta(owner, False, False),
+         AccountMeta(USDC, False, False), AccountMeta(Pubkey.default(), False, False), AccountMeta(TOKEN_PROGRAM, False, False)],
+    )
+    pay = spl.transfer_checked(m.TransferCheckedParams(
+        program_id=TOKEN_PROGRAM, source=ata, mint=USDC, dest=owners_ata, owner=wallet, amount=3_000_000, decimals=6,
+    ))
+    with signers.client(handle) as client:
+        signed = client.sign_transaction(bytes(Message.new_with_blockhash([create, pay], wallet, chain.blockhash)))
+    assert signed.lamports == 5_000 + chain.rent_exempt(165) == 5_000 + 2_039_280
+    assert [(t.symbol, t.amount) for t in signed.tokens] == [("USDC", 3_000_000)]
