@@ -161,11 +161,11 @@ class _Statements:
             + (" FOR UPDATE OF spend_limits" if postgres else "")
         )
         # What each earlier signature counted per mint, for a retry's answer.
-        self.token_list = (
-            "(SELECT string_agg(mint || ':' || COALESCE(symbol, '') || ':' || amount_base_units::text, ',' ORDER BY id) "
-            if postgres else
-            "(SELECT group_concat(mint || ':' || COALESCE(symbol, '') || ':' || amount_base_units, ',') "
-        ) + "FROM token_spend WHERE token_spend.transaction_id = wallet_transactions.id)"
+        # (SQLite aggregates in index order: by id within the transaction.)
+        spent = "json_agg(json_build_array(mint, symbol, amount_base_units) ORDER BY id)" if postgres else (
+            "json_group_array(json_array(mint, symbol, amount_base_units))"
+        )
+        self.token_list = f"(SELECT {spent} FROM token_spend WHERE token_spend.transaction_id = wallet_transactions.id)"
         self._token_inserts = {}
         self._param = p
         self._earlier = {}
@@ -706,14 +706,9 @@ def _token_state(mints, mint_limits) -> tuple[dict, dict]:
     return registry, limits
 
 
-def _token_list(text: str | None) -> tuple[tuple[str, str | None, int], ...]:
-    """``mint:symbol:amount,...`` as the earlier-signatures query aggregates it."""
-    result = []
-    for item in (text or "").split(","):
-        if item:
-            mint, symbol, amount = item.split(":")
-            result.append((mint, symbol or None, int(amount)))
-    return tuple(result)
+def _token_list(value) -> tuple[tuple[str, str | None, int], ...]:
+    """An earlier signature's per-mint spend, as the earlier-signatures query aggregates it."""
+    return tuple((mint, symbol, int(amount)) for mint, symbol, amount in _json_rows(value))
 
 
 def _base58(raw: bytes) -> str:
