@@ -16,6 +16,7 @@ _EXPORTS = {
     "ASSOCIATED_TOKEN_PROGRAM_ID": "associated_token",
     "associated_token_address": "associated_token",
     "build_nonce_advance_message": "build",
+    "build_token_transfer_message": "build",
     "build_transfer_message": "build",
     "compile_message": "build",
     "AddressTableLookup": "message",
