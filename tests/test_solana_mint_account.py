@@ -252,7 +252,7 @@ def test_every_mint_extension_is_covered_and_the_numbers_are_the_programs():
 def test_several_extensions_in_order_with_risks_and_json():
     data = extended(tlv(12, DELEGATE), tlv(18, AUTH + OTHER), tlv(6, b"\x02"))
     parsed = parse_mint_account(T22, data)
-    assert [e.name for e in parsed.extensions] == ["permanent_delegate", "metadata_pointer", "default_account_state"]
+    assert parsed.extension_names == ("permanent_delegate", "metadata_pointer", "default_account_state")
     assert [e.name for e in parsed.risky_extensions] == ["permanent_delegate", "default_account_state"]
     as_json = parsed.to_dict()
     assert as_json["extensions"][0] == {

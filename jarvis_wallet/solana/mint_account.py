@@ -136,6 +136,10 @@ class ParsedMint:
     is_initialized: bool
     extensions: tuple[MintExtension, ...] = ()
 
+    @property
+    def extension_names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.extensions)
+
     def extension(self, name: str) -> MintExtension | None:
         return next((e for e in self.extensions if e.name == name), None)
 
