@@ -5,7 +5,9 @@ program's own golden bytes, strict failures, and a fuzz that only ever raises ou
 
 from __future__ import annotations
 
+import json
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -261,6 +263,53 @@ def test_several_extensions_in_order_with_risks_and_json():
     }
     assert as_json["freeze_authority"] == encode_pubkey(FREEZE)
     assert as_json["notes"][0] == f"the issuer ({encode_pubkey(FREEZE)}) can freeze any account of this mint"
+
+
+# -- the maintainers' client: @solana-program/token-2022 ---------------------------------------
+
+CLIENT_VECTORS = json.loads((Path(__file__).parent / "vectors" / "token_2022" / "mints.json").read_text())["vectors"]
+
+
+def _as_client_writes(value):
+    """JSON as the generator writes it: keys base58, integers above 2**53 as text, pairs as lists."""
+    if isinstance(value, dict):
+        return {key: _as_client_writes(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_client_writes(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and value > 2**53 - 1:
+        return str(value)
+    return value
+
+
+@pytest.mark.parametrize("vector", CLIENT_VECTORS, ids=[v["name"] for v in CLIENT_VECTORS])
+def test_mints_encoded_by_the_token_2022_client(vector):
+    """Bytes from getMintEncoder, values from getMintDecoder (tests/vectors/token_2022/generate_mints.mjs)."""
+    parsed = parse_mint_account(T22, bytes.fromhex(vector["data_hex"])).to_dict()
+    expected = vector["expected"]
+    assert {key: parsed[key] for key in ("decimals", "supply", "mint_authority", "freeze_authority")} == {
+        key: expected[key] for key in ("decimals", "supply", "mint_authority", "freeze_authority")
+    }
+    assert [
+        {"name": extension["name"], "fields": _as_client_writes(extension["fields"])} for extension in parsed["extensions"]
+    ] == expected["extensions"]
+
+
+def test_the_client_vectors_cover_every_mint_extension():
+    covered = {extension["name"] for vector in CLIENT_VECTORS for extension in vector["expected"]["extensions"]}
+    assert covered == set(EXTENSION_NAMES)
+
+
+def test_a_pyusd_like_mint_needs_three_flags():
+    """Permanent delegate, a transfer hook authority and confidential transfers: each refused until named."""
+    [vector] = [v for v in CLIENT_VECTORS if v["name"] == "pyusd_like"]
+    parsed = parse_mint_account(T22, bytes.fromhex(vector["data_hex"]))
+    assert [e.name for e in parsed.risky_extensions] == ["permanent_delegate", "transfer_hook", "confidential_transfer_mint"]
+    allowed: list[str] = []
+    for name in ("permanent-delegate", "transfer-hook", "confidential-transfer-mint"):
+        with pytest.raises(MintNotAccepted, match=f"--allow-extension {name} to accept it"):
+            check_registration(parsed, program="token-2022", decimals=6, allow_extensions=allowed)
+        allowed.append(name)
+    check_registration(parsed, program="token-2022", decimals=6, allow_extensions=allowed)
 
 
 # -- strict failures --------------------------------------------------------------------------
