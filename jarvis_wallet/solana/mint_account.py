@@ -41,6 +41,7 @@ __all__ = [
     "MintExtension",
     "ParsedMint",
     "check_registration",
+    "normalize_extension_name",
     "parse_mint_account",
 ]
 
@@ -209,7 +210,7 @@ class _Cursor:
     def uint(self, size: int) -> int:
         return int.from_bytes(self.take(size), "little")
 
-    def int(self, size: int) -> int:
+    def signed(self, size: int) -> int:
         return int.from_bytes(self.take(size), "little", signed=True)
 
     def key(self) -> bytes:
@@ -433,10 +434,10 @@ def _read_non_transferable(c: _Cursor) -> tuple[Fields, str | None]:
 def _read_interest_bearing_config(c: _Cursor) -> tuple[Fields, str | None]:
     return {
         "rate_authority": c.maybe_null_key(),
-        "initialization_timestamp": c.int(8),
-        "pre_update_average_rate": c.int(2),
-        "last_update_timestamp": c.int(8),
-        "current_rate": c.int(2),
+        "initialization_timestamp": c.signed(8),
+        "pre_update_average_rate": c.signed(2),
+        "last_update_timestamp": c.signed(8),
+        "current_rate": c.signed(2),
     }, None
 
 
@@ -506,7 +507,7 @@ def _read_scaled_ui_amount(c: _Cursor) -> tuple[Fields, str | None]:
     return {
         "authority": c.maybe_null_key(),
         "multiplier": c.positive_f64("multiplier"),
-        "new_multiplier_effective_timestamp": c.int(8),
+        "new_multiplier_effective_timestamp": c.signed(8),
         "new_multiplier": c.positive_f64("new multiplier"),
     }, None
 
@@ -549,7 +550,7 @@ _READERS = {
 
 
 def normalize_extension_name(text: str) -> str:
-    """``permanent-delegate`` or ``PermanentDelegate``-free snake case: ``permanent_delegate``."""
+    """``permanent-delegate`` or ``Permanent_Delegate`` -> ``permanent_delegate``; unknown names are refused."""
     name = text.strip().lower().replace("-", "_")
     if name not in EXTENSION_NAMES:
         raise MintNotAccepted(f"unknown extension name {text!r} (known: {', '.join(EXTENSION_NAMES)})")
