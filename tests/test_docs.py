@@ -405,3 +405,12 @@ def test_readme_using_it_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (home / "signed.b64").read_text().strip()
     assert not (home / "run" / "jarvis-wallet" / "signer.sock").exists()  # stopped at the end
+
+
+def test_every_option_of_build_transfer_is_documented():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    command = typer.main.get_command(app).commands["build-transfer"]
+    options = [param.opts[0] for param in command.params if param.opts[0].startswith("--")]
+    assert {"--token", "--no-create", "--allow-owner-off-curve"} <= set(options)
+    section = text.split("### `jarvis-wallet build-transfer`", 1)[1].split("\n### ", 1)[0]
+    assert [option for option in options if option not in section] == []

@@ -84,10 +84,23 @@ def _render(report: dict) -> None:
 
 
 def build_transfer(
-    from_key: str = typer.Option(..., "--from", help="Sender and fee payer (base58)."),
-    to_key: str = typer.Option(..., "--to", help="Recipient (base58)."),
-    amount: str = typer.Option(..., "--amount", help="Lamports (1500000) or SOL (1.5SOL)."),
+    ctx: typer.Context,
+    from_key: str = typer.Option(..., "--from", help="Sender and fee payer (base58): the wallet."),
+    to_key: str = typer.Option(..., "--to", help="Recipient (base58); with --token, the owner's wallet, not a token account."),
+    amount: str = typer.Option(
+        ..., "--amount",
+        help="Lamports (1500000) or SOL (1.5SOL); with --token, token units (12.5, at most the mint's decimals) or base units (12500000base).",
+    ),
     blockhash: str = typer.Option(..., "--blockhash", help="A recent blockhash (base58)."),
+    token: Optional[str] = typer.Option(
+        None, "--token", help="Pay this registered token (symbol or mint, see `tokens list`) with TransferChecked instead of SOL."
+    ),
+    no_create: bool = typer.Option(
+        False, "--no-create", help="With --token: do not create the recipient's associated token account (it must exist)."
+    ),
+    allow_owner_off_curve: bool = typer.Option(
+        False, "--allow-owner-off-curve", help="With --token: accept a recipient that is a program address (a PDA), not a wallet."
+    ),
     v0: bool = typer.Option(False, "--v0", help="Build a versioned (v0) message instead of a legacy one."),
     memo: Optional[str] = typer.Option(None, "--memo", help="Add a Memo instruction with this text."),
     compute_unit_price: Optional[int] = bounded_option(
@@ -96,30 +109,91 @@ def build_transfer(
     compute_unit_limit: Optional[int] = bounded_option(
         None, "--compute-unit-limit", help="Compute unit limit (a u32).", low=0, high=2**32 - 1
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print message_base64 and its length in bytes."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print message_base64 and message_bytes; with --token also token (symbol, mint, program, decimals, amounts, token accounts)."
+    ),
 ) -> None:
-    """Build a System transfer message and print it as base64, ready for `sign` or `inspect`.
+    """Build a SOL or token transfer message and print it as base64, ready for `sign` or `inspect`.
+
+    With --token, the message creates the recipient's associated token account if it is missing
+    (CreateIdempotent, rent paid by the sender) and pays with TransferChecked from the sender's
+    associated token account, under the mint's own program (Token or Token-2022).
 
     Example: jarvis-wallet build-transfer --from <PUBKEY> --to <PUBKEY> --amount 0.01SOL --blockhash <HASH>
+
+    Example: jarvis-wallet build-transfer --from <WALLET> --to <OWNER> --token USDC --amount 12.5 --blockhash <HASH>
     """
     import base64
 
     from ..amounts import parse_amount
+    from ..errors import InvalidInput
     from ..solana import build_transfer_message
     from ..solana.pubkey import decode_pubkey
 
-    message = build_transfer_message(
-        from_pubkey=decode_pubkey(from_key, what="--from key"),
-        to_pubkey=decode_pubkey(to_key, what="--to key"),
-        lamports=parse_amount(amount, what="--amount"),
-        recent_blockhash=decode_pubkey(blockhash, what="--blockhash"),
-        v0=v0,
-        compute_unit_price=compute_unit_price,
-        compute_unit_limit=compute_unit_limit,
-        memo=memo,
-    )
+    sender = decode_pubkey(from_key, what="--from key")
+    recipient = decode_pubkey(to_key, what="--to key")
+    recent_blockhash = decode_pubkey(blockhash, what="--blockhash")
+    budget = {"v0": v0, "compute_unit_price": compute_unit_price, "compute_unit_limit": compute_unit_limit, "memo": memo}
+    token_report = None
+    if token is not None:
+        message, token_report = _token_transfer(
+            ctx, token, sender=sender, recipient=recipient, amount=amount, recent_blockhash=recent_blockhash,
+            create=not no_create, allow_owner_off_curve=allow_owner_off_curve, **budget,
+        )
+    else:
+        for flag, given in (("--no-create", no_create), ("--allow-owner-off-curve", allow_owner_off_curve)):
+            if given:
+                raise InvalidInput(f"{flag} applies only to token transfers (--token)")
+        message = build_transfer_message(
+            from_pubkey=sender, to_pubkey=recipient, lamports=parse_amount(amount, what="--amount"),
+            recent_blockhash=recent_blockhash, **budget,
+        )
     encoded = base64.b64encode(message).decode("ascii")
     if json_output:
-        print_json({"message_base64": encoded, "message_bytes": len(message)})
+        report: dict = {"message_base64": encoded, "message_bytes": len(message)}
+        if token_report is not None:
+            report["token"] = token_report
+        print_json(report)
     else:
         typer.echo(encoded)
+
+
+def _token_transfer(ctx, token: str, *, sender: bytes, recipient: bytes, amount: str, **options) -> tuple[bytes, dict]:
+    """The message paying a registered token, and what it pays (for --json)."""
+    from ..amounts import format_token_amount, parse_token_amount
+    from ..solana import associated_token_address, build_token_transfer_message
+    from ..solana.build import TOKEN_PROGRAMS
+    from ..solana.pubkey import decode_pubkey, encode_pubkey
+
+    entry = _registered_token(ctx, token)
+    program_ids = {name: program_id for program_id, name in TOKEN_PROGRAMS.items()}
+    mint, program = decode_pubkey(entry.mint, what="registered mint"), program_ids[entry.program]
+    base_units = parse_token_amount(amount, entry.decimals, symbol=entry.symbol, what="--amount")
+    message = build_token_transfer_message(
+        wallet=sender, owner=recipient, mint=mint, decimals=entry.decimals, token_program=program,
+        amount_base_units=base_units, **options,
+    )
+    return message, {
+        "symbol": entry.symbol,
+        "mint": entry.mint,
+        "program": entry.program,
+        "decimals": entry.decimals,
+        "amount_base_units": base_units,
+        "amount": format_token_amount(base_units, entry.decimals),
+        "source_token_account": encode_pubkey(associated_token_address(sender, mint, program)),
+        "destination_token_account": encode_pubkey(associated_token_address(recipient, mint, program)),
+        "creates_destination": options["create"],
+    }
+
+
+def _registered_token(ctx, token: str):
+    """The registry's entry for a symbol or mint: ``.symbol .mint .decimals .program``."""
+    from ..db import session
+    from ..errors import InvalidInput
+
+    try:
+        from ..tokens import get_token
+    except ImportError:  # the registry (issue 12) lands separately
+        raise InvalidInput("--token needs the token registry, which this version does not have") from None
+    with session(database_url(ctx)):
+        return get_token(token)
