@@ -38,17 +38,10 @@ def parse_amount(text: str | int, *, what: str = "amount") -> int:
     if len(number) > 40:  # far above any 64-bit amount; also keeps int() away from huge strings
         raise InvalidAmount(f"invalid {what}: larger than the maximum of {MAX_LAMPORTS} lamports")
     if unit == "sol":
-        try:
-            sol = Decimal(number)
-        except InvalidOperation:
-            raise InvalidAmount(f"invalid {what} {shown!r}: not a number") from None
-        exponent = sol.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > SOL_DECIMALS:
-            raise InvalidAmount(
-                f"invalid {what} {shown!r}: SOL has at most {SOL_DECIMALS} decimals (1 lamport)"
-            )
-        lamports = sol * LAMPORTS_PER_SOL
-        return _checked(int(lamports), what=what, shown=shown, negative=sol < 0)
+        lamports = scaled_units(
+            number, SOL_DECIMALS, what=what, shown=shown, too_precise=f"SOL has at most {SOL_DECIMALS} decimals (1 lamport)"
+        )
+        return _checked(lamports, what=what, shown=shown)
     if unit in ("", "lamport", "lamports"):
         if "." in number:
             raise InvalidAmount(
@@ -56,6 +49,18 @@ def parse_amount(text: str | int, *, what: str = "amount") -> int:
             )
         return _checked(int(number), what=what, shown=shown)
     raise InvalidAmount(f"invalid {what} {shown!r}: unknown unit {match.group('unit')!r} (use SOL or lamports)")
+
+
+def scaled_units(number: str, decimals: int, *, what: str, shown: str, too_precise: str) -> int:
+    """Decimal text times 10**decimals, exactly (no floats); more places than ``decimals`` is an error."""
+    try:
+        value = Decimal(number)
+    except InvalidOperation:
+        raise InvalidAmount(f"invalid {what} {shown!r}: not a number") from None
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > decimals:
+        raise InvalidAmount(f"invalid {what} {shown!r}: {too_precise}")
+    return int(value.scaleb(decimals))
 
 
 def _checked(lamports: int, *, what: str, shown: str, negative: bool = False) -> int:

@@ -24,6 +24,7 @@ from .commands import limits as limits_commands
 from .commands import nonce as nonce_commands
 from .commands import sign as sign_commands
 from .commands import signer as signer_commands
+from .commands import tokens as tokens_commands
 from .commands import tx as tx_commands
 from .errors import JarvisWalletError, PolicyDenied
 
@@ -168,6 +169,7 @@ def root(
 app.command("init-db")(database_commands.init_db)
 app.add_typer(config_commands.app, name="config")
 app.add_typer(limits_commands.app, name="limits")
+app.add_typer(tokens_commands.app, name="tokens")
 app.add_typer(tx_commands.app, name="tx")
 app.add_typer(signer_commands.app, name="signer")
 app.add_typer(nonce_commands.app, name="nonce")

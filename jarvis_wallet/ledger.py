@@ -156,9 +156,30 @@ def _payments_of(row: WalletTransaction) -> list[dict] | None:
     return [{key: payment.get(key) for key in PAYMENT_KEYS} for payment in payments]
 
 
-def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | None = None) -> dict:
+def token_spend_of(transaction_ids) -> dict[int, list[dict]]:
+    """The per-mint spend recorded with each transaction (one query): id -> [{mint, symbol,
+    amount}], amounts in base units as decimal strings (u64)."""
+    from .models import TokenSpend
+
+    ids = list(transaction_ids)
+    result: dict[int, list[dict]] = {transaction_id: [] for transaction_id in ids}
+    if ids:
+        rows = TokenSpend.select().where(TokenSpend.transaction_id.in_(ids)).order_by(TokenSpend.id)
+        for spend in rows:
+            result[spend.transaction_id].append(
+                {"mint": spend.mint, "symbol": spend.symbol, "amount": str(spend.amount_base_units)}
+            )
+    return result
+
+
+def transaction_to_dict(
+    row: WalletTransaction, *, notify_above_lamports: int | None = None, tokens: list[dict] | None = None
+) -> dict:
     """A row as JSON-able data. ``payments`` and ``message_base64`` are None where not recorded
-    (unparsable bytes; rows from before they were)."""
+    (unparsable bytes; rows from before they were). ``tokens``: its per-mint spend (read here
+    when not given; ``token_spend_of`` reads many rows' at once)."""
+    if tokens is None:
+        tokens = token_spend_of([row.id])[row.id]
     return {
         "id": row.id,
         "request_id": row.request_id,
@@ -185,4 +206,5 @@ def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | 
         "above_notify_threshold": (
             notify_above_lamports is not None and row.lamports > notify_above_lamports
         ),
+        "tokens": tokens,
     }

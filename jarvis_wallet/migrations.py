@@ -17,7 +17,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from .db import describe, is_sqlite, translate_errors
 from .errors import SchemaNotInitialised, SchemaTooNew
-from .models import SchemaMigration, utc_now
+from .models import MAX_U64, U64_TEXT_DIGITS, SchemaMigration, utc_now
 
 STATUS_CHECK = "status IN ('signed', 'submitted', 'confirmed', 'failed', 'rejected')"
 
@@ -194,6 +194,73 @@ def _0008_kind_and_message_text(db: peewee.Database) -> None:
     )
 
 
+def _u64_column(db: peewee.Database, name: str) -> peewee.Field:
+    """A u64 amount column (models.U64Field): NUMERIC(20,0) on PostgreSQL, 20-digit text on SQLite."""
+    if is_sqlite(db):
+        form = f"length({name}) = {U64_TEXT_DIGITS} AND {name} NOT GLOB '*[^0-9]*' AND {name} <= '{MAX_U64}'"
+        return peewee.CharField(max_length=U64_TEXT_DIGITS, constraints=[peewee.Check(form)])
+    return peewee.DecimalField(
+        max_digits=U64_TEXT_DIGITS, decimal_places=0, auto_round=False,
+        constraints=[peewee.Check(f"{name} >= 0 AND {name} <= {MAX_U64}")],
+    )
+
+
+def _0009_tokens(db: peewee.Database) -> None:
+    """The mint registry, per-mint limits per wallet, and per-mint spend of each decided
+    transaction (rows beside wallet_transactions, created_at equal to the transaction's)."""
+    mints = _frozen_model(
+        db,
+        "token_mints",
+        {
+            "id": peewee.AutoField(),
+            "symbol": peewee.CharField(max_length=16, unique=True),
+            "mint": peewee.CharField(max_length=44, unique=True),
+            "program": peewee.CharField(max_length=16, constraints=[peewee.Check("program IN ('token', 'token-2022')")]),
+            "decimals": peewee.IntegerField(constraints=[peewee.Check("decimals BETWEEN 0 AND 255")]),
+            "extensions": peewee.TextField(null=True),
+            "allowed_extensions": peewee.TextField(default="[]"),
+            "created_at": peewee.DateTimeField(),
+            "updated_at": peewee.DateTimeField(),
+        },
+    )
+    limits = _frozen_model(
+        db,
+        "token_limits",
+        {
+            "id": peewee.AutoField(),
+            "wallet": peewee.CharField(max_length=44),
+            "mint": peewee.CharField(max_length=44),
+            "per_tx_base_units": _u64_column(db, "per_tx_base_units"),
+            "daily_base_units": _u64_column(db, "daily_base_units"),
+            "updated_at": peewee.DateTimeField(),
+        },
+        # Text on SQLite compares in numeric order: both are 20 digits.
+        constraints=[peewee.Check("per_tx_base_units <= daily_base_units")],
+    )
+    spend = _frozen_model(
+        db,
+        "token_spend",
+        {
+            "id": peewee.BigAutoField(),
+            "transaction_id": peewee.BigIntegerField(),
+            "wallet": peewee.CharField(max_length=44),
+            "mint": peewee.CharField(max_length=44),
+            "symbol": peewee.CharField(max_length=16, null=True),
+            "amount_base_units": _u64_column(db, "amount_base_units"),
+            "created_at": peewee.DateTimeField(),
+        },
+    )
+    db.create_tables([mints, limits, spend], safe=False)
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_index("token_limits", ("wallet", "mint"), unique=True),
+        # The rolling window per (wallet, mint): rows aged out by time, rows unseen by id.
+        migrator.add_index("token_spend", ("wallet", "created_at", "mint"), unique=False),
+        migrator.add_index("token_spend", ("wallet", "transaction_id"), unique=False),
+        migrator.add_index("token_spend", ("transaction_id",), unique=False),
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -209,6 +276,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0006_wallet_transactions_payments_and_message", _0006_payments_and_message),
     Migration("0007_wallet_transactions_duplicate_rows", _0007_duplicate_rows),
     Migration("0008_wallet_transactions_kind_and_message_text", _0008_kind_and_message_text),
+    Migration("0009_tokens", _0009_tokens),
 )
 
 

@@ -26,6 +26,13 @@ TX_STATUS_TRANSITIONS = {
 
 database_proxy = peewee.DatabaseProxy()
 
+# Token amounts are u64 base units: above a signed 64-bit column. PostgreSQL keeps them in
+# NUMERIC(20,0) (exact, and SUM cannot overflow); SQLite, whose integers are signed 64-bit and
+# whose NUMERIC turns larger values into floats, as 20-digit zero-padded text (exact; compares
+# in numeric order; migrations 0009 checks the form). ``U64Field`` converts at the boundary.
+MAX_U64 = 2**64 - 1
+U64_TEXT_DIGITS = 20
+
 
 def utc_now() -> datetime.datetime:
     """Naive UTC: both backends store it the same way and it compares exactly."""
@@ -35,6 +42,27 @@ def utc_now() -> datetime.datetime:
 def iso_utc(moment: datetime.datetime | None) -> str | None:
     """``2026-11-26T13:02:23.123456Z`` for JSON output; None stays None."""
     return None if moment is None else moment.isoformat() + "Z"
+
+
+class U64Field(peewee.Field):
+    """An unsigned 64-bit amount, exact on both backends (see MAX_U64); Python ints in and out."""
+
+    field_type = "U64"  # the column is made by migration 0009, per backend
+
+    def _on_sqlite(self) -> bool:
+        db = self.model._meta.database
+        return isinstance(getattr(db, "obj", db), peewee.SqliteDatabase)
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        value = int(value)
+        if not 0 <= value <= MAX_U64:
+            raise ValueError(f"{value} is outside 0..{MAX_U64}")
+        return f"{value:0{U64_TEXT_DIGITS}d}" if self._on_sqlite() else value
+
+    def python_value(self, value):
+        return None if value is None else int(value)
 
 
 class BaseModel(peewee.Model):
@@ -114,7 +142,56 @@ class SchemaMigration(BaseModel):
         table_name = "schema_migrations"
 
 
-MODELS = (WalletTransaction, SpendLimit, WalletConfig, SchemaMigration)
+class TokenMint(BaseModel):
+    """A mint the operator registered (tokens.py): the signer knows nothing it was not told."""
+
+    id = peewee.AutoField()
+    symbol = peewee.CharField(max_length=16, unique=True)
+    mint = peewee.CharField(max_length=44, unique=True)
+    program = peewee.CharField(max_length=16)  # "token" or "token-2022"
+    decimals = peewee.IntegerField()
+    # JSON lists of Token-2022 extension names: the mint's (null: not read from the chain) and
+    # those the operator explicitly accepted (tokens add --allow-extension).
+    extensions = peewee.TextField(null=True)
+    allowed_extensions = peewee.TextField(default="[]")
+    created_at = peewee.DateTimeField(default=utc_now)
+    updated_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "token_mints"
+
+
+class TokenLimit(BaseModel):
+    """A wallet's ceilings for one mint, in base units; no row: the wallet may not spend it."""
+
+    id = peewee.AutoField()
+    wallet = peewee.CharField(max_length=44)
+    mint = peewee.CharField(max_length=44)
+    per_tx_base_units = U64Field()
+    daily_base_units = U64Field()
+    updated_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "token_limits"
+        indexes = ((("wallet", "mint"), True),)
+
+
+class TokenSpend(BaseModel):
+    """What one decided transaction spends of one mint (a row per mint, beside its audit row)."""
+
+    id = peewee.BigAutoField()
+    transaction_id = peewee.BigIntegerField()  # wallet_transactions.id
+    wallet = peewee.CharField(max_length=44)
+    mint = peewee.CharField(max_length=44)
+    symbol = peewee.CharField(max_length=16, null=True)  # as registered when decided
+    amount_base_units = U64Field()
+    created_at = peewee.DateTimeField()  # the transaction row's
+
+    class Meta:
+        table_name = "token_spend"
+
+
+MODELS = (WalletTransaction, SpendLimit, WalletConfig, SchemaMigration, TokenMint, TokenLimit, TokenSpend)
 
 
 def bind_models(db: peewee.Database) -> None:

@@ -87,3 +87,106 @@ class RollingSpend:
     def forget(self) -> None:
         """After a failed transaction nothing kept can be trusted: recompute next time."""
         self._kept = None
+
+
+# Exact u64 sums in SQL. PostgreSQL: SUM over NUMERIC(20,0) is exact and cannot overflow.
+# SQLite keeps amounts as 20-digit text; its SUM of integers stops at 2**63 - 1, so the text is
+# summed in two halves (each below 10**10, so 9 * 10**8 rows fit) and joined in Python.
+_HALF = 10**10
+
+
+def u64_sum_sql(postgres: bool, column: str, condition: str = "1 = 1") -> str:
+    """Two SELECT expressions whose values ``u64_sum_value`` joins into the exact sum.
+
+    ``condition`` appears ``u64_sum_repeats`` times: pass its parameters that often."""
+    if postgres:
+        return f"COALESCE(SUM(CASE WHEN {condition} THEN {column} ELSE 0 END), 0), 0"
+    halves = (f"CAST(substr({column}, 1, 10) AS INTEGER)", f"CAST(substr({column}, 11, 10) AS INTEGER)")
+    return ", ".join(f"COALESCE(SUM(CASE WHEN {condition} THEN {half} ELSE 0 END), 0)" for half in halves)
+
+
+def u64_sum_repeats(postgres: bool) -> int:
+    return 1 if postgres else 2
+
+
+def u64_sum_value(postgres: bool, high, low) -> int:
+    return int(high) if postgres else int(high) * _HALF + int(low)
+
+
+@dataclass
+class _KeptTokens:
+    window_start: datetime.datetime
+    last_transaction_id: int
+    spent: dict[str, int]  # mint (base58) -> base units
+
+
+class RollingTokenSpend:
+    """The 24-hour spend of one wallet per mint, kept current like ``RollingSpend``.
+
+    Rows of token_spend are inserted with their transaction's row, under the wallet's lock,
+    with its created_at, and never change; they count while that transaction's status does
+    (SPENDING_STATUSES). Unseen rows are found by transaction id, aged-out ones by time.
+    """
+
+    def __init__(self, db: peewee.Database, wallet: str) -> None:
+        from .db import is_sqlite
+
+        p = db.param
+        self._postgres = postgres = not is_sqlite(db)
+        counted = f"t.status IN ({', '.join(repr(status) for status in SPENDING_STATUSES)})"
+        rows = "FROM token_spend s JOIN wallet_transactions t ON t.id = s.transaction_id"
+        self._db = db
+        self._wallet = wallet
+        self._kept: _KeptTokens | None = None
+        self._full = (
+            f"SELECT s.mint, {u64_sum_sql(postgres, 's.amount_base_units', f's.created_at > {p} AND {counted}')}, "
+            f"MAX(s.transaction_id) {rows} WHERE s.wallet = {p} GROUP BY s.mint"
+        )
+        # Aged out and unseen in one statement: one round trip per batch.
+        self._adjust = (
+            f"SELECT 0, s.mint, {u64_sum_sql(postgres, 's.amount_base_units')}, 0 {rows} "
+            f"WHERE s.wallet = {p} AND s.created_at > {p} AND s.created_at <= {p} AND s.transaction_id <= {p} "
+            f"AND {counted} GROUP BY s.mint "
+            f"UNION ALL SELECT 1, s.mint, {u64_sum_sql(postgres, 's.amount_base_units', f's.created_at > {p} AND {counted}')}, "
+            f"MAX(s.transaction_id) {rows} WHERE s.wallet = {p} AND s.transaction_id > {p} GROUP BY s.mint"
+        )
+
+    def current(self, now: datetime.datetime) -> dict[str, int]:
+        """Base units per mint in the window ending at ``now`` (inside the wallet's lock)."""
+        start = now - DAILY_WINDOW
+        kept = self._kept
+        if kept is None or start < kept.window_start:
+            spent: dict[str, int] = {}
+            last = 0
+            params = (*[start] * u64_sum_repeats(self._postgres), self._wallet)
+            for mint, high, low, max_id in self._db.execute_sql(self._full, params).fetchall():
+                spent[mint] = u64_sum_value(self._postgres, high, low)
+                last = max(last, int(max_id or 0))
+            self._kept = _KeptTokens(start, last, spent)
+            return dict(self._kept.spent)
+        last = kept.last_transaction_id
+        rows = self._db.execute_sql(
+            self._adjust,
+            (self._wallet, kept.window_start, start, last, *[start] * u64_sum_repeats(self._postgres), self._wallet, last),
+        ).fetchall()
+        for unseen, mint, high, low, max_id in rows:
+            amount = u64_sum_value(self._postgres, high, low)
+            kept.spent[mint] = kept.spent.get(mint, 0) + (amount if unseen else -amount)
+            if unseen:
+                kept.last_transaction_id = max(kept.last_transaction_id, int(max_id or 0))
+        kept.window_start = start
+        return dict(kept.spent)
+
+    def recorded(self, transaction_id: int, amounts: dict[str, int]) -> None:
+        """This signer inserted a counted transaction: keep the sums current without reading back.
+
+        Only with amounts: a transaction that moved tokens was decided after ``current`` read
+        every row up to it in the same locked transaction, so no unseen row lies below its id. A
+        batch without token limits does not read, and must not step past rows it has not seen."""
+        if amounts and self._kept is not None and transaction_id > self._kept.last_transaction_id:
+            for mint, amount in amounts.items():
+                self._kept.spent[mint] = self._kept.spent.get(mint, 0) + amount
+            self._kept.last_transaction_id = transaction_id
+
+    def forget(self) -> None:
+        self._kept = None

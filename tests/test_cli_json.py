@@ -14,14 +14,18 @@ from conftest import transfer_message
 ERROR_KEYS = {"ok", "reason", "message", "exit_code"}
 TX_KEYS = {"id", "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
            "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
-           "confirmed_at", "kind", "message_text", "above_notify_threshold"}
+           "confirmed_at", "kind", "message_text", "above_notify_threshold", "tokens"}
 LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamports", "above_notify_24h",
-               "spent_24h_lamports", "remaining_24h_lamports", "updated_at"}
+               "spent_24h_lamports", "remaining_24h_lamports", "updated_at", "tokens"}
+TOKEN_KEYS = {"symbol", "mint", "program", "decimals", "extensions", "allowed_extensions", "created_at"}
+TOKEN_LIMITS_KEYS = {"mint", "symbol", "decimals", "per_tx", "per_tx_base_units", "daily", "daily_base_units",
+                     "spent_24h", "spent_24h_base_units", "remaining_24h", "remaining_24h_base_units", "updated_at"}
+USDC_MINT = base58.b58encode(bytes(range(2, 34))).decode()
 CONFIG_KEYS = {"key", "value", "description", "updated_at"}
 STATUS_KEYS = {"public_key", "pid", "version", "database", "cli_database", "same_database", "uptime_seconds", "signed",
                "refused", "rate_limited", "socket_path", "log_path"}
 SIGN_KEYS = {"signature", "signed_transaction", "request_id", "wallet", "lamports", "fee_lamports", "transaction_id",
-             "duplicate"}
+             "duplicate", "tokens"}
 START_KEYS = {"public_key", "pid", "socket_path", "secret_path", "pid_path", "detached", "database", "version", "log_path"}
 INSPECT_KEYS = {"version", "fee_payer", "signers", "programs", "instructions", "fee_lamports", "spend_lamports", "wallet",
                 "decision"}
@@ -58,6 +62,10 @@ def _successes(handle, tx, big, key_path):
         (("config", "set", "x.team", "ops"), dict, CONFIG_KEYS),
         (("config", "unset", "x.team"), dict, {"key", "unset"}),
         (("limits", "set", "--wallet", handle.public_key, "--notify-above", "1"), dict, LIMITS_KEYS),
+        (("tokens", "add", "USDC", "--mint", USDC_MINT, "--decimals", "6", "--program", "token"), dict, TOKEN_KEYS),
+        (("tokens", "list"), list, TOKEN_KEYS),
+        (("limits", "set", "--wallet", handle.public_key, "--token", "USDC", "--per-tx", "1", "--daily", "2"), dict,
+         TOKEN_LIMITS_KEYS),
         (("tx", "mark", "1", "--status", "submitted"), dict, TX_KEYS),
         (("keygen", "--outfile", key_path), dict, {"public_key", "path"}),
         (("pubkey", key_path), dict, {"public_key", "path"}),
@@ -103,6 +111,9 @@ def test_every_json_command_prints_one_error_object_when_it_fails(world, cli, tm
         (("config", "set", "rpc_url", "ftp://x"), {}, 2, "bad_request"),
         (("config", "unset", "x.never"), {}, 4, "not_found"),
         (("limits", "set", "--per-tx", "2", "--daily", "1"), {}, 2, "bad_request"),
+        (("tokens", "add", "X", "--mint", USDC_MINT), {}, 2, "bad_request"),
+        (("tokens", "list"), {"url": f"sqlite://{tmp_path}/missing.db"}, 3, "database_unavailable"),
+        (("limits", "set", "--token", "NOPE", "--per-tx", "1", "--daily", "1"), {}, 4, "not_found"),
         (("tx", "mark", "999999", "--status", "submitted"), {}, 4, "not_found"),
         (("keygen", "--outfile", bad_key), {}, 2, "bad_request"),
         (("pubkey", bad_key), {}, 2, "bad_request"),
@@ -159,5 +170,5 @@ def test_the_walks_cover_every_command_that_takes_json():
 
     covered = {"init-db", "config get", "config list", "config set", "config unset", "limits show", "limits set",
                "sign", "sign-message", "tx list", "tx show", "tx mark", "signer status", "signer start", "signer stop",
-               "inspect", "keygen", "pubkey", "build-transfer", "nonce advance"}
+               "inspect", "keygen", "pubkey", "build-transfer", "nonce advance", "tokens add", "tokens list"}
     assert set(leaves(typer.main.get_command(app))) == covered

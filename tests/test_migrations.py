@@ -249,3 +249,42 @@ def test_kind_and_message_text_columns_default_rows_of_before_to_transactions(da
         assert db.execute_sql("SELECT kind, message_text FROM wallet_transactions").fetchall() == [("transaction", None)]
         with pytest.raises(peewee.IntegrityError), db.atomic():
             db.execute_sql("UPDATE wallet_transactions SET kind = 'other'")
+
+
+def test_0009_tokens_tables_hold_u64_exactly_and_refuse_what_is_not_one(database_url):
+    """Amounts up to 2**64 - 1 (above a signed 64-bit column) stored and read back exactly; the
+    database itself refuses a negative, an over-large or (SQLite) a malformed amount, and a
+    per-transaction limit above the daily one."""
+    import peewee as pw
+
+    from jarvis_wallet.models import TokenLimit
+
+    wallet, mint = random_pubkey(), random_pubkey()
+    with session(database_url, create=True, require_schema=False) as db:
+        apply_migrations(db, upto="0008_wallet_transactions_kind_and_message_text")
+        db.execute_sql(
+            "INSERT INTO spend_limits (wallet, per_tx_lamports, daily_lamports, updated_at) VALUES (%s, 5, 10, %s)"
+            .replace("%s", db.param),
+            (wallet, utc_now()),
+        )
+        assert apply_migrations(db) == ("0009_tokens",)
+        check_schema(db)
+        assert SpendLimit.get(SpendLimit.wallet == wallet).daily_lamports == 10
+        TokenLimit.create(wallet=wallet, mint=mint, per_tx_base_units=2**64 - 1, daily_base_units=2**64 - 1)
+        assert TokenLimit.get(TokenLimit.wallet == wallet).daily_base_units == 2**64 - 1
+        insert = (
+            "INSERT INTO token_limits (wallet, mint, per_tx_base_units, daily_base_units, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s)"
+        ).replace("%s", db.param)
+        sqlite = isinstance(db, pw.SqliteDatabase)
+        bad = [(-1, 1), (2**64, 2**64), (2, 1)]
+        bad = [tuple(f"{v:020d}" if v >= 0 else str(v) for v in pair) for pair in bad] if sqlite else bad
+        if sqlite:
+            bad += [("1", "2"), ("0000000000000000000x", "00000000000000000001")]
+        for per_tx, daily in bad:
+            with pytest.raises(pw.IntegrityError):
+                with db.atomic():
+                    db.execute_sql(insert, (random_pubkey(), mint, per_tx, daily, utc_now()))
+        with pytest.raises(pw.IntegrityError):  # one row per (wallet, mint)
+            with db.atomic():
+                TokenLimit.create(wallet=wallet, mint=mint, per_tx_base_units=1, daily_base_units=1)

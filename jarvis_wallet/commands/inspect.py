@@ -27,13 +27,32 @@ def inspect(
 
     parsed = parse_transaction_input(decode_base64_input(_read_input(source, what="transaction file")))
     wallet_key = decode_pubkey(wallet, what="wallet") if wallet else None
-    report = describe(parsed, wallet=wallet_key)
+    # Symbols and registered decimals come from the database, read only with --wallet (as the decision is).
+    registry = _registry(ctx, parsed) if wallet_key is not None else {}
+    report = describe(parsed, wallet=wallet_key, registry=registry)
     if wallet_key is not None:
         report["decision"] = _would_decide(ctx, parsed, wallet)
     if json_output:
         print_json(report)
         return
     _render(report)
+
+
+def _registry(ctx, parsed) -> dict:
+    """The mint registry, when the transaction has token instructions and the database is usable."""
+    from ..solana.token_spend import GOVERNED_PROGRAM_IDS
+
+    if not any(message_program in GOVERNED_PROGRAM_IDS for message_program in parsed.message.account_keys):
+        return {}
+    from ..db import session
+    from ..errors import DatabaseError
+    from ..tokens import registry_snapshot
+
+    try:
+        with session(database_url(ctx)):
+            return registry_snapshot()
+    except DatabaseError:
+        return {}  # the decision's note says why
 
 
 def _would_decide(ctx, parsed, wallet: str) -> dict | None:
@@ -45,6 +64,7 @@ def _would_decide(ctx, parsed, wallet: str) -> dict | None:
     from ..models import utc_now
     from ..policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
     from ..settings import get_setting
+    from ..tokens import token_policy_inputs
 
     try:
         with session(database_url(ctx)):
@@ -53,11 +73,13 @@ def _would_decide(ctx, parsed, wallet: str) -> dict | None:
             spent = spent_in_window(row.wallet, now=utc_now()) if row else 0
             extra_programs = [p for p in (get_setting("allowed_programs") or "").split(",") if p]
             destinations = get_setting("allowed_destinations")
+            registry, token_limits, token_spent = token_policy_inputs(wallet, now=utc_now())
             decision = decide(
                 message=parsed, wallet=wallet, limits=limits, spent_24h_lamports=spent,
                 program_allowlist=set(DEFAULT_PROGRAM_ALLOWLIST) | set(extra_programs),
                 destination_allowlist=None if destinations is None else [d for d in destinations.split(",") if d],
                 durable_nonce_accounts=[n for n in (get_setting("durable_nonce_accounts") or "").split(",") if n],
+                token_registry=registry, token_limits=token_limits, token_spent_24h=token_spent,
             )
     except DatabaseError as exc:
         say(f"Note: no decision shown: {exc.message}")
@@ -76,6 +98,13 @@ def _render(report: dict) -> None:
         ("wallet", report["wallet"]),
         ("spend of wallet", lamports_cell(report["spend_lamports"])),
     ]
+    for move in report["token_movements"]:
+        what = f"{move['amount']} {move['symbol'] or ''}".strip() if move["amount"] is not None else f"{move['amount_base_units']} base units"
+        mint = move["mint"] or "mint not named (plain Transfer)"
+        to = move["destination"] + (f" (owner {move['destination_owner']})" if move["destination_owner"] else "")
+        fields.append(("token movement", escape(f"{what} of {mint} from {move['source']} to {to}")))
+    if report["token_spend"]:
+        fields.append(("token spend of wallet", ", ".join(f"{t['amount']} {t['symbol']}" for t in report["token_spend"])))
     decision = report.get("decision")
     if decision is not None:
         verdict = "would sign" if decision["allowed"] else f"would refuse ({decision['reason']})"

@@ -50,7 +50,7 @@ def tx_list(
     Example: jarvis-wallet tx list --status rejected --since 24h
     """
     from ..db import session
-    from ..ledger import count_transactions, list_transactions, transaction_to_dict
+    from ..ledger import count_transactions, list_transactions, token_spend_of, transaction_to_dict
     from ..models import utc_now
     from ..solana.pubkey import normalize_pubkey
 
@@ -63,9 +63,11 @@ def tx_list(
     filters = {"wallet": wallet_key, "status": status, "since": since_at, "before_id": before_id}
     with session(database_url(ctx)):
         thresholds = _notify_thresholds()
+        listed = list_transactions(**filters, limit=limit)
+        tokens = token_spend_of(row.id for row in listed)
         rows = [
-            transaction_to_dict(row, notify_above_lamports=thresholds.get(row.wallet))
-            for row in list_transactions(**filters, limit=limit)
+            transaction_to_dict(row, notify_above_lamports=thresholds.get(row.wallet), tokens=tokens[row.id])
+            for row in listed
         ]
         more = count_transactions(**filters) - len(rows) if len(rows) == limit else 0
     if more:
@@ -192,6 +194,10 @@ def tx_show(ctx: typer.Context, id_or_signature: str = typer.Argument(..., metav
             fields.append((key, lamports_cell(value)))
         elif key == "payments":
             fields.append((key, escape(_payments_cell(value))))
+        elif key == "tokens":
+            fields.append((key, escape("\n".join(
+                f"{t['amount']} base units of {t['symbol'] or '?'} ({t['mint']})" for t in value
+            ) or "none")))
         elif key == "message_base64":  # too long to read here; --json gives it whole
             fields.append(("message", _message_cell(value)))
         else:
