@@ -1,18 +1,11 @@
-"""`jarvis-wallet build-transfer --token`: token payments built by the CLI, checked against the
-SPL builders, the decoder and the SPL Token program in LiteSVM.
-
-STAND-IN, TO BE REPLACED: the token registry (jarvis_wallet/tokens.py, `tokens add`) is built on
-branch `tokens`. Until it lands, the `registry` fixture below puts a minimal module in its place
-that answers ``get_token(symbol_or_mint)`` with ``.symbol .mint .decimals .program`` (the
-interface build-transfer uses). Once tokens.py is on main, register the mints with
-`jarvis-wallet tokens add` in the fixture instead and delete the stand-in.
-"""
+"""`jarvis-wallet build-transfer --token`: token payments built by the CLI from mints registered
+with `tokens add`, checked against the SPL builders, the decoder and the SPL Token program in
+LiteSVM (tests/test_cli_token_transfer_e2e.py signs them with a real signer)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import sys
 import types
 
 import base58
@@ -24,7 +17,6 @@ from solders.message import Message as SoldersMessage
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
-from jarvis_wallet.errors import NotFound
 from tests.runtime import SOL, sign
 from tests.token_chain import TokenChain
 from tests.token_vectors import spl_transfer_message
@@ -43,18 +35,12 @@ SPL_PROGRAMS = {"token": TOKEN_PROGRAM_ID, "token-2022": TOKEN_2022_PROGRAM_ID}
 
 
 @pytest.fixture
-def registry(monkeypatch, initialised_url):
-    """STAND-IN for jarvis_wallet.tokens until the registry lands (see the module docstring)."""
-
-    def get_token(symbol_or_mint: str):
-        for entry in TOKENS.values():
-            if symbol_or_mint.lower() == entry.symbol.lower() or symbol_or_mint == entry.mint:
-                return entry
-        raise NotFound(f"no registered token {symbol_or_mint[:60]!r}; see `jarvis-wallet tokens list`")
-
-    module = types.ModuleType("jarvis_wallet.tokens")
-    module.get_token = get_token
-    monkeypatch.setitem(sys.modules, "jarvis_wallet.tokens", module)
+def registry(cli, initialised_url):
+    """The mints registered for real (`tokens add`); the database URL."""
+    for entry in TOKENS.values():
+        added = cli("tokens", "add", entry.symbol, "--mint", entry.mint, "--decimals", str(entry.decimals),
+                    "--program", entry.program, url=initialised_url)
+        assert added.exit_code == 0, added.stderr
     return initialised_url
 
 
@@ -172,12 +158,6 @@ def test_an_off_curve_owner_when_asked(cli, registry):
     assert json.loads(result.stdout)["token"]["destination_token_account"] == str(
         spl.get_associated_token_address(vault, USDC_MINT)
     )
-
-
-def test_without_the_registry_module(cli, initialised_url, monkeypatch):
-    monkeypatch.setitem(sys.modules, "jarvis_wallet.tokens", None)  # import fails as on a build without it
-    result = build(cli, initialised_url)
-    assert (result.exit_code, result.stderr) == (2, "Error: --token needs the token registry, which this version does not have\n")
 
 
 def test_the_cli_output_moves_exactly_the_amount_in_litesvm(cli, registry):

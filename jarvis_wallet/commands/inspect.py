@@ -218,11 +218,7 @@ def _token_transfer(ctx, token: str, *, sender: bytes, recipient: bytes, amount:
 def _registered_token(ctx, token: str):
     """The registry's entry for a symbol or mint: ``.symbol .mint .decimals .program``."""
     from ..db import session
-    from ..errors import InvalidInput
+    from ..tokens import get_token
 
-    try:
-        from ..tokens import get_token
-    except ImportError:  # the registry (issue 12) lands separately
-        raise InvalidInput("--token needs the token registry, which this version does not have") from None
     with session(database_url(ctx)):
         return get_token(token)
