@@ -21,6 +21,8 @@ _EXPORTS = {
     "InvalidConfig": "errors",
     "InvalidStatusTransition": "errors",
     "InvalidTransaction": "errors",
+    "InvalidMintAccount": "errors",
+    "MintNotAccepted": "errors",
     "KeyMaterialError": "errors",
     "DatabaseError": "errors",
     "DatabaseUnavailable": "errors",

@@ -12,6 +12,8 @@ and the error code sent over the wire. The CLI maps them in one place
     │   ├── InvalidConfig                   exit 2   bad_request
     │   ├── InvalidStatusTransition         exit 2   bad_request
     │   ├── InvalidTransaction              exit 2   invalid_tx
+    │   ├── InvalidMintAccount              exit 2   bad_request
+    │   ├── MintNotAccepted                 exit 2   bad_request
     │   └── KeyMaterialError                exit 2   bad_request
     ├── DatabaseError                       exit 3   database_unavailable
     │   ├── DatabaseUnavailable             exit 3   database_unavailable
@@ -87,6 +89,14 @@ class InvalidTransaction(InvalidInput):
     """A transaction, message or off-chain message could not be parsed completely."""
 
     wire_code = "invalid_tx"
+
+
+class InvalidMintAccount(InvalidInput):
+    """A mint account's owner or data could not be parsed completely as a mint."""
+
+
+class MintNotAccepted(InvalidInput):
+    """A mint disagrees with what the operator typed, or has an extension not allowed by name."""
 
 
 class KeyMaterialError(InvalidInput):

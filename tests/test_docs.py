@@ -420,3 +420,12 @@ def test_readme_using_it_runs_as_written(tmp_path):
         assert len(landed) == 1 and landed[0] in outputs[1]  # send printed the signature that landed
         assert rpc.chain.balance(Pubkey.from_string(recipient)) == 10**7  # 0.01 SOL arrived
     assert not (home / "run" / "jarvis-wallet" / "signer.sock").exists()  # stopped at the end
+
+
+def test_every_option_of_build_transfer_is_documented():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    command = typer.main.get_command(app).commands["build-transfer"]
+    options = [param.opts[0] for param in command.params if param.opts[0].startswith("--")]
+    assert {"--token", "--no-create", "--allow-owner-off-curve"} <= set(options)
+    section = text.split("### `jarvis-wallet build-transfer`", 1)[1].split("\n### ", 1)[0]
+    assert [option for option in options if option not in section] == []

@@ -114,15 +114,27 @@ def _render(report: dict) -> None:
 
 def build_transfer(
     ctx: typer.Context,
-    from_key: str = typer.Option(..., "--from", help="Sender and fee payer (base58)."),
-    to_key: str = typer.Option(..., "--to", help="Recipient (base58)."),
-    amount: str = typer.Option(..., "--amount", help="Lamports (1500000) or SOL (1.5SOL)."),
+    from_key: str = typer.Option(..., "--from", help="Sender and fee payer (base58): the wallet."),
+    to_key: str = typer.Option(..., "--to", help="Recipient (base58); with --token, the owner's wallet, not a token account."),
+    amount: str = typer.Option(
+        ..., "--amount",
+        help="Lamports (1500000) or SOL (1.5SOL); with --token, token units (12.5, at most the mint's decimals) or base units (12500000base).",
+    ),
     blockhash: Optional[str] = typer.Option(
         None, "--blockhash",
         help="A recent blockhash (base58), or auto: fetch one from the endpoint (recorded with its last valid "
         "block height). Default: auto when an endpoint is configured (--rpc-url or the rpc_url setting).",
     ),
     rpc_url: Optional[str] = typer.Option(None, "--rpc-url", help="Endpoint for --blockhash auto. Default: the rpc_url setting."),
+    token: Optional[str] = typer.Option(
+        None, "--token", help="Pay this registered token (symbol or mint, see `tokens list`) with TransferChecked instead of SOL."
+    ),
+    no_create: bool = typer.Option(
+        False, "--no-create", help="With --token: do not create the recipient's associated token account (it must exist)."
+    ),
+    allow_owner_off_curve: bool = typer.Option(
+        False, "--allow-owner-off-curve", help="With --token: accept a recipient that is a program address (a PDA), not a wallet."
+    ),
     v0: bool = typer.Option(False, "--v0", help="Build a versioned (v0) message instead of a legacy one."),
     memo: Optional[str] = typer.Option(None, "--memo", help="Add a Memo instruction with this text."),
     compute_unit_price: Optional[int] = bounded_option(
@@ -132,12 +144,18 @@ def build_transfer(
         None, "--compute-unit-limit", help="Compute unit limit (a u32).", low=0, high=2**32 - 1
     ),
     json_output: bool = typer.Option(
-        False, "--json", help="Print message_base64, its length in bytes, blockhash and last_valid_block_height (auto only)."
+        False, "--json", help="Print message_base64, message_bytes, blockhash and last_valid_block_height (auto only); with --token also token (symbol, mint, program, decimals, amounts, token accounts)."
     ),
 ) -> None:
-    """Build a System transfer message and print it as base64, ready for `sign` or `inspect`.
+    """Build a SOL or token transfer message and print it as base64, ready for `sign` or `inspect`.
+
+    With --token, the message creates the recipient's associated token account if it is missing
+    (CreateIdempotent, rent paid by the sender) and pays with TransferChecked from the sender's
+    associated token account, under the mint's own program (Token or Token-2022).
 
     Example: jarvis-wallet build-transfer --from <PUBKEY> --to <PUBKEY> --amount 0.01SOL --blockhash auto
+
+    Example: jarvis-wallet build-transfer --from <WALLET> --to <OWNER> --token USDC --amount 12.5 --blockhash <HASH>
     """
     import base64
 
@@ -145,29 +163,76 @@ def build_transfer(
     from ..errors import InvalidInput
     from ..solana import build_transfer_message
     from ..solana.pubkey import decode_pubkey
+
     from .chain import endpoint_configured, fetch_blockhash
 
+    sender = decode_pubkey(from_key, what="--from key")
+    recipient = decode_pubkey(to_key, what="--to key")
     last_valid = None
     if blockhash is None and not endpoint_configured(ctx, rpc_url):
         raise InvalidInput("give --blockhash HASH, or --blockhash auto with an endpoint (--rpc-url, or `config set rpc_url URL`)")
-    lamports = parse_amount(amount, what="--amount")
     if blockhash is None or blockhash == "auto":
         latest = fetch_blockhash(ctx, rpc_url, 10.0)
         blockhash, last_valid = latest.blockhash, latest.last_valid_block_height
-
-    message = build_transfer_message(
-        from_pubkey=decode_pubkey(from_key, what="--from key"),
-        to_pubkey=decode_pubkey(to_key, what="--to key"),
-        lamports=lamports,
-        recent_blockhash=decode_pubkey(blockhash, what="--blockhash"),
-        v0=v0,
-        compute_unit_price=compute_unit_price,
-        compute_unit_limit=compute_unit_limit,
-        memo=memo,
-    )
+    recent_blockhash = decode_pubkey(blockhash, what="--blockhash")
+    budget = {"v0": v0, "compute_unit_price": compute_unit_price, "compute_unit_limit": compute_unit_limit, "memo": memo}
+    token_report = None
+    if token is not None:
+        message, token_report = _token_transfer(
+            ctx, token, sender=sender, recipient=recipient, amount=amount, recent_blockhash=recent_blockhash,
+            create=not no_create, allow_owner_off_curve=allow_owner_off_curve, **budget,
+        )
+    else:
+        for flag, given in (("--no-create", no_create), ("--allow-owner-off-curve", allow_owner_off_curve)):
+            if given:
+                raise InvalidInput(f"{flag} applies only to token transfers (--token)")
+        message = build_transfer_message(
+            from_pubkey=sender, to_pubkey=recipient, lamports=parse_amount(amount, what="--amount"),
+            recent_blockhash=recent_blockhash, **budget,
+        )
     encoded = base64.b64encode(message).decode("ascii")
     if json_output:
-        print_json({"message_base64": encoded, "message_bytes": len(message), "blockhash": blockhash,
-                    "last_valid_block_height": last_valid})
+        report: dict = {"message_base64": encoded, "message_bytes": len(message), "blockhash": blockhash,
+                        "last_valid_block_height": last_valid}
+        if token_report is not None:
+            report["token"] = token_report
+        print_json(report)
     else:
         typer.echo(encoded)
+
+
+def _token_transfer(ctx, token: str, *, sender: bytes, recipient: bytes, amount: str, **options) -> tuple[bytes, dict]:
+    """The message paying a registered token, and what it pays (for --json)."""
+    from ..amounts import format_token_amount, parse_token_amount
+    from ..solana import associated_token_address, build_token_transfer_message
+    from ..solana.build import TOKEN_PROGRAMS
+    from ..solana.pubkey import decode_pubkey, encode_pubkey
+
+    entry = _registered_token(ctx, token)
+    program_ids = {name: program_id for program_id, name in TOKEN_PROGRAMS.items()}
+    mint, program = decode_pubkey(entry.mint, what="registered mint"), program_ids[entry.program]
+    base_units = parse_token_amount(amount, entry.decimals, symbol=entry.symbol, what="--amount")
+    message = build_token_transfer_message(
+        wallet=sender, owner=recipient, mint=mint, decimals=entry.decimals, token_program=program,
+        amount_base_units=base_units, **options,
+    )
+    return message, {
+        "symbol": entry.symbol,
+        "mint": entry.mint,
+        "program": entry.program,
+        "decimals": entry.decimals,
+        "amount_base_units": base_units,
+        "amount": format_token_amount(base_units, entry.decimals),
+        "source_token_account": encode_pubkey(associated_token_address(sender, mint, program)),
+        "destination_token_account": encode_pubkey(associated_token_address(recipient, mint, program)),
+        "creates_destination": options["create"],
+    }
+
+
+def _registered_token(ctx, token: str):
+    """The registry's entry for a symbol or mint: ``.symbol .mint .decimals .program``."""
+    from ..db import session
+    from ..tokens import get_token
+
+    with session(database_url(ctx)):
+        return get_token(token)
