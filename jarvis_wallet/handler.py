@@ -207,6 +207,8 @@ class RequestHandler:
             transactionId=outcome.transaction_id,
             duplicate=outcome.duplicate,
             signedAt=_wire_time(outcome.signed_at),
+            # Base units as decimal strings: a u64 exceeds what JSON readers keep exact.
+            tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in outcome.tokens],
         )
 
     def _sign_message(self, request: protocol.Request, peer: Peer) -> dict:

@@ -10,7 +10,10 @@ response counts once, whatever the limits are now, and gets a ``duplicate``
 row of its own that names the signed one), read the limits and the spend of
 the last 24 hours, take the policy decision, sign if allowed, and insert the
 row (with every payment of the decision and the bytes decided, so that it can
-be checked again later). The signature
+be checked again later). Tokens the same way: the mint registry, the wallet's
+per-mint limits and its per-mint 24-hour spend are read under the same lock,
+and each decision's per-mint spend is inserted (token_spend) in the same
+transaction as its row. The signature
 is handed back only after the commit; if anything fails on the way, nothing
 leaves (fail closed).
 
@@ -50,9 +53,9 @@ from .errors import (
 from .keys import Keypair
 from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
-from .models import MODELS, utc_now
-from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
-from .spend_window import RollingSpend
+from .models import MAX_U64, MODELS, utc_now
+from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, TokenLimits, decide
+from .spend_window import RollingSpend, RollingTokenSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
 from .solana.spend import Payment
 
@@ -109,6 +112,9 @@ class SignOutcome:
     fee_lamports: int
     duplicate: bool  # the same message was signed before; this is that recorded signature
     signed_at: datetime.datetime | None = None  # when the signature was recorded (the first time)
+    # Per mint, in order of first movement: (mint base58, symbol, base units) counted against the
+    # wallet's limits for that mint.
+    tokens: tuple[tuple[str, str | None, int], ...] = ()
 
 
 @dataclass
@@ -126,6 +132,7 @@ _COLUMNS = (
 )
 # PostgreSQL takes at most 65,535 parameters per statement; 19 a row.
 MAX_ROWS_PER_INSERT = 256
+_TOKEN_COLUMNS = ("transaction_id", "wallet", "mint", "symbol", "amount_base_units", "created_at")
 
 
 class _Statements:
@@ -137,17 +144,29 @@ class _Statements:
     def __init__(self, db: peewee.Database) -> None:
         p = db.param
         postgres = not is_sqlite(db)
-        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists
-        # and the transaction's isolation level come in the same round trip.
+        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists,
+        # the mint registry, the wallet's per-mint limits (JSON arrays, u64 amounts exact) and the
+        # transaction's isolation level come in the same round trip.
+        json_rows = "json_agg(json_build_array({}))" if postgres else "json_group_array(json_array({}))"
         self.limits = (
             "SELECT per_tx_lamports, daily_lamports, "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
             "(SELECT value FROM wallet_config WHERE key = 'durable_nonce_accounts'), "
+            f"(SELECT {json_rows.format('symbol, mint, program, decimals, extensions')} FROM token_mints), "
+            f"(SELECT {json_rows.format('mint, per_tx_base_units, daily_base_units')} FROM token_limits "
+            f"WHERE token_limits.wallet = {p}), "
             + (_ISOLATION_NOW if postgres else "NULL")
             + f" FROM spend_limits WHERE wallet = {p}"
             + (" FOR UPDATE OF spend_limits" if postgres else "")
         )
+        # What each earlier signature counted per mint, for a retry's answer.
+        # (SQLite aggregates in index order: by id within the transaction.)
+        spent = "json_agg(json_build_array(mint, symbol, amount_base_units) ORDER BY id)" if postgres else (
+            "json_group_array(json_array(mint, symbol, amount_base_units))"
+        )
+        self.token_list = f"(SELECT {spent} FROM token_spend WHERE token_spend.transaction_id = wallet_transactions.id)"
+        self._token_inserts = {}
         self._param = p
         self._earlier = {}
         self._used = {}
@@ -167,7 +186,8 @@ class _Statements:
         if count not in self._earlier:
             p = self._param
             self._earlier[count] = (
-                "SELECT message_sha256, id, signature, lamports, fee_lamports, created_at FROM wallet_transactions "
+                f"SELECT message_sha256, id, signature, lamports, fee_lamports, created_at, {self.token_list} "
+                "FROM wallet_transactions "
                 f"WHERE wallet = {p} AND message_sha256 IN ({', '.join([p] * count)}) AND signature IS NOT NULL"
             )
         return self._earlier[count]
@@ -182,6 +202,14 @@ class _Statements:
             )
         return self._inserts[count]
 
+    def insert_token_spend(self, count: int) -> str:
+        if count not in self._token_inserts:
+            row = "(" + ", ".join([self._param] * len(_TOKEN_COLUMNS)) + ")"
+            self._token_inserts[count] = (
+                f"INSERT INTO token_spend ({', '.join(_TOKEN_COLUMNS)}) VALUES {', '.join([row] * count)}"
+            )
+        return self._token_inserts[count]
+
 
 @dataclass
 class _Row:
@@ -194,6 +222,8 @@ class _Row:
     result: SignOutcome | JarvisWalletError
     # A re-sign of a message signed earlier in this batch: inserted once that row has its id.
     original: _Row | None = None
+    # Per-mint spend of the decision, inserted beside the row: (mint, symbol, base units).
+    tokens: tuple[tuple[str, str | None, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,6 +257,9 @@ class _BatchState:
     program_allowlist: frozenset
     destination_allowlist: frozenset[bytes] | None
     durable_nonce_accounts: frozenset[bytes] = frozenset()
+    token_registry: dict = field(default_factory=dict)  # mint bytes -> RegisteredMint
+    token_limits: dict = field(default_factory=dict)  # mint bytes -> TokenLimits
+    token_spent_24h: dict = field(default_factory=dict)  # mint bytes -> base units
 
 
 @dataclass
@@ -263,6 +296,7 @@ class SigningService:
         self._db: peewee.Database | None = None
         self._sql: _Statements | None = None
         self._rolling_spend: RollingSpend | None = None
+        self._rolling_token_spend: RollingTokenSpend | None = None
 
     def connect(self) -> None:
         """Open the connection (in the calling thread) and check the schema, unless already open."""
@@ -270,6 +304,7 @@ class SigningService:
             self._db = open_database(self._database_url)
             self._sql = _Statements(self._db)
             self._rolling_spend = RollingSpend(self._db, self._wallet)
+            self._rolling_token_spend = RollingTokenSpend(self._db, self._wallet)
         elif not self._db.is_closed():
             return
         with translate_errors(self._db):
@@ -348,18 +383,23 @@ class SigningService:
 
     def _read_state(self, db, now: datetime.datetime) -> _BatchState:
         sql = self._sql
-        row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
+        row = db.execute_sql(sql.limits, (self._wallet, self._wallet)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, programs, destinations, nonce_accounts, isolation = row
+        per_tx, daily, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
+        registry, token_limits = _token_state(mints, mint_limits)
+        spent_tokens = self._rolling_token_spend.current(now) if token_limits else {}
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
             spent_24h=self._rolling_spend.current(now),
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
             durable_nonce_accounts=_allowlist_bytes(nonce_accounts),
+            token_registry=registry,
+            token_limits=token_limits,
+            token_spent_24h={_mint_bytes(mint): amount for mint, amount in spent_tokens.items()},
         )
 
     def _used_request_ids(self, db, jobs: Sequence[SignJob]) -> set[str]:
@@ -401,18 +441,26 @@ class SigningService:
                 program_allowlist=state.program_allowlist,
                 destination_allowlist=state.destination_allowlist,
                 durable_nonce_accounts=state.durable_nonce_accounts,
+                token_registry=state.token_registry,
+                token_limits=state.token_limits,
+                token_spent_24h=state.token_spent_24h,
             )
         except InvalidTransaction as exc:  # instruction data that does not decode: this request only
             batch.add(self._row(job, slot, exc, digest=digest, message=signing_bytes, reason="invalid_tx"))
             return
         spend = decision.spend
         paid = _Paid.of(spend.payments)
+        per_mint = spend.tokens.per_mint
+        tokens = tuple(
+            (encode_pubkey(mint), state.token_registry[mint].symbol, min(amount, MAX_U64)) for mint, amount in per_mint.items()
+        )
         if not decision.allowed:
             error = PolicyDenied(decision.message, reason=decision.reason)
-            batch.add(self._row(
+            row = self._row(
                 job, slot, error, digest=digest, message=signing_bytes, reason=decision.reason,
                 lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, paid=paid,
-            ))
+            )
+            batch.add(replace(row, tokens=tokens))
             return
         signature = self._keypair.sign(signing_bytes)
         outcome = SignOutcome(
@@ -424,10 +472,13 @@ class SigningService:
             fee_lamports=spend.wallet_fee_lamports,
             duplicate=False,
             signed_at=batch.now,
+            tokens=tokens,
         )
         # Counted now, so the next decision of the batch sees it.
         state.spent_24h += spend.spend_lamports
-        batch.add(self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid))
+        for mint, amount in per_mint.items():
+            state.token_spent_24h[mint] = state.token_spent_24h.get(mint, 0) + amount
+        batch.add(replace(self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid), tokens=tokens))
 
     def _answer_retry(self, job, slot: _Pending, batch: _Batch, digest: str, signing_bytes, parsed) -> None:
         """The message was signed before: the recorded signature, released again, counted once.
@@ -497,6 +548,7 @@ class SigningService:
         """
         first = [row for row in batch.rows if row.original is None]
         ids = self._insert(db, first, batch.now)
+        self._insert_token_spend(db, first, ids, batch.now)
         self._release(first, ids)
         # Re-signs of messages signed in this batch, now that those rows have their ids.
         later = []
@@ -529,6 +581,25 @@ class SigningService:
                     ids[row.request_id] = cursor.lastrowid
         return ids
 
+    def _insert_token_spend(self, db, rows: list[_Row], ids: dict[str, int], now: datetime.datetime) -> None:
+        """Each inserted decision's per-mint spend, created_at equal to its row's: one statement
+        on PostgreSQL (chunked), one per row in-process on SQLite."""
+        values = [
+            (ids[row.request_id], self._wallet, mint, symbol, amount, now)
+            for row in rows if row.tokens and row.request_id in ids
+            for mint, symbol, amount in row.tokens
+        ]
+        if not values:
+            return
+        if self._sql.postgres:
+            for start in range(0, len(values), MAX_ROWS_PER_INSERT):
+                chunk = values[start:start + MAX_ROWS_PER_INSERT]
+                db.execute_sql(self._sql.insert_token_spend(len(chunk)), [v for row in chunk for v in row])
+        else:
+            statement = self._sql.insert_token_spend(1)
+            for row in values:
+                db.execute_sql(statement, (*row[:4], f"{row[4]:020d}", row[5]))
+
     def _release(self, rows: list[_Row], ids: dict[str, int]) -> None:
         """Give each inserted row's slot its result; a row not inserted was a replay."""
         for row in rows:
@@ -544,14 +615,15 @@ class SigningService:
             else:
                 row.slot.outcome = replace(row.result, transaction_id=row_id)
                 self._rolling_spend.recorded(row_id, row.result.lamports)
+                self._rolling_token_spend.recorded(row_id, {mint: amount for mint, _, amount in row.tokens})
 
     def _outcome_from_row(self, row, signing_bytes: bytes, parsed) -> SignOutcome:
-        row_id, signature_text, lamports, fee, created_at = row
+        row_id, signature_text, lamports, fee, created_at, token_list = row
         signature = base58.b58decode(signature_text)
         signed = parsed.with_signature(self._keypair.public_key, signature) if parsed is not None else signing_bytes
         return SignOutcome(
             row_id, self._wallet, signature, signed, int(lamports), int(fee), duplicate=True,
-            signed_at=_naive_utc(created_at),
+            signed_at=_naive_utc(created_at), tokens=_token_list(token_list),
         )
 
     @contextlib.contextmanager
@@ -570,6 +642,8 @@ class SigningService:
             close_database(self._db)
         if self._rolling_spend is not None:
             self._rolling_spend.forget()
+        if self._rolling_token_spend is not None:
+            self._rolling_token_spend.forget()
 
 
 def require_decision_isolation(db: peewee.Database, level: str) -> None:
@@ -597,6 +671,44 @@ def _naive_utc(moment) -> datetime.datetime:
     if moment.tzinfo is not None:
         moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return moment
+
+
+@functools.lru_cache(maxsize=256)
+def _mint_bytes(mint: str) -> bytes:
+    return decode_pubkey(mint, what="mint")
+
+
+@functools.lru_cache(maxsize=256)
+def _registered_mint(symbol: str, mint: str, program: str, decimals: int, extensions: str | None):
+    """A registry row as the policy takes it, built once per distinct row."""
+    from .solana.token_spend import RegisteredMint
+    from .tokens import PROGRAMS
+
+    return RegisteredMint(
+        symbol, _mint_bytes(mint), PROGRAMS[program], decimals, None if extensions is None else tuple(json.loads(extensions))
+    )
+
+
+def _json_rows(value) -> list:
+    """A JSON aggregate as the driver hands it: parsed (PostgreSQL's json), text (SQLite) or NULL."""
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _token_state(mints, mint_limits) -> tuple[dict, dict]:
+    """The mint registry and the wallet's per-mint limits, keyed by mint bytes."""
+    registry = {}
+    for symbol, mint, program, decimals, extensions in _json_rows(mints):
+        entry = _registered_mint(symbol, mint, program, int(decimals), extensions)
+        registry[entry.mint] = entry
+    limits = {_mint_bytes(mint): TokenLimits(int(per_tx), int(daily)) for mint, per_tx, daily in _json_rows(mint_limits)}
+    return registry, limits
+
+
+def _token_list(value) -> tuple[tuple[str, str | None, int], ...]:
+    """An earlier signature's per-mint spend, as the earlier-signatures query aggregates it."""
+    return tuple((mint, symbol, int(amount)) for mint, symbol, amount in _json_rows(value))
 
 
 def _base58(raw: bytes) -> str:
