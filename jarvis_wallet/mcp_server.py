@@ -2,7 +2,9 @@
 
 This is the agent's side of the wall. It asks the signer for signatures with the
 shared secret (``SignerClient``), and reads the wallet's limits and audit trail
-from the database; no tool writes there. It never loads the key, and nothing a
+from the database; no tool writes there but to record what it sent. With an RPC
+endpoint (``--rpc-url``) it also reads balances and sends transfers: the chain is
+the agent side's business, never the signer's. It never loads the key, and nothing a
 tool accepts or returns can change limits or approve anything: the signer
 decides every signature under its lock, as it does for any other client.
 
@@ -54,7 +56,8 @@ INSTRUCTIONS = (
     "request against spend limits set by a person (per transaction and per rolling 24 hours) and "
     "records it. Call wallet_status to see the address, the limits and what can still be spent; "
     "inspect_transaction to see what a transaction does and whether it would be signed; "
-    "sign_transaction or sign_message to get a signature. A refusal comes back as an error with "
+    "sign_transaction or sign_message to get a signature; where they are served, balance and "
+    "transfer read the chain and pay SOL. A refusal comes back as an error with "
     "a reason code and the numbers: explain it to the user, do not try to work around it. Amounts "
     "are strings such as \"0.5 SOL\" or \"1500000 lamports\"."
 )
@@ -183,7 +186,47 @@ TOOLS: tuple[ToolSpec, ...] = (
         read_only=True,
     ),
 )
-TOOLS_BY_NAME = {tool.name: tool for tool in TOOLS}
+#: Served only with an RPC endpoint (--rpc-url): the chain is the agent side's business, never
+#: the signer's.
+CHAIN_TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        name="balance",
+        title="Balance",
+        description=(
+            "The wallet's SOL balance on chain, as the configured RPC endpoint reports it (confirmed "
+            "commitment), as a string with units and in lamports. Changes nothing."
+        ),
+        input_schema=_object({}),
+        read_only=True,
+    ),
+    ToolSpec(
+        name="transfer",
+        title="Transfer SOL",
+        description=(
+            "Pay SOL from this wallet: builds a System transfer with a fresh blockhash, has the signer "
+            "check it against the limits and sign it, sends it, and waits up to 60 seconds for the "
+            "outcome. Returns the signature and the status (confirmed, failed, expired, or submitted "
+            "if not yet proven). The amount plus the 0.000005 SOL fee counts against the limits. A "
+            "refusal is an error with a reason code and the amounts involved; nothing is sent then."
+        ),
+        input_schema=_object(
+            {
+                "to": {"type": "string", "minLength": 32, "maxLength": 44,
+                       "description": "The recipient's address (base58 public key)."},
+                "amount": {"type": "string", "minLength": 1, "maxLength": 64,
+                           "description": "How much, with its unit: \"0.25 SOL\" or \"250000000 lamports\". "
+                           "A bare integer is lamports."},
+                "purpose": _PURPOSE_ARGUMENT,
+                "memo": {"type": "string", "minLength": 1, "maxLength": 256,
+                         "description": "Optional text put on chain with the payment (a Memo instruction); public."},
+            },
+            ("to", "amount", "purpose"),
+        ),
+        read_only=False,
+    ),
+)
+TOOLS_BY_NAME = {tool.name: tool for tool in TOOLS + CHAIN_TOOLS}
+TRANSFER_WAIT_SECONDS = 60.0
 
 
 class ToolError(Exception):
@@ -205,6 +248,7 @@ class McpSettings:
     database_url: str | None = None  # None: as the CLI finds it
     timeout_seconds: float = 10.0
     tools: tuple[str, ...] | None = None  # None: every tool; else only these are listed and callable
+    rpc_url: str | None = None  # with one, balance and transfer are served too
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:
@@ -230,7 +274,8 @@ class WalletTools:
         self._socket_path = resolve_socket_path(settings.socket_path)
         self._database_url = resolve_database_url(settings.database_url)
         parse_database_url(self._database_url)  # a malformed URL is the operator's error, said at start-up
-        self.specs = served_tools(settings.tools)
+        self._rpc_url = None if settings.rpc_url is None else _checked_rpc_url(settings.rpc_url)
+        self.specs = served_tools(settings.tools, chain=self._rpc_url is not None)
         self._served = {spec.name: spec for spec in self.specs}
         self._db_lock = threading.Lock()
         self._handlers: dict[str, Callable[[dict], dict]] = {
@@ -239,6 +284,8 @@ class WalletTools:
             "sign_transaction": self.sign_transaction,
             "sign_message": self.sign_message,
             "recent_transactions": self.recent_transactions,
+            "balance": self.balance,
+            "transfer": self.transfer,
         }
 
     def call(self, name: str, arguments: dict | None) -> dict:
@@ -338,6 +385,10 @@ class WalletTools:
             "wallet": signed.wallet,
             **amount_fields("spend", signed.lamports),
             **amount_fields("fee", signed.fee_lamports),
+            "tokens": [
+                {"mint": token.mint, "symbol": token.symbol, "amount_base_units": str(token.amount)}
+                for token in signed.tokens
+            ],
             "transaction_id": signed.transaction_id,
             "duplicate": signed.duplicate,
             "signed_at": signed.signed_at,
@@ -375,7 +426,82 @@ class WalletTools:
             ]
         return {"wallet": wallet, "transactions": [_recent_row(row) for row in rows]}
 
-    # -- the signer and the database ---------------------------------------------------------
+    def balance(self, arguments: dict) -> dict:
+        wallet = self._wallet_address()
+        rpc = self._rpc()
+        lamports = rpc.get_balance(wallet, commitment="confirmed")
+        return {"wallet": wallet, **amount_fields("balance", lamports), "endpoint": rpc.label, "commitment": "confirmed"}
+
+    def transfer(self, arguments: dict) -> dict:
+        from .amounts import parse_amount
+        from .chain.send import send_transaction
+        from .solana import build_transfer_message
+        from .solana.pubkey import decode_pubkey
+
+        to_key = decode_pubkey(arguments["to"], what="recipient")
+        lamports = parse_amount(arguments["amount"], what="amount")
+        if lamports == 0:
+            raise ToolError("bad_request", "argument 'amount' must be more than 0")
+        purpose, memo = arguments["purpose"], arguments.get("memo")
+        rpc = self._rpc()
+        with self._client() as client:
+            wallet = client.pubkey()
+            latest = rpc.get_latest_blockhash(commitment="confirmed")
+            message = build_transfer_message(
+                from_pubkey=decode_pubkey(wallet, what="wallet"), to_pubkey=to_key, lamports=lamports,
+                recent_blockhash=decode_pubkey(latest.blockhash, what="blockhash"), memo=memo,
+            )
+            self._check_sign_request(message, purpose)
+            try:
+                # The database records the submission and the outcome (what a failed or expired
+                # one gives back to the window); without one, `tx sync` does it later.
+                with self._optional_database() as database:
+                    result = send_transaction(
+                        client, rpc, message, purpose=purpose, wait=True, commitment="confirmed",
+                        timeout=TRANSFER_WAIT_SECONDS, database=database, tool="jarvis-wallet mcp",
+                    )
+            except PolicyDenied as exc:
+                numbers = {**self._refusal_numbers(client, message), **_public_details(exc.details)}
+                raise ToolError(exc.reason, exc.message, **numbers) from None
+        return {
+            "signature": result.signature,
+            "status": result.status,
+            "wallet": result.wallet,
+            "to": arguments["to"],
+            **amount_fields("amount", lamports),
+            **amount_fields("spend", result.lamports),
+            "transaction_id": result.transaction_id,
+            "duplicate": result.duplicate,
+            "slot": result.slot,
+            "error": result.error,
+            **amount_fields("given_back_to_daily_window", result.released_lamports),
+        }
+
+    # -- the signer, the database and the chain ------------------------------------------------
+
+    def _rpc(self):
+        from .chain.rpc import RpcClient
+
+        return RpcClient(self._rpc_url, timeout=self.settings.timeout_seconds)
+
+    @contextlib.contextmanager
+    def _optional_database(self):
+        """The database session if it can be opened, else None (held, like every session, one
+        at a time)."""
+        from .db import session
+
+        with self._db_lock, contextlib.ExitStack() as stack:
+            try:
+                database = stack.enter_context(session(self._database_url))
+            except DatabaseError:
+                database = None
+            yield database
+
+    def _check_sign_request(self, tx_bytes: bytes, purpose: str | None) -> None:
+        from .client import check_request
+        from .protocol import OP_SIGN
+
+        check_request(OP_SIGN, tx_base64=base64.b64encode(tx_bytes).decode("ascii"), purpose=purpose)
 
     def _client(self):
         """A connection to the signer, checked with a ping: no signer running is said as such
@@ -410,11 +536,11 @@ class WalletTools:
 
     @contextlib.contextmanager
     def _database(self):
-        """A read session, one at a time; DatabaseError when it cannot be read."""
+        """A session, one at a time; DatabaseError when it cannot be opened."""
         from .db import session
 
-        with self._db_lock, session(self._database_url):
-            yield
+        with self._db_lock, session(self._database_url) as database:
+            yield database
 
     def _limits(self, wallet: str) -> tuple[dict | None, str | None]:
         from .limits import get_limits, limits_report
@@ -462,17 +588,27 @@ class WalletTools:
         return numbers
 
 
-def served_tools(names: tuple[str, ...] | None) -> tuple[ToolSpec, ...]:
-    """The tools to serve, in the table's order: all, or the ones named (InvalidConfig for a
-    name that is not a tool)."""
+def served_tools(names: tuple[str, ...] | None, *, chain: bool = False) -> tuple[ToolSpec, ...]:
+    """The tools to serve, in the table's order: all (the chain's too with an endpoint), or the
+    ones named (InvalidConfig for a name that is not a tool, or a chain tool without --rpc-url)."""
+    available = TOOLS + (CHAIN_TOOLS if chain else ())
     if names is None:
-        return TOOLS
+        return available
     unknown = [name for name in names if name not in TOOLS_BY_NAME]
     if unknown:
         raise InvalidConfig(f"unknown tool {unknown[0]!r} in --tools; the tools are: {', '.join(TOOLS_BY_NAME)}")
     if not names:
         raise InvalidConfig("--tools names no tool")
-    return tuple(spec for spec in TOOLS if spec.name in names)
+    offline = [name for name in names if name not in {spec.name for spec in available}]
+    if offline:
+        raise InvalidConfig(f"the tool {offline[0]!r} needs an RPC endpoint: pass --rpc-url URL")
+    return tuple(spec for spec in available if spec.name in names)
+
+
+def _checked_rpc_url(url: str) -> str:
+    from .chain.rpc import resolve_rpc_url
+
+    return resolve_rpc_url(url, None)
 
 
 # -- arguments -----------------------------------------------------------------------------------

@@ -213,6 +213,7 @@ def test_sign_transaction_returns_a_valid_signature_and_counts_a_retry_once(wall
         assert first["spend_lamports"] == "1005000" and first["spend"] == "0.001005 SOL"
         assert first["fee_lamports"] == "5000"
         assert first["duplicate"] is False and first["sent"] is False
+        assert first["tokens"] == []  # a SOL transfer counts no token
         signed = base64.b64decode(first["signed_transaction_base64"])
         assert signed[0] == 1 and signed[65:] == message
         verify(wallet.address, message, first["signature"])
@@ -526,10 +527,10 @@ def test_concurrent_calls_are_served_side_by_side_and_the_limits_hold(wallet):
 def test_every_schema_keyword_is_one_the_argument_check_enforces():
     """check_arguments enforces what the schemas say; a keyword it does not know would be
     published to the model and silently not enforced."""
-    from jarvis_wallet.mcp_server import TOOLS
+    from jarvis_wallet.mcp_server import CHAIN_TOOLS, TOOLS
 
     enforced = {"type", "minLength", "maxLength", "minimum", "maximum", "enum", "description", "default"}
-    for tool in TOOLS:
+    for tool in TOOLS + CHAIN_TOOLS:
         assert set(tool.input_schema) == {"type", "properties", "required", "additionalProperties"}, tool.name
         for name, rule in tool.input_schema["properties"].items():
             assert set(rule) <= enforced, (tool.name, name, set(rule) - enforced)
@@ -608,3 +609,62 @@ def test_amounts_in_an_errors_details_become_strings_with_units():
         "spend": "0.001005 SOL", "spend_lamports": "1005000", "fee": "0.000005 SOL", "fee_lamports": "5000",
         "approval_id": 7, "wallet": "W",
     }
+
+
+# -- the chain: balance and transfer, against a LiteSVM-backed RPC endpoint ---------------------
+
+
+@pytest.fixture
+def rpc(wallet):
+    from rpc_server import RpcServer
+
+    server = RpcServer().start()  # after the signer's fork: it must not inherit the listening socket
+    yield server
+    server.stop()
+
+
+def test_without_an_endpoint_no_chain_tools_and_naming_one_is_refused(wallet, tmp_path):
+    async def body(session) -> None:
+        assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS
+
+    wallet.run(body)
+    result = subprocess.run(
+        [sys.executable, "-m", "jarvis_wallet", "mcp", "--tools", "balance", "--socket", str(tmp_path / "s.sock")],
+        env=server_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "needs an RPC endpoint: pass --rpc-url URL" in result.stderr
+
+
+def test_balance_and_a_transfer_the_runtime_confirms_and_the_limits_count(wallet, rpc):
+    from solders.keypair import Keypair
+    from solders.pubkey import Pubkey
+
+    wallet.limits(per_tx=SOL, daily=SOL)
+    rpc.chain.fund(Pubkey.from_string(wallet.address), 3 * SOL)
+    recipient = str(Keypair().pubkey())
+
+    async def body(session) -> None:
+        assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS | {"balance", "transfer"}
+        is_error, balance = await call(session, "balance")
+        assert not is_error, balance
+        assert balance["balance_lamports"] == str(3 * SOL) and balance["balance"] == "3 SOL"
+        is_error, sent = await call(session, "transfer", {"to": recipient, "amount": "0.25 SOL", "purpose": "invoice 7"})
+        assert not is_error, sent
+        assert sent["status"] == "confirmed" and sent["spend_lamports"] == str(SOL // 4 + FEE)
+        is_error, refused = await call(session, "transfer", {"to": recipient, "amount": "0.9 SOL", "purpose": "too much"})
+        assert is_error and refused["reason"] == "daily_limit_exceeded", refused
+        assert refused["spend_lamports"] == str(9 * SOL // 10 + FEE)
+        assert refused["limits"]["remaining_24h_lamports"] == str(SOL - SOL // 4 - FEE)
+        for bad, expected in [({"amount": "0.1 BTC"}, "unknown unit"), ({"amount": "0"}, "more than 0"),
+                              ({"to": "not-a-key" * 4}, "recipient")]:
+            arguments = {"to": recipient, "amount": "0.1 SOL", "purpose": "x", **bad}
+            is_error, error = await call(session, "transfer", arguments)
+            assert is_error and error["reason"] == "bad_request" and expected in error["message"], error
+        is_error, balance = await call(session, "balance")
+        assert balance["balance_lamports"] == str(3 * SOL - SOL // 4 - FEE)
+
+    wallet.run(body, "--rpc-url", rpc.url, errlog_path=str(wallet.signers.tmp_path / "mcp-stderr.log"))
+    # The runtime moved exactly that, and the audit trail says it landed.
+    assert rpc.chain.balance(Pubkey.from_string(recipient)) == SOL // 4
+    signed = [row for row in wallet.rows() if row["signature"] and row["status"] != "rejected"]
+    assert [(row["status"], row["lamports"], row["purpose"]) for row in signed] == [("confirmed", SOL // 4 + FEE, "invoice 7")]
