@@ -57,7 +57,9 @@ def _ratio(value: float, baseline: float | None) -> float | None:
     return round(value / baseline, 4) if baseline else None
 
 
-def evaluate_targets(results: list[CaseResult], kinds, backends, cli: dict, startup: dict) -> list[Target]:
+def evaluate_targets(
+    results: list[CaseResult], kinds, backends, cli: dict, startup: dict, mcp: dict | None = None
+) -> list[Target]:
     """The Performance issue's goals, each as a ratio measured in this run."""
     by_key = {(r.name, r.clients): r for r in results}
     peer1, peer8 = by_key.get((SSH_AGENT, 1)), by_key.get((SSH_AGENT, 8))
@@ -78,6 +80,12 @@ def evaluate_targets(results: list[CaseResult], kinds, backends, cli: dict, star
         Target("cli sign: wall time vs import typer", cli.get("ratio_import_typer"), "<=", 1.5),
         Target("signer start --detach: seconds", startup.get("start_detach_median_s"), "<", 0.5),
     ]
+    if mcp is not None:  # measured only where the MCP SDK is installed
+        targets += [
+            Target("mcp: spawn to tools/list, seconds", mcp["tools_list_median_s"], "<", 0.5),
+            # CPU seconds: the wall-time ratio of two fresh processes moves with the load.
+            Target("mcp: CPU to tools/list vs minimal SDK server", mcp["ratio_cpu_minimal_sdk_server"], "<=", 1.25),
+        ]
     return targets
 
 
@@ -113,6 +121,8 @@ def print_tables(report: dict) -> None:
         )
     console.print(cases)
     console.print(_cli_lines(report["cli"], report["startup"]))
+    if report.get("mcp"):
+        console.print(_mcp_line(report["mcp"]))
     targets = Table(title="Targets", title_justify="left")
     for column in ("target", "value", "goal", "met"):
         targets.add_column(column)
@@ -144,4 +154,14 @@ def _cli_lines(cli: dict, startup: dict) -> str:
         f"Start-up (median of {startup['runs']}): signer start --detach {startup['start_detach_median_s'] * 1000:.1f} ms, "
         f"signer stop {startup['stop_median_s'] * 1000:.1f} ms, "
         f"start_signer() in-process {startup['in_process_start_median_s'] * 1000:.1f} ms\n"
+    )
+
+
+def _mcp_line(mcp: dict) -> str:
+    return (
+        f"MCP (median of {mcp['runs']} fresh processes): jarvis-wallet mcp to tools/list "
+        f"{mcp['tools_list_median_s'] * 1000:.1f} ms, minimal server on the same SDK "
+        f"{mcp['minimal_sdk_server_median_s'] * 1000:.1f} ms (ratio {mcp['ratio_minimal_sdk_server']:.2f}), "
+        f"the SDK's imports alone {mcp['sdk_import_median_s'] * 1000:.1f} ms; CPU {mcp['cpu_median_s'] * 1000:.0f} ms "
+        f"vs {mcp['minimal_sdk_server_cpu_median_s'] * 1000:.0f} ms (load average {mcp['load_average']:.1f})"
     )

@@ -26,7 +26,9 @@ and, with ``--database-url``, on PostgreSQL in a fresh schema:
 Each runs with 1 client in sequence and 8 concurrent clients (processes by default, so that the
 clients' own Python does not share one GIL; ssh-agent is driven exactly the same way). Then two
 fresh-process measurements: ``jarvis-wallet sign FILE`` beside ``python -c "import typer"``, and
-``jarvis-wallet signer start --detach`` until ready. Finally the issue's targets are evaluated
+``jarvis-wallet signer start --detach`` until ready, and, when the MCP SDK is installed,
+``jarvis-wallet mcp`` from spawn to its ``tools/list`` answer beside a minimal server on the same
+SDK (benchmarks/mcp_startup.py). Finally the issue's targets are evaluated
 from these ratios. Everything started (signers, ssh-agent, clients, temp files, the PostgreSQL
 schema) is stopped and removed at the end, also on Ctrl-C.
 """
@@ -49,6 +51,7 @@ from jarvis_wallet.keys import Keypair, generate_keypair_file
 
 import fresh_processes
 import harness
+import mcp_startup
 import report
 import ssh_agent
 import workloads
@@ -58,6 +61,7 @@ QUICK_SECONDS_PER_CASE = 1.0
 CONCURRENT_CLIENTS = 8
 CLI_RUNS, QUICK_CLI_RUNS = 15, 5
 STARTUP_RUNS, QUICK_STARTUP_RUNS = 5, 3
+MCP_RUNS, QUICK_MCP_RUNS = 9, 3
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -189,7 +193,9 @@ def run(args: argparse.Namespace) -> dict:
             cli_runs=QUICK_CLI_RUNS if args.quick else CLI_RUNS,
             startup_runs=QUICK_STARTUP_RUNS if args.quick else STARTUP_RUNS,
         )
-    targets = report.evaluate_targets(bench.results, workloads.TRANSACTION_KINDS, backends, cli, startup)
+        say("MCP server start-up")
+        mcp = mcp_startup.measure(workdir, QUICK_MCP_RUNS if args.quick else MCP_RUNS)
+    targets = report.evaluate_targets(bench.results, workloads.TRANSACTION_KINDS, backends, cli, startup, mcp)
     return {
         "machine": machine,
         "settings": {"seconds_per_case": args.seconds_per_case, "client_mode": args.clients_as, "quick": args.quick,
@@ -197,6 +203,7 @@ def run(args: argparse.Namespace) -> dict:
         "cases": report.case_rows(bench.results),
         "cli": _rounded(cli),
         "startup": _rounded(startup),
+        "mcp": None if mcp is None else _rounded(mcp),
         "targets": [target.as_dict() for target in targets],
     }
 

@@ -22,6 +22,7 @@ from .commands import database as database_commands
 from .commands import inspect as inspect_commands
 from .commands import keys as keys_commands
 from .commands import limits as limits_commands
+from .commands import mcp as mcp_commands
 from .commands import nonce as nonce_commands
 from .commands import sign as sign_commands
 from .commands import signer as signer_commands
@@ -183,6 +184,7 @@ app.command("build-transfer")(inspect_commands.build_transfer)
 app.command("balance")(chain_commands.balance)
 app.command("blockhash")(chain_commands.blockhash)
 app.command("send")(chain_commands.send)
+app.command("mcp")(mcp_commands.mcp)
 
 
 def main() -> None:

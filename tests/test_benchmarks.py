@@ -30,7 +30,7 @@ def run_quick_benchmark() -> dict:
 def test_quick_benchmark_measures_every_case():
     report = run_quick_benchmark()
 
-    assert set(report) >= {"machine", "cases", "cli", "startup", "targets"}
+    assert set(report) >= {"machine", "cases", "cli", "startup", "mcp", "targets"}
     assert set(report["machine"]) >= {"nproc", "python", "sqlite", "postgres", "platform"}
     assert (report["machine"]["postgres"] is not None) == bool(POSTGRES_URL)
 
@@ -50,6 +50,13 @@ def test_quick_benchmark_measures_every_case():
     assert cli["sign_median_s"] > 0 and cli["import_typer_median_s"] > 0 and cli["ratio_import_typer"] > 0
     startup = report["startup"]
     assert startup["runs"] > 0 and startup["start_detach_median_s"] > 0
+
+    mcp = report["mcp"]  # the dev extra installs the SDK
+    assert mcp["runs"] > 0 and mcp["tools"] == 5
+    assert 0 < mcp["sdk_import_median_s"] and 0 < mcp["minimal_sdk_server_median_s"]
+    assert mcp["tools_list_median_s"] > 0 and mcp["ratio_minimal_sdk_server"] > 0
+    assert mcp["cpu_median_s"] > 0 and mcp["ratio_cpu_minimal_sdk_server"] > 0
+    assert "mcp: spawn to tools/list, seconds" in {target["name"] for target in report["targets"]}
 
     assert report["targets"]
     for target in report["targets"]:

@@ -59,32 +59,14 @@ def _would_decide(ctx, parsed, wallet: str) -> dict | None:
     """The signer's decision under the current limits, or None (with a note) if the database is not usable."""
     from ..db import session
     from ..errors import DatabaseError
-    from ..ledger import spent_in_window
-    from ..limits import get_limits
-    from ..models import utc_now
-    from ..policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
-    from ..settings import get_setting
-    from ..tokens import token_policy_inputs
+    from ..preview import would_decide
 
     try:
         with session(database_url(ctx)):
-            row = get_limits(wallet)
-            limits = None if row is None else Limits(row.per_tx_lamports, row.daily_lamports)
-            spent = spent_in_window(row.wallet, now=utc_now()) if row else 0
-            extra_programs = [p for p in (get_setting("allowed_programs") or "").split(",") if p]
-            destinations = get_setting("allowed_destinations")
-            registry, token_limits, token_spent = token_policy_inputs(wallet, now=utc_now())
-            decision = decide(
-                message=parsed, wallet=wallet, limits=limits, spent_24h_lamports=spent,
-                program_allowlist=set(DEFAULT_PROGRAM_ALLOWLIST) | set(extra_programs),
-                destination_allowlist=None if destinations is None else [d for d in destinations.split(",") if d],
-                durable_nonce_accounts=[n for n in (get_setting("durable_nonce_accounts") or "").split(",") if n],
-                token_registry=registry, token_limits=token_limits, token_spent_24h=token_spent,
-            )
+            return would_decide(parsed, wallet)
     except DatabaseError as exc:
         say(f"Note: no decision shown: {exc.message}")
         return None
-    return {"allowed": decision.allowed, "reason": decision.reason, "message": decision.message, "spent_24h_lamports": spent}
 
 
 def _render(report: dict) -> None:
