@@ -34,6 +34,7 @@ _EXPORTS = {
     "AuthenticationFailed": "errors",
     "ProtocolError": "errors",
     "SignerStartError": "errors",
+    "SignerLocked": "errors",
     # amounts
     "parse_amount": "amounts",
     "format_sol": "amounts",

@@ -175,6 +175,7 @@ app.command("sign")(sign_commands.sign)
 app.command("sign-message")(sign_commands.sign_message)
 app.command("keygen")(keys_commands.keygen)
 app.command("pubkey")(keys_commands.pubkey)
+app.add_typer(keys_commands.app, name="keys")
 app.command("inspect")(inspect_commands.inspect)
 app.command("build-transfer")(inspect_commands.build_transfer)
 

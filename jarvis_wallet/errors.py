@@ -25,7 +25,8 @@ and the error code sent over the wire. The CLI maps them in one place
     ├── AuthenticationFailed                exit 7   auth_failed
     ├── ProtocolError                       exit 8   bad_request
     ├── SignerStartError                    exit 9   (start-up failures reported by the child)
-    └── OutputNotWritten                    exit 10  (client side only: signed, but --out not written)
+    ├── OutputNotWritten                    exit 10  (client side only: signed, but --out not written)
+    └── SignerLocked                        exit 11  locked
 
 Messages never contain secret material: callers build them from public values.
 """
@@ -170,3 +171,10 @@ class OutputNotWritten(JarvisWalletError):
 
     exit_code = 10
     wire_code = "output_not_written"
+
+
+class SignerLocked(JarvisWalletError):
+    """The signer's key is locked (not in memory): nothing is signed until it is unlocked."""
+
+    exit_code = 11
+    wire_code = "locked"

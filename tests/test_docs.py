@@ -405,3 +405,4 @@ def test_readme_using_it_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (home / "signed.b64").read_text().strip()
     assert not (home / "run" / "jarvis-wallet" / "signer.sock").exists()  # stopped at the end
+

@@ -29,10 +29,18 @@ from ..decision_budget import DecisionBudget
 from ..errors import JarvisWalletError
 from ..handler import RequestHandler
 from ..signer_log import SignerLog, logged
+from ..key_lock import KeyGuard, LockableKey
 from ..signing import Peer, SigningService
 from .pidfile import unlink_if_ours, write_pid_file
 from .settings import MAX_PENDING_REFUSALS, REFUSAL_READ_SECONDS, SignerInfo, SignerSettings, listen_backlog
-from .setup import bind_socket, check_database_writable, load_or_create_secret, prepare_socket_directory
+from .setup import (
+    bind_socket,
+    check_database_writable,
+    database_health,
+    load_key,
+    load_or_create_secret,
+    prepare_socket_directory,
+)
 from .worker import SigningWorker
 
 
@@ -66,32 +74,39 @@ class SignerServer:
         self._refusals: dict[socket.socket, _Refusal] = {}
         self._owner_pid = os.getpid()
         self._halted = False
+        self.key_guard = None
 
     @classmethod
     def start(cls, settings: SignerSettings) -> SignerServer:
         from ..db import parse_database_url
-        from ..keys import load_keypair
 
         socket_path = Path(settings.socket_path)
         prepare_socket_directory(socket_path.parent, settings)
         log = SignerLog(default_log_path(socket_path))
         database = parse_database_url(settings.database_url).display
         secret, secret_path = load_or_create_secret(settings, socket_path)
-        env_key = os.environ.pop("SOLANA_PRIVATE_KEY", None)  # read once, then gone from os.environ
-        keypair = load_keypair(path=settings.keypair_path, env_value=env_key)
-        del env_key
-        service = SigningService(keypair=keypair, database_url=settings.database_url)
-        worker = SigningWorker(service, decision_timeout_seconds=settings.decision_timeout_seconds)
+        keypair, unlock_with = load_key(settings)
+        key = LockableKey(keypair)  # from here on the key lives in one buffer that lock() zeroes
+        del keypair
+        guard = KeyGuard(
+            key, unlock_with=unlock_with, ttl_seconds=settings.key_ttl_seconds,
+            on_change=lambda event, fields: log.event(f"key_{event}", **fields),
+        )
+        service = SigningService(keypair=key, database_url=settings.database_url)
+        worker = SigningWorker(service, decision_timeout_seconds=settings.decision_timeout_seconds, key_guard=guard)
         worker.start_and_connect()
         check_database_writable(settings.database_url)
-        listener = bind_socket(socket_path, settings)
-        pid_path = default_pid_path(socket_path)
-        write_pid_file(pid_path)
+        sign = logged(worker.submit, log)
         handler = RequestHandler(
             secret=secret,
-            public_key=keypair.public_key,
-            sign=logged(worker.submit, log),
-            status_fields={"database": database, "version": __version__, "logPath": str(log.path)},
+            public_key=key.public_key,
+            sign=sign,
+            status_fields={
+                "database": database, "version": __version__, "logPath": str(log.path),
+                "socketPath": str(socket_path), "keystore": unlock_with is not None,
+            },
+            live_status=lambda: database_health(settings.database_url),
+            key_guard=guard,
             legacy_protocol=settings.legacy_protocol,
             freshness_window_ms=settings.freshness_window_ms,
             decision_budget=(
@@ -99,8 +114,11 @@ class SignerServer:
                 else DecisionBudget(settings.free_decisions_per_second, settings.free_decision_burst)
             ),
         )
+        listener = bind_socket(socket_path, settings)
+        pid_path = default_pid_path(socket_path)
+        write_pid_file(pid_path)
         info = SignerInfo(
-            public_key=keypair.public_key_base58,
+            public_key=key.public_key_base58,
             pid=os.getpid(),
             socket_path=str(socket_path),
             secret_path=str(secret_path) if secret_path else None,
@@ -108,11 +126,15 @@ class SignerServer:
             database=database,
             version=__version__,
             log_path=str(log.path),
+            keystore=unlock_with is not None,
+            key_ttl_seconds=settings.key_ttl_seconds,
         )
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(wake_r, False)
-        return cls(settings, listener, worker, handler, info, wake_r, wake_w, log)
+        server = cls(settings, listener, worker, handler, info, wake_r, wake_w, log)
+        server.key_guard = guard
+        return server
 
     # The loop: signals only record and wake it.
     def handle_signals(self) -> None:
@@ -140,6 +162,7 @@ class SignerServer:
                         self._read_refused(key.fileobj)
                 self._admit_waiting()
                 self._expire(time.monotonic())
+                self.key_guard.expire_if_due()  # the key's lifetime: zeroed within a second of its end
         finally:
             for conn, _, _ in self._waiting:
                 conn.close()
@@ -315,6 +338,7 @@ class SignerServer:
                     conn.shutdown(socket.SHUT_RDWR)
         self._worker.stop()
         self._worker.join(timeout=self._worker.decision_timeout_seconds)
+        self.key_guard.key.lock()  # zeroed on the way out too; not a lock event of the log
         with self._connections_lock:
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import protocol
@@ -48,6 +48,11 @@ class SignerSettings:
     free_decisions_per_second: float | None = DEFAULT_FREE_DECISIONS_PER_SECOND
     free_decision_burst: int = DEFAULT_FREE_DECISION_BURST
     decision_timeout_seconds: float = DECISION_TIMEOUT_SECONDS
+    # The keystore's passphrase (keystore.Passphrase) when keypair_path is a keystore: read by
+    # the caller before the fork (never from argv or the environment), wiped once used.
+    passphrase: object | None = field(default=None, repr=False, compare=False)
+    # Lock the key by itself this long after start or the last unlock (key_lock.py); None: never.
+    key_ttl_seconds: float | None = None
 
 
 def listen_backlog(settings: SignerSettings) -> int:
@@ -69,4 +74,6 @@ class SignerInfo:
     database: str = ""  # the database as named in messages (no password)
     version: str = ""  # jarvis-wallet's version
     log_path: str = ""  # JSON lines, one per decision and lifecycle event (signer_log.py)
+    keystore: bool = False  # the key came from an encrypted keystore (so it can be unlocked)
+    key_ttl_seconds: float | None = None
 

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from ..config import default_pid_path, default_secret_path, ensure_private_dir
-from ..errors import InvalidConfig, SignerStartError
+from ..errors import InvalidConfig, JarvisWalletError, KeyMaterialError, SignerStartError
 from .pidfile import read_pid_file
 from .settings import SignerSettings, listen_backlog
 
@@ -21,6 +21,20 @@ def check_database_writable(url: str) -> None:
 
     with session(url) as db:
         check_writable(db)
+
+
+def database_health(url: str) -> dict:
+    """For `status`: whether the database takes a write now (checked on a connection of its own,
+    a row written and rolled back), and why not."""
+    from ..db import probe_writable
+
+    try:
+        probe_writable(url)
+    except JarvisWalletError as exc:
+        return {"databaseWritable": False, "databaseError": exc.message}
+    except Exception as exc:  # noqa: BLE001 - a health check reports, it never raises
+        return {"databaseWritable": False, "databaseError": f"database check failed: {type(exc).__name__}"}
+    return {"databaseWritable": True, "databaseError": None}
 
 
 def prepare_socket_directory(directory: Path, settings: SignerSettings) -> None:
@@ -66,6 +80,34 @@ def load_or_create_secret(settings: SignerSettings, socket_path: Path):
     if not path.exists():
         return generate_shared_secret_file(path), path
     return load_shared_secret(env_value=None, path=path), path
+
+
+def load_key(settings: SignerSettings):
+    """The signer's keypair, and how to unlock it again (None: a plaintext key, no keystore).
+
+    SOLANA_PRIVATE_KEY is read once and removed from os.environ whatever the source. A keystore
+    is decrypted with ``settings.passphrase``, whose bytes are wiped at once.
+    """
+    from ..keys import load_keypair
+    from ..keystore import decrypt_keystore, read_keystore_if_any, unlocker
+
+    env_key = os.environ.pop("SOLANA_PRIVATE_KEY", None)  # read once, then gone from os.environ
+    header = None if settings.keypair_path is None else read_keystore_if_any(settings.keypair_path)
+    if header is None:
+        return load_keypair(path=settings.keypair_path, env_value=env_key), None
+    del env_key
+    source = f"keystore {settings.keypair_path}"
+    passphrase = settings.passphrase
+    if passphrase is None:
+        raise KeyMaterialError(
+            f"{settings.keypair_path} is an encrypted keystore: give its passphrase with --passphrase-fd, "
+            "a systemd credential (--passphrase-credential), or at the prompt"
+        )
+    try:
+        keypair = decrypt_keystore(header, passphrase, source=source)
+    finally:
+        passphrase.wipe()
+    return keypair, unlocker(header, source=source)
 
 
 def bind_socket(path: Path, settings: SignerSettings) -> socket.socket:

@@ -1,7 +1,10 @@
 """The signing worker: the one thread that talks to the database.
 
 Connection threads hand it jobs; it takes whatever is queued as one batch and
-decides it in one locked transaction (``signing.py``).
+decides it in one locked transaction (``signing.py``). It holds the key for the
+whole batch (``key_lock.py``): a lock waits for the batch in flight, and a batch
+that finds the key locked is refused ``locked`` before anything is decided or
+recorded, so no signature ever leaves without its row.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import threading
 from concurrent.futures import Future
 
 from ..errors import DatabaseUnavailable, JarvisWalletError
+from ..key_lock import KeyGuard, locked_error
 from ..signing import SignJob, SignOutcome, SigningService
 from .settings import DECISION_TIMEOUT_SECONDS, MAX_BATCH
 
@@ -18,9 +22,13 @@ from .settings import DECISION_TIMEOUT_SECONDS, MAX_BATCH
 class SigningWorker(threading.Thread):
     """The one thread that talks to the database; takes whatever is queued as one batch."""
 
-    def __init__(self, service: SigningService, *, decision_timeout_seconds: float = DECISION_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, service: SigningService, *, decision_timeout_seconds: float = DECISION_TIMEOUT_SECONDS,
+        key_guard: KeyGuard | None = None,
+    ) -> None:
         super().__init__(name="signing-worker", daemon=True)
         self._service = service
+        self._key_guard = key_guard
         self.decision_timeout_seconds = decision_timeout_seconds
         self._queue: queue.Queue = queue.Queue()
         self._ready = threading.Event()
@@ -71,7 +79,7 @@ class SigningWorker(threading.Thread):
                     break
                 batch.append(nxt)
             try:
-                results = self._service.sign_batch([job for job, _ in batch])
+                results = self._decide([job for job, _ in batch])
             except Exception:  # noqa: BLE001 - the worker must outlive any bug; nothing was signed
                 failure = JarvisWalletError("internal error; no signature was released")
                 results = [failure] * len(batch)
@@ -81,4 +89,14 @@ class SigningWorker(threading.Thread):
                 else:
                     future.set_result(result)
         self._service.close()
+
+    def _decide(self, jobs: list[SignJob]) -> list:
+        guard = self._key_guard
+        if guard is None:
+            return self._service.sign_batch(jobs)
+        guard.expire_if_due()
+        with guard.key.held() as unlocked:
+            if not unlocked:
+                return [locked_error() for _ in jobs]
+            return self._service.sign_batch(jobs)
 
