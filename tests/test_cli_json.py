@@ -24,7 +24,7 @@ STATUS_KEYS = {"public_key", "pid", "version", "database", "cli_database", "same
 SIGN_KEYS = {"signature", "signed_transaction", "request_id", "wallet", "lamports", "fee_lamports", "transaction_id",
              "duplicate"}
 START_KEYS = {"public_key", "pid", "socket_path", "secret_path", "pid_path", "detached", "database", "version", "log_path",
-              "keystore", "key_ttl_seconds"}
+              "keystore", "key_ttl_seconds", "metrics_file", "metrics_listen"}
 INSPECT_KEYS = {"version", "fee_payer", "signers", "programs", "instructions", "fee_lamports", "spend_lamports", "wallet",
                 "decision"}
 

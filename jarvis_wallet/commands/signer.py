@@ -32,6 +32,19 @@ KeyTtlOption = typer.Option(
     None, "--key-ttl",
     help="Lock the key by itself this long after start or the last unlock (90s, 30m, 8h, 1d; at most 30 days).",
 )
+MetricsFileOption = typer.Option(
+    None, "--metrics-file",
+    help="Write Prometheus metrics to this file (node_exporter textfile format, replaced atomically) "
+    "every --metrics-interval and at exit.",
+)
+MetricsListenOption = typer.Option(
+    None, "--metrics-listen",
+    help="Serve Prometheus metrics over HTTP on this loopback HOST:PORT (127.0.0.1:9108); other addresses are refused.",
+)
+MetricsIntervalOption = bounded_option(
+    15.0, "--metrics-interval", low=1.0, high=3600.0,
+    help="Seconds between metrics textfile writes, and the longest the wallets' headroom is cached (1 to 3600).",
+)
 MAX_KEY_TTL_SECONDS = 30 * 86400
 SocketOption = typer.Option(
     None, "--socket", help="Socket path. Default: $SIGNER_SOCKET_PATH, else $XDG_RUNTIME_DIR/jarvis-wallet/signer.sock."
@@ -51,7 +64,8 @@ MAX_CONNECTION_WAIT_SECONDS = 60
 def _settings(
     ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections,
     idle_timeout, free_decision_rate, free_decision_burst, listen_backlog=None, connection_wait=None,
-    passphrase_fd=None, passphrase_credential=None, key_ttl=None,
+    passphrase_fd=None, passphrase_credential=None, key_ttl=None, metrics_file=None, metrics_listen=None,
+    metrics_interval=15.0,
 ):
     import grp
 
@@ -83,8 +97,21 @@ def _settings(
         free_decision_burst=free_decision_burst,
         **({} if connection_wait is None else {"connection_wait_seconds": connection_wait}),
         key_ttl_seconds=None if key_ttl is None else parse_duration(key_ttl, option="--key-ttl", low=1, high=MAX_KEY_TTL_SECONDS),
+        metrics_file=metrics_file,
+        metrics_listen=_metrics_listen(metrics_listen),
+        metrics_interval_seconds=metrics_interval,
         passphrase=_keystore_passphrase(keypair, passphrase_fd, passphrase_credential),
     )
+
+
+def _metrics_listen(text):
+    """Checked here too, so a non-loopback address is refused before anything starts."""
+    if text is None:
+        return None
+    from ..metrics import parse_loopback_address
+
+    parse_loopback_address(text)
+    return text
 
 
 def _keystore_passphrase(keypair, fd, credential):
@@ -173,6 +200,9 @@ def signer_start(
     passphrase_fd: Optional[int] = PassphraseFdOption,
     passphrase_credential: Optional[str] = PassphraseCredentialOption,
     key_ttl: Optional[str] = KeyTtlOption,
+    metrics_file: Optional[Path] = MetricsFileOption,
+    metrics_listen: Optional[str] = MetricsListenOption,
+    metrics_interval: float = MetricsIntervalOption,
     timeout: float = bounded_option(
         15.0, "--timeout", low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True,
         help="Seconds to wait for the signer to report readiness (above 0, at most 3600).",
@@ -194,6 +224,7 @@ def signer_start(
         max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
         free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
         passphrase_fd=passphrase_fd, passphrase_credential=passphrase_credential, key_ttl=key_ttl,
+        metrics_file=metrics_file, metrics_listen=metrics_listen, metrics_interval=metrics_interval,
     )
     try:
         handle = start_signer(settings, detach=detach, timeout=timeout)
@@ -205,7 +236,8 @@ def signer_start(
         print_json({"public_key": info.public_key, "pid": info.pid, "socket_path": info.socket_path,
                     "secret_path": info.secret_path, "pid_path": info.pid_path, "detached": detach,
                     "database": info.database, "version": info.version, "log_path": info.log_path,
-                    "keystore": info.keystore, "key_ttl_seconds": info.key_ttl_seconds})
+                    "keystore": info.keystore, "key_ttl_seconds": info.key_ttl_seconds,
+                    "metrics_file": info.metrics_file, "metrics_listen": info.metrics_listen})
     else:
         typer.echo(_ready_line(handle.info))
     if detach:
@@ -256,6 +288,9 @@ def signer_serve(
     passphrase_fd: Optional[int] = PassphraseFdOption,
     passphrase_credential: Optional[str] = PassphraseCredentialOption,
     key_ttl: Optional[str] = KeyTtlOption,
+    metrics_file: Optional[Path] = MetricsFileOption,
+    metrics_listen: Optional[str] = MetricsListenOption,
+    metrics_interval: float = MetricsIntervalOption,
 ) -> None:
     """Run the signer in this process, without forking, for a supervisor such as systemd.
 
@@ -269,6 +304,7 @@ def signer_serve(
         max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
         free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
         passphrase_fd=passphrase_fd, passphrase_credential=passphrase_credential, key_ttl=key_ttl,
+        metrics_file=metrics_file, metrics_listen=metrics_listen, metrics_interval=metrics_interval,
     )
     code = serve(settings, on_ready=lambda info: say(_ready_line(info)))
     raise typer.Exit(code)

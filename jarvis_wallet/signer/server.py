@@ -75,6 +75,7 @@ class SignerServer:
         self._owner_pid = os.getpid()
         self._halted = False
         self.key_guard = None
+        self.exporter = None
 
     @classmethod
     def start(cls, settings: SignerSettings) -> SignerServer:
@@ -97,6 +98,20 @@ class SignerServer:
         worker.start_and_connect()
         check_database_writable(settings.database_url)
         sign = logged(worker.submit, log)
+        exporter = None
+        if settings.metrics_file is not None or settings.metrics_listen is not None:
+            from ..metrics import MetricsExporter, SignerMetrics
+
+            metrics = SignerMetrics(
+                database_url=settings.database_url, started_at=time.monotonic(),
+                budget_refusals=lambda: handler.stats.rate_limited, locked=lambda: guard.locked,
+            )
+            sign = metrics.measured(sign)
+            exporter = MetricsExporter(
+                metrics, textfile=settings.metrics_file, listen=settings.metrics_listen,
+                interval_seconds=settings.metrics_interval_seconds,
+                on_error=lambda message: log.event("metrics_failed", message=message),
+            )
         handler = RequestHandler(
             secret=secret,
             public_key=key.public_key,
@@ -114,6 +129,8 @@ class SignerServer:
                 else DecisionBudget(settings.free_decisions_per_second, settings.free_decision_burst)
             ),
         )
+        if exporter is not None:
+            exporter.start()  # before the socket: a port that cannot be bound fails the start cleanly
         listener = bind_socket(socket_path, settings)
         pid_path = default_pid_path(socket_path)
         write_pid_file(pid_path)
@@ -128,12 +145,14 @@ class SignerServer:
             log_path=str(log.path),
             keystore=unlock_with is not None,
             key_ttl_seconds=settings.key_ttl_seconds,
+            metrics_file=None if settings.metrics_file is None else str(settings.metrics_file),
+            metrics_listen=None if exporter is None else exporter.bound,
         )
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(wake_r, False)
         server = cls(settings, listener, worker, handler, info, wake_r, wake_w, log)
-        server.key_guard = guard
+        server.key_guard, server.exporter = guard, exporter
         return server
 
     # The loop: signals only record and wake it.
@@ -339,6 +358,8 @@ class SignerServer:
         self._worker.stop()
         self._worker.join(timeout=self._worker.decision_timeout_seconds)
         self.key_guard.key.lock()  # zeroed on the way out too; not a lock event of the log
+        if self.exporter is not None:
+            self.exporter.stop()  # after the worker: the textfile keeps the final counts
         with self._connections_lock:
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):

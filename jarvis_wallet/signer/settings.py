@@ -23,6 +23,8 @@ MAX_PENDING_REFUSALS = 64
 MAX_BATCH = 64
 # How long a connection thread waits for its decision; the worker's own lock timeout is shorter.
 DECISION_TIMEOUT_SECONDS = 30.0
+# How often the metrics textfile is rewritten (and the wallets' headroom read).
+DEFAULT_METRICS_INTERVAL_SECONDS = 15.0
 
 
 
@@ -53,6 +55,10 @@ class SignerSettings:
     passphrase: object | None = field(default=None, repr=False, compare=False)
     # Lock the key by itself this long after start or the last unlock (key_lock.py); None: never.
     key_ttl_seconds: float | None = None
+    # Metrics (metrics.py): a node_exporter textfile, and/or a loopback HTTP listener "HOST:PORT".
+    metrics_file: Path | None = None
+    metrics_listen: str | None = None
+    metrics_interval_seconds: float = DEFAULT_METRICS_INTERVAL_SECONDS
 
 
 def listen_backlog(settings: SignerSettings) -> int:
@@ -76,4 +82,6 @@ class SignerInfo:
     log_path: str = ""  # JSON lines, one per decision and lifecycle event (signer_log.py)
     keystore: bool = False  # the key came from an encrypted keystore (so it can be unlocked)
     key_ttl_seconds: float | None = None
+    metrics_file: str | None = None
+    metrics_listen: str | None = None  # "HOST:PORT" as bound
 
