@@ -166,6 +166,7 @@ def root(
 
 
 app.command("init-db")(database_commands.init_db)
+app.add_typer(database_commands.app, name="db")
 app.add_typer(config_commands.app, name="config")
 app.add_typer(limits_commands.app, name="limits")
 app.add_typer(tx_commands.app, name="tx")

@@ -162,11 +162,11 @@ def test_the_walks_cover_every_command_that_takes_json():
     covered = {"init-db", "config get", "config list", "config set", "config unset", "limits show", "limits set",
                "sign", "sign-message", "tx list", "tx show", "tx mark", "signer status", "signer start", "signer stop",
                "inspect", "keygen", "pubkey", "build-transfer", "nonce advance", "keys encrypt", "keys decrypt",
-               "signer lock", "signer unlock"}
+               "signer lock", "signer unlock", "db backup"}
     assert set(leaves(typer.main.get_command(app))) == covered
 
 
-def test_keystore_and_lock_commands_json(world, cli, tmp_path):
+def test_keystore_lock_and_backup_commands_json(world, cli, tmp_path):
     """keys encrypt/decrypt, signer lock/unlock: stable keys on success, one error object on failure."""
     import os
 
@@ -192,6 +192,8 @@ def test_keystore_and_lock_commands_json(world, cli, tmp_path):
         (("signer", "unlock", "--socket", sock, "--passphrase-fd", fd("pw")), 7, "bad_passphrase"),
         (("signer", "lock", "--socket", sock), 0, {"locked", "was_unlocked", "socket_path"}),
         (("signer", "lock", "--socket", str(tmp_path / "nobody.sock")), 6, "signer_unavailable"),
+        (("db", "backup", "--to", tmp_path / "backup.db"), 0, {"database", "path", "pages", "bytes", "transactions"}),
+        (("db", "backup", "--to", tmp_path / "backup.db"), 2, "bad_request"),
     ]
     for args, code, expected in steps:
         result = cli(*args, "--json", url=url)
