@@ -68,6 +68,13 @@ _EXPORTS = {
     "sign_nonce_advance": "nonce",
     "Keypair": "keys",
     "generate_keypair_file": "keys",
+    # the encrypted keystore
+    "Passphrase": "keystore",
+    "write_keystore": "keystore",
+    "load_keystore": "keystore",
+    "encrypt_keypair_file": "keystore",
+    "decrypt_keystore_file": "keystore",
+    "backup_sqlite": "backup",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -7,7 +7,9 @@ table picks the op's handler. The sign path reads top to bottom: parse,
 authenticate, check the peer's budget of free decisions (refusals and
 signatures of next to no spend, decision_budget.py), hand to the signing
 worker (which checks, records and signs atomically), charge the budget if
-the decision was free, reply.
+the decision was free, reply. ``lock`` and ``unlock`` go to the key guard
+(``key_lock.py``); while the key is locked the signing worker answers every
+signing request ``locked``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from dataclasses import dataclass, field
 import base58
 
 from . import protocol
-from .errors import AuthenticationFailed, InvalidInput, InvalidTransaction, JarvisWalletError, KeyMaterialError, PolicyDenied, RateLimited
+from .errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    InvalidTransaction,
+    JarvisWalletError,
+    KeyMaterialError,
+    PolicyDenied,
+    RateLimited,
+)
 from .keys import SharedSecret
 from .key_lock import KeyGuard
 from .decision_budget import DecisionBudget, is_free_signature

@@ -85,7 +85,8 @@ def test_lock_unlock_through_the_cli_on_a_live_signer(commands, initialised_url,
     url, out = initialised_url, Outputs()
     socket = tmp_path / "run" / "signer.sock"
     _limits(commands, url, out)
-    started = out.add(_start(commands, url, socket, keystore))
+    metrics = tmp_path / "metrics.prom"
+    started = out.add(_start(commands, url, socket, keystore, "--metrics-file", metrics))
     assert started.returncode == 0, started.stderr
     info = json.loads(started.stdout)
     assert info["keystore"] is True and info["public_key"] == DUMMY.public_key_base58
@@ -136,7 +137,9 @@ def test_lock_unlock_through_the_cli_on_a_live_signer(commands, initialised_url,
         assert [e for e in events if e.startswith("key_")] == ["key_locked", "key_unlock_failed", "key_unlocked"]
     finally:
         out.add(commands.run("signer", "stop", "--socket", socket))
-    out.assert_no_secret(socket.parent / "signer.log", keystore)
+    database_files = [p for p in tmp_path.iterdir() if p.name.startswith("wallet.db")]  # SQLite: the file and WAL
+    out.assert_no_secret(socket.parent / "signer.log", keystore, metrics, socket.parent / "secret", *database_files)
+    assert 'jarvis_wallet_decisions_total{outcome="not_decided",reason="locked"} 1.0' in metrics.read_text()
 
 
 def test_a_wrong_passphrase_fails_the_start_with_one_error(commands, initialised_url, keystore, tmp_path):  # noqa: F811
