@@ -65,6 +65,10 @@ class SignerServer:
         self._handler = handler
         self._wake_r, self._wake_w = wake_r, wake_w
         self._stopping = threading.Event()
+        # Set by the signal handler, read by the loop. A plain attribute: the handler runs in the
+        # main thread between any two bytecodes, possibly inside Event.set() in halt(), whose
+        # lock is not reentrant, so it must take no lock (an Event.set() there deadlocked).
+        self._stop_signal: int | None = None
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         # Accepted over the cap, oldest first: (connection, peer, when its wait ends).
@@ -170,7 +174,7 @@ class SignerServer:
         selector.register(self._listener, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
         try:
-            while not self._stopping.is_set():
+            while self._stop_signal is None and not self._stopping.is_set():
                 for key, _ in selector.select(timeout=self._next_timeout()):
                     if key.fileobj is self._listener:
                         self._accept()
@@ -192,8 +196,8 @@ class SignerServer:
             selector.close()
 
     def _on_signal(self, signum, frame) -> None:
-        self._stopping.set()
-        self._stop_signal = signum  # logged by halt(), outside the handler
+        if self._stop_signal is None:  # the first one is what stopped it
+            self._stop_signal = signum  # only record: the wakeup fd wakes the loop, which stops
 
     def _next_timeout(self) -> float:
         deadlines = [refusal.deadline for refusal in self._refusals.values()]
@@ -344,7 +348,7 @@ class SignerServer:
             return
         self._halted = True
         self._stopping.set()
-        signum = getattr(self, "_stop_signal", None)
+        signum = self._stop_signal
         self.log.event("stopping", pid=os.getpid(), signal=signal.Signals(signum).name if signum else None)
         with contextlib.suppress(OSError):
             self._listener.close()
