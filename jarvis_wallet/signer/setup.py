@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import stat
+import threading
 from pathlib import Path
 
 from ..config import default_pid_path, default_secret_path, ensure_private_dir
@@ -23,17 +24,22 @@ def check_database_writable(url: str) -> None:
         check_writable(db)
 
 
+# One probe at a time: a flood of `status` requests costs one database connection at once.
+_HEALTH_PROBE = threading.Lock()
+
+
 def database_health(url: str) -> dict:
     """For `status`: whether the database takes a write now (checked on a connection of its own,
     a row written and rolled back), and why not."""
     from ..db import probe_writable
 
-    try:
-        probe_writable(url)
-    except JarvisWalletError as exc:
-        return {"databaseWritable": False, "databaseError": exc.message}
-    except Exception as exc:  # noqa: BLE001 - a health check reports, it never raises
-        return {"databaseWritable": False, "databaseError": f"database check failed: {type(exc).__name__}"}
+    with _HEALTH_PROBE:
+        try:
+            probe_writable(url)
+        except JarvisWalletError as exc:
+            return {"databaseWritable": False, "databaseError": exc.message}
+        except Exception as exc:  # noqa: BLE001 - a health check reports, it never raises
+            return {"databaseWritable": False, "databaseError": f"database check failed: {type(exc).__name__}"}
     return {"databaseWritable": True, "databaseError": None}
 
 
