@@ -26,7 +26,7 @@ and the error code sent over the wire. The CLI maps them in one place
     ├── ProtocolError                       exit 8   bad_request
     ├── SignerStartError                    exit 9   (start-up failures reported by the child)
     ├── OutputNotWritten                    exit 10  (client side only: signed, but --out not written)
-    └── SignerLocked                        exit 11  locked
+    └── SignerLocked                        exit 14  locked (14: the chain branch took 11 to 13)
 
 Messages never contain secret material: callers build them from public values.
 """
@@ -176,5 +176,5 @@ class OutputNotWritten(JarvisWalletError):
 class SignerLocked(JarvisWalletError):
     """The signer's key is locked (not in memory): nothing is signed until it is unlocked."""
 
-    exit_code = 11
+    exit_code = 14
     wire_code = "locked"

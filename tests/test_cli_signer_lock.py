@@ -104,14 +104,14 @@ def test_lock_unlock_through_the_cli_on_a_live_signer(commands, initialised_url,
 
         rows_before = _rows(url)
         refused = out.add(_sign(commands, url, socket, tmp_path))
-        assert refused.returncode == 11
+        assert refused.returncode == 14
         assert json.loads(refused.stdout)["reason"] == "locked"
         assert one_error_line(refused.stderr).startswith("Error: the signer is locked: its key is not in memory")
         assert _rows(url) == rows_before, "a locked signer records nothing"
 
-        # Status and pubkey still answer; status says unhealthy with exit 11.
+        # Status and pubkey still answer; status says unhealthy with exit 14.
         result, status = _status(commands, url, socket)
-        assert result.returncode == 11 and status["locked"] is True and status["locked_reason"] == "requested"
+        assert result.returncode == 14 and status["locked"] is True and status["locked_reason"] == "requested"
         assert status["healthy"] is False and result.stderr.startswith("Unhealthy: the signer is locked")
         with SignerClient(socket) as client:
             assert client.pubkey() == DUMMY.public_key_base58
@@ -187,10 +187,10 @@ def test_the_key_ttl_locks_the_signer_by_itself(commands, initialised_url, keyst
     try:
         wait_until(lambda: _status(commands, url, socket)[1]["locked"], timeout=30, what="the key to lock itself")
         result, status = _status(commands, url, socket)
-        assert result.returncode == 11 and status["locked_reason"] == "key_ttl" and status["key_ttl_seconds_left"] is None
+        assert result.returncode == 14 and status["locked_reason"] == "key_ttl" and status["key_ttl_seconds_left"] is None
         assert "its --key-ttl ran out" in result.stderr
         refused = out.add(_sign(commands, url, socket, tmp_path))
-        assert refused.returncode == 11
+        assert refused.returncode == 14
         unlocked = out.add(commands.run("signer", "unlock", "--socket", socket, "--passphrase-fd", "0",
                                         input=PASSPHRASE))
         assert unlocked.returncode == 0, unlocked.stderr

@@ -47,7 +47,7 @@ def test_signs_like_the_keypair_and_lock_zeroes_the_buffer():
     assert key.locked and key.secret_is_zero()
     with pytest.raises(SignerLocked) as caught:
         key.sign(b"x")
-    assert caught.value.wire_code == "locked" and caught.value.exit_code == 11
+    assert caught.value.wire_code == "locked" and caught.value.exit_code == 14
     key.load(DUMMY)
     assert key.sign(b"x") == DUMMY.sign(b"x")
 

@@ -338,7 +338,7 @@ def signer_status(
 
     The signer checks its database on each call (a row written and rolled back). Exit codes for
     a supervisor: 0 healthy (key loaded, database writable); 3 the database cannot be written or
-    reached; 11 the key is locked; 6 no signer answers (also when one died and left its pid
+    reached; 14 the key is locked; 6 no signer answers (also when one died and left its pid
     file); 7 the shared secret was refused. The data is printed in every case the signer answered.
     Also says when the signer's database is not the one this command would use.
 
