@@ -192,7 +192,10 @@ def test_keystore_lock_and_backup_commands_json(world, cli, tmp_path):
         (("signer", "unlock", "--socket", sock, "--passphrase-fd", fd("pw")), 7, "bad_passphrase"),
         (("signer", "lock", "--socket", sock), 0, {"locked", "was_unlocked", "socket_path"}),
         (("signer", "lock", "--socket", str(tmp_path / "nobody.sock")), 6, "signer_unavailable"),
-        (("db", "backup", "--to", tmp_path / "backup.db"), 0, {"database", "path", "pages", "bytes", "transactions"}),
+        # SQLite: a copy, then a refusal to overwrite it; PostgreSQL: pointed to pg_dump.
+        (("db", "backup", "--to", tmp_path / "backup.db"), *(
+            (0, {"database", "path", "pages", "bytes", "transactions"}) if url.startswith("sqlite") else (2, "bad_request")
+        )),
         (("db", "backup", "--to", tmp_path / "backup.db"), 2, "bad_request"),
     ]
     for args, code, expected in steps:
