@@ -41,6 +41,7 @@ _EXPORTS = {
     "RpcBadResponse": "errors",
     "TransactionRefused": "errors",
     "TransactionNotConfirmed": "errors",
+    "SignerLocked": "errors",
     # amounts
     "parse_amount": "amounts",
     "format_sol": "amounts",
@@ -87,6 +88,13 @@ _EXPORTS = {
     "SendResult": "chain.send",
     "Keypair": "keys",
     "generate_keypair_file": "keys",
+    # the encrypted keystore
+    "Passphrase": "keystore",
+    "write_keystore": "keystore",
+    "load_keystore": "keystore",
+    "encrypt_keypair_file": "keystore",
+    "decrypt_keystore_file": "keystore",
+    "backup_sqlite": "backup",
 }
 
 __all__ = ["__version__", *_EXPORTS]

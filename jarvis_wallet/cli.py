@@ -169,6 +169,7 @@ def root(
 
 
 app.command("init-db")(database_commands.init_db)
+app.add_typer(database_commands.app, name="db")
 app.add_typer(config_commands.app, name="config")
 app.add_typer(limits_commands.app, name="limits")
 app.add_typer(tokens_commands.app, name="tokens")
@@ -179,6 +180,7 @@ app.command("sign")(sign_commands.sign)
 app.command("sign-message")(sign_commands.sign_message)
 app.command("keygen")(keys_commands.keygen)
 app.command("pubkey")(keys_commands.pubkey)
+app.add_typer(keys_commands.app, name="keys")
 app.command("inspect")(inspect_commands.inspect)
 app.command("build-transfer")(inspect_commands.build_transfer)
 app.command("balance")(chain_commands.balance)

@@ -32,6 +32,7 @@ from .errors import (
     PolicyDenied,
     ProtocolError,
     RateLimited,
+    SignerLocked,
     SignerTimeout,
     SignerUnavailable,
 )
@@ -102,6 +103,10 @@ def error_from_response(code: str, message: str) -> JarvisWalletError:
         return SignerUnavailable(message, wire_code=code)
     if code == protocol.RATE_LIMITED:
         return RateLimited(message)
+    if code == protocol.LOCKED:
+        return SignerLocked(message)
+    if code == protocol.BAD_PASSPHRASE:
+        return AuthenticationFailed(message, wire_code=code)
     return JarvisWalletError(f"signer error {code}: {message}", wire_code=code)
 
 
@@ -170,6 +175,16 @@ class SignerClient:
 
     def status(self, *, timeout: float | None = None) -> dict[str, Any]:
         return self._call(protocol.OP_STATUS, timeout=timeout)
+
+    def lock(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """Lock the signer: its key leaves memory and signing requests get ``locked``.
+        Needs no shared secret (it only takes power away); ``wasUnlocked`` says if it did anything."""
+        return self._call(protocol.OP_LOCK, authenticate=False, timeout=timeout)
+
+    def unlock(self, passphrase: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Unlock with the keystore's passphrase; AuthenticationFailed (``bad_passphrase``) if wrong.
+        A wrong passphrase is answered only after a delay that grows with each failure."""
+        return self._call(protocol.OP_UNLOCK, passphrase=passphrase, timeout=timeout)
 
     def sign_transaction(
         self, transaction: bytes, purpose: str | None = None, timeout: float | None = None

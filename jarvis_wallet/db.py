@@ -10,6 +10,7 @@ caller ever has to import ``sqlite3`` or ``psycopg2``.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,11 +96,13 @@ def parse_database_url(url: str) -> DatabaseTarget:
     )
 
 
-def open_database(url: str, *, create: bool = False) -> peewee.Database:
+def open_database(url: str, *, create: bool = False, bind: bool = True) -> peewee.Database:
     """Connect to the database a URL names and bind the models to it.
 
     A SQLite file is created only when ``create`` is set (``init-db``), so a
     mistyped path is reported instead of leaving an empty database behind.
+    ``bind=False`` leaves the models where they are: for a connection of its own
+    inside a running signer (health check, metrics), which uses raw SQL only.
     """
     from .models import bind_models
 
@@ -115,7 +118,8 @@ def open_database(url: str, *, create: bool = False) -> peewee.Database:
     db.jarvis_target = target  # what to call it in messages
     with translate_errors(db):
         db.connect(reuse_if_open=True)
-    bind_models(db)
+    if bind:
+        bind_models(db)
     return db
 
 
@@ -228,6 +232,30 @@ def check_writable(db: peewee.Database) -> None:
     except DatabaseUnavailable as exc:
         reason = exc.message.split(": ", 1)[-1]
         raise DatabaseUnavailable(f"cannot write to database {describe(db)} ({reason}); a signer that cannot record cannot sign") from None
+
+
+def probe_writable(url: str) -> None:
+    """DatabaseUnavailable unless a new connection to ``url`` can write now: a row is written
+    and rolled back, in raw SQL on a connection of its own (the models stay bound where they
+    are, so a running signer's threads are not disturbed)."""
+    db = open_database(url, bind=False)
+    try:
+        p = db.param
+        try:
+            with translate_errors(db), db.atomic() as transaction:
+                db.execute_sql(
+                    f"INSERT INTO wallet_config (key, value, updated_at) VALUES ({p}, {p}, {p}) "
+                    "ON CONFLICT (key) DO NOTHING",
+                    ("x.jarvis-wallet.write-check", "", datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)),
+                )
+                transaction.rollback()
+        except DatabaseUnavailable as exc:
+            reason = exc.message.split(": ", 1)[-1]
+            raise DatabaseUnavailable(
+                f"cannot write to database {describe(db)} ({reason}); a signer that cannot record cannot sign"
+            ) from None
+    finally:
+        close_database(db)
 
 
 @contextlib.contextmanager

@@ -28,11 +28,12 @@ and the error code sent over the wire. The CLI maps them in one place
     ├── ProtocolError                       exit 8   bad_request
     ├── SignerStartError                    exit 9   (start-up failures reported by the child)
     ├── OutputNotWritten                    exit 10  (client side only: signed, but --out not written)
-    └── ChainError                          exit 11  rpc_error (CLI and library only: the signer is offline)
-        ├── RpcUnavailable                  exit 11  rpc_unavailable
-        ├── RpcBadResponse                  exit 11  rpc_bad_response
-        ├── TransactionRefused              exit 12  transaction_refused
-        └── TransactionNotConfirmed         exit 13  not_confirmed (send --wait: failed, expired or still pending)
+    ├── ChainError                          exit 11  rpc_error (CLI and library only: the signer is offline)
+    │   ├── RpcUnavailable                  exit 11  rpc_unavailable
+    │   ├── RpcBadResponse                  exit 11  rpc_bad_response
+    │   ├── TransactionRefused              exit 12  transaction_refused
+    │   └── TransactionNotConfirmed         exit 13  not_confirmed (send --wait: failed, expired or still pending)
+    └── SignerLocked                        exit 14  locked
 
 Messages never contain secret material: callers build them from public values.
 """
@@ -218,3 +219,10 @@ class TransactionNotConfirmed(ChainError):
 
     exit_code = 13
     wire_code = "not_confirmed"
+
+
+class SignerLocked(JarvisWalletError):
+    """The signer's key is locked (not in memory): nothing is signed until it is unlocked."""
+
+    exit_code = 14
+    wire_code = "locked"

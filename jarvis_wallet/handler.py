@@ -7,7 +7,9 @@ table picks the op's handler. The sign path reads top to bottom: parse,
 authenticate, check the peer's budget of free decisions (refusals and
 signatures of next to no spend, decision_budget.py), hand to the signing
 worker (which checks, records and signs atomically), charge the budget if
-the decision was free, reply.
+the decision was free, reply. ``lock`` and ``unlock`` go to the key guard
+(``key_lock.py``); while the key is locked the signing worker answers every
+signing request ``locked``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ from dataclasses import dataclass, field
 import base58
 
 from . import protocol
-from .errors import InvalidTransaction, JarvisWalletError, PolicyDenied, RateLimited
+from .errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    InvalidTransaction,
+    JarvisWalletError,
+    KeyMaterialError,
+    PolicyDenied,
+    RateLimited,
+)
 from .keys import SharedSecret
+from .key_lock import KeyGuard
 from .decision_budget import DecisionBudget, is_free_signature
 from .signing import Peer, SignJob, SignOutcome
 
@@ -85,9 +96,14 @@ class RequestHandler:
         decision_budget: DecisionBudget | None = None,
         clock_ms: Callable[[], int] = protocol.current_time_ms,
         status_fields: Mapping[str, object] | None = None,
+        live_status: Callable[[], Mapping[str, object]] | None = None,
+        key_guard: KeyGuard | None = None,
     ) -> None:
-        # Public facts the `status` op reports besides the counters (database, version, log).
+        # Public facts the `status` op reports besides the counters (database, version, log),
+        # and the ones checked on each `status` (the database's health).
         self._status_fields = dict(status_fields or {})
+        self._live_status = live_status
+        self._key_guard = key_guard  # None: a handler without a lockable key (tests)
         self._secret = secret
         self._public_key = public_key
         self._public_key_text = base58.b58encode(public_key).decode("ascii")
@@ -109,6 +125,8 @@ class RequestHandler:
             protocol.OP_STATUS: self._status,
             protocol.OP_SIGN: self._sign_transaction,
             protocol.OP_SIGN_MESSAGE: self._sign_message,
+            protocol.OP_LOCK: self._lock,
+            protocol.OP_UNLOCK: self._unlock,
         }
 
     def handle_line(self, line: bytes, peer: Peer = Peer()) -> bytes:
@@ -168,8 +186,38 @@ class RequestHandler:
             refused=self.stats.refused,
             rateLimited=self.stats.rate_limited,
             errors=self.stats.errors_by_code(),
+            **self._key_status(),
             **self._status_fields,
+            **(self._live_status() if self._live_status is not None else {}),
         )
+
+    def _key_status(self) -> dict:
+        guard = self._key_guard
+        if guard is None:
+            return {"locked": False}
+        seconds_left = guard.seconds_left()
+        return {
+            "locked": guard.locked,
+            "lockedReason": guard.locked_reason,
+            "keyTtlSecondsLeft": None if seconds_left is None else int(seconds_left),
+            "failedUnlocks": guard.failed_unlocks,
+        }
+
+    def _require_guard(self) -> KeyGuard:
+        if self._key_guard is None:
+            raise InvalidInput("this signer has no lockable key")
+        return self._key_guard
+
+    def _lock(self, request: protocol.Request, peer: Peer) -> dict:
+        was_unlocked = self._require_guard().lock(reason="requested", peer_uid=peer.uid)
+        return protocol.ok_response(request.request_id, locked=True, wasUnlocked=was_unlocked)
+
+    def _unlock(self, request: protocol.Request, peer: Peer) -> dict:
+        try:
+            was_locked = self._require_guard().unlock(request.passphrase, peer_uid=peer.uid)
+        except KeyMaterialError as exc:
+            raise AuthenticationFailed(exc.message, wire_code=protocol.BAD_PASSPHRASE) from None
+        return protocol.ok_response(request.request_id, locked=False, wasLocked=was_locked)
 
     def _sign(self, job: SignJob) -> SignOutcome:
         """Decide a job, within the peer's budget of free decisions."""

@@ -154,6 +154,10 @@ class Keypair:
             return False
         return True
 
+    def _seed_bytes(self) -> bytes:
+        """The 32-byte seed. Private: for the keystore and the signer's key buffer only."""
+        return bytes(self._signing_key)
+
     def _keypair_file_bytes(self) -> bytes:
         """The solana-keygen file body. Private: only generate_keypair_file writes the secret."""
         secret_key = bytes(self._signing_key) + self._public_key

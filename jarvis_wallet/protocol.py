@@ -86,10 +86,13 @@ OP_PUBKEY = "pubkey"
 OP_STATUS = "status"
 OP_SIGN = "sign"
 OP_SIGN_MESSAGE = "sign_message"
+OP_LOCK = "lock"
+OP_UNLOCK = "unlock"
 
-OPS = frozenset({OP_PING, OP_PUBKEY, OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE})
+OPS = frozenset({OP_PING, OP_PUBKEY, OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE, OP_LOCK, OP_UNLOCK})
 #: Ops that must carry ``hmac`` and ``timestamp``. Others are authenticated when they carry one.
-AUTHENTICATED_OPS = frozenset({OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE})
+#: ``lock`` needs no secret: anyone allowed on the socket may take the signer's power away.
+AUTHENTICATED_OPS = frozenset({OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE, OP_UNLOCK})
 
 FIELD_OP = "op"
 FIELD_REQUEST_ID = "requestId"
@@ -98,6 +101,7 @@ FIELD_TX_BASE64 = "txBase64"
 FIELD_MESSAGE = "message"
 FIELD_PURPOSE = "purpose"
 FIELD_HMAC = "hmac"
+FIELD_PASSPHRASE = "passphrase"
 
 _COMMON_FIELDS = frozenset({FIELD_OP, FIELD_REQUEST_ID, FIELD_TIMESTAMP, FIELD_HMAC})
 #: Fields each op accepts; anything else is bad_request.
@@ -108,6 +112,8 @@ ALLOWED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
         OP_STATUS: _COMMON_FIELDS,
         OP_SIGN: _COMMON_FIELDS | {FIELD_TX_BASE64, FIELD_PURPOSE},
         OP_SIGN_MESSAGE: _COMMON_FIELDS | {FIELD_MESSAGE, FIELD_PURPOSE},
+        OP_LOCK: _COMMON_FIELDS,
+        OP_UNLOCK: _COMMON_FIELDS | {FIELD_PASSPHRASE},
     }
 )
 #: Fields each op requires (``timestamp`` and ``hmac`` also whenever ``hmac`` is present).
@@ -118,6 +124,8 @@ REQUIRED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
         OP_STATUS: _COMMON_FIELDS,
         OP_SIGN: _COMMON_FIELDS | {FIELD_TX_BASE64},
         OP_SIGN_MESSAGE: _COMMON_FIELDS | {FIELD_MESSAGE},
+        OP_LOCK: frozenset({FIELD_OP, FIELD_REQUEST_ID}),
+        OP_UNLOCK: _COMMON_FIELDS | {FIELD_PASSPHRASE},
     }
 )
 KNOWN_FIELDS = frozenset().union(*ALLOWED_FIELDS.values())
@@ -166,6 +174,8 @@ TOKEN_REFUSALS: Mapping[str, str] = MappingProxyType(
 DATABASE_UNAVAILABLE = "database_unavailable"
 BUSY = "busy"
 RATE_LIMITED = "rate_limited"
+LOCKED = "locked"
+BAD_PASSPHRASE = "bad_passphrase"
 INTERNAL_ERROR = "internal_error"
 
 #: Every error code the signer may send, with its one-line meaning. Codes are stable: new ones
@@ -213,6 +223,10 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         BUSY: "no connection slot freed up within the connection wait; nothing was decided: retry later",
         RATE_LIMITED: "too many of this uid's requests were refused lately; this one was not "
         "decided or recorded; retry later with a new requestId",
+        LOCKED: "the signer is locked (its key is not in memory): nothing was decided or recorded; "
+        "an operator unlocks it with the keystore's passphrase",
+        BAD_PASSPHRASE: "unlock: the passphrase does not open the signer's keystore, or the signer "
+        "has no keystore to unlock with",
         INTERNAL_ERROR: "an unexpected failure inside the signer; nothing was signed",
     }
 )
@@ -398,6 +412,7 @@ class Request:
     tx_bytes: bytes | None = field(default=None, repr=False)
     message: str | None = None
     purpose: str | None = None
+    passphrase: str | None = field(default=None, repr=False)
 
     @property
     def requires_authentication(self) -> bool:
@@ -412,6 +427,7 @@ class Request:
             (FIELD_TX_BASE64, self.tx_base64),
             (FIELD_MESSAGE, self.message),
             (FIELD_PURPOSE, self.purpose),
+            (FIELD_PASSPHRASE, self.passphrase),
         )
         for name, value in optional:
             if value is not None:
@@ -558,6 +574,17 @@ def _parse_message(obj: Mapping[str, Any]) -> str:
     return value
 
 
+#: Longest ``passphrase`` in UTF-8 bytes (keystore.MAX_PASSPHRASE_BYTES).
+MAX_PASSPHRASE_BYTES = 4096
+
+
+def _parse_passphrase(obj: Mapping[str, Any]) -> str:
+    value = _require_str(obj, FIELD_PASSPHRASE)  # never quoted in an error: it is a secret
+    if not value or not _utf8_encodable(value) or len(value.encode("utf-8")) > MAX_PASSPHRASE_BYTES:
+        raise _bad_request(f"field 'passphrase' must be 1 to {MAX_PASSPHRASE_BYTES} bytes of UTF-8 text")
+    return value
+
+
 def _parse_op(obj: Mapping[str, Any]) -> str:
     if FIELD_OP not in obj:
         raise _bad_request("missing field 'op'")
@@ -605,6 +632,7 @@ def parse_request(obj: Mapping[str, Any]) -> Request:
         tx_bytes = decode_tx_base64(tx_base64)
     elif op == OP_SIGN_MESSAGE:
         message = _parse_message(obj)
+    passphrase = _parse_passphrase(obj) if op == OP_UNLOCK else None
     return Request(
         op=op,
         request_id=request_id,
@@ -614,6 +642,7 @@ def parse_request(obj: Mapping[str, Any]) -> Request:
         tx_bytes=tx_bytes,
         message=message,
         purpose=purpose,
+        passphrase=passphrase,
     )
 
 
@@ -714,6 +743,7 @@ def build_request(
     tx_base64: str | None = None,
     message: str | None = None,
     purpose: str | None = None,
+    passphrase: str | None = None,
 ) -> dict[str, Any]:
     """A complete request object for a client to send: id, timestamp and hmac filled in.
 
@@ -729,6 +759,7 @@ def build_request(
         (FIELD_TX_BASE64, tx_base64),
         (FIELD_MESSAGE, message),
         (FIELD_PURPOSE, purpose),
+        (FIELD_PASSPHRASE, passphrase),
     )
     fields: dict[str, Any] = {name: value for name, value in candidates if value is not None}
     if secret is not None:

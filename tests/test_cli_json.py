@@ -28,10 +28,12 @@ TOKEN_LIMITS_KEYS = {"mint", "symbol", "decimals", "per_tx", "per_tx_base_units"
 USDC_MINT = base58.b58encode(bytes(range(2, 34))).decode()
 CONFIG_KEYS = {"key", "value", "description", "updated_at"}
 STATUS_KEYS = {"public_key", "pid", "version", "database", "cli_database", "same_database", "uptime_seconds", "signed",
-               "refused", "rate_limited", "socket_path", "log_path"}
+               "refused", "rate_limited", "socket_path", "log_path", "keystore", "locked", "locked_reason",
+               "key_ttl_seconds_left", "failed_unlocks", "database_writable", "database_error", "healthy"}
 SIGN_KEYS = {"signature", "signed_transaction", "request_id", "wallet", "lamports", "fee_lamports", "transaction_id",
              "duplicate", "tokens"}
-START_KEYS = {"public_key", "pid", "socket_path", "secret_path", "pid_path", "detached", "database", "version", "log_path"}
+START_KEYS = {"public_key", "pid", "socket_path", "secret_path", "pid_path", "detached", "database", "version", "log_path",
+              "keystore", "key_ttl_seconds", "metrics_file", "metrics_listen"}
 INSPECT_KEYS = {"version", "fee_payer", "signers", "programs", "instructions", "fee_lamports", "spend_lamports", "wallet",
                 "decision"}
 
@@ -72,8 +74,8 @@ def _successes(handle, tx, big, key_path):
         (("limits", "set", "--wallet", handle.public_key, "--token", "USDC", "--per-tx", "1", "--daily", "2"), dict,
          TOKEN_LIMITS_KEYS),
         (("tx", "mark", "1", "--status", "submitted"), dict, TX_KEYS),
-        (("keygen", "--outfile", key_path), dict, {"public_key", "path"}),
-        (("pubkey", key_path), dict, {"public_key", "path"}),
+        (("keygen", "--outfile", key_path), dict, {"public_key", "path", "encrypted"}),
+        (("pubkey", key_path), dict, {"public_key", "path", "encrypted"}),
         (("build-transfer", "--from", handle.public_key, "--to", handle.public_key, "--amount", "1",
           "--blockhash", handle.public_key), dict, {"message_base64", "message_bytes", "blockhash", "last_valid_block_height"}),
         (("nonce", "advance", base58.b58encode(bytes(range(1, 33))).decode(), "--blockhash", handle.public_key,
@@ -176,8 +178,10 @@ def test_the_walks_cover_every_command_that_takes_json():
     covered = {"init-db", "config get", "config list", "config set", "config unset", "limits show", "limits set",
                "sign", "sign-message", "tx list", "tx show", "tx mark", "signer status", "signer start", "signer stop",
                "inspect", "keygen", "pubkey", "build-transfer", "nonce advance", "tokens add", "tokens list",
+               "keys encrypt", "keys decrypt", "signer lock", "signer unlock", "db backup",
                "balance", "blockhash", "send", "tx sync"}  # the chain: test_chain_commands_json_keys_and_errors
     assert set(leaves(typer.main.get_command(app))) == covered
+
 
 def test_chain_commands_json_keys_and_errors(signers, cli, tmp_path):
     from solders.pubkey import Pubkey
@@ -221,3 +225,45 @@ def test_chain_commands_json_keys_and_errors(signers, cli, tmp_path):
             assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     finally:
         rpc.stop()
+
+
+def test_keystore_lock_and_backup_commands_json(world, cli, tmp_path):
+    """keys encrypt/decrypt, signer lock/unlock: stable keys on success, one error object on failure."""
+    import os
+
+    handle, url, _, _ = world
+    sock = str(handle.socket_path)
+
+    def fd(text: str) -> str:
+        path = tmp_path / f"pass-{os.urandom(4).hex()}"
+        path.write_text(text)
+        return str(os.open(path, os.O_RDONLY))  # the command reads it to EOF and closes it
+
+    plain = tmp_path / "plain.json"
+    assert cli("keygen", "--outfile", plain).exit_code == 0
+    steps = [
+        (("keys", "encrypt", plain, "--out", tmp_path / "k.keystore", "--kdf", "interactive", "--passphrase-fd",
+          fd("pw")), 0, {"public_key", "path", "source"}),
+        (("keys", "decrypt", tmp_path / "k.keystore", "--out", tmp_path / "back.json", "--yes", "--passphrase-fd",
+          fd("pw")), 0, {"public_key", "path", "source"}),
+        (("keys", "decrypt", tmp_path / "k.keystore", "--out", tmp_path / "x.json", "--yes", "--passphrase-fd",
+          fd("wrong")), 2, "bad_request"),
+        (("keys", "encrypt", tmp_path / "missing.json", "--out", tmp_path / "y", "--passphrase-fd", fd("pw")), 2,
+         "bad_request"),
+        (("signer", "unlock", "--socket", sock, "--passphrase-fd", fd("pw")), 7, "bad_passphrase"),
+        (("signer", "lock", "--socket", sock), 0, {"locked", "was_unlocked", "socket_path"}),
+        (("signer", "lock", "--socket", str(tmp_path / "nobody.sock")), 6, "signer_unavailable"),
+        # SQLite: a copy, then a refusal to overwrite it; PostgreSQL: pointed to pg_dump.
+        (("db", "backup", "--to", tmp_path / "backup.db"), *(
+            (0, {"database", "path", "pages", "bytes", "transactions"}) if url.startswith("sqlite") else (2, "bad_request")
+        )),
+        (("db", "backup", "--to", tmp_path / "backup.db"), 2, "bad_request"),
+    ]
+    for args, code, expected in steps:
+        result = cli(*args, "--json", url=url)
+        assert result.exit_code == code, (args, result.stderr)
+        data = result.json()
+        if code == 0:
+            assert expected <= set(data), (args, expected - set(data))
+        else:
+            assert (data["ok"], data["exit_code"], data["reason"]) == (False, code, expected), (args, data)

@@ -204,3 +204,85 @@ def test_pubkey_of_an_oversized_file(cli, tmp_path):
     assert _one_error_line(result) == (
         f"Error: keypair file {path} is larger than 16384 bytes; it is not a keypair file\n"
     )
+
+
+# -- encrypted keystores ---------------------------------------------------------------------
+
+
+def _passphrase_fd(tmp_path, text: str) -> str:
+    path = tmp_path / f"passphrase-{os.urandom(4).hex()}"
+    path.write_text(text)
+    return str(os.open(path, os.O_RDONLY))  # read to EOF and closed by the command
+
+
+def test_keygen_encrypt_writes_only_a_keystore(cli, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = cli("keygen", "--encrypt", "--kdf", "interactive", "--outfile", out / "signer.keystore",
+                 "--passphrase-fd", _passphrase_fd(tmp_path, "pw one\n"))
+    assert result.exit_code == 0, result.stderr
+    public = result.stdout.strip()
+    assert [p.name for p in out.iterdir()] == ["signer.keystore"]
+    document = json.loads((out / "signer.keystore").read_text())
+    assert document["public_key"] == public and set(document) == {"format", "version", "public_key", "kdf", "cipher"}
+    assert stat.S_IMODE((out / "signer.keystore").stat().st_mode) == 0o600
+    shown = cli("pubkey", out / "signer.keystore", "--json")
+    assert shown.json() == {"public_key": public, "path": str(out / "signer.keystore"), "encrypted": True}
+    # Decrypted back with the passphrase (its trailing newline dropped), it is the same key.
+    back = cli("keys", "decrypt", out / "signer.keystore", "--out", tmp_path / "back.json", "--yes",
+               "--passphrase-fd", _passphrase_fd(tmp_path, "pw one"))
+    assert back.exit_code == 0, back.stderr
+    assert cli("pubkey", tmp_path / "back.json").stdout.strip() == public
+
+
+def test_keys_encrypt_and_decrypt_round_trip_the_dummy_key_without_showing_it(cli, tmp_path):
+    source = _write_private(tmp_path / "dummy.json", _json_array(DUMMY_SEED + DUMMY_PUBLIC))
+    sealed = cli("keys", "encrypt", source, "--out", tmp_path / "dummy.keystore", "--kdf", "interactive",
+                 "--passphrase-fd", _passphrase_fd(tmp_path, "s3cret pass"))
+    assert sealed.exit_code == 0, sealed.stderr
+    assert sealed.stdout == base58.b58encode(DUMMY_PUBLIC).decode() + "\n"
+    assert "the plaintext" in sealed.stderr and "shred" in sealed.stderr
+    keystore_text = (tmp_path / "dummy.keystore").read_text()
+    _assert_no_key_material(keystore_text)
+    assert "s3cret pass" not in keystore_text
+
+    unconfirmed = cli("keys", "decrypt", tmp_path / "dummy.keystore", "--out", tmp_path / "x.json",
+                      "--passphrase-fd", _passphrase_fd(tmp_path, "s3cret pass"))
+    assert unconfirmed.exit_code == 2
+    assert _one_error_line(unconfirmed) == (
+        "Error: decrypting writes the key in plaintext: confirm with --yes (no terminal to ask on)\n"
+    )
+    assert not (tmp_path / "x.json").exists()
+
+    wrong = cli("keys", "decrypt", tmp_path / "dummy.keystore", "--out", tmp_path / "x.json", "--yes",
+                "--passphrase-fd", _passphrase_fd(tmp_path, "s3cret pas"))
+    assert wrong.exit_code == 2
+    assert _one_error_line(wrong) == (
+        f"Error: cannot decrypt keystore {tmp_path / 'dummy.keystore'}: wrong passphrase (or the keystore was altered)\n"
+    )
+    assert not (tmp_path / "x.json").exists()
+
+    exported = cli("keys", "decrypt", tmp_path / "dummy.keystore", "--out", tmp_path / "x.json", "--yes",
+                   "--passphrase-fd", _passphrase_fd(tmp_path, "s3cret pass"))
+    assert exported.exit_code == 0, exported.stderr
+    assert (tmp_path / "x.json").read_bytes() == source.read_bytes()
+    for result in (sealed, unconfirmed, wrong, exported):
+        _assert_no_key_material(result.stdout + result.stderr)
+        assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_a_passphrase_is_never_an_argument(cli, tmp_path):
+    """There is no option that takes the passphrase itself: argv is readable by every user."""
+    import typer
+
+    from jarvis_wallet.cli import app
+
+    def options(command):
+        for sub in getattr(command, "commands", {}).values():
+            yield from options(sub)
+        for param in getattr(command, "params", []):
+            yield from getattr(param, "opts", [])
+
+    names = set(options(typer.main.get_command(app)))
+    assert "--passphrase" not in names
+    assert {name for name in names if "passphrase" in name} == {"--passphrase-fd", "--passphrase-credential"}

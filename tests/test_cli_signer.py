@@ -399,7 +399,10 @@ def test_detach_status_stop(commands, cli, initialised_url, key, tmp_path):
     assert status.exit_code == 0, status.stderr
     data = status.json()
     assert set(data) == {"public_key", "pid", "uptime_seconds", "signed", "refused", "rate_limited", "socket_path",
-                         "version", "database", "cli_database", "same_database", "log_path"}
+                         "version", "database", "cli_database", "same_database", "log_path", "keystore", "locked",
+                         "locked_reason", "key_ttl_seconds_left", "failed_unlocks", "database_writable",
+                         "database_error", "healthy"}
+    assert (data["healthy"], data["locked"], data["keystore"], data["database_writable"]) == (True, False, False, True)
     from jarvis_wallet import __version__
     from jarvis_wallet.db import parse_database_url
 

@@ -429,3 +429,34 @@ def test_every_option_of_build_transfer_is_documented():
     assert {"--token", "--no-create", "--allow-owner-off-curve"} <= set(options)
     section = text.split("### `jarvis-wallet build-transfer`", 1)[1].split("\n### ", 1)[0]
     assert [option for option in options if option not in section] == []
+
+
+def test_the_shipped_systemd_unit_is_the_documented_one_and_checks_health():
+    import re
+    import shlex
+
+    unit = (ROOT / "contrib" / "systemd" / "jarvis-wallet-signer.service").read_text()
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert f"```ini\n{unit}```" in operations
+    assert "LoadCredentialEncrypted=jarvis-wallet-passphrase:" in unit
+    assert re.search(r"^ExecStartPost=.*jarvis-wallet signer status", unit, re.M)
+    serve = typer.main.get_command(app).commands["signer"].commands["serve"]
+    known = {opt for param in serve.params for opt in param.opts}
+    exec_start = re.search(r"^ExecStart=(.*?)(?<!\\)$", unit, re.M | re.S).group(1).replace("\\\n", " ")
+    used = [word for word in shlex.split(exec_start) if word.startswith("--")]
+    assert used and set(used) <= known, set(used) - known
+
+
+def test_operations_doc_names_every_metric_the_signer_exports(tmp_path):
+    import re
+
+    from jarvis_wallet.metrics import SignerMetrics
+
+    # No database: the wallets' gauges are still declared, with no samples.
+    metrics = SignerMetrics(database_url=f"sqlite://{tmp_path}/none.db", started_at=0.0,
+                            budget_refusals=lambda: 0, locked=lambda: False)
+    declared = re.findall(r"^# TYPE (\S+) \w+$", metrics.text().decode(), re.M)
+    exported = set(declared)  # counters are declared with their _total name
+    text = (ROOT / "docs" / "operations.md").read_text()
+    assert len(declared) == 11
+    assert [name for name in exported if f"`{name}`" not in text] == []

@@ -503,3 +503,62 @@ def test_a_uid_flooding_its_replay_cache_with_future_ids_locks_out_only_itself(f
     fresh = protocol.build_request(SECRET, op="status", timestamp_ms=NOW_MS)
     assert error_code(reply(handler, line_of(fresh), peer=flooder)) == "stale_request"
     assert reply(handler, line_of(fresh), peer=other)["ok"] is True
+
+
+# --- lock and unlock --------------------------------------------------------------------------
+
+
+def _guarded_handler(fake, clock, **kwargs):
+    from jarvis_wallet.errors import KeyMaterialError
+    from jarvis_wallet.key_lock import KeyGuard, LockableKey
+
+    def unlock_with(passphrase):
+        if passphrase != "open sesame":
+            raise KeyMaterialError("cannot decrypt keystore k: wrong passphrase (or the keystore was altered)")
+        return KEYPAIR
+
+    guard = KeyGuard(LockableKey(KEYPAIR), unlock_with=unlock_with, sleep=lambda seconds: None)
+    return make_handler(fake, clock, key_guard=guard, **kwargs), guard
+
+
+def test_lock_needs_no_secret_and_unlock_needs_both_the_secret_and_the_passphrase(fake, clock):
+    handler, guard = _guarded_handler(fake, clock)
+    locked = reply(handler, line_of({"op": "lock", "requestId": protocol.new_request_id()}))
+    assert locked["ok"] is True and locked["locked"] is True and locked["wasUnlocked"] is True
+    assert guard.locked and guard.key.secret_is_zero()
+    status = reply(handler, line_of(protocol.build_request(SECRET, op="status", timestamp_ms=NOW_MS)))
+    assert (status["locked"], status["lockedReason"], status["keyTtlSecondsLeft"]) == (True, "requested", None)
+
+    unsigned = {"op": "unlock", "requestId": protocol.new_request_id(), "passphrase": "open sesame"}
+    assert error_code(reply(handler, line_of(unsigned))) == "bad_request"  # no hmac, no timestamp
+    wrong = reply(handler, line_of(protocol.build_request(SECRET, op="unlock", timestamp_ms=NOW_MS,
+                                                          passphrase="open sesame!")))
+    assert error_code(wrong) == "bad_passphrase" and "open sesame" not in json.dumps(wrong)
+    forged = protocol.build_request(b"another-secret-of-at-least-32-bytes!!", op="unlock", timestamp_ms=NOW_MS,
+                                    passphrase="open sesame")
+    assert error_code(reply(handler, line_of(forged))) == "auth_failed"
+    assert guard.failed_unlocks == 1  # a forged request never reached the passphrase check
+    opened = reply(handler, line_of(protocol.build_request(SECRET, op="unlock", timestamp_ms=NOW_MS,
+                                                           passphrase="open sesame")))
+    assert opened["ok"] is True and opened["wasLocked"] is True and not guard.locked
+    assert handler.stats.errors_by_code() == {"auth_failed": 1, "bad_passphrase": 1, "bad_request": 1}
+
+
+def test_a_passphrase_field_is_only_for_unlock_and_is_never_quoted(handler):
+    request = {"op": "lock", "requestId": protocol.new_request_id(), "passphrase": "hunter2 hunter2"}
+    response = reply(handler, line_of(request))
+    assert error_code(response) == "bad_request" and "hunter2" not in json.dumps(response)
+    too_long = protocol.sign_request(SECRET, {"op": "unlock", "requestId": protocol.new_request_id(),
+                                              "timestamp": NOW_MS, "passphrase": "p" * 4097})
+    response = reply(handler, line_of(too_long))
+    assert error_code(response) == "bad_request" and "ppp" not in json.dumps(response)
+
+
+def test_a_locked_signer_answers_legacy_clients_with_sign_error_and_the_reason(fake, clock):
+    from jarvis_wallet.key_lock import locked_error
+
+    handler, _ = _guarded_handler(fake, clock, legacy_protocol=True)
+    fake.raise_next = locked_error()  # what the signing worker answers while the key is locked
+    response = reply(handler, line_of(legacy_request("order-9")))
+    assert (response["ok"], response["error"], response["reason"]) == (False, "sign_error", "locked")
+    assert response["requestId"] == "order-9"

@@ -558,3 +558,28 @@ def test_the_signer_keeps_to_two_malloc_arenas_however_many_connections(signers,
     finally:
         assert served.stop() == 0
     assert not served.tracebacks(), served.stderr_lines
+
+
+def test_the_signal_handler_takes_no_lock(tmp_path):
+    """A second signal (the foreground parent's SIGTERM right after Ctrl-C's SIGINT) can run the
+    handler inside halt()'s own Event.set(), whose lock is not reentrant: the handler must only
+    record. It used to call Event.set() and, rarely, deadlocked the signer on its way out."""
+    import signal
+    import threading
+
+    from jarvis_wallet.signer import SignerSettings
+    from jarvis_wallet.signer.server import SignerServer
+
+    server = SignerServer(SignerSettings(socket_path=tmp_path / "s.sock", database_url=""),
+                          None, None, None, None, -1, -1, None)
+    done = threading.Event()
+
+    def signal_inside_event_set():
+        with server._stopping._cond:  # what halt() holds while it runs Event.set()
+            server._on_signal(signal.SIGTERM, None)
+            server._on_signal(signal.SIGINT, None)
+        done.set()
+
+    threading.Thread(target=signal_inside_event_set, daemon=True).start()
+    assert done.wait(10), "the signal handler blocked on a lock"
+    assert server._stop_signal == signal.SIGTERM  # the first signal is the one logged

@@ -36,6 +36,21 @@ def bounded_option(default, *flags: str, help: str, low, high, low_open: bool = 
 
 MAX_TIMEOUT_SECONDS = 3600.0
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, *, option: str, low: float, high: float) -> float:
+    """``90``, ``90s``, ``30m``, ``8h``, ``1d`` -> seconds, between ``low`` and ``high``."""
+    import math
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", text or "")
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"] if match else math.nan
+    if not low <= seconds <= high:
+        raise InvalidInput(
+            f"{option} {text!r} is not a duration from {low:g} s to {high / 86400:g} days (like 90s, 30m, 8h or 1d)"
+        )
+    return seconds
+
 
 def database_url(ctx: typer.Context) -> str:
     from ..config import resolve_database_url

@@ -9,14 +9,43 @@ from typing import List, Optional
 import click
 import typer
 
-from ._common import MAX_TIMEOUT_SECONDS, JsonOption, bounded_option, database_url, print_fields, print_json, say
+from ._common import (
+    MAX_TIMEOUT_SECONDS,
+    JsonOption,
+    bounded_option,
+    database_url,
+    parse_duration,
+    print_fields,
+    print_json,
+    say,
+)
+from .keys import PassphraseCredentialOption, PassphraseFdOption
 from .sign import SecretFileOption as ClientSecretFileOption  # status reads the secret, never generates it
 
 app = typer.Typer(help="Run the signer: the only process that holds the key.", no_args_is_help=True)
 
 KeypairOption = typer.Option(
-    None, "--keypair", help="Keypair file (0600). Default: the SOLANA_PRIVATE_KEY environment variable."
+    None, "--keypair",
+    help="Keypair file or encrypted keystore (0600). Default: the SOLANA_PRIVATE_KEY environment variable.",
 )
+KeyTtlOption = typer.Option(
+    None, "--key-ttl",
+    help="Lock the key by itself this long after start or the last unlock (90s, 30m, 8h, 1d; at most 30 days).",
+)
+MetricsFileOption = typer.Option(
+    None, "--metrics-file",
+    help="Write Prometheus metrics to this file (node_exporter textfile format, replaced atomically) "
+    "every --metrics-interval and at exit.",
+)
+MetricsListenOption = typer.Option(
+    None, "--metrics-listen",
+    help="Serve Prometheus metrics over HTTP on this loopback HOST:PORT (127.0.0.1:9108); other addresses are refused.",
+)
+MetricsIntervalOption = bounded_option(
+    15.0, "--metrics-interval", low=1.0, high=3600.0,
+    help="Seconds between metrics textfile writes, and the longest the wallets' headroom is cached (1 to 3600).",
+)
+MAX_KEY_TTL_SECONDS = 30 * 86400
 SocketOption = typer.Option(
     None, "--socket", help="Socket path. Default: $SIGNER_SOCKET_PATH, else $XDG_RUNTIME_DIR/jarvis-wallet/signer.sock."
 )
@@ -35,6 +64,8 @@ MAX_CONNECTION_WAIT_SECONDS = 60
 def _settings(
     ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections,
     idle_timeout, free_decision_rate, free_decision_burst, listen_backlog=None, connection_wait=None,
+    passphrase_fd=None, passphrase_credential=None, key_ttl=None, metrics_file=None, metrics_listen=None,
+    metrics_interval=15.0,
 ):
     import grp
 
@@ -65,7 +96,40 @@ def _settings(
         free_decisions_per_second=free_decision_rate,
         free_decision_burst=free_decision_burst,
         **({} if connection_wait is None else {"connection_wait_seconds": connection_wait}),
+        key_ttl_seconds=None if key_ttl is None else parse_duration(key_ttl, option="--key-ttl", low=1, high=MAX_KEY_TTL_SECONDS),
+        metrics_file=metrics_file,
+        metrics_listen=_metrics_listen(metrics_listen),
+        metrics_interval_seconds=metrics_interval,
+        passphrase=_keystore_passphrase(keypair, passphrase_fd, passphrase_credential),
     )
+
+
+def _metrics_listen(text):
+    """Checked here too, so a non-loopback address is refused before anything starts."""
+    if text is None:
+        return None
+    from ..metrics import parse_loopback_address
+
+    parse_loopback_address(text)
+    return text
+
+
+def _keystore_passphrase(keypair, fd, credential):
+    """The passphrase, read before the fork, when the key file is a keystore; else None."""
+    from ..errors import InvalidInput, KeyMaterialError
+    from ..keystore import read_keystore_if_any
+
+    try:
+        header = None if keypair is None else read_keystore_if_any(keypair)
+    except KeyMaterialError:
+        return None  # an unreadable or exposed file: the signer reports it at start-up (exit 9)
+    if header is None:
+        if fd is not None or credential is not None:
+            raise InvalidInput("--passphrase-fd and --passphrase-credential are for a keystore; --keypair is not one")
+        return None
+    from ..passphrase_input import read_passphrase
+
+    return read_passphrase(fd=fd, credential=credential, prompt=f"Passphrase of keystore {keypair}: ")
 
 
 def _ready_line(info) -> str:
@@ -133,6 +197,12 @@ def signer_start(
     idle_timeout: float = IdleTimeoutOption,
     free_decision_rate: float = FreeDecisionRateOption,
     free_decision_burst: int = FreeDecisionBurstOption,
+    passphrase_fd: Optional[int] = PassphraseFdOption,
+    passphrase_credential: Optional[str] = PassphraseCredentialOption,
+    key_ttl: Optional[str] = KeyTtlOption,
+    metrics_file: Optional[Path] = MetricsFileOption,
+    metrics_listen: Optional[str] = MetricsListenOption,
+    metrics_interval: float = MetricsIntervalOption,
     timeout: float = bounded_option(
         15.0, "--timeout", low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True,
         help="Seconds to wait for the signer to report readiness (above 0, at most 3600).",
@@ -153,12 +223,21 @@ def signer_start(
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
         max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
         free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
+        passphrase_fd=passphrase_fd, passphrase_credential=passphrase_credential, key_ttl=key_ttl,
+        metrics_file=metrics_file, metrics_listen=metrics_listen, metrics_interval=metrics_interval,
     )
-    handle = start_signer(settings, detach=detach, timeout=timeout)
+    try:
+        handle = start_signer(settings, detach=detach, timeout=timeout)
+    finally:
+        if settings.passphrase is not None:
+            settings.passphrase.wipe()  # the child has its own copy, and wiped it once used
+    info = handle.info
     if json_output:
-        print_json({"public_key": handle.info.public_key, "pid": handle.info.pid, "socket_path": handle.info.socket_path,
-                    "secret_path": handle.info.secret_path, "pid_path": handle.info.pid_path, "detached": detach,
-                    "database": handle.info.database, "version": handle.info.version, "log_path": handle.info.log_path})
+        print_json({"public_key": info.public_key, "pid": info.pid, "socket_path": info.socket_path,
+                    "secret_path": info.secret_path, "pid_path": info.pid_path, "detached": detach,
+                    "database": info.database, "version": info.version, "log_path": info.log_path,
+                    "keystore": info.keystore, "key_ttl_seconds": info.key_ttl_seconds,
+                    "metrics_file": info.metrics_file, "metrics_listen": info.metrics_listen})
     else:
         typer.echo(_ready_line(handle.info))
     if detach:
@@ -206,6 +285,12 @@ def signer_serve(
     idle_timeout: float = IdleTimeoutOption,
     free_decision_rate: float = FreeDecisionRateOption,
     free_decision_burst: int = FreeDecisionBurstOption,
+    passphrase_fd: Optional[int] = PassphraseFdOption,
+    passphrase_credential: Optional[str] = PassphraseCredentialOption,
+    key_ttl: Optional[str] = KeyTtlOption,
+    metrics_file: Optional[Path] = MetricsFileOption,
+    metrics_listen: Optional[str] = MetricsListenOption,
+    metrics_interval: float = MetricsIntervalOption,
 ) -> None:
     """Run the signer in this process, without forking, for a supervisor such as systemd.
 
@@ -218,6 +303,8 @@ def signer_serve(
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
         max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
         free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
+        passphrase_fd=passphrase_fd, passphrase_credential=passphrase_credential, key_ttl=key_ttl,
+        metrics_file=metrics_file, metrics_listen=metrics_listen, metrics_interval=metrics_interval,
     )
     code = serve(settings, on_ready=lambda info: say(_ready_line(info)))
     raise typer.Exit(code)
@@ -247,10 +334,13 @@ def signer_status(
     secret_file: Optional[Path] = ClientSecretFileOption,
     json_output: bool = JsonOption,
 ) -> None:
-    """Ask the signer for its pid, public key, version, database, uptime and counters.
+    """The health check: pid, public key, version, uptime, counters, lock state, database health.
 
-    Says when the signer's database is not the one this command would use, and when a signer
-    left its pid file behind and died (exit 6 either way for no answer).
+    The signer checks its database on each call (a row written and rolled back). Exit codes for
+    a supervisor: 0 healthy (key loaded, database writable); 3 the database cannot be written or
+    reached; 14 the key is locked; 6 no signer answers (also when one died and left its pid
+    file); 7 the shared secret was refused. The data is printed in every case the signer answered.
+    Also says when the signer's database is not the one this command would use.
 
     Example: jarvis-wallet signer status --json
     """
@@ -281,7 +371,16 @@ def signer_status(
         "rate_limited": status.get("rateLimited"),
         "socket_path": str(client.socket_path),
         "log_path": status.get("logPath"),
+        "keystore": status.get("keystore"),
+        "locked": status.get("locked", False),
+        "locked_reason": status.get("lockedReason"),
+        "key_ttl_seconds_left": status.get("keyTtlSecondsLeft"),
+        "failed_unlocks": status.get("failedUnlocks"),
+        "database_writable": status.get("databaseWritable"),
+        "database_error": status.get("databaseError"),
     }
+    problem, code = _health_problem(data)
+    data["healthy"] = problem is None
     if json_output:
         print_json(data)
     else:
@@ -291,6 +390,78 @@ def signer_status(
             f"Warning: the signer uses {data['database']}, but this command uses {ours}: limits and "
             "`tx list` here are not the signer's; pass --database-url (or set JARVIS_WALLET_DATABASE_URL) to match"
         )
+    if problem is not None:
+        say(f"Unhealthy: {problem}")
+        raise typer.Exit(code)
+
+
+def _health_problem(data: dict) -> tuple[str | None, int]:
+    """What makes the signer unable to sign, and the exit code that says so (docs/operations.md)."""
+    from ..errors import DatabaseUnavailable, SignerLocked
+
+    if data["database_writable"] is False:
+        return f"the signer cannot write to its database: {data['database_error']}", DatabaseUnavailable.exit_code
+    if data["locked"]:
+        why = " (its --key-ttl ran out)" if data["locked_reason"] == "key_ttl" else ""
+        return f"the signer is locked{why}: unlock it with `jarvis-wallet signer unlock`", SignerLocked.exit_code
+    return None, 0
+
+
+@app.command("lock")
+def signer_lock(socket: Optional[Path] = SocketOption, json_output: bool = JsonOption) -> None:
+    """Lock the signer: its key leaves memory and every signing request gets `locked`.
+
+    Needs no shared secret: anyone allowed on the socket may lock (it only takes power away).
+    Unlock with `signer unlock` (a keystore's passphrase) or restart the signer.
+
+    Example: jarvis-wallet signer lock
+    """
+    from ..client import SignerClient
+
+    with SignerClient(socket) as client:
+        reply = client.lock()
+        path = client.socket_path
+    if json_output:
+        print_json({"locked": True, "was_unlocked": reply["wasUnlocked"], "socket_path": str(path)})
+    else:
+        typer.echo(f"Signer locked ({path})" if reply["wasUnlocked"] else f"Signer was already locked ({path})")
+
+
+@app.command("unlock")
+def signer_unlock(
+    socket: Optional[Path] = SocketOption,
+    secret_file: Optional[Path] = ClientSecretFileOption,
+    passphrase_fd: Optional[int] = PassphraseFdOption,
+    passphrase_credential: Optional[str] = PassphraseCredentialOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Unlock the signer with its keystore's passphrase (asked on the terminal, or --passphrase-fd).
+
+    A wrong passphrase is answered after a delay that grows with each failure (exit 7).
+
+    Example: jarvis-wallet signer unlock
+    """
+    from ..client import SignerClient
+    from ..passphrase_input import read_passphrase
+
+    with SignerClient(socket, secret_file=secret_file) as client:
+        passphrase = read_passphrase(fd=passphrase_fd, credential=passphrase_credential,
+                                     prompt="Passphrase of the signer's keystore: ")
+        try:
+            text = passphrase._bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            from ..errors import KeyMaterialError
+
+            raise KeyMaterialError("the passphrase is not UTF-8 text") from None
+        finally:
+            passphrase.wipe()
+        reply = client.unlock(text, timeout=60.0)  # argon2id and the failure delay take their time
+        del text
+        path = client.socket_path
+    if json_output:
+        print_json({"locked": False, "was_locked": reply["wasLocked"], "socket_path": str(path)})
+    else:
+        typer.echo(f"Signer unlocked ({path})" if reply["wasLocked"] else f"Signer was not locked ({path})")
 
 
 def _raise_if_dead(socket_path: Path, unavailable) -> None:
