@@ -9,6 +9,7 @@ import uuid
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from jarvis_wallet.config import TEST_DATABASE_URL_ENV
@@ -17,8 +18,11 @@ from jarvis_wallet.config import TEST_DATABASE_URL_ENV
 # by every later run of this checkout, whatever the code now does. A failure prints its
 # `@reproduce_failure` blob instead. CI (HYPOTHESIS_PROFILE=ci) also draws the same examples on
 # every run, so a red CI run is a reproducible one.
-hypothesis_settings.register_profile("default", database=None, print_blob=True)
-hypothesis_settings.register_profile("ci", database=None, print_blob=True, derandomize=True)
+# No timing checks either (no per-example deadline, no too_slow health check): these machines are
+# shared and noisy, and a slow example is not a wrong one.
+_UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+hypothesis_settings.register_profile("default", database=None, print_blob=True, **_UNTIMED)
+hypothesis_settings.register_profile("ci", database=None, print_blob=True, derandomize=True, **_UNTIMED)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 POSTGRES_URL = os.environ.get(TEST_DATABASE_URL_ENV, "").strip()
