@@ -28,6 +28,8 @@ _EXPORTS = {
     "SchemaTooNew": "errors",
     "NotFound": "errors",
     "PolicyDenied": "errors",
+    "ApprovalRequired": "errors",
+    "ApprovalRefused": "errors",
     "SignerUnavailable": "errors",
     "SignerTimeout": "errors",
     "RateLimited": "errors",
@@ -57,6 +59,7 @@ _EXPORTS = {
     # the signer and its client
     "SignerClient": "client",
     "SignedTransaction": "client",
+    "ApprovalStatus": "client",
     "SignedMessage": "client",
     "SignerSettings": "signer",
     "SignerHandle": "signer",

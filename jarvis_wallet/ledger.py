@@ -182,6 +182,7 @@ def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | 
         "duplicate_of": row.duplicate_of,
         "kind": row.kind,
         "message_text": row.message_text,
+        "approval_id": row.approval_id,  # the approval request it asked for (held, refused) or used (signed)
         "above_notify_threshold": (
             notify_above_lamports is not None and row.lamports > notify_above_lamports
         ),

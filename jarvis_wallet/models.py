@@ -71,6 +71,7 @@ class WalletTransaction(BaseModel):
     duplicate_of = peewee.BigIntegerField(null=True)
     kind = peewee.CharField(max_length=16, default="transaction")  # or "message" (off-chain)
     message_text = peewee.TextField(null=True)  # an off-chain message's text, as signed
+    approval_id = peewee.BigIntegerField(null=True)  # the approval request this row asked for or used
 
     class Meta:
         table_name = "wallet_transactions"
@@ -83,11 +84,41 @@ class SpendLimit(BaseModel):
     wallet = peewee.CharField(max_length=44, unique=True)
     per_tx_lamports = peewee.BigIntegerField()
     daily_lamports = peewee.BigIntegerField()
-    notify_above_lamports = peewee.BigIntegerField(null=True)
+    notify_above_lamports = peewee.BigIntegerField(null=True)  # flags rows; holds nothing
+    approve_above_lamports = peewee.BigIntegerField(null=True)  # above it, a person approves first
     updated_at = peewee.DateTimeField(default=utc_now)
 
     class Meta:
         table_name = "spend_limits"
+
+
+class ApprovalRequest(BaseModel):
+    """A transaction within the limits but above the approval threshold, held for the operator
+    (approvals.py): its intent, what it pays, who asked, and what the operator decided."""
+
+    id = peewee.BigAutoField()
+    wallet = peewee.CharField(max_length=44)
+    intent_sha256 = peewee.CharField(max_length=64)
+    status = peewee.CharField(max_length=16)  # pending, approved, denied, consumed, expired
+    request_id = peewee.CharField(max_length=64)  # the signing request that opened it
+    purpose = peewee.TextField(null=True)
+    lamports = peewee.BigIntegerField(default=0)
+    fee_lamports = peewee.BigIntegerField(default=0)
+    payments = peewee.TextField(null=True)
+    message_bytes = peewee.BlobField(null=True)  # the message first asked for
+    peer_uid = peewee.IntegerField(null=True)
+    peer_pid = peewee.IntegerField(null=True)
+    created_at = peewee.DateTimeField(default=utc_now)
+    expires_at = peewee.DateTimeField()
+    decided_at = peewee.DateTimeField(null=True)
+    decided_by = peewee.CharField(max_length=64, null=True)  # OS user name of the operator
+    decided_by_uid = peewee.IntegerField(null=True)
+    decision_note = peewee.TextField(null=True)  # --note of an approval, --reason of a denial
+    consumed_at = peewee.DateTimeField(null=True)
+    signed_transaction_id = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "approval_requests"
 
 
 class WalletConfig(BaseModel):
@@ -114,7 +145,7 @@ class SchemaMigration(BaseModel):
         table_name = "schema_migrations"
 
 
-MODELS = (WalletTransaction, SpendLimit, WalletConfig, SchemaMigration)
+MODELS = (WalletTransaction, SpendLimit, ApprovalRequest, WalletConfig, SchemaMigration)
 
 
 def bind_models(db: peewee.Database) -> None:

@@ -92,6 +92,8 @@ class SignerSettings:
     free_decisions_per_second: float | None = DEFAULT_FREE_DECISIONS_PER_SECOND
     free_decision_burst: int = DEFAULT_FREE_DECISION_BURST
     decision_timeout_seconds: float = DECISION_TIMEOUT_SECONDS
+    # Run (argv by shell words, no shell) with a JSON document on stdin per new approval request.
+    approval_notify_command: str | None = None
 
 
 def listen_backlog(settings: SignerSettings) -> int:
@@ -457,7 +459,10 @@ class _SignerServer:
         listener = _bind_socket(socket_path, settings)
         pid_path = default_pid_path(socket_path)
         _write_pid_file(pid_path)
+        from .approvals import signer_approval_hooks
+
         handler = RequestHandler(
+            **signer_approval_hooks(settings.database_url, settings.approval_notify_command, log.event),
             secret=secret,
             public_key=keypair.public_key,
             sign=logged(worker.submit, log),

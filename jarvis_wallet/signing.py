@@ -10,7 +10,10 @@ response counts once, whatever the limits are now, and gets a ``duplicate``
 row of its own that names the signed one), read the limits and the spend of
 the last 24 hours, take the policy decision, sign if allowed, and insert the
 row (with every payment of the decision and the bytes decided, so that it can
-be checked again later). The signature
+be checked again later). A transaction above the wallet's approval threshold
+is signed only with a grant the operator gave for its intent, consumed in
+this same transaction; without one it is held as a pending request and
+answered ``approval_required`` (approvals.py). The signature
 is handed back only after the commit; if anything fails on the way, nothing
 leaves (fail closed).
 
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field, replace
 import base58
 import peewee
 
+from . import approvals
 from .amounts import MAX_LAMPORTS
 from .db import close_database, describe, is_sqlite, open_database, translate_errors
 from .errors import (
@@ -122,9 +126,9 @@ class _Pending:
 _COLUMNS = (
     "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
     "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "payments", "message_bytes",
-    "kind", "message_text", "duplicate_of", "created_at", "updated_at",
+    "kind", "message_text", "approval_id", "duplicate_of", "created_at", "updated_at",
 )
-# PostgreSQL takes at most 65,535 parameters per statement; 19 a row.
+# PostgreSQL takes at most 65,535 parameters per statement; 21 a row.
 MAX_ROWS_PER_INSERT = 256
 
 
@@ -140,7 +144,8 @@ class _Statements:
         # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists
         # and the transaction's isolation level come in the same round trip.
         self.limits = (
-            "SELECT per_tx_lamports, daily_lamports, "
+            "SELECT per_tx_lamports, daily_lamports, approve_above_lamports, "
+            "(SELECT value FROM wallet_config WHERE key = 'approval_ttl_seconds'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
             "(SELECT value FROM wallet_config WHERE key = 'durable_nonce_accounts'), "
@@ -227,6 +232,8 @@ class _BatchState:
     program_allowlist: frozenset
     destination_allowlist: frozenset[bytes] | None
     durable_nonce_accounts: frozenset[bytes] = frozenset()
+    approval_thresholds: approvals.ApprovalThresholds = approvals.ApprovalThresholds()
+    approval_ttl_seconds: int = approvals.DEFAULT_APPROVAL_TTL_SECONDS
 
 
 @dataclass
@@ -239,6 +246,8 @@ class _Batch:
     rows: list = field(default_factory=list)
     signed_here: dict = field(default_factory=dict)  # message hash -> _Row signed in this batch
     request_ids: set = field(default_factory=set)
+    grants: approvals.GrantBook | None = None
+    consumed: list = field(default_factory=list)  # (approval id, _Row that signed with it)
 
     def add(self, row: _Row) -> None:
         if isinstance(row.result, SignOutcome) and not row.result.duplicate:
@@ -306,7 +315,7 @@ class SigningService:
             db = self._db
             with translate_errors(db), self._locked_transaction(db):
                 now = self._clock()
-                batch = _Batch(state=self._read_state(db, now), now=now)
+                batch = _Batch(state=self._read_state(db, now), now=now, grants=approvals.GrantBook(db))
                 batch.earlier = self._earlier_signatures(db, prepared)
                 # Replays are refused before anything is decided: a decision whose row would not
                 # be inserted must not count its spend against the rest of the batch.
@@ -322,6 +331,7 @@ class SigningService:
                         batch.request_ids.add(job.request_id)
                         self._decide_one(job, message, slot, batch)
                 self._insert_rows(db, batch)
+                self._link_grants(batch)
         except JarvisWalletError as exc:
             self._drop_connection()
             failure = exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(str(exc))
@@ -351,11 +361,13 @@ class SigningService:
         row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, programs, destinations, nonce_accounts, isolation = row
+        per_tx, daily, approve_above, ttl, programs, destinations, nonce_accounts, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
+            approval_thresholds=approvals.ApprovalThresholds(None if approve_above is None else int(approve_above)),
+            approval_ttl_seconds=approvals.approval_ttl_seconds(ttl),
             spent_24h=self._rolling_spend.current(now),
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
@@ -414,6 +426,11 @@ class SigningService:
                 lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, paid=paid,
             ))
             return
+        approval_id = None
+        if approvals.approval_reasons(state.approval_thresholds, spend_lamports=spend.spend_lamports):
+            approval_id = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid)
+            if approval_id is None:  # held or refused: recorded, nothing signed
+                return
         signature = self._keypair.sign(signing_bytes)
         outcome = SignOutcome(
             transaction_id=0,
@@ -427,7 +444,78 @@ class SigningService:
         )
         # Counted now, so the next decision of the batch sees it.
         state.spent_24h += spend.spend_lamports
-        batch.add(self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid))
+        row = self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid, approval_id=approval_id)
+        batch.add(row)
+        if approval_id is not None:
+            batch.consumed.append((approval_id, row))
+
+    def _use_grant(self, job, parsed, spend, signing_bytes, digest, slot, batch: _Batch, paid: _Paid) -> int | None:
+        """Above the approval threshold: consume the operator's grant for this intent and return
+        its id, or record why not (held as a pending request, or the grant refused) and return None.
+
+        Runs after the policy allowed the transaction: the limits are checked as they are now,
+        whatever they were when the request was approved.
+        """
+        grants, now = batch.grants, batch.now
+        intent = approvals.intent_digest(parsed.message, durable_nonce=spend.uses_durable_nonce)
+        latest = grants.latest(self._wallet, intent)
+        verdict = approvals.judge(latest, now)
+        if verdict == approvals.USE and grants.consume(latest.id, now):
+            return latest.id
+        if verdict == approvals.EXPIRED:
+            grants.mark_expired(latest.id, latest.status)
+            error = approvals.ApprovalRefused(
+                f"approval request {latest.id} for this payment expired at {approvals.iso(latest.expires_at)}; "
+                "send it again to open a new request", reason=approvals.APPROVAL_EXPIRED, approval_id=latest.id,
+            )
+        elif verdict == approvals.DENIED:
+            why = f": {latest.decision_note}" if latest.decision_note else ""
+            error = approvals.ApprovalRefused(
+                f"the operator denied approval request {latest.id} for this payment{why}",
+                reason=approvals.APPROVAL_DENIED, approval_id=latest.id,
+            )
+        elif verdict == approvals.CONSUMED:
+            error = approvals.ApprovalRefused(
+                f"approval request {latest.id} was already used for one signature (transaction "
+                f"{latest.signed_transaction_id or 'signed just now'}); each approval signs once: "
+                "a new payment needs a new approval", reason=approvals.APPROVAL_CONSUMED, approval_id=latest.id,
+            )
+        else:  # open a request, or answer with the one still pending
+            new = verdict == approvals.OPEN
+            payments = [p.to_dict() for p in spend.payments]
+            if new:
+                expires_at = now + datetime.timedelta(seconds=batch.state.approval_ttl_seconds)
+                approval_id = grants.open((
+                    self._wallet, intent, "pending", job.request_id, job.purpose, min(spend.spend_lamports, MAX_LAMPORTS),
+                    min(spend.wallet_fee_lamports, MAX_LAMPORTS), paid.json, signing_bytes, job.peer.uid, job.peer.pid,
+                    now, expires_at,
+                ))
+            else:
+                approval_id, expires_at = latest.id, latest.expires_at
+            error = approvals.ApprovalRequired(
+                f"this transaction spends {spend.spend_lamports} lamports, above wallet {self._wallet}'s approval "
+                f"threshold of {batch.state.approval_thresholds.lamports}: approval request {approval_id} waits for the "
+                f"operator (`jarvis-wallet approvals approve {approval_id}`) until {approvals.iso(expires_at)}; then "
+                "send the same transaction again, with a fresh blockhash if this one has expired",
+                approval_id=approval_id, expires_at=approvals.iso(expires_at), new=new,
+                details={
+                    "lamports": spend.spend_lamports, "fee_lamports": spend.wallet_fee_lamports,
+                    "payments": payments, "purpose": job.purpose,
+                },
+            )
+        batch.add(self._row(
+            job, slot, error, digest=digest, message=signing_bytes, reason=error.reason,
+            lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, paid=paid, approval_id=error.approval_id,
+        ))
+        return None
+
+    def _link_grants(self, batch: _Batch) -> None:
+        """Name each consumed grant's signed row; a grant whose row was not inserted is given back."""
+        for approval_id, row in batch.consumed:
+            if row.slot.outcome is not None:
+                batch.grants.link_signature(approval_id, row.slot.outcome.transaction_id)
+            else:
+                batch.grants.unconsume(approval_id)
 
     def _answer_retry(self, job, slot: _Pending, batch: _Batch, digest: str, signing_bytes, parsed) -> None:
         """The message was signed before: the recorded signature, released again, counted once.
@@ -462,7 +550,7 @@ class SigningService:
 
     def _row(
         self, job: SignJob, slot: _Pending, result, *, digest: str, message: bytes | None = None, reason: str | None = None,
-        lamports: int = 0, fee: int = 0, paid: _Paid | None = None,
+        lamports: int = 0, fee: int = 0, paid: _Paid | None = None, approval_id: int | None = None,
     ) -> _Row:
         """The audit row of one decision, to be inserted with the rest of the batch.
 
@@ -484,7 +572,7 @@ class SigningService:
             _base58(result.signature) if signed and not duplicate else None,
             None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
             job.peer.uid, job.peer.pid, paid.json if paid else None, message,
-            "transaction" if job.text is None else "message", job.text,
+            "transaction" if job.text is None else "message", job.text, approval_id,
             result.transaction_id if duplicate else None,  # last: filled in later for a same-batch re-sign
         )
         return _Row(job.request_id, digest, values, slot, result)
