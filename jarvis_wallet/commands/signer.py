@@ -35,6 +35,7 @@ MAX_CONNECTION_WAIT_SECONDS = 60
 def _settings(
     ctx, *, keypair, socket, secret_file, allow_uid, socket_group, legacy_protocol, freshness_window, max_connections,
     idle_timeout, free_decision_rate, free_decision_burst, listen_backlog=None, connection_wait=None,
+    approval_notify_command=None,
 ):
     import grp
 
@@ -64,6 +65,7 @@ def _settings(
         idle_timeout_seconds=idle_timeout,
         free_decisions_per_second=free_decision_rate,
         free_decision_burst=free_decision_burst,
+        approval_notify_command=approval_notify_command,
         **({} if connection_wait is None else {"connection_wait_seconds": connection_wait}),
     )
 
@@ -110,6 +112,12 @@ FreeDecisionRateOption = bounded_option(
     help="Free decisions (refusals, signatures spending under 5,000 lamports, re-signs) recorded per second for each uid "
     "(above 0); past that (and --free-decision-burst), all its signing requests get 'rate_limited', undecided and unrecorded.",
 )
+ApprovalNotifyOption = typer.Option(
+    None, "--approval-notify-command", envvar="JARVIS_WALLET_APPROVAL_NOTIFY_COMMAND",
+    help="Run this command (shell words; use sh -c '...' for a pipeline) for each new approval request, with a JSON "
+    "document on stdin; it runs beside the signing path, and its failures go to the signer log. "
+    "Default: $JARVIS_WALLET_APPROVAL_NOTIFY_COMMAND.",
+)
 FreeDecisionBurstOption = bounded_option(
     100, "--free-decision-burst", "--refusal-burst", low=1, high=1_000_000,
     help="Free decisions a uid may have recorded at once before --free-decision-rate applies (1 to 1000000).",
@@ -133,6 +141,7 @@ def signer_start(
     idle_timeout: float = IdleTimeoutOption,
     free_decision_rate: float = FreeDecisionRateOption,
     free_decision_burst: int = FreeDecisionBurstOption,
+    approval_notify_command: Optional[str] = ApprovalNotifyOption,
     timeout: float = bounded_option(
         15.0, "--timeout", low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True,
         help="Seconds to wait for the signer to report readiness (above 0, at most 3600).",
@@ -153,6 +162,7 @@ def signer_start(
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
         max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
         free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
+        approval_notify_command=approval_notify_command,
     )
     handle = start_signer(settings, detach=detach, timeout=timeout)
     if json_output:
@@ -206,6 +216,7 @@ def signer_serve(
     idle_timeout: float = IdleTimeoutOption,
     free_decision_rate: float = FreeDecisionRateOption,
     free_decision_burst: int = FreeDecisionBurstOption,
+    approval_notify_command: Optional[str] = ApprovalNotifyOption,
 ) -> None:
     """Run the signer in this process, without forking, for a supervisor such as systemd.
 
@@ -218,6 +229,7 @@ def signer_serve(
         socket_group=socket_group, legacy_protocol=legacy_protocol, freshness_window=freshness_window,
         max_connections=max_connections, idle_timeout=idle_timeout, free_decision_rate=free_decision_rate,
         free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
+        approval_notify_command=approval_notify_command,
     )
     code = serve(settings, on_ready=lambda info: say(_ready_line(info)))
     raise typer.Exit(code)
