@@ -55,7 +55,7 @@ from .keys import Keypair
 from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
 from .models import MODELS, utc_now
-from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide
+from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide, format_lamports
 from .spend_window import RollingSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
 from .solana.spend import Payment
@@ -493,9 +493,9 @@ class SigningService:
             else:
                 approval_id, expires_at = latest.id, latest.expires_at
             error = approvals.ApprovalRequired(
-                f"this transaction spends {spend.spend_lamports} lamports, above wallet {self._wallet}'s approval "
-                f"threshold of {batch.state.approval_thresholds.lamports}: approval request {approval_id} waits for the "
-                f"operator (`jarvis-wallet approvals approve {approval_id}`) until {approvals.iso(expires_at)}; then "
+                f"this transaction spends {format_lamports(spend.spend_lamports)}, above the approval threshold of "
+                f"{format_lamports(batch.state.approval_thresholds.lamports)}: approval request {approval_id} waits for "
+                f"the operator (`jarvis-wallet approvals approve {approval_id}`) until {approvals.iso(expires_at)}; then "
                 "send the same transaction again, with a fresh blockhash if this one has expired",
                 approval_id=approval_id, expires_at=approvals.iso(expires_at), new=new,
                 details={
