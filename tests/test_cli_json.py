@@ -10,13 +10,17 @@ import base58
 import pytest
 
 from conftest import transfer_message
+from jarvis_wallet.errors import ApprovalRequired
 
 ERROR_KEYS = {"ok", "reason", "message", "exit_code"}
 TX_KEYS = {"id", "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
            "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
-           "confirmed_at", "kind", "message_text", "above_notify_threshold"}
-LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamports", "above_notify_24h",
+           "confirmed_at", "kind", "message_text", "approval_id", "above_notify_threshold"}
+LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamports", "above_notify_24h", "approve_above_lamports",
                "spent_24h_lamports", "remaining_24h_lamports", "updated_at"}
+APPROVAL_KEYS = {"approval_id", "wallet", "status", "intent_sha256", "lamports", "fee_lamports", "payments", "destinations",
+                 "purpose", "request_id", "peer_uid", "peer_pid", "created_at", "expires_at", "age_seconds", "seconds_left",
+                 "decided_at", "decided_by", "decided_by_uid", "note", "consumed_at", "signed_transaction_id", "transactions"}
 CONFIG_KEYS = {"key", "value", "description", "updated_at"}
 STATUS_KEYS = {"public_key", "pid", "version", "database", "cli_database", "same_database", "uptime_seconds", "signed",
                "refused", "rate_limited", "socket_path", "log_path"}
@@ -37,6 +41,17 @@ def world(signers, cli, tmp_path):
     big = tmp_path / "big.b64"
     big.write_text(base64.b64encode(transfer_message(from_key=base58.b58decode(handle.public_key), lamports=10**6)).decode())
     cli("config", "set", "wallet_public_key", handle.public_key, url=url)
+    # Two payments held for approval (requests 1 and 2), and the file of a third.
+    cli("limits", "set", "--approve-above", "50000", url=url)
+    held = tmp_path / "held.b64"
+    with signers.client(handle) as client:
+        client.sign_transaction(base64.b64decode(tx.read_text()))  # transaction 1 stays a signed one
+        for lamports in (60_000, 60_001, 60_002):
+            message = transfer_message(from_key=base58.b58decode(handle.public_key), lamports=lamports)
+            held.write_text(base64.b64encode(message).decode())
+            if lamports < 60_002:
+                with pytest.raises(ApprovalRequired):
+                    client.sign_transaction(message)
     return handle, url, tx, big
 
 
@@ -65,6 +80,10 @@ def _successes(handle, tx, big, key_path):
           "--blockhash", handle.public_key), dict, {"message_base64", "message_bytes"}),
         (("nonce", "advance", base58.b58encode(bytes(range(1, 33))).decode(), "--blockhash", handle.public_key,
           "--socket", sock), dict, SIGN_KEYS | {"nonce_account"}),
+        (("approvals", "list"), list, APPROVAL_KEYS),
+        (("approvals", "show", "1"), dict, APPROVAL_KEYS),
+        (("approvals", "approve", "1", "--note", "checked"), dict, APPROVAL_KEYS),
+        (("approvals", "deny", "2", "--reason", "unknown"), dict, APPROVAL_KEYS),
     ]
 
 
@@ -109,6 +128,11 @@ def test_every_json_command_prints_one_error_object_when_it_fails(world, cli, tm
         (("build-transfer", "--from", "x", "--to", "y", "--amount", "1", "--blockhash", "z"), {}, 2, "bad_request"),
         (("signer", "stop", "--socket", nowhere), {}, 6, "signer_unavailable"),
         (("nonce", "advance", "not-a-key", "--blockhash", handle.public_key, "--socket", sock), {}, 2, "bad_request"),
+        (("sign", tx.with_name("held.b64"), "--socket", sock), {}, 5, "approval_required"),
+        (("approvals", "list", "--wallet", "x"), {}, 2, "bad_request"),
+        (("approvals", "show", "999"), {}, 4, "not_found"),
+        (("approvals", "approve", "999"), {}, 4, "not_found"),
+        (("approvals", "deny", "999"), {}, 4, "not_found"),
     ]
     for args, kwargs, code, reason in failures:
         result = cli(*args, "--json", url=kwargs.get("url", url))
@@ -159,5 +183,6 @@ def test_the_walks_cover_every_command_that_takes_json():
 
     covered = {"init-db", "config get", "config list", "config set", "config unset", "limits show", "limits set",
                "sign", "sign-message", "tx list", "tx show", "tx mark", "signer status", "signer start", "signer stop",
-               "inspect", "keygen", "pubkey", "build-transfer", "nonce advance"}
+               "inspect", "keygen", "pubkey", "build-transfer", "nonce advance",
+               "approvals list", "approvals show", "approvals approve", "approvals deny"}
     assert set(leaves(typer.main.get_command(app))) == covered
