@@ -582,3 +582,33 @@ def test_an_unusable_notify_command_fails_the_start(signers):
     with pytest.raises(SignerStartError) as failed:
         signers.start(approval_notify_command="'unbalanced")
     assert "approval notify command" in failed.value.message
+
+
+def test_the_approved_payment_re_signed_with_a_fresh_blockhash_lands_and_moves_what_was_shown(signers, initialised_url):
+    """In LiteSVM: the held transaction's blockhash has expired by the time the operator says yes;
+    the same payment with the chain's next blockhash is signed, executes, and moves exactly the
+    spend the request showed the operator and the signed row counted."""
+    from solders.pubkey import Pubkey as SPubkey
+
+    from runtime import SOL, Chain
+
+    keypair = signers.keypair()
+    limits_with_threshold(initialised_url, keypair.public_key_base58)
+    wallet = SPubkey(keypair.public_key)
+    chain = Chain()
+    chain.fund(wallet, 10 * SOL)
+    chain.fund(SPubkey(DESTINATION), SOL)  # rent-exempt already: 500,000 lamports alone would not be
+    handle = signers.start()
+    with signers.client(handle) as client:
+        old = transfer(keypair.public_key, blockhash=bytes(chain.blockhash))
+        with pytest.raises(ApprovalRequired) as held:
+            client.sign_transaction(old)
+        approve(initialised_url, held.value.approval_id)
+        fresh = bytes(chain.next_blockhash())
+        signed = client.sign_transaction(transfer(keypair.public_key, blockhash=fresh))
+    before = chain.balance(wallet)
+    assert chain.execute(signed.signed_transaction).ok
+    moved = before - chain.balance(wallet)
+    shown = request_row(initialised_url, held.value.approval_id)
+    assert moved == signed.lamports == shown.lamports == held.value.details["lamports"] == BIG + FEE
+    assert chain.balance(SPubkey(DESTINATION)) == SOL + BIG
