@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import ApprovalRefused, ApprovalRequired, InvalidConfig, InvalidInput, NotFound
+from .models import naive_utc
 from .solana.message import HASH_LENGTH, PUBKEY_LENGTH, Message
 from .solana.shortvec import encode_shortvec
 
@@ -168,15 +169,7 @@ def effective_status(status: str, expires_at: datetime.datetime, now: datetime.d
 
 def iso(moment: datetime.datetime | None) -> str | None:
     """UTC to the microsecond, the shape the wire uses: ``2026-01-01T00:00:00.000000Z``."""
-    return None if moment is None else _naive_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _naive_utc(moment) -> datetime.datetime:
-    if isinstance(moment, str):
-        moment = datetime.datetime.fromisoformat(moment)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return moment
+    return None if moment is None else naive_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # -- the rows, inside the signer's locked transaction -----------------------------------------
@@ -216,7 +209,7 @@ class GrantBook:
         row = self._db.execute_sql(self._latest, (wallet, intent)).fetchone()
         if row is None:
             return None
-        return ApprovalRow(int(row[0]), row[1], _naive_utc(row[2]), row[3], row[4])
+        return ApprovalRow(int(row[0]), row[1], naive_utc(row[2]), row[3], row[4])
 
     def open(self, values: Sequence) -> int:
         """Insert a pending request (values in ``_COLUMNS`` order); its id."""
@@ -297,7 +290,7 @@ class ApprovalReader:
                 raise exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(exc.message) from None
         if row is None or row[1] != wallet:  # another wallet's requests are not this signer's to tell
             raise NotFound(f"approval request {approval_id} does not exist for wallet {wallet}")
-        status = effective_status(row[2], _naive_utc(row[3]), self._clock())
+        status = effective_status(row[2], naive_utc(row[3]), self._clock())
         return ApprovalState(
             approval_id=int(row[0]), wallet=row[1], status=status, expires_at=iso(row[3]),
             decided_at=iso(row[4]) if row[4] is not None else None,

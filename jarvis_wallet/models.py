@@ -32,6 +32,15 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+def naive_utc(moment) -> datetime.datetime:
+    """A timestamp column as naive UTC (SQLite may hand back text, PostgreSQL an aware time)."""
+    if isinstance(moment, str):
+        moment = datetime.datetime.fromisoformat(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return moment
+
+
 def iso_utc(moment: datetime.datetime | None) -> str | None:
     """``2026-11-26T13:02:23.123456Z`` for JSON output; None stays None."""
     return None if moment is None else moment.isoformat() + "Z"

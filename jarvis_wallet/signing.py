@@ -54,7 +54,7 @@ from .errors import (
 from .keys import Keypair
 from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
-from .models import MODELS, utc_now
+from .models import MODELS, naive_utc as _naive_utc, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide, format_lamports
 from .spend_window import RollingSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
@@ -676,15 +676,6 @@ def _allowlist_bytes(value: str | None, base: frozenset = frozenset()) -> frozen
     """Comma-separated base58 keys (plus ``base``) as raw keys, decoded once per distinct value."""
     keys = set(base) | {part for part in (value or "").split(",") if part}
     return frozenset(decode_pubkey(key, what="allow-listed key") for key in keys)
-
-
-def _naive_utc(moment) -> datetime.datetime:
-    """A timestamp column as naive UTC (SQLite may hand back text)."""
-    if isinstance(moment, str):
-        moment = datetime.datetime.fromisoformat(moment)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return moment
 
 
 def _base58(raw: bytes) -> str:

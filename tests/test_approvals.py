@@ -154,6 +154,20 @@ def test_what_the_latest_request_means(status, expires_at, verdict):
 # -- end to end: helpers -----------------------------------------------------------------------
 
 
+def hold(client, message: bytes, **kwargs) -> ApprovalRequired:
+    """Sign ``message``, which must be held for approval; the refusal."""
+    with pytest.raises(ApprovalRequired) as held:
+        client.sign_transaction(message, **kwargs)
+    return held.value
+
+
+def started(signers, url: str, **settings):
+    """The signer's keypair and a started signer whose wallet holds what is above THRESHOLD."""
+    keypair = signers.keypair()
+    limits_with_threshold(url, keypair.public_key_base58)
+    return keypair, signers.start(**settings)
+
+
 def limits_with_threshold(url: str, wallet: str, *, threshold: int = THRESHOLD) -> None:
     with session(url):
         set_limits(wallet, per_tx_lamports=10 * BIG, daily_lamports=100 * BIG, approve_above_lamports=threshold)
@@ -209,10 +223,8 @@ with SignerClient(socket_path) as client:
 
 
 def test_an_agent_waits_the_operator_approves_from_the_cli_and_one_signature_is_released(signers, initialised_url):
-    keypair = signers.keypair()
+    keypair, handle = started(signers, initialised_url)
     wallet = keypair.public_key_base58
-    limits_with_threshold(initialised_url, wallet)
-    handle = signers.start()
     destination = base58.b58encode(DESTINATION).decode()
     agent = subprocess.Popen(
         [sys.executable, "-c", AGENT, str(handle.socket_path), wallet, destination, str(BIG)],
@@ -262,21 +274,18 @@ def test_an_agent_waits_the_operator_approves_from_the_cli_and_one_signature_is_
 
 
 def test_replay_returns_the_same_signature_and_another_blockhash_finds_the_grant_used(signers, initialised_url):
-    keypair = signers.keypair()
+    keypair, handle = started(signers, initialised_url)
     wallet = keypair.public_key_base58
-    limits_with_threshold(initialised_url, wallet)
-    handle = signers.start()
     with signers.client(handle) as client:
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(transfer(keypair.public_key))
-        approve(initialised_url, held.value.approval_id)
+        held = hold(client, transfer(keypair.public_key))
+        approve(initialised_url, held.approval_id)
         message = transfer(keypair.public_key)
         first = client.sign_transaction(message)
         again = client.sign_transaction(message)  # a retry after a lost answer: the same bytes
         assert (again.signature, again.duplicate, first.duplicate) == (first.signature, True, False)
         with pytest.raises(ApprovalRefused) as used:
             client.sign_transaction(transfer(keypair.public_key))  # the same payment, one more time
-    assert used.value.reason == "approval_consumed" and used.value.approval_id == held.value.approval_id
+    assert used.value.reason == "approval_consumed" and used.value.approval_id == held.approval_id
     assert f"transaction {first.transaction_id}" in used.value.message
     assert [row.signature for row in rows(initialised_url, wallet) if row.signature] == [first.signature]
     assert [row.status for row in rows(initialised_url, wallet)] == ["rejected", "signed", "duplicate", "rejected"]
@@ -288,34 +297,28 @@ def approve(url: str, approval_id: int, note: str | None = None) -> None:
 
 
 def test_an_approval_covers_its_intent_only_not_one_lamport_or_one_account_more(signers, initialised_url):
-    keypair = signers.keypair()
-    limits_with_threshold(initialised_url, keypair.public_key_base58)
-    handle = signers.start()
+    keypair, handle = started(signers, initialised_url)
     with signers.client(handle) as client:
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(transfer(keypair.public_key))
-        approve(initialised_url, held.value.approval_id)
+        held = hold(client, transfer(keypair.public_key))
+        approve(initialised_url, held.approval_id)
         with pytest.raises(ApprovalRequired) as more:
             client.sign_transaction(transfer(keypair.public_key, BIG + 1))
         with pytest.raises(ApprovalRequired) as elsewhere:
             client.sign_transaction(transfer(keypair.public_key, to=bytes(range(1, 33))))
-        ids = {held.value.approval_id, more.value.approval_id, elsewhere.value.approval_id}
+        ids = {held.approval_id, more.value.approval_id, elsewhere.value.approval_id}
         assert len(ids) == 3  # each is a request of its own, pending
         signed = client.sign_transaction(transfer(keypair.public_key))  # the approved one still signs
-    assert request_row(initialised_url, held.value.approval_id).signed_transaction_id == signed.transaction_id
-    assert {request_row(initialised_url, i).status for i in ids - {held.value.approval_id}} == {"pending"}
+    assert request_row(initialised_url, held.approval_id).signed_transaction_id == signed.transaction_id
+    assert {request_row(initialised_url, i).status for i in ids - {held.approval_id}} == {"pending"}
 
 
 def test_the_same_intent_asked_again_while_pending_gets_the_same_request(signers, initialised_url):
-    keypair = signers.keypair()
-    limits_with_threshold(initialised_url, keypair.public_key_base58)
-    handle = signers.start()
+    keypair, handle = started(signers, initialised_url)
     with signers.client(handle) as client:
         answers = []
         for _ in range(3):
-            with pytest.raises(ApprovalRequired) as held:
-                client.sign_transaction(transfer(keypair.public_key))
-            answers.append((held.value.approval_id, held.value.expires_at))
+            held = hold(client, transfer(keypair.public_key))
+            answers.append((held.approval_id, held.expires_at))
         assert len(set(answers)) == 1
         small = client.sign_transaction(transfer(keypair.public_key, THRESHOLD - FEE))  # at the threshold: no person
     assert small.lamports == THRESHOLD
@@ -324,13 +327,10 @@ def test_the_same_intent_asked_again_while_pending_gets_the_same_request(signers
 
 
 def test_deny_is_told_to_the_waiting_agent_and_refuses_the_intent(signers, initialised_url, cli):
-    keypair = signers.keypair()
-    limits_with_threshold(initialised_url, keypair.public_key_base58)
-    handle = signers.start()
+    keypair, handle = started(signers, initialised_url)
     with signers.client(handle) as client:
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(transfer(keypair.public_key))
-        approval_id = held.value.approval_id
+        held = hold(client, transfer(keypair.public_key))
+        approval_id = held.approval_id
         with pytest.raises(SignerTimeout):  # nobody decided yet
             client.wait_for_approval(approval_id, 0.3)
         denied = cli("approvals", "deny", str(approval_id), "--reason", "not our invoice", url=initialised_url)
@@ -353,9 +353,7 @@ def expire(url: str, approval_id: int) -> None:
 
 
 def test_an_expired_request_cannot_be_approved_and_an_expired_grant_does_not_sign(signers, initialised_url, cli):
-    keypair = signers.keypair()
-    limits_with_threshold(initialised_url, keypair.public_key_base58)
-    handle = signers.start()
+    keypair, handle = started(signers, initialised_url)
     with signers.client(handle) as client:
         with pytest.raises(ApprovalRequired) as first:
             client.sign_transaction(transfer(keypair.public_key))
@@ -378,20 +376,17 @@ def test_an_expired_request_cannot_be_approved_and_an_expired_grant_does_not_sig
 
 
 def test_limits_are_checked_again_when_the_grant_is_used(signers, initialised_url):
-    keypair = signers.keypair()
+    keypair, handle = started(signers, initialised_url)
     wallet = keypair.public_key_base58
-    limits_with_threshold(initialised_url, wallet)
-    handle = signers.start()
     with signers.client(handle) as client:
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(transfer(keypair.public_key))
-        approve(initialised_url, held.value.approval_id)
+        held = hold(client, transfer(keypair.public_key))
+        approve(initialised_url, held.approval_id)
         with session(initialised_url):
             set_limits(wallet, per_tx_lamports=BIG, daily_lamports=100 * BIG)  # lowered meanwhile
         with pytest.raises(Exception) as refused:
             client.sign_transaction(transfer(keypair.public_key))
     assert getattr(refused.value, "reason", None) == "per_tx_limit_exceeded"
-    assert request_row(initialised_url, held.value.approval_id).status == "approved"  # not used up by a refusal
+    assert request_row(initialised_url, held.approval_id).status == "approved"  # not used up by a refusal
 
 
 def test_two_agents_on_two_signers_racing_one_grant_get_exactly_one_signature(signers, initialised_url):
@@ -399,9 +394,8 @@ def test_two_agents_on_two_signers_racing_one_grant_get_exactly_one_signature(si
     limits_with_threshold(initialised_url, keypair.public_key_base58)
     handles = [signers.start(), signers.start()]
     with signers.client(handles[0]) as client:
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(transfer(keypair.public_key))
-    approve(initialised_url, held.value.approval_id)
+        held = hold(client, transfer(keypair.public_key))
+    approve(initialised_url, held.approval_id)
     agents = 8
     barrier = threading.Barrier(agents)
     outcomes: list = []
@@ -427,7 +421,7 @@ def test_two_agents_on_two_signers_racing_one_grant_get_exactly_one_signature(si
     assert counts == {"signature": 1, "approval_consumed": agents - 1}, outcomes
     signed = [row for row in rows(initialised_url, keypair.public_key_base58) if row.signature]
     assert len(signed) == 1
-    assert request_row(initialised_url, held.value.approval_id).signed_transaction_id == signed[0].id
+    assert request_row(initialised_url, held.approval_id).signed_transaction_id == signed[0].id
 
 
 def test_a_request_pending_across_a_signer_restart_is_honoured_by_the_new_signer(signers, initialised_url):
@@ -435,22 +429,19 @@ def test_a_request_pending_across_a_signer_restart_is_honoured_by_the_new_signer
     limits_with_threshold(initialised_url, keypair.public_key_base58)
     first = signers.start()
     with signers.client(first) as client:
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(transfer(keypair.public_key))
+        held = hold(client, transfer(keypair.public_key))
     first.stop()
-    approve(initialised_url, held.value.approval_id, note="after the restart")
+    approve(initialised_url, held.approval_id, note="after the restart")
     second = signers.start()
     with signers.client(second) as client:
-        assert client.wait_for_approval(held.value.approval_id, 5).state == "approved"
+        assert client.wait_for_approval(held.approval_id, 5).state == "approved"
         signed = client.sign_with_approval(lambda: transfer(keypair.public_key), timeout=5)
     assert signed.duplicate is False
-    assert request_row(initialised_url, held.value.approval_id).signed_transaction_id == signed.transaction_id
+    assert request_row(initialised_url, held.approval_id).signed_transaction_id == signed.transaction_id
 
 
 def test_sign_with_approval_waits_for_an_approval_given_meanwhile(signers, initialised_url):
-    keypair = signers.keypair()
-    limits_with_threshold(initialised_url, keypair.public_key_base58)
-    handle = signers.start()
+    keypair, handle = started(signers, initialised_url)
     built = []
 
     def build() -> bytes:
@@ -475,19 +466,16 @@ def test_sign_with_approval_waits_for_an_approval_given_meanwhile(signers, initi
 
 
 def test_wait_for_approval_is_authenticated_and_tells_only_this_wallets_requests(signers, initialised_url):
-    keypair = signers.keypair()
-    limits_with_threshold(initialised_url, keypair.public_key_base58)
-    handle = signers.start()
+    keypair, handle = started(signers, initialised_url)
     other = signers.start(name="other.json")
     limits_with_threshold(initialised_url, signers.keypair("other.json").public_key_base58)
     with signers.client(handle) as client:
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(transfer(keypair.public_key))
+        held = hold(client, transfer(keypair.public_key))
     with signers.client(other) as client:
         with pytest.raises(Exception) as unknown:
-            client.approval_status(held.value.approval_id)
+            client.approval_status(held.approval_id)
     assert getattr(unknown.value, "wire_code", None) == "not_found"
-    unsigned = {"op": "wait_for_approval", "requestId": protocol.new_request_id(), "approvalId": held.value.approval_id}
+    unsigned = {"op": "wait_for_approval", "requestId": protocol.new_request_id(), "approvalId": held.approval_id}
     reply = exchange(handle.socket_path, protocol.encode_frame(unsigned))
     assert reply["error"]["code"] == "bad_request"  # no timestamp nor hmac: refused before anything is read
     forged = protocol.sign_request(b"a wrong secret of thirty-two bytes!!", {**unsigned, "timestamp": protocol.current_time_ms()})
@@ -567,13 +555,12 @@ def test_a_failing_notify_command_is_logged_and_signing_goes_on(signers, initial
     limits_with_threshold(initialised_url, keypair.public_key_base58)
     handle = signers.start(approval_notify_command=f"{sys.executable} -c 'import sys; sys.exit(3)'")
     with signers.client(handle) as client:
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(transfer(keypair.public_key))
+        held = hold(client, transfer(keypair.public_key))
         assert client.sign_transaction(transfer(keypair.public_key, 1)).signature
     log = handle.info.log_path
     eventually(lambda: "approval_notify_failed" in open(log).read(), "the failure to be logged")
     (line,) = [json.loads(x) for x in open(log) if "approval_notify_failed" in x]
-    assert (line["approval_id"], line["exit_code"]) == (held.value.approval_id, 3)
+    assert (line["approval_id"], line["exit_code"]) == (held.approval_id, 3)
 
 
 def test_an_unusable_notify_command_fails_the_start(signers):
@@ -601,14 +588,13 @@ def test_the_approved_payment_re_signed_with_a_fresh_blockhash_lands_and_moves_w
     handle = signers.start()
     with signers.client(handle) as client:
         old = transfer(keypair.public_key, blockhash=bytes(chain.blockhash))
-        with pytest.raises(ApprovalRequired) as held:
-            client.sign_transaction(old)
-        approve(initialised_url, held.value.approval_id)
+        held = hold(client, old)
+        approve(initialised_url, held.approval_id)
         fresh = bytes(chain.next_blockhash())
         signed = client.sign_transaction(transfer(keypair.public_key, blockhash=fresh))
     before = chain.balance(wallet)
     assert chain.execute(signed.signed_transaction).ok
     moved = before - chain.balance(wallet)
-    shown = request_row(initialised_url, held.value.approval_id)
-    assert moved == signed.lamports == shown.lamports == held.value.details["lamports"] == BIG + FEE
+    shown = request_row(initialised_url, held.approval_id)
+    assert moved == signed.lamports == shown.lamports == held.details["lamports"] == BIG + FEE
     assert chain.balance(SPubkey(DESTINATION)) == SOL + BIG

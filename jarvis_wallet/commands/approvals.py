@@ -121,11 +121,24 @@ def approvals_show(ctx: typer.Context, approval_id: int = IdArgument, json_outpu
     print_fields(f"Approval request {report['approval_id']}", fields)
 
 
-def _decided(report: dict, verb: str) -> str:
-    return (
+def _decide(ctx, decide, approval_id: int, text: Optional[str], json_output: bool, verb: str) -> None:
+    """Record the operator's decision; print it (with --json, as `approvals show --json` does)."""
+    from ..approvals import approval_report
+    from ..db import session
+
+    with session(database_url(ctx)):
+        report = approval_report(decide(approval_id, text))
+    if json_output:
+        print_json(report)
+        return
+    line = (
         f"Approval request {report['approval_id']} {verb} by {report['decided_by']} (uid {report['decided_by_uid']}) "
         f"at {report['decided_at']}"
     )
+    typer.echo(line + (f"; good until {report['expires_at']}" if verb == "approved" else ""))
+
+
+ShowJsonOption = typer.Option(False, "--json", help="Print the request as `approvals show --json` does.")
 
 
 @app.command("approve")
@@ -133,7 +146,7 @@ def approvals_approve(
     ctx: typer.Context,
     approval_id: int = IdArgument,
     note: Optional[str] = typer.Option(None, "--note", help="Why (recorded with your user name; at most 512 characters)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the request as `approvals show --json` does."),
+    json_output: bool = ShowJsonOption,
 ) -> None:
     """Approve a pending request: the agent's next request of the same payment is signed, once.
 
@@ -142,15 +155,9 @@ def approvals_approve(
 
     Example: jarvis-wallet approvals approve 7 --note "invoice 42, checked with Ana"
     """
-    from ..approvals import approval_report, approve
-    from ..db import session
+    from ..approvals import approve
 
-    with session(database_url(ctx)):
-        report = approval_report(approve(approval_id, note=note))
-    if json_output:
-        print_json(report)
-        return
-    typer.echo(_decided(report, "approved") + f"; good until {report['expires_at']}")
+    _decide(ctx, lambda i, text: approve(i, note=text), approval_id, note, json_output, "approved")
 
 
 @app.command("deny")
@@ -158,22 +165,16 @@ def approvals_deny(
     ctx: typer.Context,
     approval_id: int = IdArgument,
     reason: Optional[str] = typer.Option(None, "--reason", help="Why (recorded, and told to the agent; at most 512 characters)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the request as `approvals show --json` does."),
+    json_output: bool = ShowJsonOption,
 ) -> None:
     """Deny a pending request: the agent's requests of the same payment are refused (approval_denied)
     until the request would have expired.
 
     Example: jarvis-wallet approvals deny 7 --reason "not an invoice we know"
     """
-    from ..approvals import approval_report, deny
-    from ..db import session
+    from ..approvals import deny
 
-    with session(database_url(ctx)):
-        report = approval_report(deny(approval_id, reason=reason))
-    if json_output:
-        print_json(report)
-        return
-    typer.echo(_decided(report, "denied"))
+    _decide(ctx, lambda i, text: deny(i, reason=text), approval_id, reason, json_output, "denied")
 
 
 @app.command("watch")
