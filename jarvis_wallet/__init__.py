@@ -56,6 +56,11 @@ _EXPORTS = {
     "get_transaction": "ledger",
     "mark_transaction": "ledger",
     "spent_in_window": "ledger",
+    # approvals: the operator's yes or no
+    "list_approvals": "approvals",
+    "approve": "approvals",
+    "deny": "approvals",
+    "intent_digest": "approvals",
     # the signer and its client
     "SignerClient": "client",
     "SignedTransaction": "client",
