@@ -17,6 +17,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .commands import approvals as approvals_commands
+from .commands import chain as chain_commands
 from .commands import config as config_commands
 from .commands import database as database_commands
 from .commands import inspect as inspect_commands
@@ -25,6 +26,7 @@ from .commands import limits as limits_commands
 from .commands import nonce as nonce_commands
 from .commands import sign as sign_commands
 from .commands import signer as signer_commands
+from .commands import tokens as tokens_commands
 from .commands import tx as tx_commands
 from .errors import JarvisWalletError, PolicyDenied
 
@@ -169,6 +171,7 @@ def root(
 app.command("init-db")(database_commands.init_db)
 app.add_typer(config_commands.app, name="config")
 app.add_typer(limits_commands.app, name="limits")
+app.add_typer(tokens_commands.app, name="tokens")
 app.add_typer(tx_commands.app, name="tx")
 app.add_typer(signer_commands.app, name="signer")
 app.add_typer(nonce_commands.app, name="nonce")
@@ -179,6 +182,9 @@ app.command("keygen")(keys_commands.keygen)
 app.command("pubkey")(keys_commands.pubkey)
 app.command("inspect")(inspect_commands.inspect)
 app.command("build-transfer")(inspect_commands.build_transfer)
+app.command("balance")(chain_commands.balance)
+app.command("blockhash")(chain_commands.blockhash)
+app.command("send")(chain_commands.send)
 
 
 def main() -> None:

@@ -59,6 +59,15 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
+class TokenAmount:
+    """Base units of one mint a signed transaction counted against the wallet's limits."""
+
+    mint: str  # base58
+    symbol: str | None  # as registered when it was decided
+    amount: int  # base units (the wire carries a decimal string)
+
+
+@dataclass(frozen=True)
 class SignedTransaction:
     request_id: str
     signature: str  # base58: the transaction id once it lands
@@ -69,6 +78,7 @@ class SignedTransaction:
     transaction_id: int  # the audit record: `jarvis-wallet tx show <id>`
     duplicate: bool  # this exact message had been signed before: the recorded signature
     signed_at: str | None = None  # when that signature was recorded, UTC ISO 8601 (None: an older signer)
+    tokens: tuple[TokenAmount, ...] = ()  # per mint, counted against its limits (empty: no tokens)
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,18 @@ class ApprovalStatus:
     decided_at: str | None = None
     reason: str | None = None  # a denial's reason
     transaction_id: int | None = None  # the signed row, once consumed
+
+
+def _token_amounts(items: Any) -> tuple[TokenAmount, ...]:
+    """The reply's ``tokens`` (absent from older signers); a malformed entry is a protocol error."""
+    if items is None:
+        return ()
+    try:
+        return tuple(
+            TokenAmount(str(item["mint"]), item.get("symbol"), int(str(item["amount"]), 10)) for item in items
+        )
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise ProtocolError("the signer's reply has a malformed tokens field") from None
 
 
 def error_from_response(code: str, message: str, reply: dict | None = None) -> JarvisWalletError:
@@ -221,7 +243,17 @@ class SignerClient:
             transaction_id=reply["transactionId"],
             duplicate=bool(reply.get("duplicate", False)),
             signed_at=reply.get("signedAt"),
+            tokens=_token_amounts(reply.get("tokens")),
         )
+
+    def send_transaction(self, transaction: bytes, *, rpc_url: str, purpose: str | None = None, **options):
+        """Sign, submit to ``rpc_url`` and (``wait=True``) follow it to confirmed, failed or expired:
+        ``jarvis_wallet.chain.send.send_transaction`` with this client (options are its keywords;
+        ``database=`` an open session records the outcome). Returns a ``SendResult``."""
+        from .chain.rpc import RpcClient
+        from .chain.send import send_transaction
+
+        return send_transaction(self, RpcClient(rpc_url), bytes(transaction), purpose=purpose, **options)
 
     def sign_message(self, text: str, purpose: str | None = None, timeout: float | None = None) -> SignedMessage:
         """Sign ``text`` as a Solana off-chain message."""

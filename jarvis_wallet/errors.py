@@ -12,6 +12,8 @@ and the error code sent over the wire. The CLI maps them in one place
     │   ├── InvalidConfig                   exit 2   bad_request
     │   ├── InvalidStatusTransition         exit 2   bad_request
     │   ├── InvalidTransaction              exit 2   invalid_tx
+    │   ├── InvalidMintAccount              exit 2   bad_request
+    │   ├── MintNotAccepted                 exit 2   bad_request
     │   └── KeyMaterialError                exit 2   bad_request
     ├── DatabaseError                       exit 3   database_unavailable
     │   ├── DatabaseUnavailable             exit 3   database_unavailable
@@ -27,7 +29,12 @@ and the error code sent over the wire. The CLI maps them in one place
     ├── AuthenticationFailed                exit 7   auth_failed
     ├── ProtocolError                       exit 8   bad_request
     ├── SignerStartError                    exit 9   (start-up failures reported by the child)
-    └── OutputNotWritten                    exit 10  (client side only: signed, but --out not written)
+    ├── OutputNotWritten                    exit 10  (client side only: signed, but --out not written)
+    └── ChainError                          exit 11  rpc_error (CLI and library only: the signer is offline)
+        ├── RpcUnavailable                  exit 11  rpc_unavailable
+        ├── RpcBadResponse                  exit 11  rpc_bad_response
+        ├── TransactionRefused              exit 12  transaction_refused
+        └── TransactionNotConfirmed         exit 13  not_confirmed (send --wait: failed, expired or still pending)
 
 Messages never contain secret material: callers build them from public values.
 """
@@ -84,6 +91,14 @@ class InvalidTransaction(InvalidInput):
     """A transaction, message or off-chain message could not be parsed completely."""
 
     wire_code = "invalid_tx"
+
+
+class InvalidMintAccount(InvalidInput):
+    """A mint account's owner or data could not be parsed completely as a mint."""
+
+
+class MintNotAccepted(InvalidInput):
+    """A mint disagrees with what the operator typed, or has an extension not allowed by name."""
 
 
 class KeyMaterialError(InvalidInput):
@@ -194,3 +209,36 @@ class OutputNotWritten(JarvisWalletError):
 
     exit_code = 10
     wire_code = "output_not_written"
+
+
+class ChainError(JarvisWalletError):
+    """The Solana JSON-RPC endpoint answered with an error (only the CLI and library talk to it)."""
+
+    exit_code = 11
+    wire_code = "rpc_error"
+
+
+class RpcUnavailable(ChainError):
+    """The endpoint could not be reached, timed out, or kept answering 429/5xx after retries."""
+
+    wire_code = "rpc_unavailable"
+
+
+class RpcBadResponse(ChainError):
+    """The endpoint answered something that is not the JSON-RPC response the method has."""
+
+    wire_code = "rpc_bad_response"
+
+
+class TransactionRefused(ChainError):
+    """The endpoint refused to take the transaction (preflight simulation failed, blockhash unknown)."""
+
+    exit_code = 12
+    wire_code = "transaction_refused"
+
+
+class TransactionNotConfirmed(ChainError):
+    """Waited for a transaction that then failed, expired, or was not proven either way in time."""
+
+    exit_code = 13
+    wire_code = "not_confirmed"

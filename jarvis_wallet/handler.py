@@ -225,6 +225,8 @@ class RequestHandler:
             transactionId=outcome.transaction_id,
             duplicate=outcome.duplicate,
             signedAt=_wire_time(outcome.signed_at),
+            # Base units as decimal strings: a u64 exceeds what JSON readers keep exact.
+            tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in outcome.tokens],
         )
 
     def _held_for_approval(self, request_id: str | None, exc: ApprovalRequired, peer: Peer) -> dict:

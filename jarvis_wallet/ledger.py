@@ -14,18 +14,22 @@ import json
 import peewee
 
 from .errors import DatabaseError, InvalidInput, InvalidStatusTransition, NotFound
-from .models import TX_STATUS_TRANSITIONS, TX_STATUSES, WalletTransaction, iso_utc, utc_now
+from .models import TX_STATUS_TRANSITIONS, TX_STATUSES, SpendRelease, WalletTransaction, iso_utc, utc_now
 
 DAILY_WINDOW = datetime.timedelta(hours=24)
-# Rows that count against the daily ceiling: every signature released, whatever happened after.
-SPENDING_STATUSES = ("signed", "submitted", "confirmed", "failed")
+# Rows whose spend was counted when signed: every signature released, whatever happened after.
+# What the chain later proves unspent is subtracted by a release (spend_releases), never by a
+# status: a row's contribution to the window must not change (spend_window.py).
+SPENDING_STATUSES = ("signed", "submitted", "confirmed", "failed", "expired")
+SOL_ASSET = "SOL"  # spend_releases.asset of lamports; a token release names its mint
 MAX_REASON_LENGTH = 1000
 # What each entry of wallet_transactions.payments holds (solana.spend.Payment.to_dict).
 PAYMENT_KEYS = ("instruction_index", "kind", "destination", "destination_label", "lamports")
 
 
 def spent_in_window(wallet: str, *, now: datetime.datetime, window: datetime.timedelta = DAILY_WINDOW) -> int:
-    """Lamports the wallet has had signed in the rolling window ending at ``now``."""
+    """Lamports the wallet has had signed in the rolling window ending at ``now``, less what the
+    chain proved was never spent (releases of expired and failed transactions)."""
     total = (
         WalletTransaction.select(peewee.fn.COALESCE(peewee.fn.SUM(WalletTransaction.lamports), 0))
         .where(
@@ -35,7 +39,16 @@ def spent_in_window(wallet: str, *, now: datetime.datetime, window: datetime.tim
         )
         .scalar()
     )
-    return int(total or 0)
+    released = (
+        SpendRelease.select(peewee.fn.COALESCE(peewee.fn.SUM(SpendRelease.amount), 0))
+        .where(
+            (SpendRelease.wallet == wallet)
+            & (SpendRelease.asset == SOL_ASSET)
+            & (SpendRelease.tx_created_at > now - window)
+        )
+        .scalar()
+    )
+    return int(total or 0) - int(released or 0)
 
 
 def count_above_in_window(
@@ -109,7 +122,15 @@ def get_transaction(id_or_signature: str | int) -> WalletTransaction:
 
 
 def mark_transaction(id_or_signature: str | int, *, status: str, reason: str | None = None) -> WalletTransaction:
-    """Move a transaction forward: signed -> submitted -> confirmed or failed."""
+    """Move a transaction forward by hand: signed -> submitted -> confirmed or failed.
+
+    Nothing is released to the daily window by hand: a transaction marked failed here keeps
+    counting in full. ``expired`` is only ever recorded on proof from the chain (``tx sync``).
+    """
+    if status == "expired":
+        raise InvalidStatusTransition(
+            "a transaction becomes expired only on proof from the chain: run `jarvis-wallet tx sync`"
+        )
     if status not in ("submitted", "confirmed", "failed"):
         raise InvalidStatusTransition(
             f"cannot mark a transaction {status!r}: use submitted, confirmed or failed"
@@ -138,7 +159,7 @@ def mark_transaction(id_or_signature: str | int, *, status: str, reason: str | N
         current = WalletTransaction.get_by_id(row.id).status
         raise InvalidStatusTransition(
             f"transaction {row.id} is {current}; it cannot become {status} "
-            "(allowed: signed -> submitted -> confirmed or failed; rejected, confirmed and failed are final)"
+            "(allowed: signed -> submitted -> confirmed or failed; rejected, confirmed, failed and expired are final)"
         )
     return WalletTransaction.get_by_id(row.id)
 
@@ -156,9 +177,30 @@ def _payments_of(row: WalletTransaction) -> list[dict] | None:
     return [{key: payment.get(key) for key in PAYMENT_KEYS} for payment in payments]
 
 
-def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | None = None) -> dict:
+def token_spend_of(transaction_ids) -> dict[int, list[dict]]:
+    """The per-mint spend recorded with each transaction (one query): id -> [{mint, symbol,
+    amount}], amounts in base units as decimal strings (u64)."""
+    from .models import TokenSpend
+
+    ids = list(transaction_ids)
+    result: dict[int, list[dict]] = {transaction_id: [] for transaction_id in ids}
+    if ids:
+        rows = TokenSpend.select().where(TokenSpend.transaction_id.in_(ids)).order_by(TokenSpend.id)
+        for spend in rows:
+            result[spend.transaction_id].append(
+                {"mint": spend.mint, "symbol": spend.symbol, "amount": str(spend.amount_base_units)}
+            )
+    return result
+
+
+def transaction_to_dict(
+    row: WalletTransaction, *, notify_above_lamports: int | None = None, tokens: list[dict] | None = None
+) -> dict:
     """A row as JSON-able data. ``payments`` and ``message_base64`` are None where not recorded
-    (unparsable bytes; rows from before they were)."""
+    (unparsable bytes; rows from before they were). ``tokens``: its per-mint spend (read here
+    when not given; ``token_spend_of`` reads many rows' at once)."""
+    if tokens is None:
+        tokens = token_spend_of([row.id])[row.id]
     return {
         "id": row.id,
         "request_id": row.request_id,
@@ -183,7 +225,10 @@ def transaction_to_dict(row: WalletTransaction, *, notify_above_lamports: int | 
         "kind": row.kind,
         "message_text": row.message_text,
         "approval_id": row.approval_id,  # the approval request it asked for (held, refused) or used (signed)
+        "last_valid_block_height": row.last_valid_block_height,
+        "chain_fee_lamports": row.chain_fee_lamports,
         "above_notify_threshold": (
             notify_above_lamports is not None and row.lamports > notify_above_lamports
         ),
+        "tokens": tokens,
     }

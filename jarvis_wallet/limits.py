@@ -89,7 +89,10 @@ def remove_limits(wallet: str) -> None:
 
 
 def limits_report(row: SpendLimit, *, now: datetime.datetime | None = None) -> dict:
-    """The ceilings with the spend of the last 24 hours and what remains."""
+    """The ceilings with the spend of the last 24 hours and what remains; ``tokens``: the same
+    per mint the wallet has limits for (tokens.token_limits_report)."""
+    from .tokens import token_limits_report
+
     now = now or utc_now()
     spent = spent_in_window(row.wallet, now=now)
     notify = row.notify_above_lamports
@@ -103,4 +106,5 @@ def limits_report(row: SpendLimit, *, now: datetime.datetime | None = None) -> d
         "spent_24h_lamports": spent,
         "remaining_24h_lamports": max(row.daily_lamports - spent, 0),
         "updated_at": iso_utc(row.updated_at),
+        "tokens": token_limits_report(row.wallet, now=now),
     }

@@ -17,7 +17,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from .db import describe, is_sqlite, translate_errors
 from .errors import SchemaNotInitialised, SchemaTooNew
-from .models import SchemaMigration, utc_now
+from .models import MAX_U64, U64_TEXT_DIGITS, SchemaMigration, utc_now
 
 STATUS_CHECK = "status IN ('signed', 'submitted', 'confirmed', 'failed', 'rejected')"
 
@@ -194,6 +194,173 @@ def _0008_kind_and_message_text(db: peewee.Database) -> None:
     )
 
 
+def _u64_column(db: peewee.Database, name: str) -> peewee.Field:
+    """A u64 amount column (models.U64Field): NUMERIC(20,0) on PostgreSQL, 20-digit text on SQLite."""
+    if is_sqlite(db):
+        form = f"length({name}) = {U64_TEXT_DIGITS} AND {name} NOT GLOB '*[^0-9]*' AND {name} <= '{MAX_U64}'"
+        return peewee.CharField(max_length=U64_TEXT_DIGITS, constraints=[peewee.Check(form)])
+    return peewee.DecimalField(
+        max_digits=U64_TEXT_DIGITS, decimal_places=0, auto_round=False,
+        constraints=[peewee.Check(f"{name} >= 0 AND {name} <= {MAX_U64}")],
+    )
+
+
+def _0009_tokens(db: peewee.Database) -> None:
+    """The mint registry, per-mint limits per wallet, and per-mint spend of each decided
+    transaction (rows beside wallet_transactions, created_at equal to the transaction's)."""
+    mints = _frozen_model(
+        db,
+        "token_mints",
+        {
+            "id": peewee.AutoField(),
+            "symbol": peewee.CharField(max_length=16, unique=True),
+            "mint": peewee.CharField(max_length=44, unique=True),
+            "program": peewee.CharField(max_length=16, constraints=[peewee.Check("program IN ('token', 'token-2022')")]),
+            "decimals": peewee.IntegerField(constraints=[peewee.Check("decimals BETWEEN 0 AND 255")]),
+            "extensions": peewee.TextField(null=True),
+            "allowed_extensions": peewee.TextField(default="[]"),
+            "created_at": peewee.DateTimeField(),
+            "updated_at": peewee.DateTimeField(),
+        },
+    )
+    limits = _frozen_model(
+        db,
+        "token_limits",
+        {
+            "id": peewee.AutoField(),
+            "wallet": peewee.CharField(max_length=44),
+            "mint": peewee.CharField(max_length=44),
+            "per_tx_base_units": _u64_column(db, "per_tx_base_units"),
+            "daily_base_units": _u64_column(db, "daily_base_units"),
+            "updated_at": peewee.DateTimeField(),
+        },
+        # Text on SQLite compares in numeric order: both are 20 digits.
+        constraints=[peewee.Check("per_tx_base_units <= daily_base_units")],
+    )
+    spend = _frozen_model(
+        db,
+        "token_spend",
+        {
+            "id": peewee.BigAutoField(),
+            "transaction_id": peewee.BigIntegerField(),
+            "wallet": peewee.CharField(max_length=44),
+            "mint": peewee.CharField(max_length=44),
+            "symbol": peewee.CharField(max_length=16, null=True),
+            "amount_base_units": _u64_column(db, "amount_base_units"),
+            "created_at": peewee.DateTimeField(),
+        },
+    )
+    db.create_tables([mints, limits, spend], safe=False)
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_index("token_limits", ("wallet", "mint"), unique=True),
+        # The rolling window per (wallet, mint): rows aged out by time, rows unseen by id.
+        migrator.add_index("token_spend", ("wallet", "created_at", "mint"), unique=False),
+        migrator.add_index("token_spend", ("wallet", "transaction_id"), unique=False),
+        migrator.add_index("token_spend", ("transaction_id",), unique=False),
+    )
+
+
+STATUS_CHECK_WITH_EXPIRED = (
+    "status IN ('signed', 'submitted', 'confirmed', 'failed', 'rejected', 'duplicate', 'expired')"
+)
+
+
+def _widen_status_check(db: peewee.Database, old: str, new: str) -> None:
+    """Replace the status CHECK of wallet_transactions by a wider one, keeping everything else.
+
+    PostgreSQL drops and adds the constraint. SQLite cannot change a CHECK, so the table is
+    rebuilt from its own recorded definition with only that text replaced (SQLite's documented
+    procedure for schema changes ALTER TABLE cannot make): every column, constraint and index
+    is kept whatever migrations between 0008 and this one added, which frozen columns would
+    silently drop.
+    """
+    migrator = SchemaMigrator.from_database(db)
+    if not is_sqlite(db):
+        rows = db.execute_sql(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'wallet_transactions'::regclass AND contype = 'c' "
+            "AND pg_get_constraintdef(oid) LIKE '%%''confirmed''%%' AND pg_get_constraintdef(oid) NOT LIKE '%%signature%%'"
+        ).fetchall()
+        if len(rows) != 1:
+            raise RuntimeError(f"expected one status CHECK on wallet_transactions, found {len(rows)}")
+        migrate(
+            migrator.drop_constraint("wallet_transactions", rows[0][0]),
+            migrator.add_constraint("wallet_transactions", "wallet_transactions_status_check", peewee.Check(new)),
+        )
+        return
+    (definition,) = db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'wallet_transactions'"
+    ).fetchone()
+    if definition.count(old) != 1:
+        raise RuntimeError("wallet_transactions does not hold the status CHECK this migration replaces")
+    rebuilt = "wallet_transactions_0011"
+    head, _, body = definition.partition("(")
+    if "wallet_transactions" not in head:
+        raise RuntimeError("unexpected wallet_transactions definition")
+    indexes = [sql for (sql,) in db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'wallet_transactions' AND sql IS NOT NULL"
+    ).fetchall()]
+    db.execute_sql(f'CREATE TABLE "{rebuilt}" (' + body.replace(old, new))
+    db.execute_sql(f'INSERT INTO "{rebuilt}" SELECT * FROM "wallet_transactions"')
+    migrate(migrator.drop_table("wallet_transactions"))
+    migrate(migrator.rename_table(rebuilt, "wallet_transactions"))
+    for sql in indexes:
+        db.execute_sql(sql)
+
+
+def _0011_chain(db: peewee.Database) -> None:
+    """What talking to the chain needs: the final status 'expired', the last valid block height
+    and the fee a failed transaction was charged on each transaction, the releases that give
+    proven-unspent amounts back to the daily window (append-only: every signer's kept sum stays
+    exact, spend_window.py), and the blockhashes fetched with their last valid block height."""
+    _widen_status_check(db, STATUS_CHECK_WITH_DUPLICATE, STATUS_CHECK_WITH_EXPIRED)
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        migrator.add_column(
+            "wallet_transactions", "last_valid_block_height",
+            peewee.BigIntegerField(null=True, constraints=[peewee.Check("last_valid_block_height >= 0")]),
+        ),
+        migrator.add_column(
+            "wallet_transactions", "chain_fee_lamports",
+            peewee.BigIntegerField(null=True, constraints=[peewee.Check("chain_fee_lamports >= 0")]),
+        ),
+    )
+    releases = _frozen_model(
+        db,
+        "spend_releases",
+        {
+            "id": peewee.BigAutoField(),
+            "transaction_id": peewee.BigIntegerField(),
+            "wallet": peewee.CharField(max_length=44),
+            "asset": peewee.CharField(max_length=44),
+            "amount": peewee.BigIntegerField(constraints=[peewee.Check("amount > 0")]),
+            "reason": peewee.CharField(max_length=16, constraints=[peewee.Check("reason IN ('expired', 'failed')")]),
+            "tx_created_at": peewee.DateTimeField(),
+            "evidence": peewee.TextField(),
+            "released_by": peewee.CharField(max_length=200),
+            "created_at": peewee.DateTimeField(),
+        },
+    )
+    blockhashes = _frozen_model(
+        db,
+        "chain_blockhashes",
+        {
+            "id": peewee.BigAutoField(),
+            "blockhash": peewee.CharField(max_length=44, unique=True),
+            "last_valid_block_height": peewee.BigIntegerField(constraints=[peewee.Check("last_valid_block_height >= 0")]),
+            "fetched_at": peewee.DateTimeField(),
+        },
+    )
+    db.create_tables([releases, blockhashes], safe=False)
+    migrate(
+        # A transaction's asset is released once: what makes a second sync release nothing.
+        migrator.add_index("spend_releases", ("transaction_id", "asset"), unique=True),
+        # The window's two adjustments: releases by id, and by the released transaction's time.
+        migrator.add_index("spend_releases", ("wallet", "id"), unique=False),
+        migrator.add_index("spend_releases", ("wallet", "tx_created_at"), unique=False),
+    )
+
+
 def _0010_approvals(db: peewee.Database) -> None:
     """Human approval (approvals.py): the held requests, the threshold, and the audit link.
 
@@ -265,8 +432,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0006_wallet_transactions_payments_and_message", _0006_payments_and_message),
     Migration("0007_wallet_transactions_duplicate_rows", _0007_duplicate_rows),
     Migration("0008_wallet_transactions_kind_and_message_text", _0008_kind_and_message_text),
-    # 0009 and 0011 are other branches' (tokens, chain); applied by name, so the gap is harmless.
+    Migration("0009_tokens", _0009_tokens),
+    # After 0011 on databases that had 0009 and 0011 first: applied by name, and neither touches
+    # what the other adds (0011 rebuilds wallet_transactions on SQLite keeping every column).
     Migration("0010_approvals", _0010_approvals),
+    Migration("0011_chain", _0011_chain),
 )
 
 

@@ -13,18 +13,28 @@ import datetime
 
 import peewee
 
-TX_STATUSES = ("signed", "submitted", "confirmed", "failed", "rejected", "duplicate")
-# Allowed forward moves; "rejected", "duplicate", "confirmed" and "failed" are final.
+TX_STATUSES = ("signed", "submitted", "confirmed", "failed", "expired", "rejected", "duplicate")
+# Allowed forward moves; "rejected", "duplicate", "confirmed", "failed" and "expired" are final.
+# "expired": the blockhash passed its last valid block height and the chain does not know the
+# signature at finalized: it never landed and never can (chain.settle).
 TX_STATUS_TRANSITIONS = {
-    "signed": ("submitted", "confirmed", "failed"),
-    "submitted": ("confirmed", "failed"),
+    "signed": ("submitted", "confirmed", "failed", "expired"),
+    "submitted": ("confirmed", "failed", "expired"),
     "confirmed": (),
     "failed": (),
+    "expired": (),
     "rejected": (),
     "duplicate": (),  # a re-sign request: the transaction's own row (duplicate_of) moves, not this one
 }
 
 database_proxy = peewee.DatabaseProxy()
+
+# Token amounts are u64 base units: above a signed 64-bit column. PostgreSQL keeps them in
+# NUMERIC(20,0) (exact, and SUM cannot overflow); SQLite, whose integers are signed 64-bit and
+# whose NUMERIC turns larger values into floats, as 20-digit zero-padded text (exact; compares
+# in numeric order; migrations 0009 checks the form). ``U64Field`` converts at the boundary.
+MAX_U64 = 2**64 - 1
+U64_TEXT_DIGITS = 20
 
 
 def utc_now() -> datetime.datetime:
@@ -44,6 +54,27 @@ def naive_utc(moment) -> datetime.datetime:
 def iso_utc(moment: datetime.datetime | None) -> str | None:
     """``2026-11-26T13:02:23.123456Z`` for JSON output; None stays None."""
     return None if moment is None else moment.isoformat() + "Z"
+
+
+class U64Field(peewee.Field):
+    """An unsigned 64-bit amount, exact on both backends (see MAX_U64); Python ints in and out."""
+
+    field_type = "U64"  # the column is made by migration 0009, per backend
+
+    def _on_sqlite(self) -> bool:
+        db = self.model._meta.database
+        return isinstance(getattr(db, "obj", db), peewee.SqliteDatabase)
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        value = int(value)
+        if not 0 <= value <= MAX_U64:
+            raise ValueError(f"{value} is outside 0..{MAX_U64}")
+        return f"{value:0{U64_TEXT_DIGITS}d}" if self._on_sqlite() else value
+
+    def python_value(self, value):
+        return None if value is None else int(value)
 
 
 class BaseModel(peewee.Model):
@@ -81,9 +112,49 @@ class WalletTransaction(BaseModel):
     kind = peewee.CharField(max_length=16, default="transaction")  # or "message" (off-chain)
     message_text = peewee.TextField(null=True)  # an off-chain message's text, as signed
     approval_id = peewee.BigIntegerField(null=True)  # the approval request this row asked for or used
+    # The block height after which its blockhash is no longer accepted (null: not known, or a
+    # durable-nonce transaction, which has none): what proves it expired.
+    last_valid_block_height = peewee.BigIntegerField(null=True)
+    # Lamports the chain took from the wallet for a failed transaction (its fee), once proven.
+    chain_fee_lamports = peewee.BigIntegerField(null=True)
 
     class Meta:
         table_name = "wallet_transactions"
+
+
+class SpendRelease(BaseModel):
+    """Spend of one transaction given back to the daily window on proof from the chain.
+
+    Append-only, one per transaction and asset ("SOL", or a token mint later): the window sums
+    transactions minus releases. ``tx_created_at`` is the transaction's own ``created_at``, so a
+    release leaves the window together with what it releases.
+    """
+
+    id = peewee.BigAutoField()
+    transaction_id = peewee.BigIntegerField()
+    wallet = peewee.CharField(max_length=44)
+    asset = peewee.CharField(max_length=44, default="SOL")  # "SOL" (lamports) or a mint (base units)
+    amount = peewee.BigIntegerField()
+    reason = peewee.CharField(max_length=16)  # "expired" (all of it) or "failed" (all but the fee)
+    tx_created_at = peewee.DateTimeField()
+    evidence = peewee.TextField()  # JSON: what the endpoint said, and which endpoint (scheme and host)
+    released_by = peewee.CharField(max_length=200)
+    created_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "spend_releases"
+
+
+class ChainBlockhash(BaseModel):
+    """A blockhash fetched through jarvis-wallet and the last block height it is valid at."""
+
+    id = peewee.BigAutoField()
+    blockhash = peewee.CharField(max_length=44, unique=True)
+    last_valid_block_height = peewee.BigIntegerField()
+    fetched_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "chain_blockhashes"
 
 
 class SpendLimit(BaseModel):
@@ -154,7 +225,59 @@ class SchemaMigration(BaseModel):
         table_name = "schema_migrations"
 
 
-MODELS = (WalletTransaction, SpendLimit, ApprovalRequest, WalletConfig, SchemaMigration)
+class TokenMint(BaseModel):
+    """A mint the operator registered (tokens.py): the signer knows nothing it was not told."""
+
+    id = peewee.AutoField()
+    symbol = peewee.CharField(max_length=16, unique=True)
+    mint = peewee.CharField(max_length=44, unique=True)
+    program = peewee.CharField(max_length=16)  # "token" or "token-2022"
+    decimals = peewee.IntegerField()
+    # JSON lists of Token-2022 extension names: the mint's (null: not read from the chain) and
+    # those the operator explicitly accepted (tokens add --allow-extension).
+    extensions = peewee.TextField(null=True)
+    allowed_extensions = peewee.TextField(default="[]")
+    created_at = peewee.DateTimeField(default=utc_now)
+    updated_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "token_mints"
+
+
+class TokenLimit(BaseModel):
+    """A wallet's ceilings for one mint, in base units; no row: the wallet may not spend it."""
+
+    id = peewee.AutoField()
+    wallet = peewee.CharField(max_length=44)
+    mint = peewee.CharField(max_length=44)
+    per_tx_base_units = U64Field()
+    daily_base_units = U64Field()
+    updated_at = peewee.DateTimeField(default=utc_now)
+
+    class Meta:
+        table_name = "token_limits"
+        indexes = ((("wallet", "mint"), True),)
+
+
+class TokenSpend(BaseModel):
+    """What one decided transaction spends of one mint (a row per mint, beside its audit row)."""
+
+    id = peewee.BigAutoField()
+    transaction_id = peewee.BigIntegerField()  # wallet_transactions.id
+    wallet = peewee.CharField(max_length=44)
+    mint = peewee.CharField(max_length=44)
+    symbol = peewee.CharField(max_length=16, null=True)  # as registered when decided
+    amount_base_units = U64Field()
+    created_at = peewee.DateTimeField()  # the transaction row's
+
+    class Meta:
+        table_name = "token_spend"
+
+
+MODELS = (
+    WalletTransaction, SpendLimit, ApprovalRequest, WalletConfig, SchemaMigration, TokenMint, TokenLimit, TokenSpend, SpendRelease,
+    ChainBlockhash,
+)
 
 
 def bind_models(db: peewee.Database) -> None:

@@ -150,6 +150,27 @@ DURABLE_NONCE_NOT_ALLOWED = "durable_nonce_not_allowed"
 PER_TX_LIMIT_EXCEEDED = "per_tx_limit_exceeded"
 DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
 DESTINATION_NOT_ALLOWED = "destination_not_allowed"
+# Token refusals (policy.REASONS; solana/token_spend.py decides them). Each message names the mint.
+TOKEN_REFUSALS: Mapping[str, str] = MappingProxyType(
+    {
+        "token_not_registered": "a token instruction moves a mint the operator has not registered "
+        "(or names it through a lookup table)",
+        "token_mismatch": "a token instruction's program or decimals differ from the registered mint's",
+        "token_unchecked_transfer": "a plain Transfer (no mint) from an account that is not the wallet's "
+        "associated token account of a registered mint",
+        "token_delegation": "Approve/ApproveChecked: a delegate could move the wallet's tokens later",
+        "token_authority_change": "SetAuthority: hands control of a token account or mint to another key",
+        "token_close_to_other": "closes a token account (or withdraws its lamports) to someone other than the wallet",
+        "token_burn": "burns the wallet's tokens",
+        "token_mint_to": "uses the wallet as a mint authority",
+        "token_freeze": "uses the wallet as a freeze authority",
+        "token_multisig": "the wallet is one of a multisig token authority's signers",
+        "token_instruction_not_allowed": "any other token instruction in which the wallet is an authority or payer",
+        "token_no_limits": "the wallet has no limits for a mint the transaction moves",
+        "token_per_tx_limit_exceeded": "the transaction moves more of a mint than its per-transaction ceiling",
+        "token_daily_limit_exceeded": "the transaction would exceed a mint's rolling 24-hour ceiling",
+    }
+)
 DATABASE_UNAVAILABLE = "database_unavailable"
 BUSY = "busy"
 RATE_LIMITED = "rate_limited"
@@ -176,6 +197,7 @@ POLICY_REFUSAL_CODES = frozenset(
         DESTINATION_NOT_ALLOWED,
         PER_TX_LIMIT_EXCEEDED,
         DAILY_LIMIT_EXCEEDED,
+        *TOKEN_REFUSALS,
     }
 )
 
@@ -202,6 +224,7 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         PER_TX_LIMIT_EXCEEDED: "the transaction spends more than the per-transaction ceiling",
         DAILY_LIMIT_EXCEEDED: "the transaction would exceed the rolling 24-hour ceiling",
         DESTINATION_NOT_ALLOWED: "a transfer goes to a destination outside the allow-list",
+        **TOKEN_REFUSALS,
         DATABASE_UNAVAILABLE: "the database cannot record the decision, so the signer refuses",
         BUSY: "no connection slot freed up within the connection wait; nothing was decided: retry later",
         RATE_LIMITED: "too many of this uid's requests were refused lately; this one was not "

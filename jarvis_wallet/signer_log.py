@@ -75,6 +75,7 @@ def logged(sign: Callable[[SignJob], SignOutcome], log: SignerLog) -> Callable[[
         log.event(
             "signed", **what, wallet=outcome.wallet, transaction_id=outcome.transaction_id,
             lamports=outcome.lamports, fee_lamports=outcome.fee_lamports, duplicate=outcome.duplicate,
+            tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in outcome.tokens],
         )
         return outcome
 

@@ -10,7 +10,10 @@ response counts once, whatever the limits are now, and gets a ``duplicate``
 row of its own that names the signed one), read the limits and the spend of
 the last 24 hours, take the policy decision, sign if allowed, and insert the
 row (with every payment of the decision and the bytes decided, so that it can
-be checked again later). A transaction above the wallet's approval threshold
+be checked again later). Tokens the same way: the mint registry, the wallet's
+per-mint limits and its per-mint 24-hour spend are read under the same lock,
+and each decision's per-mint spend is inserted (token_spend) in the same
+transaction as its row. A transaction above the wallet's approval threshold
 is signed only with a grant the operator gave for its intent, consumed in
 this same transaction; without one it is held as a pending request and
 answered ``approval_required`` (approvals.py). The signature
@@ -54,9 +57,9 @@ from .errors import (
 from .keys import Keypair
 from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
-from .models import MODELS, naive_utc as _naive_utc, utc_now
-from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, decide, format_lamports
-from .spend_window import RollingSpend
+from .models import MAX_U64, MODELS, naive_utc as _naive_utc, utc_now
+from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, TokenLimits, decide, format_lamports
+from .spend_window import RollingSpend, RollingTokenSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
 from .solana.spend import Payment
 
@@ -113,6 +116,9 @@ class SignOutcome:
     fee_lamports: int
     duplicate: bool  # the same message was signed before; this is that recorded signature
     signed_at: datetime.datetime | None = None  # when the signature was recorded (the first time)
+    # Per mint, in order of first movement: (mint base58, symbol, base units) counted against the
+    # wallet's limits for that mint.
+    tokens: tuple[tuple[str, str | None, int], ...] = ()
 
 
 @dataclass
@@ -130,6 +136,7 @@ _COLUMNS = (
 )
 # PostgreSQL takes at most 65,535 parameters per statement; 21 a row.
 MAX_ROWS_PER_INSERT = 256
+_TOKEN_COLUMNS = ("transaction_id", "wallet", "mint", "symbol", "amount_base_units", "created_at")
 
 
 class _Statements:
@@ -141,18 +148,30 @@ class _Statements:
     def __init__(self, db: peewee.Database) -> None:
         p = db.param
         postgres = not is_sqlite(db)
-        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists
-        # and the transaction's isolation level come in the same round trip.
+        # FOR UPDATE is the per-wallet lock on PostgreSQL, held to the commit. The allow-lists,
+        # the mint registry, the wallet's per-mint limits (JSON arrays, u64 amounts exact) and the
+        # transaction's isolation level come in the same round trip.
+        json_rows = "json_agg(json_build_array({}))" if postgres else "json_group_array(json_array({}))"
         self.limits = (
             "SELECT per_tx_lamports, daily_lamports, approve_above_lamports, "
             "(SELECT value FROM wallet_config WHERE key = 'approval_ttl_seconds'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
             "(SELECT value FROM wallet_config WHERE key = 'durable_nonce_accounts'), "
+            f"(SELECT {json_rows.format('symbol, mint, program, decimals, extensions')} FROM token_mints), "
+            f"(SELECT {json_rows.format('mint, per_tx_base_units, daily_base_units')} FROM token_limits "
+            f"WHERE token_limits.wallet = {p}), "
             + (_ISOLATION_NOW if postgres else "NULL")
             + f" FROM spend_limits WHERE wallet = {p}"
             + (" FOR UPDATE OF spend_limits" if postgres else "")
         )
+        # What each earlier signature counted per mint, for a retry's answer.
+        # (SQLite aggregates in index order: by id within the transaction.)
+        spent = "json_agg(json_build_array(mint, symbol, amount_base_units) ORDER BY id)" if postgres else (
+            "json_group_array(json_array(mint, symbol, amount_base_units))"
+        )
+        self.token_list = f"(SELECT {spent} FROM token_spend WHERE token_spend.transaction_id = wallet_transactions.id)"
+        self._token_inserts = {}
         self._param = p
         self._earlier = {}
         self._used = {}
@@ -172,7 +191,8 @@ class _Statements:
         if count not in self._earlier:
             p = self._param
             self._earlier[count] = (
-                "SELECT message_sha256, id, signature, lamports, fee_lamports, created_at FROM wallet_transactions "
+                f"SELECT message_sha256, id, signature, lamports, fee_lamports, created_at, {self.token_list} "
+                "FROM wallet_transactions "
                 f"WHERE wallet = {p} AND message_sha256 IN ({', '.join([p] * count)}) AND signature IS NOT NULL"
             )
         return self._earlier[count]
@@ -187,6 +207,14 @@ class _Statements:
             )
         return self._inserts[count]
 
+    def insert_token_spend(self, count: int) -> str:
+        if count not in self._token_inserts:
+            row = "(" + ", ".join([self._param] * len(_TOKEN_COLUMNS)) + ")"
+            self._token_inserts[count] = (
+                f"INSERT INTO token_spend ({', '.join(_TOKEN_COLUMNS)}) VALUES {', '.join([row] * count)}"
+            )
+        return self._token_inserts[count]
+
 
 @dataclass
 class _Row:
@@ -199,6 +227,8 @@ class _Row:
     result: SignOutcome | JarvisWalletError
     # A re-sign of a message signed earlier in this batch: inserted once that row has its id.
     original: _Row | None = None
+    # Per-mint spend of the decision, inserted beside the row: (mint, symbol, base units).
+    tokens: tuple[tuple[str, str | None, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,6 +264,9 @@ class _BatchState:
     durable_nonce_accounts: frozenset[bytes] = frozenset()
     approval_thresholds: approvals.ApprovalThresholds = approvals.ApprovalThresholds()
     approval_ttl_seconds: int = approvals.DEFAULT_APPROVAL_TTL_SECONDS
+    token_registry: dict = field(default_factory=dict)  # mint bytes -> RegisteredMint
+    token_limits: dict = field(default_factory=dict)  # mint bytes -> TokenLimits
+    token_spent_24h: dict = field(default_factory=dict)  # mint bytes -> base units
 
 
 @dataclass
@@ -272,6 +305,7 @@ class SigningService:
         self._db: peewee.Database | None = None
         self._sql: _Statements | None = None
         self._rolling_spend: RollingSpend | None = None
+        self._rolling_token_spend: RollingTokenSpend | None = None
 
     def connect(self) -> None:
         """Open the connection (in the calling thread) and check the schema, unless already open."""
@@ -279,6 +313,7 @@ class SigningService:
             self._db = open_database(self._database_url)
             self._sql = _Statements(self._db)
             self._rolling_spend = RollingSpend(self._db, self._wallet)
+            self._rolling_token_spend = RollingTokenSpend(self._db, self._wallet)
         elif not self._db.is_closed():
             return
         with translate_errors(self._db):
@@ -358,12 +393,14 @@ class SigningService:
 
     def _read_state(self, db, now: datetime.datetime) -> _BatchState:
         sql = self._sql
-        row = db.execute_sql(sql.limits, (self._wallet,)).fetchone()
+        row = db.execute_sql(sql.limits, (self._wallet, self._wallet)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, approve_above, ttl, programs, destinations, nonce_accounts, isolation = row
+        per_tx, daily, approve_above, ttl, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
+        registry, token_limits = _token_state(mints, mint_limits)
+        spent_tokens = self._rolling_token_spend.current(now) if token_limits else {}
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
             approval_thresholds=approvals.ApprovalThresholds(None if approve_above is None else int(approve_above)),
@@ -372,6 +409,9 @@ class SigningService:
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
             durable_nonce_accounts=_allowlist_bytes(nonce_accounts),
+            token_registry=registry,
+            token_limits=token_limits,
+            token_spent_24h={_mint_bytes(mint): amount for mint, amount in spent_tokens.items()},
         )
 
     def _used_request_ids(self, db, jobs: Sequence[SignJob]) -> set[str]:
@@ -413,22 +453,30 @@ class SigningService:
                 program_allowlist=state.program_allowlist,
                 destination_allowlist=state.destination_allowlist,
                 durable_nonce_accounts=state.durable_nonce_accounts,
+                token_registry=state.token_registry,
+                token_limits=state.token_limits,
+                token_spent_24h=state.token_spent_24h,
             )
         except InvalidTransaction as exc:  # instruction data that does not decode: this request only
             batch.add(self._row(job, slot, exc, digest=digest, message=signing_bytes, reason="invalid_tx"))
             return
         spend = decision.spend
         paid = _Paid.of(spend.payments)
+        per_mint = spend.tokens.per_mint
+        tokens = tuple(
+            (encode_pubkey(mint), state.token_registry[mint].symbol, min(amount, MAX_U64)) for mint, amount in per_mint.items()
+        )
         if not decision.allowed:
             error = PolicyDenied(decision.message, reason=decision.reason)
-            batch.add(self._row(
+            row = self._row(
                 job, slot, error, digest=digest, message=signing_bytes, reason=decision.reason,
                 lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, paid=paid,
-            ))
+            )
+            batch.add(replace(row, tokens=tokens))
             return
         approval_id = None
         if approvals.approval_reasons(state.approval_thresholds, spend_lamports=spend.spend_lamports):
-            approval_id = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid)
+            approval_id = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid, tokens)
             if approval_id is None:  # held or refused: recorded, nothing signed
                 return
         signature = self._keypair.sign(signing_bytes)
@@ -441,15 +489,23 @@ class SigningService:
             fee_lamports=spend.wallet_fee_lamports,
             duplicate=False,
             signed_at=batch.now,
+            tokens=tokens,
         )
         # Counted now, so the next decision of the batch sees it.
         state.spent_24h += spend.spend_lamports
-        row = self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid, approval_id=approval_id)
+        for mint, amount in per_mint.items():
+            state.token_spent_24h[mint] = state.token_spent_24h.get(mint, 0) + amount
+        row = replace(
+            self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid, approval_id=approval_id),
+            tokens=tokens,
+        )
         batch.add(row)
         if approval_id is not None:
             batch.consumed.append((approval_id, row))
 
-    def _use_grant(self, job, parsed, spend, signing_bytes, digest, slot, batch: _Batch, paid: _Paid) -> int | None:
+    def _use_grant(
+        self, job, parsed, spend, signing_bytes, digest, slot, batch: _Batch, paid: _Paid, tokens: tuple,
+    ) -> int | None:
         """Above the approval threshold: consume the operator's grant for this intent and return
         its id, or record why not (held as a pending request, or the grant refused) and return None.
 
@@ -503,10 +559,10 @@ class SigningService:
                     "payments": payments, "purpose": job.purpose,
                 },
             )
-        batch.add(self._row(
+        batch.add(replace(self._row(
             job, slot, error, digest=digest, message=signing_bytes, reason=error.reason,
             lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, paid=paid, approval_id=error.approval_id,
-        ))
+        ), tokens=tokens))
         return None
 
     def _link_grants(self, batch: _Batch) -> None:
@@ -585,6 +641,7 @@ class SigningService:
         """
         first = [row for row in batch.rows if row.original is None]
         ids = self._insert(db, first, batch.now)
+        self._insert_token_spend(db, first, ids, batch.now)
         self._release(first, ids)
         # Re-signs of messages signed in this batch, now that those rows have their ids.
         later = []
@@ -617,6 +674,25 @@ class SigningService:
                     ids[row.request_id] = cursor.lastrowid
         return ids
 
+    def _insert_token_spend(self, db, rows: list[_Row], ids: dict[str, int], now: datetime.datetime) -> None:
+        """Each inserted decision's per-mint spend, created_at equal to its row's: one statement
+        on PostgreSQL (chunked), one per row in-process on SQLite."""
+        values = [
+            (ids[row.request_id], self._wallet, mint, symbol, amount, now)
+            for row in rows if row.tokens and row.request_id in ids
+            for mint, symbol, amount in row.tokens
+        ]
+        if not values:
+            return
+        if self._sql.postgres:
+            for start in range(0, len(values), MAX_ROWS_PER_INSERT):
+                chunk = values[start:start + MAX_ROWS_PER_INSERT]
+                db.execute_sql(self._sql.insert_token_spend(len(chunk)), [v for row in chunk for v in row])
+        else:
+            statement = self._sql.insert_token_spend(1)
+            for row in values:
+                db.execute_sql(statement, (*row[:4], f"{row[4]:020d}", row[5]))
+
     def _release(self, rows: list[_Row], ids: dict[str, int]) -> None:
         """Give each inserted row's slot its result; a row not inserted was a replay."""
         for row in rows:
@@ -632,14 +708,15 @@ class SigningService:
             else:
                 row.slot.outcome = replace(row.result, transaction_id=row_id)
                 self._rolling_spend.recorded(row_id, row.result.lamports)
+                self._rolling_token_spend.recorded(row_id, {mint: amount for mint, _, amount in row.tokens})
 
     def _outcome_from_row(self, row, signing_bytes: bytes, parsed) -> SignOutcome:
-        row_id, signature_text, lamports, fee, created_at = row
+        row_id, signature_text, lamports, fee, created_at, token_list = row
         signature = base58.b58decode(signature_text)
         signed = parsed.with_signature(self._keypair.public_key, signature) if parsed is not None else signing_bytes
         return SignOutcome(
             row_id, self._wallet, signature, signed, int(lamports), int(fee), duplicate=True,
-            signed_at=_naive_utc(created_at),
+            signed_at=_naive_utc(created_at), tokens=_token_list(token_list),
         )
 
     @contextlib.contextmanager
@@ -658,6 +735,8 @@ class SigningService:
             close_database(self._db)
         if self._rolling_spend is not None:
             self._rolling_spend.forget()
+        if self._rolling_token_spend is not None:
+            self._rolling_token_spend.forget()
 
 
 def require_decision_isolation(db: peewee.Database, level: str) -> None:
@@ -676,6 +755,44 @@ def _allowlist_bytes(value: str | None, base: frozenset = frozenset()) -> frozen
     """Comma-separated base58 keys (plus ``base``) as raw keys, decoded once per distinct value."""
     keys = set(base) | {part for part in (value or "").split(",") if part}
     return frozenset(decode_pubkey(key, what="allow-listed key") for key in keys)
+
+
+@functools.lru_cache(maxsize=256)
+def _mint_bytes(mint: str) -> bytes:
+    return decode_pubkey(mint, what="mint")
+
+
+@functools.lru_cache(maxsize=256)
+def _registered_mint(symbol: str, mint: str, program: str, decimals: int, extensions: str | None):
+    """A registry row as the policy takes it, built once per distinct row."""
+    from .solana.token_spend import RegisteredMint
+    from .tokens import PROGRAMS
+
+    return RegisteredMint(
+        symbol, _mint_bytes(mint), PROGRAMS[program], decimals, None if extensions is None else tuple(json.loads(extensions))
+    )
+
+
+def _json_rows(value) -> list:
+    """A JSON aggregate as the driver hands it: parsed (PostgreSQL's json), text (SQLite) or NULL."""
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _token_state(mints, mint_limits) -> tuple[dict, dict]:
+    """The mint registry and the wallet's per-mint limits, keyed by mint bytes."""
+    registry = {}
+    for symbol, mint, program, decimals, extensions in _json_rows(mints):
+        entry = _registered_mint(symbol, mint, program, int(decimals), extensions)
+        registry[entry.mint] = entry
+    limits = {_mint_bytes(mint): TokenLimits(int(per_tx), int(daily)) for mint, per_tx, daily in _json_rows(mint_limits)}
+    return registry, limits
+
+
+def _token_list(value) -> tuple[tuple[str, str | None, int], ...]:
+    """An earlier signature's per-mint spend, as the earlier-signatures query aggregates it."""
+    return tuple((mint, symbol, int(amount)) for mint, symbol, amount in _json_rows(value))
 
 
 def _base58(raw: bytes) -> str:

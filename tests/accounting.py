@@ -73,7 +73,9 @@ DECISION_CODES = protocol.POLICY_REFUSAL_CODES | {protocol.INVALID_TX}
 # Failures after the request may have reached the decision: a row may exist, no signature left.
 AMBIGUOUS_CODES = frozenset({protocol.DATABASE_UNAVAILABLE, protocol.INTERNAL_ERROR})
 SIGNING_OPS = frozenset({protocol.OP_SIGN, protocol.OP_SIGN_MESSAGE})
-SPENDING_STATUSES = ("signed", "submitted", "confirmed", "failed")
+# Every status a released signature can reach. Check 5 sums them gross: a run whose sync released
+# spend (spend_releases) needs the ordered check of tests/test_chain_concurrency.py instead.
+SPENDING_STATUSES = ("signed", "submitted", "confirmed", "failed", "expired")
 DAILY_WINDOW = datetime.timedelta(hours=24)
 
 SENT, REPLIED, LOST, UNSENT = "sent", "replied", "lost", "unsent"

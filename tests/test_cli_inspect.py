@@ -289,21 +289,62 @@ def test_inspect_refuses_a_malformed_token_instruction(cli, tmp_path):
     assert result.json() == {"ok": False, "exit_code": 2, "reason": "invalid_tx", "message": reason}
 
 
-def test_inspect_decision_follows_the_program_allow_list(cli, initialised_url, tmp_path):
+def test_inspect_decision_governs_tokens_by_the_registry_not_the_program_allow_list(cli, initialised_url, tmp_path):
+    """Issue 12: the Token program is no longer allowed or refused by the allow-list; the mint
+    must be registered and the wallet must have limits for it."""
     url = initialised_url
     vector = load_vector("wallet_core_sponsored_token_and_sol_transfer")
     wallet = vector["wallets"][0]
+    usdt = "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"
     path = b64_file(tmp_path, vector_bytes(vector))
     cli("limits", "set", "--wallet", wallet, "--per-tx", "1SOL", "--daily", "1SOL", url=url)
-    refused, _ = inspect_json(cli, path, "--wallet", wallet, url=url)
-    assert refused["decision"]["reason"] == "program_not_allowed"
-    assert refused["decision"]["message"] == (
-        "an instruction gives the wallet's key to program TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA, "
-        "which is not in the program allow-list"
-    )
     cli("config", "set", "allowed_programs", "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", url=url)
+    refused, _ = inspect_json(cli, path, "--wallet", wallet, url=url)
+    assert refused["decision"]["reason"] == "token_not_registered"
+    assert usdt in refused["decision"]["message"]
+    assert cli("tokens", "add", "USDT", "--mint", usdt, "--decimals", "6", "--program", "token", url=url).exit_code == 0
+    no_limits, _ = inspect_json(cli, path, "--wallet", wallet, url=url)
+    assert no_limits["decision"]["reason"] == "token_no_limits"
+    cli("limits", "set", "--wallet", wallet, "--token", "USDT", "--per-tx", "0.01", "--daily", "1", url=url)
     allowed, _ = inspect_json(cli, path, "--wallet", wallet, url=url)
     assert allowed["decision"]["allowed"] is True
+    (movement,) = allowed["token_movements"]
+    assert (movement["symbol"], movement["amount"], movement["amount_base_units"], movement["mint"]) == (
+        "USDT", "0.01", "10000", usdt,
+    )
+    assert allowed["token_spend"] == [{"mint": usdt, "symbol": "USDT", "amount_base_units": "10000", "amount": "0.01"}]
+    text = cli("inspect", path, "--wallet", wallet, url=url).stdout
+    assert "0.01 USDT of " + usdt in text and "token spend of wallet" in text
+    cli("limits", "set", "--wallet", wallet, "--token", "USDT", "--per-tx", "0.009999", url=url)
+    over, _ = inspect_json(cli, path, "--wallet", wallet, url=url)
+    assert over["decision"]["reason"] == "token_per_tx_limit_exceeded"
+
+
+def test_inspect_names_the_owner_of_an_associated_destination(cli, tmp_path):
+    from jarvis_wallet.solana.associated_token import associated_token_address
+    from jarvis_wallet.solana.build import AccountMeta, Instruction, compile_message
+    from jarvis_wallet.solana.token import TOKEN_PROGRAM_ID
+
+    wallet, owner, mint = bytes([7]) * 32, bytes([8]) * 32, bytes([9]) * 32
+    create = Instruction(
+        base58.b58decode("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"),
+        (AccountMeta(wallet, True, True), AccountMeta(associated_token_address(owner, mint, TOKEN_PROGRAM_ID), False, True),
+         AccountMeta(owner, False, False), AccountMeta(mint, False, False), AccountMeta(bytes(32), False, False),
+         AccountMeta(TOKEN_PROGRAM_ID, False, False)),
+        bytes([1]),
+    )
+    pay = Instruction(
+        TOKEN_PROGRAM_ID,
+        (AccountMeta(associated_token_address(wallet, mint, TOKEN_PROGRAM_ID), False, True), AccountMeta(mint, False, False),
+         AccountMeta(associated_token_address(owner, mint, TOKEN_PROGRAM_ID), False, True), AccountMeta(wallet, True, False)),
+        bytes([12]) + (1_250_000).to_bytes(8, "little") + bytes([6]),
+    )
+    path = b64_file(tmp_path, compile_message(payer=wallet, instructions=[create, pay], recent_blockhash=bytes(32)))
+    report, _ = inspect_json(cli, path)
+    (movement,) = report["token_movements"]
+    assert movement["destination_owner"] == base58.b58encode(owner).decode()
+    assert movement["amount"] == "1.25" and movement["symbol"] is None
+    assert report["spend_lamports"] == 5_000 + 2_039_280  # the fee and the new account's rent
 
 
 def test_inspect_predicts_the_real_signer(signers, cli, tmp_path):
@@ -443,9 +484,11 @@ def test_build_transfer_limits_and_missing_options(cli):
         "Error: Invalid value for '--compute-unit-limit': 4294967296 is not in the range 0<=x<=4294967295. "
         "(see `jarvis-wallet build-transfer --help`)\n"
     )
-    missing = cli("build-transfer", "--from", SENDER, "--to", RECIPIENT, "--amount", "1")
+    missing = cli("build-transfer", "--from", SENDER, "--to", RECIPIENT, "--amount", "1")  # and no endpoint
     assert missing.exit_code == 2
-    assert "Missing option '--blockhash'" in missing.stderr
+    assert one_error_line(missing) == (
+        "Error: give --blockhash HASH, or --blockhash auto with an endpoint (--rpc-url, or `config set rpc_url URL`)\n"
+    )
 
 
 def test_build_transfer_output_signs_as_is(signers, cli, tmp_path):

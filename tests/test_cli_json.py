@@ -15,9 +15,18 @@ from jarvis_wallet.errors import ApprovalRequired
 ERROR_KEYS = {"ok", "reason", "message", "exit_code"}
 TX_KEYS = {"id", "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
            "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
-           "confirmed_at", "kind", "message_text", "approval_id", "above_notify_threshold"}
-LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamports", "above_notify_24h", "approve_above_lamports",
-               "spent_24h_lamports", "remaining_24h_lamports", "updated_at"}
+           "confirmed_at", "kind", "message_text", "above_notify_threshold", "tokens", "approval_id", "last_valid_block_height",
+           "chain_fee_lamports"}
+SEND_KEYS = {"signature", "transaction_id", "wallet", "lamports", "fee_lamports", "duplicate", "status",
+             "last_valid_block_height", "slot", "released_lamports", "chain_fee_lamports", "error"}
+SYNC_KEYS = {"checked", "confirmed", "failed", "expired", "pending", "no_expiry_height", "settled_elsewhere",
+             "released_lamports", "batches", "settled"}
+LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamports", "above_notify_24h",
+               "spent_24h_lamports", "remaining_24h_lamports", "updated_at", "tokens", "approve_above_lamports"}
+TOKEN_KEYS = {"symbol", "mint", "program", "decimals", "extensions", "allowed_extensions", "created_at"}
+TOKEN_LIMITS_KEYS = {"mint", "symbol", "decimals", "per_tx", "per_tx_base_units", "daily", "daily_base_units",
+                     "spent_24h", "spent_24h_base_units", "remaining_24h", "remaining_24h_base_units", "updated_at"}
+USDC_MINT = base58.b58encode(bytes(range(2, 34))).decode()
 APPROVAL_KEYS = {"approval_id", "wallet", "status", "intent_sha256", "lamports", "fee_lamports", "payments", "destinations",
                  "purpose", "request_id", "peer_uid", "peer_pid", "created_at", "expires_at", "age_seconds", "seconds_left",
                  "decided_at", "decided_by", "decided_by_uid", "note", "consumed_at", "signed_transaction_id", "transactions"}
@@ -25,7 +34,7 @@ CONFIG_KEYS = {"key", "value", "description", "updated_at"}
 STATUS_KEYS = {"public_key", "pid", "version", "database", "cli_database", "same_database", "uptime_seconds", "signed",
                "refused", "rate_limited", "socket_path", "log_path"}
 SIGN_KEYS = {"signature", "signed_transaction", "request_id", "wallet", "lamports", "fee_lamports", "transaction_id",
-             "duplicate"}
+             "duplicate", "tokens"}
 START_KEYS = {"public_key", "pid", "socket_path", "secret_path", "pid_path", "detached", "database", "version", "log_path"}
 INSPECT_KEYS = {"version", "fee_payer", "signers", "programs", "instructions", "fee_lamports", "spend_lamports", "wallet",
                 "decision"}
@@ -73,11 +82,15 @@ def _successes(handle, tx, big, key_path):
         (("config", "set", "x.team", "ops"), dict, CONFIG_KEYS),
         (("config", "unset", "x.team"), dict, {"key", "unset"}),
         (("limits", "set", "--wallet", handle.public_key, "--notify-above", "1"), dict, LIMITS_KEYS),
+        (("tokens", "add", "USDC", "--mint", USDC_MINT, "--decimals", "6", "--program", "token"), dict, TOKEN_KEYS),
+        (("tokens", "list"), list, TOKEN_KEYS),
+        (("limits", "set", "--wallet", handle.public_key, "--token", "USDC", "--per-tx", "1", "--daily", "2"), dict,
+         TOKEN_LIMITS_KEYS),
         (("tx", "mark", "1", "--status", "submitted"), dict, TX_KEYS),
         (("keygen", "--outfile", key_path), dict, {"public_key", "path"}),
         (("pubkey", key_path), dict, {"public_key", "path"}),
         (("build-transfer", "--from", handle.public_key, "--to", handle.public_key, "--amount", "1",
-          "--blockhash", handle.public_key), dict, {"message_base64", "message_bytes"}),
+          "--blockhash", handle.public_key), dict, {"message_base64", "message_bytes", "blockhash", "last_valid_block_height"}),
         (("nonce", "advance", base58.b58encode(bytes(range(1, 33))).decode(), "--blockhash", handle.public_key,
           "--socket", sock), dict, SIGN_KEYS | {"nonce_account"}),
         (("approvals", "list"), list, APPROVAL_KEYS),
@@ -122,6 +135,9 @@ def test_every_json_command_prints_one_error_object_when_it_fails(world, cli, tm
         (("config", "set", "rpc_url", "ftp://x"), {}, 2, "bad_request"),
         (("config", "unset", "x.never"), {}, 4, "not_found"),
         (("limits", "set", "--per-tx", "2", "--daily", "1"), {}, 2, "bad_request"),
+        (("tokens", "add", "X", "--mint", USDC_MINT), {}, 2, "bad_request"),
+        (("tokens", "list"), {"url": f"sqlite://{tmp_path}/missing.db"}, 3, "database_unavailable"),
+        (("limits", "set", "--token", "NOPE", "--per-tx", "1", "--daily", "1"), {}, 4, "not_found"),
         (("tx", "mark", "999999", "--status", "submitted"), {}, 4, "not_found"),
         (("keygen", "--outfile", bad_key), {}, 2, "bad_request"),
         (("pubkey", bad_key), {}, 2, "bad_request"),
@@ -183,6 +199,50 @@ def test_the_walks_cover_every_command_that_takes_json():
 
     covered = {"init-db", "config get", "config list", "config set", "config unset", "limits show", "limits set",
                "sign", "sign-message", "tx list", "tx show", "tx mark", "signer status", "signer start", "signer stop",
-               "inspect", "keygen", "pubkey", "build-transfer", "nonce advance",
-               "approvals list", "approvals show", "approvals approve", "approvals deny"}
+               "inspect", "keygen", "pubkey", "build-transfer", "nonce advance", "tokens add", "tokens list",
+               "balance", "blockhash", "send", "tx sync",
+               "approvals list", "approvals show", "approvals approve", "approvals deny"}  # the chain: test_chain_commands_json_keys_and_errors
     assert set(leaves(typer.main.get_command(app))) == covered
+
+def test_chain_commands_json_keys_and_errors(signers, cli, tmp_path):
+    from solders.pubkey import Pubkey
+
+    from rpc_server import RpcServer
+
+    handle = signers.start()
+    rpc = RpcServer().start()  # after the fork
+    try:
+        url, sock = signers.database_url, str(handle.socket_path)
+        signers.set_limits(per_tx=10**9, daily=10**9)
+        cli("config", "set", "wallet_public_key", handle.public_key, url=url)
+        rpc.chain.fund(Pubkey.from_string(handle.public_key), 10**9)
+        built = cli("build-transfer", "--from", handle.public_key, "--to", base58.b58encode(bytes(range(32))).decode(),
+                    "--amount", "0.01SOL", "--rpc-url", rpc.url, url=url)
+        tx = tmp_path / "chain.b64"
+        tx.write_text(built.stdout)
+        successes = [
+            (("balance", "--rpc-url", rpc.url), {"wallet", "lamports", "sol", "endpoint", "commitment"}),
+            (("blockhash", "--rpc-url", rpc.url), {"blockhash", "last_valid_block_height", "slot"}),
+            (("send", tx, "--socket", sock, "--rpc-url", rpc.url, "--wait"), SEND_KEYS),
+            (("tx", "sync", "--rpc-url", rpc.url), SYNC_KEYS),
+        ]
+        for args, keys in successes:
+            result = cli(*args, "--json", url=url)
+            assert result.exit_code == 0, (args, result.stderr)
+            assert set(result.json()) == keys, args
+        down = "http://127.0.0.1:9"  # discard: nothing listens
+        failures = [
+            (("balance",), 2, "bad_request"),  # no endpoint configured
+            (("balance", "--rpc-url", down, "--rpc-timeout", "1"), 11, "rpc_unavailable"),
+            (("blockhash", "--rpc-url", "ftp://x"), 2, "bad_request"),
+            (("send", tx, "--socket", sock, "--rpc-url", down), 11, "rpc_unavailable"),
+            (("tx", "sync", "--rpc-url", down), 11, "rpc_unavailable"),
+        ]
+        for args, code, reason in failures:
+            result = cli(*args, "--json", url=url)
+            assert result.exit_code == code, (args, result.stderr)
+            data = result.json()
+            assert (data["ok"], data["exit_code"], data["reason"]) == (False, code, reason), (args, data)
+            assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    finally:
+        rpc.stop()

@@ -21,7 +21,7 @@ from solders.transaction import VersionedTransaction
 from conftest import transfer_message
 
 SIGN_KEYS = {"signature", "signed_transaction", "request_id", "wallet", "lamports", "fee_lamports",
-             "transaction_id", "duplicate"}
+             "transaction_id", "duplicate", "tokens"}
 FEE = 5000
 
 

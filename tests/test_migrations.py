@@ -1,7 +1,7 @@
 import peewee
 import pytest
 
-from jarvis_wallet.db import session
+from jarvis_wallet.db import is_sqlite, session
 from jarvis_wallet.errors import SchemaNotInitialised, SchemaTooNew
 from jarvis_wallet.migrations import MIGRATIONS, apply_migrations, check_schema, schema_state
 from jarvis_wallet.models import SchemaMigration, SpendLimit, WalletTransaction, utc_now
@@ -251,6 +251,98 @@ def test_kind_and_message_text_columns_default_rows_of_before_to_transactions(da
             db.execute_sql("UPDATE wallet_transactions SET kind = 'other'")
 
 
+def test_0009_tokens_tables_hold_u64_exactly_and_refuse_what_is_not_one(database_url):
+    """Amounts up to 2**64 - 1 (above a signed 64-bit column) stored and read back exactly; the
+    database itself refuses a negative, an over-large or (SQLite) a malformed amount, and a
+    per-transaction limit above the daily one."""
+    import peewee as pw
+
+    from jarvis_wallet.models import TokenLimit
+
+    wallet, mint = random_pubkey(), random_pubkey()
+    with session(database_url, create=True, require_schema=False) as db:
+        apply_migrations(db, upto="0008_wallet_transactions_kind_and_message_text")
+        db.execute_sql(
+            "INSERT INTO spend_limits (wallet, per_tx_lamports, daily_lamports, updated_at) VALUES (%s, 5, 10, %s)"
+            .replace("%s", db.param),
+            (wallet, utc_now()),
+        )
+        assert apply_migrations(db, upto="0009_tokens") == ("0009_tokens",)
+        apply_migrations(db)
+        check_schema(db)
+        assert SpendLimit.get(SpendLimit.wallet == wallet).daily_lamports == 10
+        TokenLimit.create(wallet=wallet, mint=mint, per_tx_base_units=2**64 - 1, daily_base_units=2**64 - 1)
+        assert TokenLimit.get(TokenLimit.wallet == wallet).daily_base_units == 2**64 - 1
+        insert = (
+            "INSERT INTO token_limits (wallet, mint, per_tx_base_units, daily_base_units, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s)"
+        ).replace("%s", db.param)
+        sqlite = isinstance(db, pw.SqliteDatabase)
+        bad = [(-1, 1), (2**64, 2**64), (2, 1)]
+        bad = [tuple(f"{v:020d}" if v >= 0 else str(v) for v in pair) for pair in bad] if sqlite else bad
+        if sqlite:
+            bad += [("1", "2"), ("0000000000000000000x", "00000000000000000001")]
+        for per_tx, daily in bad:
+            with pytest.raises(pw.IntegrityError):
+                with db.atomic():
+                    db.execute_sql(insert, (random_pubkey(), mint, per_tx, daily, utc_now()))
+        with pytest.raises(pw.IntegrityError):  # one row per (wallet, mint)
+            with db.atomic():
+                TokenLimit.create(wallet=wallet, mint=mint, per_tx_base_units=1, daily_base_units=1)
+
+
+def test_0011_chain_widens_the_status_check_and_keeps_every_row_id_index_and_rule(database_url):
+    """0011 adds status 'expired' (a rebuild on SQLite, a replaced CHECK on PostgreSQL): rows keep
+    their ids, the ids continue after them, every other rule and index still holds."""
+    with session(database_url, create=True, require_schema=False) as db:
+        apply_migrations(db, upto="0008_wallet_transactions_kind_and_message_text")
+        for i, status in enumerate(("signed", "submitted", "rejected")):
+            db.execute_sql(
+                "INSERT INTO wallet_transactions (id, request_id, wallet, status, lamports, fee_lamports, message_sha256, "
+                "signature, created_at, updated_at, kind) VALUES "
+                f"({10 + i}, 'r{i}', 'W', '{status}', {i}, 0, 'aa', {'NULL' if status == 'rejected' else repr(f's{i}')}, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00', 'transaction')"
+            )
+        if not is_sqlite(db):
+            db.execute_sql("SELECT setval(pg_get_serial_sequence('wallet_transactions', 'id'), 12)")
+        with pytest.raises(peewee.IntegrityError), db.atomic():
+            db.execute_sql("UPDATE wallet_transactions SET status = 'expired' WHERE id = 10")
+        assert apply_migrations(db) == ("0009_tokens", "0010_approvals", "0011_chain")
+        rows = db.execute_sql("SELECT id, request_id, status, lamports, last_valid_block_height, chain_fee_lamports "
+                              "FROM wallet_transactions ORDER BY id").fetchall()
+        assert rows == [(10, "r0", "signed", 0, None, None), (11, "r1", "submitted", 1, None, None),
+                        (12, "r2", "rejected", 2, None, None)]
+        db.execute_sql("UPDATE wallet_transactions SET status = 'expired' WHERE id = 10")
+        for bad in ("status = 'lost'", "signature = NULL", "last_valid_block_height = -1", "chain_fee_lamports = -1"):
+            with pytest.raises(peewee.IntegrityError), db.atomic():
+                db.execute_sql(f"UPDATE wallet_transactions SET {bad} WHERE id = 11")
+        with pytest.raises(peewee.IntegrityError), db.atomic():  # the unique request id index survived
+            db.execute_sql("UPDATE wallet_transactions SET request_id = 'r0' WHERE id = 11")
+        row = WalletTransaction.create(request_id="new", wallet="W", status="signed", message_sha256="bb", signature="s9")
+        assert row.id == 13
+        indexes = {index.name for index in db.get_indexes("wallet_transactions")}
+        assert {"wallet_transactions_request_id", "wallet_transactions_signature",
+                "wallet_transactions_wallet_created_at_status_lamports", "wallet_transactions_wallet_id",
+                "wallet_transactions_wallet_message_sha256"} <= indexes
+
+
+def test_spend_releases_rules(db):
+    from jarvis_wallet.models import SpendRelease
+
+    def release(**overrides):
+        values = dict(transaction_id=1, wallet="W", asset="SOL", amount=5, reason="expired",
+                      tx_created_at=utc_now(), evidence="{}", released_by="test", created_at=utc_now())
+        values.update(overrides)
+        with db.atomic():
+            SpendRelease.create(**values)
+
+    release()
+    release(asset="Mint111111111111111111111111111111111111111")  # the same transaction, another asset
+    for bad in ({}, {"transaction_id": 2, "amount": 0}, {"transaction_id": 2, "reason": "confirmed"}):
+        with pytest.raises(peewee.IntegrityError):
+            release(**bad)  # released once per asset; a positive amount; expired or failed only
+
+
 def test_approvals_migration_keeps_notify_above_a_flag_and_checks_its_rows(database_url):
     """0010 adds the approval threshold beside notify_above (left as it was), the approval link
     of audit rows (null before), and approval_requests with its CHECKs."""
@@ -268,7 +360,7 @@ def test_approvals_migration_keeps_notify_above_a_flag_and_checks_its_rows(datab
             "signature, kind, created_at, updated_at) VALUES ('old', 'W', 'signed', 0, 0, 'aa', 'sig', 'transaction', "
             "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
         )
-        assert apply_migrations(db) == ("0010_approvals",)
+        assert apply_migrations(db) == ("0009_tokens", "0010_approvals", "0011_chain")
         check_schema(db)
         limits = SpendLimit.get(SpendLimit.wallet == wallet)
         assert (limits.notify_above_lamports, limits.approve_above_lamports) == (7, None)

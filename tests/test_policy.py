@@ -159,7 +159,8 @@ def test_every_reason_is_reachable_and_raises_policy_denied() -> None:
         "per_tx_limit_exceeded": run(pay(10**6)),
         "daily_limit_exceeded": run(pay(1), spent=10**7),
     }
-    assert tuple(cases) == REASONS
+    # The token reasons are reached in tests/test_token_policy.py.
+    assert tuple(cases) == tuple(reason for reason in REASONS if not reason.startswith("token_"))
     for reason, decision in cases.items():
         assert decision.reason == reason
         assert "\n" not in decision.message

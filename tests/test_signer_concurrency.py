@@ -27,21 +27,14 @@ SPEND = AMOUNT + FEE
 FITS = 10  # the daily ceiling holds exactly this many transfers
 
 
-def test_two_signers_sixteen_clients_never_exceed_the_daily_ceiling(signers):
-    keypair = signers.keypair()
-    daily = FITS * SPEND
-    signers.set_limits(per_tx=SPEND, daily=daily)
-    handles = [signers.start(), signers.start()]  # two processes, one key, one database
-    assert handles[0].pid != handles[1].pid
-    messages = [
-        [transfer_message(from_key=keypair.public_key, lamports=AMOUNT) for _ in range(REQUESTS_PER_CLIENT)]
-        for _ in range(CLIENTS)
-    ]
+def _sixteen_agents(handles, messages):
+    """CLIENTS agents, alternating between the signers, each sends its messages at once:
+    ([(message, SignedTransaction)], [refusal reasons]); any other failure fails the test."""
     signed, refused, other = [], [], []
     start = threading.Barrier(CLIENTS)
 
     def agent(index):
-        with SignerClient(handles[index % 2].socket_path, timeout=60) as client:
+        with SignerClient(handles[index % len(handles)].socket_path, timeout=60) as client:
             client.ping()
             start.wait()
             for message in messages[index]:
@@ -58,6 +51,20 @@ def test_two_signers_sixteen_clients_never_exceed_the_daily_ceiling(signers):
     for thread in threads:
         thread.join(timeout=120)
     assert not other
+    return signed, refused
+
+
+def test_two_signers_sixteen_clients_never_exceed_the_daily_ceiling(signers):
+    keypair = signers.keypair()
+    daily = FITS * SPEND
+    signers.set_limits(per_tx=SPEND, daily=daily)
+    handles = [signers.start(), signers.start()]  # two processes, one key, one database
+    assert handles[0].pid != handles[1].pid
+    messages = [
+        [transfer_message(from_key=keypair.public_key, lamports=AMOUNT) for _ in range(REQUESTS_PER_CLIENT)]
+        for _ in range(CLIENTS)
+    ]
+    signed, refused = _sixteen_agents(handles, messages)
     assert len(signed) == FITS, "exactly as many are signed as fit under the ceiling"
     assert refused == ["daily_limit_exceeded"] * (CLIENTS * REQUESTS_PER_CLIENT - FITS)
     verify = nacl.signing.VerifyKey(keypair.public_key).verify
@@ -177,3 +184,55 @@ def test_limits_hold_whatever_isolation_level_the_database_role_defaults_to(sign
     assert _race(handles, keypair, journal) == each_round
     assert _assert_every_kept_total_is_the_recount(signers, handles, keypair, wallet, journal) == 2 * DAILY_FITS * SOL_SPEND
     check_accounting(signers.database_url, journal).assert_ok()
+
+
+# -- one mint's daily ceiling ------------------------------------------------------------------
+
+TOKEN_AMOUNT = 2_500_000  # 2.5 USDC
+
+
+def _usdc_transfer(wallet: bytes, mint: bytes) -> bytes:
+    """A fresh TransferChecked of TOKEN_AMOUNT from the wallet's USDC account (random blockhash)."""
+    import os
+
+    from jarvis_wallet.solana.associated_token import associated_token_address
+    from jarvis_wallet.solana.build import AccountMeta, Instruction, compile_message
+    from jarvis_wallet.solana.token import TOKEN_PROGRAM_ID
+
+    source = associated_token_address(wallet, mint, TOKEN_PROGRAM_ID)
+    instruction = Instruction(
+        TOKEN_PROGRAM_ID,
+        (AccountMeta(source, False, True), AccountMeta(mint, False, False), AccountMeta(os.urandom(32), False, True),
+         AccountMeta(wallet, True, False)),
+        bytes([12]) + TOKEN_AMOUNT.to_bytes(8, "little") + bytes([6]),
+    )
+    return compile_message(payer=wallet, instructions=[instruction], recent_blockhash=os.urandom(32))
+
+
+def test_two_signers_sixteen_clients_never_exceed_a_mints_daily_ceiling(signers):
+    from jarvis_wallet.models import TokenSpend
+    from jarvis_wallet.tokens import add_token, set_token_limits, token_spent_in_window
+    from jarvis_wallet.ledger import DAILY_WINDOW
+
+    keypair = signers.keypair()
+    wallet = signers.set_limits(per_tx=SOL, daily=1000 * SOL)  # SOL is not what runs out
+    mint = bytes(range(1, 33))
+    mint_text = base58.b58encode(mint).decode()
+    with session(signers.database_url):
+        add_token("USDC", mint=mint_text, decimals=6, program="token")
+        set_token_limits(wallet, "USDC", per_tx=TOKEN_AMOUNT, daily=FITS * TOKEN_AMOUNT)
+    handles = [signers.start(), signers.start()]
+    messages = [[_usdc_transfer(keypair.public_key, mint) for _ in range(REQUESTS_PER_CLIENT)] for _ in range(CLIENTS)]
+    signed, refused = _sixteen_agents(handles, messages)
+    signed = [result for _, result in signed]
+    assert len(signed) == FITS
+    assert refused == ["token_daily_limit_exceeded"] * (CLIENTS * REQUESTS_PER_CLIENT - FITS)
+    assert all([(t.mint, t.amount) for t in result.tokens] == [(mint_text, TOKEN_AMOUNT)] for result in signed)
+    with session(signers.database_url):
+        assert token_spent_in_window(wallet, mint_text, now=utc_now(), window=DAILY_WINDOW) == FITS * TOKEN_AMOUNT
+        rows = list(TokenSpend.select())
+        # Every decision recorded its per-mint spend; only the signed ones count.
+        assert len(rows) == CLIENTS * REQUESTS_PER_CLIENT
+        assert sorted(r.transaction_id for r in rows if r.transaction_id in {s.transaction_id for s in signed}) == sorted(
+            s.transaction_id for s in signed
+        )

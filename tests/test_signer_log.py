@@ -14,7 +14,9 @@ from jarvis_wallet.signing import Peer, SignJob, SignOutcome
 
 def test_a_decision_is_one_line_without_the_purpose_or_the_bytes(tmp_path):
     log = SignerLog(tmp_path / "signer.log")
-    outcome = SignOutcome(7, "W" * 44, b"s" * 64, b"signed-bytes", 6000, 5000, duplicate=False)
+    outcome = SignOutcome(
+        7, "W" * 44, b"s" * 64, b"signed-bytes", 6000, 5000, duplicate=False, tokens=(("M" * 44, "USDC", 2**64 - 1),)
+    )
 
     def refuse(job):
         raise PolicyDenied("over the daily limit", reason="daily_limit_exceeded")
@@ -31,6 +33,7 @@ def test_a_decision_is_one_line_without_the_purpose_or_the_bytes(tmp_path):
         "event": "signed", "op": "sign", "request_id": "r1", "transaction_id": 7, "lamports": 6000,
         "peer_uid": 1000, "peer_pid": 42,
     }
+    assert signed["tokens"] == [{"mint": "M" * 44, "symbol": "USDC", "amount": str(2**64 - 1)}]
     assert (refused["event"], refused["reason"]) == ("refused", "daily_limit_exceeded")
     assert "secret plan" not in text and "tx-bytes" not in text and "signed-bytes" not in text
 

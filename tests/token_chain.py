@@ -24,8 +24,10 @@ class TokenChain(Chain):
     def _put_token_state(self, address: Pubkey, data: bytes) -> None:
         self.put_account(address, Account(self.rent_exempt(len(data)), data, TOKEN_PROGRAM, False, 0))
 
-    def mint(self, address: Pubkey, *, authority: Pubkey, decimals: int, supply: int = 0) -> None:
-        data = bytes(Mint(authority, supply, decimals, True, None))
+    def mint(
+        self, address: Pubkey, *, authority: Pubkey, decimals: int, supply: int = 0, freeze_authority: Pubkey | None = None
+    ) -> None:
+        data = bytes(Mint(authority, supply, decimals, True, freeze_authority))
         assert len(data) == MINT_LENGTH
         self._put_token_state(address, data)
 
@@ -42,3 +44,13 @@ class TokenChain(Chain):
 
     def supply(self, mint: Pubkey) -> int:
         return Mint.from_bytes(bytes(self.account(mint).data)).supply
+
+    def holdings(self, owner: Pubkey, accounts) -> dict[Pubkey, int]:
+        """Tokens per mint that ``owner`` holds among ``accounts`` (as owner: a delegate's
+        allowance is still the owner's balance until it is used)."""
+        totals: dict[Pubkey, int] = {}
+        for address in accounts:
+            state = self.token_state(address)
+            if state is not None and state.owner == owner:
+                totals[state.mint] = totals.get(state.mint, 0) + state.amount
+        return totals

@@ -15,8 +15,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+import solders.compute_budget as compute_budget
 import spl.token.instructions as spl
+from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
+from solders.message import Message, MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token import models as m
@@ -576,3 +579,37 @@ TOKEN_VECTORS = _spl_vectors("token")
 TOKEN_2022_VECTORS = _spl_vectors("token_2022") + _token_2022_vectors()
 ATA_VECTORS = _ata_vectors()
 ALL_VECTORS = TOKEN_VECTORS + TOKEN_2022_VECTORS + ATA_VECTORS
+
+
+# -- a whole token payment, as build-transfer --token makes it ------------------------------------
+
+MEMO_V2 = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+
+
+def spl_transfer_message(
+    *, wallet: Pubkey, owner: Pubkey, mint: Pubkey, decimals: int, program: Pubkey, amount: int, blockhash: Hash,
+    create: bool = True, v0: bool = False, price: int | None = None, limit: int | None = None, memo: str | None = None,
+) -> bytes:
+    """The reference for build_token_transfer_message: solana-py's SPL builders compiled by solders,
+    in its order (compute unit limit, price, CreateIdempotent, TransferChecked, memo)."""
+    instructions = []
+    if limit is not None:
+        instructions.append(compute_budget.set_compute_unit_limit(limit))
+    if price is not None:
+        instructions.append(compute_budget.set_compute_unit_price(price))
+    if create:
+        instructions.append(spl.create_idempotent_associated_token_account(wallet, owner, mint, program))
+    instructions.append(
+        spl.transfer_checked(
+            m.TransferCheckedParams(
+                program_id=program, source=spl.get_associated_token_address(wallet, mint, program), mint=mint,
+                dest=spl.get_associated_token_address(owner, mint, program), owner=wallet, amount=amount,
+                decimals=decimals,
+            )
+        )
+    )
+    if memo is not None:
+        instructions.append(Instruction(MEMO_V2, memo.encode(), []))
+    if v0:
+        return to_bytes_versioned(MessageV0.try_compile(wallet, instructions, [], blockhash))
+    return bytes(Message.new_with_blockhash(instructions, wallet, blockhash))

@@ -26,6 +26,9 @@ app = typer.Typer(help="Spend limits per wallet: without them the signer makes n
 WalletOption = typer.Option(
     None, "--wallet", help="Wallet public key (base58). Default: the configured wallet_public_key."
 )
+TokenOption = typer.Option(
+    None, "--token", help="A registered token (symbol or mint): its limits instead of the SOL ones (see `tokens add`)."
+)
 
 
 @app.command("set")
@@ -46,6 +49,7 @@ def limits_set(
     ),
     clear_approve_above: bool = typer.Option(False, "--clear-approve-above", help="Remove the approval threshold."),
     wallet: Optional[str] = WalletOption,
+    token: Optional[str] = TokenOption,
     json_output: bool = typer.Option(False, "--json", help="Print the limits now in force, as `limits show --json` does."),
 ) -> None:
     """Set a wallet's per-transaction and daily ceilings (both needed the first time).
@@ -53,6 +57,9 @@ def limits_set(
     Options left out keep their values; --clear-notify-above removes the notify threshold (which
     only flags rows) and --clear-approve-above the approval threshold (which holds transactions
     for the operator, see `jarvis-wallet approvals --help`).
+    With --token, the ceilings of that registered mint: amounts in token units with at most
+    the mint's decimals (25, 12.5, 12.5USDC) or in base units with the suffix base (25000000base).
+    A wallet may spend a mint only once it has limits for it.
 
     Example: jarvis-wallet limits set --wallet <PUBKEY> --per-tx 0.5SOL --daily 2SOL --approve-above 0.1SOL
     """
@@ -61,6 +68,11 @@ def limits_set(
     from ..errors import InvalidInput
     from ..limits import KEEP, limits_report, set_limits
 
+    if token is not None:
+        if notify_above is not None or clear_notify_above:
+            raise InvalidInput("--notify-above applies to SOL limits, not with --token")
+        _set_token_limits(ctx, wallet, token, per_tx, daily, json_output)
+        return
     if notify_above is not None and clear_notify_above:
         raise InvalidInput("give --notify-above or --clear-notify-above, not both")
     if approve_above is not None and clear_approve_above:
@@ -94,6 +106,34 @@ def limits_set(
         + ", "
         + (f"approval above {lamports_cell(approve)}" if approve is not None else "no approval threshold")
     )
+
+
+def _set_token_limits(ctx, wallet, token, per_tx, daily, json_output) -> None:
+    from ..db import session
+    from ..errors import InvalidInput
+    from ..tokens import KEEP, get_token, parse_token_amount, set_token_limits, token_limits_report
+
+    if per_tx is None and daily is None:
+        raise InvalidInput("nothing to set: give --per-tx and/or --daily")
+    with session(database_url(ctx)):
+        mint = get_token(token)
+        amounts = {
+            name: KEEP if text is None else parse_token_amount(text, symbol=mint.symbol, decimals=mint.decimals, what=flag)
+            for name, text, flag in (("per_tx", per_tx, "--per-tx"), ("daily", daily, "--daily"))
+        }
+        row = set_token_limits(default_wallet(wallet), mint.symbol, **amounts)
+        report = next(r for r in token_limits_report(row.wallet) if r["mint"] == row.mint)
+    if json_output:
+        print_json(report)
+        return
+    typer.echo(
+        f"{report['symbol']} limits for {row.wallet}: per transaction {_token_cell(report, 'per_tx')}, "
+        f"daily {_token_cell(report, 'daily')}"
+    )
+
+
+def _token_cell(report: dict, name: str) -> str:
+    return f"{report[name]} {report['symbol']} ({report[name + '_base_units']} base units)"
 
 
 @app.command("show")
@@ -141,21 +181,47 @@ def limits_show(ctx: typer.Context, wallet: Optional[str] = typer.Option(None, "
     )
     if not rows:
         typer.echo("No wallet has limits; set them with `jarvis-wallet limits set`.", err=True)
+    token_rows = [
+        [
+            short_key(r["wallet"]) if narrow else r["wallet"],
+            t["symbol"] or short_key(t["mint"]),
+            *(t[name] if narrow else f"{t[name]} ({t[name + '_base_units']})" for name in ("per_tx", "daily", "spent_24h", "remaining_24h")),
+        ]
+        for r in reports for t in r["tokens"]
+    ]
+    if token_rows:
+        print_table(
+            "Token limits (token units" + ("" if narrow else "; base units in brackets") + ")",
+            ["wallet", "token", "per tx", "daily", "spent 24h", "remaining 24h"],
+            token_rows,
+        )
 
 
 @app.command("remove")
-def limits_remove(ctx: typer.Context, wallet: str = typer.Option(..., "--wallet", help="Wallet public key.")) -> None:
+def limits_remove(
+    ctx: typer.Context,
+    wallet: str = typer.Option(..., "--wallet", help="Wallet public key."),
+    token: Optional[str] = typer.Option(None, "--token", help="Remove only the limits of this registered token."),
+) -> None:
     """Remove a wallet's limits: the signer then makes it no new signature.
 
     A message it signed before is still answered with that recorded signature (a retry
     releases nothing new and is recorded as a duplicate); every other request is refused
-    with no_limits.
+    with no_limits. With --token only that mint's limits go: the wallet may no longer spend
+    it (token_no_limits).
 
     Example: jarvis-wallet limits remove --wallet <PUBKEY>
     """
     from ..db import session
     from ..limits import remove_limits
+    from ..tokens import get_token, remove_token_limits
 
+    if token is not None:
+        with session(database_url(ctx)):
+            symbol = get_token(token).symbol
+            remove_token_limits(wallet, symbol)
+        typer.echo(f"{symbol} limits removed for {wallet}; the signer now refuses it every movement of {symbol}")
+        return
     with session(database_url(ctx)):
         remove_limits(wallet)
     typer.echo(

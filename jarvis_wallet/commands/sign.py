@@ -168,6 +168,8 @@ def deliver_signed_transaction(signed, *, out: Optional[Path], json_output: bool
         "fee_lamports": signed.fee_lamports,
         "transaction_id": signed.transaction_id,
         "duplicate": signed.duplicate,
+        # Base units as decimal strings (a u64 is above what JSON readers keep exact).
+        "tokens": [{"mint": t.mint, "symbol": t.symbol, "amount": str(t.amount)} for t in signed.tokens],
         **(extra or {}),
     }
     if out is not None:

@@ -37,7 +37,9 @@ def _notify_thresholds() -> dict[str, int]:
 def tx_list(
     ctx: typer.Context,
     wallet: Optional[str] = typer.Option(None, "--wallet", help="Only this wallet."),
-    status: Optional[str] = typer.Option(None, "--status", help="signed, submitted, confirmed, failed, rejected or duplicate (a re-sign request)."),
+    status: Optional[str] = typer.Option(
+        None, "--status", help="signed, submitted, confirmed, failed, expired, rejected or duplicate (a re-sign request)."
+    ),
     since: Optional[str] = typer.Option(None, "--since", help="A duration back from now (30m, 24h, 7d) or an ISO time."),
     limit: int = bounded_option(50, "--limit", help="At most this many rows, newest first (1 to 10000).", low=1, high=MAX_LIST_LIMIT),
     before_id: Optional[int] = bounded_option(
@@ -50,7 +52,7 @@ def tx_list(
     Example: jarvis-wallet tx list --status rejected --since 24h
     """
     from ..db import session
-    from ..ledger import count_transactions, list_transactions, transaction_to_dict
+    from ..ledger import count_transactions, list_transactions, token_spend_of, transaction_to_dict
     from ..models import utc_now
     from ..solana.pubkey import normalize_pubkey
 
@@ -63,9 +65,11 @@ def tx_list(
     filters = {"wallet": wallet_key, "status": status, "since": since_at, "before_id": before_id}
     with session(database_url(ctx)):
         thresholds = _notify_thresholds()
+        listed = list_transactions(**filters, limit=limit)
+        tokens = token_spend_of(row.id for row in listed)
         rows = [
-            transaction_to_dict(row, notify_above_lamports=thresholds.get(row.wallet))
-            for row in list_transactions(**filters, limit=limit)
+            transaction_to_dict(row, notify_above_lamports=thresholds.get(row.wallet), tokens=tokens[row.id])
+            for row in listed
         ]
         more = count_transactions(**filters) - len(rows) if len(rows) == limit else 0
     if more:
@@ -177,12 +181,14 @@ def tx_show(ctx: typer.Context, id_or_signature: str = typer.Argument(..., metav
 
     Example: jarvis-wallet tx show 42
     """
+    from ..chain.settle import releases_of
     from ..db import session
     from ..ledger import get_transaction, transaction_to_dict
 
     with session(database_url(ctx)):
         row = get_transaction(id_or_signature)
         data = transaction_to_dict(row, notify_above_lamports=_notify_thresholds().get(row.wallet))
+        data["releases"] = releases_of(row.id)
     if json_output:
         print_json(data)
         return
@@ -192,22 +198,88 @@ def tx_show(ctx: typer.Context, id_or_signature: str = typer.Argument(..., metav
             fields.append((key, lamports_cell(value)))
         elif key == "payments":
             fields.append((key, escape(_payments_cell(value))))
+        elif key == "tokens":
+            fields.append((key, escape("\n".join(
+                f"{t['amount']} base units of {t['symbol'] or '?'} ({t['mint']})" for t in value
+            ) or "none")))
         elif key == "message_base64":  # too long to read here; --json gives it whole
             fields.append(("message", _message_cell(value)))
+        elif key == "releases":
+            fields.append((key, escape(_releases_cell(value))))
         else:
             fields.append((key, escape(value)))
     print_fields(f"Transaction {data['id']}", fields)
+
+
+def _releases_cell(releases: list[dict]) -> str:
+    if not releases:
+        return "none"
+    return "\n".join(
+        (lamports_cell(r["amount"]) if r["asset"] == "SOL" else f"{r['amount']} of mint {r['asset']}")
+        + f" ({r['reason']}) at {r['released_at']} by {r['released_by']}"
+        for r in releases
+    )
+
+
+@app.command("sync")
+def tx_sync(
+    ctx: typer.Context,
+    wallet: Optional[str] = typer.Option(None, "--wallet", help="Only this wallet's transactions."),
+    rpc_url: Optional[str] = typer.Option(None, "--rpc-url", help="Solana JSON-RPC endpoint. Default: the rpc_url setting."),
+    rpc_timeout: float = bounded_option(
+        10.0, "--rpc-timeout", help="Seconds to wait for each RPC answer (above 0, at most 3600).", low=0.0, high=3600.0, low_open=True
+    ),
+    commitment: str = typer.Option("confirmed", "--commitment", help="What confirmed means: confirmed or finalized (failures and expiry always need finalized)."),
+    batch_size: int = bounded_option(
+        256, "--batch-size", help="Signatures per getSignatureStatuses call (1 to 256).", low=1, high=256
+    ),
+    json_output: bool = JsonOption,
+) -> None:
+    """Settle every signed or submitted transaction the chain has proven confirmed, failed or expired.
+
+    Safe from cron or a systemd timer (docs/systemd/), and twice at once: an outcome is recorded
+    once, under the wallet's lock. Failed and expired transactions give back to the daily window
+    what they did not spend (docs/policy.md).
+
+    Example: jarvis-wallet tx sync --json
+    """
+    from ..chain.sync import sync
+    from ..solana.pubkey import normalize_pubkey
+    from .chain import check_commitment, chain_session
+
+    check_commitment(commitment)
+    wallet_key = normalize_pubkey(wallet, what="wallet") if wallet else None
+    with chain_session(ctx, rpc_url, rpc_timeout) as (db, rpc):
+        report = sync(db, rpc, wallet=wallet_key, commitment=commitment, batch_size=batch_size)
+    if json_output:
+        print_json(report.to_dict())
+        return
+    typer.echo(
+        f"Checked {report.checked}: {report.confirmed} confirmed, {report.failed} failed, {report.expired} expired, "
+        f"{report.pending} not proven yet; {lamports_cell(report.released_lamports)} given back to the daily window"
+    )
+    if report.no_expiry_height:
+        say(
+            f"Note: {report.no_expiry_height} unproven transaction(s) cannot be proven expired: their blockhash was not "
+            "fetched through jarvis-wallet (`blockhash`, `build-transfer --blockhash auto`, `send`) or they use a "
+            "durable nonce; they count in full until they land or age out"
+        )
 
 
 @app.command("mark")
 def tx_mark(
     ctx: typer.Context,
     id_or_signature: str = typer.Argument(..., metavar="ID|SIGNATURE"),
-    status: str = typer.Option(..., "--status", help="submitted, confirmed or failed (forward moves only)."),
+    status: str = typer.Option(
+        ..., "--status", help="submitted, confirmed or failed (forward moves only; expired only by `tx sync`, on proof)."
+    ),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why it failed (recorded)."),
     json_output: bool = typer.Option(False, "--json", help="Print the transaction as `tx show --json` does."),
 ) -> None:
     """Move a signed transaction forward: signed -> submitted -> confirmed or failed.
+
+    By hand nothing is given back to the daily window (a failed mark keeps counting in full);
+    `tx sync` records outcomes with their proof and releases.
 
     Example: jarvis-wallet tx mark 42 --status confirmed
     """

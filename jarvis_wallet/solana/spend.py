@@ -23,6 +23,10 @@ runtime could take the wallet as the nonce authority (it checks the stored
 authority against the instruction's signers, which offline analysis cannot
 see). Allocate and Assign of any account the wallet controls are refused as
 ownership changes. docs/policy.md goes through the System instruction table.
+
+Token programs (token_spend.py): the rent deposit of an associated token
+account the wallet funds is a System outflow too; token movements are counted
+per mint, in ``SpendSummary.tokens``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from .programs import (
     instruction_to_dict,
 )
 from .pubkey import encode_pubkey
+from .token_spend import Registry, TokenSpend, compute_token_spend, token_movements
 from .transaction import ParsedInput
 
 LAMPORTS_PER_SIGNATURE = 5_000
@@ -161,6 +166,8 @@ class SpendSummary:
     # The nonce account that advance names (None: not a durable-nonce transaction, or an
     # address loaded from a lookup table, which offline analysis cannot name).
     durable_nonce_account: bytes | None = None
+    # Token movements per mint, token refusals and associated-account rent (token_spend.py).
+    tokens: TokenSpend = TokenSpend()
 
     @property
     def destinations(self) -> tuple[bytes | None, ...]:
@@ -188,6 +195,7 @@ class SpendSummary:
             "uses_durable_nonce": self.uses_durable_nonce,
             "durable_nonce_revocable": self.durable_nonce_revocable,
             "durable_nonce_account": encode_pubkey(self.durable_nonce_account) if self.durable_nonce_account else None,
+            "tokens": self.tokens.to_dict(),
         }
 
 
@@ -218,8 +226,11 @@ def _fees(message: Message, decoded: tuple[DecodedInstruction, ...]) -> tuple[in
     return signatures, limit, price, priority
 
 
-def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
-    """Spend and exposure of ``wallet`` in ``message``; raises InvalidTransaction on bad data."""
+def compute_spend(message: Message, wallet: bytes, registry: Registry | None = None) -> SpendSummary:
+    """Spend and exposure of ``wallet`` in ``message``; raises InvalidTransaction on bad data.
+
+    ``registry`` (mint -> RegisteredMint) is what the operator registered: token movements of
+    other mints are refused, and associated accounts are sized from it."""
     if isinstance(message, ParsedInput):
         message = message.message
     if not isinstance(wallet, (bytes, bytearray)) or len(wallet) != 32:
@@ -314,6 +325,18 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
                 f"hands authority over a nonce account the wallet may control to {encode_pubkey(fields['new_authority'])}",  # type: ignore[arg-type]
             )
 
+    tokens = compute_token_spend(message, wallet, decoded, registry or {})
+    for deposit in tokens.rent_deposits:
+        # The rent goes to an account its owner can close and empty: a payment to that owner.
+        owner = deposit.owner
+        payments.append(
+            Payment(
+                deposit.instruction_index, deposit.kind, owner,
+                f"associated token account of {encode_pubkey(owner) if owner else 'an account from a lookup table'}",
+                deposit.lamports,
+            )
+        )
+    payments.sort(key=lambda payment: payment.instruction_index)
     durable = bool(decoded) and decoded[0].program == "system" and decoded[0].kind == "advance_nonce_account"
     signature_count, unit_limit, unit_price, priority_fee = _fees(message, decoded)
     base_fee = signature_count * LAMPORTS_PER_SIGNATURE
@@ -342,18 +365,24 @@ def compute_spend(message: Message, wallet: bytes) -> SpendSummary:
         uses_durable_nonce=durable,
         durable_nonce_revocable=durable and all(is_wallet(i) for i in decoded[0].accounts if message.is_signer(i)),
         durable_nonce_account=message.account_key(decoded[0].roles["nonce_account"]) if durable else None,
+        tokens=tokens,
     )
 
 
-def describe(target: Message | ParsedInput, *, wallet: bytes | None = None) -> dict[str, object]:
+def describe(
+    target: Message | ParsedInput, *, wallet: bytes | None = None, registry: Registry | None = None
+) -> dict[str, object]:
     """A JSON-able account of a message in plain words, for ``jarvis-wallet inspect``.
 
-    ``spend_lamports`` is for ``wallet``, or for the fee payer when no wallet is given.
+    ``spend_lamports`` is for ``wallet``, or for the fee payer when no wallet is given;
+    ``token_movements`` lists every token transfer, ``token_spend`` what the wallet spends per
+    registered mint (``registry``: mint -> RegisteredMint).
     """
     parsed = target if isinstance(target, ParsedInput) else None
     message = parsed.message if parsed is not None else target
     decoded = decode_instructions(message)
-    summary = compute_spend(message, wallet if wallet is not None else message.fee_payer)
+    registry = registry or {}
+    summary = compute_spend(message, wallet if wallet is not None else message.fee_payer, registry)
     result: dict[str, object] = {
         "version": message.version,
         "is_full_transaction": parsed.is_full_transaction if parsed is not None else False,
@@ -374,6 +403,8 @@ def describe(target: Message | ParsedInput, *, wallet: bytes | None = None) -> d
         "fee_lamports": summary.fee_lamports,
         "spend_lamports": summary.spend_lamports,
         "wallet": encode_pubkey(summary.wallet),
+        "token_movements": token_movements(message, decoded, registry),
+        "token_spend": summary.tokens.to_dict()["per_mint"],
         "spend": summary.to_dict(),
     }
     return result

@@ -1,0 +1,332 @@
+"""The operator's mint registry, per-mint limits, and token amounts for people.
+
+The signer knows nothing about a mint it was not told: each mint a wallet may
+spend is registered with its symbol, token program and decimals (and, for
+Token-2022, the extensions the chain reported). A wallet may spend a registered
+mint only under limits of its own (``set_token_limits``), in base units.
+
+``tokens add`` works offline (``decimals`` and ``program`` given) or from a
+mint account read on the chain: the RPC cross-check turns that account into
+``MintFacts`` (program, decimals, extensions) and passes them as ``facts``;
+``add_token`` then cross-checks them against what the operator said and refuses
+a mint whose extensions can move, freeze or hide funds outside the owner's
+control unless each is named in ``allowed_extensions`` (``--allow-extension``,
+stored in the registry).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import peewee
+
+from .amounts import scaled_units
+from .errors import InvalidAmount, InvalidInput, InvalidLimits, NotFound
+from .models import MAX_U64, TokenLimit, TokenMint, TokenSpend, WalletTransaction, iso_utc, utc_now
+from .solana.pubkey import decode_pubkey, encode_pubkey, normalize_pubkey
+from .solana.token import EXTENSION_TYPES, TOKEN_PROGRAM_ID
+from .solana.token_2022 import TOKEN_2022_PROGRAM_ID
+from .solana.token_spend import RegisteredMint, format_token_amount
+
+PROGRAMS = {"token": TOKEN_PROGRAM_ID, "token-2022": TOKEN_2022_PROGRAM_ID}
+MAX_DECIMALS = 255
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$")
+# Mint extensions that let someone other than the owner move, freeze, hide or block its
+# tokens: refused unless the operator names each one (--allow-extension).
+DANGEROUS_EXTENSIONS = frozenset(
+    {
+        "permanent_delegate",  # its delegate can move or burn any holder's tokens
+        "transfer_hook",  # every transfer runs a program the mint's authority chooses
+        "confidential_transfer_mint",  # balances and transfers the signer cannot count
+        "confidential_transfer_fee_config",
+        "confidential_mint_burn",
+        "default_account_state",  # new accounts may start frozen
+        "pausable",  # the authority can stop every transfer
+        "permissioned_burn",
+    }
+)
+MINT_EXTENSIONS = tuple(name for name in EXTENSION_TYPES if name != "uninitialized")
+
+
+@dataclass(frozen=True)
+class MintFacts:
+    """What a mint account on the chain says about the mint."""
+
+    program: str  # "token" or "token-2022"
+    decimals: int
+    extensions: tuple[str, ...] = ()
+
+
+def normalize_symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
+        raise InvalidInput(
+            f"invalid token symbol {symbol!r}: 1 to 16 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return symbol
+
+
+def _program(program: str) -> str:
+    name = program.strip().lower().replace("_", "-") if isinstance(program, str) else program
+    if name not in PROGRAMS:
+        raise InvalidInput(f"unknown token program {program!r}: use token or token-2022")
+    return name
+
+
+def _extension_names(names: Iterable[str], what: str) -> tuple[str, ...]:
+    result = []
+    for name in names:
+        key = name.strip().lower().replace("-", "_")
+        if key not in MINT_EXTENSIONS:
+            raise InvalidInput(f"unknown Token-2022 extension {name!r} in {what}: expected one of {', '.join(MINT_EXTENSIONS)}")
+        if key not in result:
+            result.append(key)
+    return tuple(result)
+
+
+def add_token(
+    symbol: str,
+    *,
+    mint: str,
+    decimals: int | None = None,
+    program: str | None = None,
+    allowed_extensions: Iterable[str] = (),
+    facts: MintFacts | None = None,
+) -> TokenMint:
+    """Register a mint. Offline (``facts`` None) ``decimals`` and ``program`` are required; with
+    ``facts`` read from the chain, what the operator gave must agree with them."""
+    symbol = normalize_symbol(symbol)
+    mint = normalize_pubkey(mint, what="mint")
+    allowed = _extension_names(allowed_extensions, "--allow-extension")
+    if program is not None:
+        program = _program(program)
+    if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= MAX_DECIMALS):
+        raise InvalidInput(f"--decimals must be a whole number from 0 to {MAX_DECIMALS}")
+    extensions: tuple[str, ...] | None = None
+    if facts is None:
+        if decimals is None or program is None:
+            raise InvalidInput("without reading the mint from the chain, give both --decimals and --program")
+    else:
+        for what, given, actual in (("decimals", decimals, facts.decimals), ("program", program, facts.program)):
+            if given is not None and given != actual:
+                raise InvalidInput(f"mint {mint} has {what} {actual} on the chain, not {given}")
+        decimals, program = facts.decimals, _program(facts.program)
+        extensions = _extension_names(facts.extensions, "the mint account")
+        dangerous = sorted(set(extensions) & DANGEROUS_EXTENSIONS - set(allowed))
+        if dangerous:
+            raise InvalidInput(
+                f"mint {mint} has extension(s) {', '.join(dangerous)}, which can move, freeze or hide holders' "
+                "tokens outside their control; register it only if you accept that, with "
+                + " ".join(f"--allow-extension {name}" for name in dangerous)
+            )
+    if program == "token" and allowed:
+        raise InvalidInput("--allow-extension applies to Token-2022 mints only")
+    taken = TokenMint.get_or_none(peewee.fn.LOWER(TokenMint.symbol) == symbol.lower())
+    if taken is not None:
+        raise InvalidInput(f"symbol {taken.symbol} is already registered (mint {taken.mint}); remove it first")
+    same_mint = TokenMint.get_or_none(TokenMint.mint == mint)
+    if same_mint is not None:
+        raise InvalidInput(f"mint {mint} is already registered as {same_mint.symbol}")
+    now = utc_now()
+    return TokenMint.create(
+        symbol=symbol, mint=mint, program=program, decimals=decimals,
+        extensions=None if extensions is None else json.dumps(list(extensions)),
+        allowed_extensions=json.dumps(list(allowed)), created_at=now, updated_at=now,
+    )
+
+
+def list_tokens() -> list[TokenMint]:
+    return list(TokenMint.select().order_by(TokenMint.symbol))
+
+
+def get_token(symbol_or_mint: str) -> TokenMint:
+    """A registered mint by symbol (any case) or mint address."""
+    text = (symbol_or_mint or "").strip()
+    row = TokenMint.get_or_none(peewee.fn.LOWER(TokenMint.symbol) == text.lower()) or TokenMint.get_or_none(
+        TokenMint.mint == text
+    )
+    if row is None:
+        raise NotFound(f"no registered token {text[:60]!r}; see `jarvis-wallet tokens list`")
+    return row
+
+
+def remove_token(symbol_or_mint: str, *, force: bool = False) -> tuple[TokenMint, int]:
+    """Unregister a mint; (the row, how many wallets' limits went with it).
+
+    Refused while wallets have limits for it, unless ``force``: then their limits go too, and
+    from then on every movement of that mint is refused (token_not_registered).
+    """
+    row = get_token(symbol_or_mint)
+    limits = TokenLimit.select().where(TokenLimit.mint == row.mint)
+    count = limits.count()
+    if count and not force:
+        raise InvalidInput(
+            f"{count} wallet(s) have limits for {row.symbol}; remove them (`jarvis-wallet limits remove --token "
+            f"{row.symbol} --wallet W`) or pass --force to remove them with it"
+        )
+    TokenLimit.delete().where(TokenLimit.mint == row.mint).execute()
+    row.delete_instance()
+    return row, count
+
+
+def token_to_dict(row: TokenMint) -> dict:
+    return {
+        "symbol": row.symbol,
+        "mint": row.mint,
+        "program": row.program,
+        "decimals": row.decimals,
+        "extensions": None if row.extensions is None else json.loads(row.extensions),
+        "allowed_extensions": json.loads(row.allowed_extensions or "[]"),
+        "created_at": iso_utc(row.created_at),
+    }
+
+
+def registered_mint(row) -> RegisteredMint:
+    """A registry row (model or raw tuple fields) as the policy takes it."""
+    extensions = None if row.extensions is None else tuple(json.loads(row.extensions))
+    return RegisteredMint(row.symbol, decode_pubkey(row.mint, what="mint"), PROGRAMS[row.program], int(row.decimals), extensions)
+
+
+# -- amounts ---------------------------------------------------------------------------------
+
+_TOKEN_AMOUNT_RE = re.compile(r"^\s*(?P<number>[0-9][0-9_]*(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[A-Za-z0-9._-]*)\s*$")
+BASE_SUFFIX = "base"
+
+
+def parse_token_amount(text: str, *, symbol: str, decimals: int, what: str = "amount") -> int:
+    """Base units an amount names: ``25`` or ``12.5`` (token units, at most ``decimals`` places,
+    optionally followed by the symbol: ``12.5USDC``) or ``25000000base`` (base units)."""
+    shown = str(text).strip()
+    match = _TOKEN_AMOUNT_RE.match(str(text))
+    if not match or len(match.group("number")) > 100:
+        raise InvalidAmount(f"invalid {what} {shown!r}: use token units (12.5) or base units with a suffix (12500000base)")
+    number, unit = match.group("number").replace("_", ""), match.group("unit")
+    if unit.lower() == BASE_SUFFIX:
+        if "." in number:
+            raise InvalidAmount(f"invalid {what} {shown!r}: base units are whole numbers")
+        base = int(number)
+    elif unit in ("", symbol) or unit.lower() == symbol.lower():
+        base = scaled_units(number, decimals, what=what, shown=shown, too_precise=f"{symbol} has {decimals} decimals")
+    else:
+        raise InvalidAmount(f"invalid {what} {shown!r}: unknown unit {unit!r} (use {symbol} or {BASE_SUFFIX})")
+    if base > MAX_U64:
+        raise InvalidAmount(f"invalid {what} {shown!r}: above the u64 maximum of {MAX_U64} base units")
+    return base
+
+
+# -- per-mint limits -------------------------------------------------------------------------
+
+KEEP = "keep"
+
+
+def set_token_limits(wallet: str, token: str, *, per_tx: int | str = KEEP, daily: int | str = KEEP) -> TokenLimit:
+    """Create or change a wallet's ceilings for one registered mint (base units)."""
+    wallet = normalize_pubkey(wallet, what="wallet")
+    mint = get_token(token)
+    existing = TokenLimit.get_or_none((TokenLimit.wallet == wallet) & (TokenLimit.mint == mint.mint))
+    if existing is None and KEEP in (per_tx, daily):
+        raise InvalidLimits(f"wallet {wallet} has no {mint.symbol} limits yet: give both --per-tx and --daily")
+    if existing is not None:
+        per_tx = existing.per_tx_base_units if per_tx == KEEP else per_tx
+        daily = existing.daily_base_units if daily == KEEP else daily
+    for name, value in (("per-tx", per_tx), ("daily", daily)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_U64:
+            raise InvalidLimits(f"the {name} limit must be a whole number of base units from 0 to {MAX_U64}")
+    if per_tx > daily:
+        raise InvalidLimits(
+            f"the per-transaction limit ({format_token_amount(per_tx, mint.decimals)} {mint.symbol}) is above the "
+            f"daily limit ({format_token_amount(daily, mint.decimals)} {mint.symbol})"
+        )
+    fields = {TokenLimit.per_tx_base_units: per_tx, TokenLimit.daily_base_units: daily, TokenLimit.updated_at: utc_now()}
+    (
+        TokenLimit.insert({TokenLimit.wallet: wallet, TokenLimit.mint: mint.mint, **fields})
+        .on_conflict(conflict_target=[TokenLimit.wallet, TokenLimit.mint], update=fields)
+        .execute()
+    )
+    return TokenLimit.get((TokenLimit.wallet == wallet) & (TokenLimit.mint == mint.mint))
+
+
+def remove_token_limits(wallet: str, token: str) -> None:
+    """From then on the wallet may not spend that mint (token_no_limits)."""
+    wallet = normalize_pubkey(wallet, what="wallet")
+    mint = get_token(token)
+    if not TokenLimit.delete().where((TokenLimit.wallet == wallet) & (TokenLimit.mint == mint.mint)).execute():
+        raise NotFound(f"wallet {wallet} has no {mint.symbol} limits")
+
+
+def token_limits_of(wallet: str) -> list[TokenLimit]:
+    return list(TokenLimit.select().where(TokenLimit.wallet == wallet).order_by(TokenLimit.mint))
+
+
+def token_spent_in_window(wallet: str, mint: str, *, now: datetime.datetime, window: datetime.timedelta) -> int:
+    """Base units of ``mint`` the wallet has had signed in the window ending at ``now``."""
+    from .ledger import SPENDING_STATUSES
+
+    rows = (
+        TokenSpend.select(TokenSpend.amount_base_units)
+        .join(WalletTransaction, on=(WalletTransaction.id == TokenSpend.transaction_id))
+        .where(
+            (TokenSpend.wallet == wallet)
+            & (TokenSpend.mint == mint)
+            & (TokenSpend.created_at > now - window)
+            & (WalletTransaction.status.in_(SPENDING_STATUSES))
+        )
+    )
+    return sum(row.amount_base_units for row in rows)  # Python ints: no overflow on either backend
+
+
+def token_limits_report(wallet: str, *, now: datetime.datetime | None = None) -> list[dict]:
+    """Each mint's ceilings for the wallet, with the spend of the last 24 hours, in base units
+    (decimal strings: u64 exceeds what JSON readers keep exact) and token units."""
+    from .ledger import DAILY_WINDOW
+
+    now = now or utc_now()
+    registry = {row.mint: row for row in TokenMint.select()}
+    report = []
+    for limit in token_limits_of(normalize_pubkey(wallet, what="wallet")):
+        mint = registry.get(limit.mint)
+        spent = token_spent_in_window(limit.wallet, limit.mint, now=now, window=DAILY_WINDOW)
+        remaining = max(limit.daily_base_units - spent, 0)
+        decimals = mint.decimals if mint is not None else 0
+        amounts: dict[str, object] = {}
+        for name, value in (
+            ("per_tx", limit.per_tx_base_units), ("daily", limit.daily_base_units),
+            ("spent_24h", spent), ("remaining_24h", remaining),
+        ):
+            amounts[f"{name}_base_units"] = str(value)
+            amounts[name] = format_token_amount(value, decimals)
+        report.append({
+            "mint": limit.mint,
+            "symbol": mint.symbol if mint is not None else None,
+            "decimals": decimals,
+            **amounts,
+            "updated_at": iso_utc(limit.updated_at),
+        })
+    return report
+
+
+def registry_snapshot() -> dict[bytes, RegisteredMint]:
+    """The registry as the policy takes it: mint bytes -> RegisteredMint."""
+    entries = [registered_mint(row) for row in TokenMint.select()]
+    return {entry.mint: entry for entry in entries}
+
+
+def token_policy_inputs(wallet: str, *, now: datetime.datetime) -> tuple[dict, dict, dict]:
+    """What ``policy.decide`` takes about tokens, read from the database as the signer reads
+    it: (registry, the wallet's per-mint TokenLimits, its per-mint spend of the last 24 hours),
+    each keyed by mint bytes."""
+    from .ledger import DAILY_WINDOW
+    from .policy import TokenLimits
+
+    wallet = normalize_pubkey(wallet, what="wallet")
+    limits = {
+        decode_pubkey(row.mint, what="mint"): TokenLimits(row.per_tx_base_units, row.daily_base_units)
+        for row in token_limits_of(wallet)
+    }
+    spent = {
+        mint: token_spent_in_window(wallet, encode_pubkey(mint), now=now, window=DAILY_WINDOW) for mint in limits
+    }
+    return registry_snapshot(), limits, spent
