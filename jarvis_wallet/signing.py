@@ -475,7 +475,8 @@ class SigningService:
             batch.add(replace(row, tokens=tokens))
             return
         approval_id = None
-        if approvals.approval_reasons(state.approval_thresholds, spend_lamports=spend.spend_lamports):
+        # Per-mint thresholds plug in here: ApprovalThresholds.per_mint against this per-mint spend.
+        if approvals.approval_reasons(state.approval_thresholds, spend_lamports=spend.spend_lamports, token_spend=per_mint):
             approval_id = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid, tokens)
             if approval_id is None:  # held or refused: recorded, nothing signed
                 return
