@@ -110,13 +110,20 @@ def approval_reasons(
 ) -> list[str]:
     """Why this spend needs approval (empty: it does not). Strictly above a threshold needs it;
     exactly at it does not, as with the ceilings."""
+    from .policy import format_lamports
+    from .solana.pubkey import encode_pubkey
+
     reasons = []
     if thresholds.lamports is not None and spend_lamports > thresholds.lamports:
-        reasons.append(f"spends {spend_lamports} lamports, above the approval threshold of {thresholds.lamports}")
+        reasons.append(
+            f"spends {format_lamports(spend_lamports)}, above the approval threshold of {format_lamports(thresholds.lamports)}"
+        )
     for mint, amount in sorted((token_spend or {}).items()):
         limit = thresholds.per_mint.get(mint)
         if limit is not None and amount > limit:
-            reasons.append(f"moves {amount} base units of a mint, above its approval threshold of {limit}")
+            reasons.append(
+                f"moves {amount} base units of mint {encode_pubkey(mint)}, above its approval threshold of {limit}"
+            )
     return reasons
 
 

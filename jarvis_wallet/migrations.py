@@ -415,6 +415,10 @@ def _0010_approvals(db: peewee.Database) -> None:
         ),
         migrator.add_column("wallet_transactions", "approval_id", peewee.BigIntegerField(null=True)),
     )
+    # Per mint, in base units (u64): above it a person approves. Null: no threshold.
+    per_mint = _u64_column(db, "approve_above_base_units")
+    per_mint.null = True
+    migrate(migrator.add_column("token_limits", "approve_above_base_units", per_mint))
 
 
 @dataclass(frozen=True)

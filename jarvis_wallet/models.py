@@ -252,6 +252,7 @@ class TokenLimit(BaseModel):
     mint = peewee.CharField(max_length=44)
     per_tx_base_units = U64Field()
     daily_base_units = U64Field()
+    approve_above_base_units = U64Field(null=True)  # above it, a person approves first (approvals.py)
     updated_at = peewee.DateTimeField(default=utc_now)
 
     class Meta:

@@ -159,7 +159,7 @@ class _Statements:
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
             "(SELECT value FROM wallet_config WHERE key = 'durable_nonce_accounts'), "
             f"(SELECT {json_rows.format('symbol, mint, program, decimals, extensions')} FROM token_mints), "
-            f"(SELECT {json_rows.format('mint, per_tx_base_units, daily_base_units')} FROM token_limits "
+            f"(SELECT {json_rows.format('mint, per_tx_base_units, daily_base_units, approve_above_base_units')} FROM token_limits "
             f"WHERE token_limits.wallet = {p}), "
             + (_ISOLATION_NOW if postgres else "NULL")
             + f" FROM spend_limits WHERE wallet = {p}"
@@ -399,11 +399,13 @@ class SigningService:
         per_tx, daily, approve_above, ttl, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
-        registry, token_limits = _token_state(mints, mint_limits)
+        registry, token_limits, approve_above_mint = _token_state(mints, mint_limits)
         spent_tokens = self._rolling_token_spend.current(now) if token_limits else {}
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
-            approval_thresholds=approvals.ApprovalThresholds(None if approve_above is None else int(approve_above)),
+            approval_thresholds=approvals.ApprovalThresholds(
+                None if approve_above is None else int(approve_above), approve_above_mint,
+            ),
             approval_ttl_seconds=approvals.approval_ttl_seconds(ttl),
             spent_24h=self._rolling_spend.current(now),
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
@@ -475,9 +477,9 @@ class SigningService:
             batch.add(replace(row, tokens=tokens))
             return
         approval_id = None
-        # Per-mint thresholds plug in here: ApprovalThresholds.per_mint against this per-mint spend.
-        if approvals.approval_reasons(state.approval_thresholds, spend_lamports=spend.spend_lamports, token_spend=per_mint):
-            approval_id = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid, tokens)
+        reasons = approvals.approval_reasons(state.approval_thresholds, spend_lamports=spend.spend_lamports, token_spend=per_mint)
+        if reasons:
+            approval_id = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid, tokens, reasons)
             if approval_id is None:  # held or refused: recorded, nothing signed
                 return
         signature = self._keypair.sign(signing_bytes)
@@ -505,7 +507,7 @@ class SigningService:
             batch.consumed.append((approval_id, row))
 
     def _use_grant(
-        self, job, parsed, spend, signing_bytes, digest, slot, batch: _Batch, paid: _Paid, tokens: tuple,
+        self, job, parsed, spend, signing_bytes, digest, slot, batch: _Batch, paid: _Paid, tokens: tuple, reasons: list,
     ) -> int | None:
         """Above the approval threshold: consume the operator's grant for this intent and return
         its id, or record why not (held as a pending request, or the grant refused) and return None.
@@ -550,8 +552,7 @@ class SigningService:
             else:
                 approval_id, expires_at = latest.id, latest.expires_at
             error = approvals.ApprovalRequired(
-                f"this transaction spends {format_lamports(spend.spend_lamports)}, above the approval threshold of "
-                f"{format_lamports(batch.state.approval_thresholds.lamports)}: approval request {approval_id} waits for "
+                f"this transaction {'; it '.join(reasons)}: approval request {approval_id} waits for "
                 f"the operator (`jarvis-wallet approvals approve {approval_id}`) until {approvals.iso(expires_at)}; then "
                 "send the same transaction again, with a fresh blockhash if this one has expired",
                 approval_id=approval_id, expires_at=approvals.iso(expires_at), new=new,
@@ -787,8 +788,11 @@ def _token_state(mints, mint_limits) -> tuple[dict, dict]:
     for symbol, mint, program, decimals, extensions in _json_rows(mints):
         entry = _registered_mint(symbol, mint, program, int(decimals), extensions)
         registry[entry.mint] = entry
-    limits = {_mint_bytes(mint): TokenLimits(int(per_tx), int(daily)) for mint, per_tx, daily in _json_rows(mint_limits)}
-    return registry, limits
+    rows = _json_rows(mint_limits)
+    limits = {_mint_bytes(mint): TokenLimits(int(per_tx), int(daily)) for mint, per_tx, daily, _ in rows}
+    # Per-mint approval thresholds (u64: text on SQLite, numeric on PostgreSQL; int() takes both).
+    thresholds = {_mint_bytes(mint): int(above) for mint, _, _, above in rows if above is not None}
+    return registry, limits, thresholds
 
 
 def _token_list(value) -> tuple[tuple[str, str | None, int], ...]:

@@ -25,7 +25,8 @@ LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamp
                "spent_24h_lamports", "remaining_24h_lamports", "updated_at", "tokens", "approve_above_lamports"}
 TOKEN_KEYS = {"symbol", "mint", "program", "decimals", "extensions", "allowed_extensions", "created_at"}
 TOKEN_LIMITS_KEYS = {"mint", "symbol", "decimals", "per_tx", "per_tx_base_units", "daily", "daily_base_units",
-                     "spent_24h", "spent_24h_base_units", "remaining_24h", "remaining_24h_base_units", "updated_at"}
+                     "spent_24h", "spent_24h_base_units", "remaining_24h", "remaining_24h_base_units", "updated_at",
+                     "approve_above", "approve_above_base_units"}
 USDC_MINT = base58.b58encode(bytes(range(2, 34))).decode()
 APPROVAL_KEYS = {"approval_id", "wallet", "status", "intent_sha256", "lamports", "fee_lamports", "payments", "destinations",
                  "purpose", "request_id", "peer_uid", "peer_pid", "created_at", "expires_at", "age_seconds", "seconds_left",

@@ -68,15 +68,15 @@ def limits_set(
     from ..errors import InvalidInput
     from ..limits import KEEP, limits_report, set_limits
 
+    if approve_above is not None and clear_approve_above:
+        raise InvalidInput("give --approve-above or --clear-approve-above, not both")
     if token is not None:
         if notify_above is not None or clear_notify_above:
             raise InvalidInput("--notify-above applies to SOL limits, not with --token")
-        _set_token_limits(ctx, wallet, token, per_tx, daily, json_output)
+        _set_token_limits(ctx, wallet, token, per_tx, daily, json_output, approve_above, clear_approve_above)
         return
     if notify_above is not None and clear_notify_above:
         raise InvalidInput("give --notify-above or --clear-notify-above, not both")
-    if approve_above is not None and clear_approve_above:
-        raise InvalidInput("give --approve-above or --clear-approve-above, not both")
     amounts = {
         "per_tx_lamports": KEEP if per_tx is None else parse_amount(per_tx, what="--per-tx"),
         "daily_lamports": KEEP if daily is None else parse_amount(daily, what="--daily"),
@@ -108,19 +108,23 @@ def limits_set(
     )
 
 
-def _set_token_limits(ctx, wallet, token, per_tx, daily, json_output) -> None:
+def _set_token_limits(ctx, wallet, token, per_tx, daily, json_output, approve_above=None, clear_approve_above=False) -> None:
     from ..db import session
     from ..errors import InvalidInput
     from ..tokens import KEEP, get_token, parse_token_amount, set_token_limits, token_limits_report
 
-    if per_tx is None and daily is None:
-        raise InvalidInput("nothing to set: give --per-tx and/or --daily")
+    if per_tx is None and daily is None and approve_above is None and not clear_approve_above:
+        raise InvalidInput("nothing to set: give --per-tx, --daily, --approve-above or --clear-approve-above")
     with session(database_url(ctx)):
         mint = get_token(token)
         amounts = {
             name: KEEP if text is None else parse_token_amount(text, symbol=mint.symbol, decimals=mint.decimals, what=flag)
-            for name, text, flag in (("per_tx", per_tx, "--per-tx"), ("daily", daily, "--daily"))
+            for name, text, flag in (
+                ("per_tx", per_tx, "--per-tx"), ("daily", daily, "--daily"), ("approve_above", approve_above, "--approve-above"),
+            )
         }
+        if clear_approve_above:
+            amounts["approve_above"] = None
         row = set_token_limits(default_wallet(wallet), mint.symbol, **amounts)
         report = next(r for r in token_limits_report(row.wallet) if r["mint"] == row.mint)
     if json_output:
@@ -128,7 +132,9 @@ def _set_token_limits(ctx, wallet, token, per_tx, daily, json_output) -> None:
         return
     typer.echo(
         f"{report['symbol']} limits for {row.wallet}: per transaction {_token_cell(report, 'per_tx')}, "
-        f"daily {_token_cell(report, 'daily')}"
+        f"daily {_token_cell(report, 'daily')}, "
+        + (f"approval above {_token_cell(report, 'approve_above')}" if report["approve_above"] is not None
+           else "no approval threshold")
     )
 
 
