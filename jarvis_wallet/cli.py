@@ -16,6 +16,7 @@ from click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
+from .commands import approvals as approvals_commands
 from .commands import chain as chain_commands
 from .commands import config as config_commands
 from .commands import database as database_commands
@@ -176,6 +177,7 @@ app.add_typer(tokens_commands.app, name="tokens")
 app.add_typer(tx_commands.app, name="tx")
 app.add_typer(signer_commands.app, name="signer")
 app.add_typer(nonce_commands.app, name="nonce")
+app.add_typer(approvals_commands.app, name="approvals")
 app.command("sign")(sign_commands.sign)
 app.command("sign-message")(sign_commands.sign_message)
 app.command("keygen")(keys_commands.keygen)

@@ -8,6 +8,18 @@ Refusals and failures are exceptions from ``jarvis_wallet.errors``:
 ``PolicyDenied`` (``.reason`` is the stable code), ``AuthenticationFailed``,
 ``InvalidTransaction``/``InvalidInput``, ``DatabaseUnavailable``,
 ``SignerUnavailable`` and ``SignerTimeout``.
+
+Above the wallet's approval threshold, ``sign_transaction`` raises ``ApprovalRequired``
+(``.approval_id``, ``.expires_at``); wait for the operator, then sign the same payment again
+with a fresh blockhash::
+
+    try:
+        signed = signer.sign_transaction(build_tx())
+    except ApprovalRequired as held:
+        signer.wait_for_approval(held.approval_id, timeout=900)   # ApprovalDenied/ApprovalExpired
+        signed = signer.sign_transaction(build_tx())               # a fresh blockhash is fine
+
+or, in one call, ``signer.sign_with_approval(build_tx, timeout=900)``.
 """
 
 from __future__ import annotations
@@ -20,12 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import time
+from collections.abc import Callable
+
 from . import protocol
 from .config import SHARED_SECRET_ENV, default_secret_path, resolve_socket_path
 from .errors import (
+    ApprovalRefused,
+    ApprovalRequired,
     AuthenticationFailed,
     DatabaseUnavailable,
     InvalidInput,
+    NotFound,
     InvalidTransaction,
     JarvisWalletError,
     KeyMaterialError,
@@ -75,6 +93,18 @@ class SignedMessage:
     signed_at: str | None = None
 
 
+@dataclass(frozen=True)
+class ApprovalStatus:
+    """An approval request's state as the signer reports it (``wait_for_approval``)."""
+
+    approval_id: int
+    state: str  # pending, approved, denied, expired, consumed
+    expires_at: str
+    decided_at: str | None = None
+    reason: str | None = None  # a denial's reason
+    transaction_id: int | None = None  # the signed row, once consumed
+
+
 def _token_amounts(items: Any) -> tuple[TokenAmount, ...]:
     """The reply's ``tokens`` (absent from older signers); a malformed entry is a protocol error."""
     if items is None:
@@ -87,8 +117,18 @@ def _token_amounts(items: Any) -> tuple[TokenAmount, ...]:
         raise ProtocolError("the signer's reply has a malformed tokens field") from None
 
 
-def error_from_response(code: str, message: str) -> JarvisWalletError:
-    """The exception a refusal's wire code stands for."""
+def error_from_response(code: str, message: str, reply: dict | None = None) -> JarvisWalletError:
+    """The exception a refusal's wire code stands for (``reply``: the whole response, whose
+    ``approval`` object an approval_required refusal carries)."""
+    if code == protocol.APPROVAL_REQUIRED:
+        held = (reply or {}).get("approval") or {}
+        return ApprovalRequired(
+            message, approval_id=held.get("approvalId"), expires_at=held.get("expiresAt"),
+            details={"lamports": held.get("lamports"), "fee_lamports": held.get("feeLamports"),
+                     "destinations": held.get("destinations"), "purpose": held.get("purpose")},
+        )
+    if code in protocol.APPROVAL_REFUSAL_CODES:
+        return ApprovalRefused(message, reason=code, approval_id=_approval_id_in(message))
     if code in protocol.POLICY_REFUSAL_CODES:
         return PolicyDenied(message, reason=code)
     if code in (protocol.AUTH_FAILED, protocol.STALE_REQUEST, protocol.REPLAYED_REQUEST, "peer_not_allowed"):
@@ -97,6 +137,8 @@ def error_from_response(code: str, message: str) -> JarvisWalletError:
         return InvalidTransaction(message)
     if code in (protocol.BAD_REQUEST, protocol.UNKNOWN_OP, protocol.LINE_TOO_LONG):
         return InvalidInput(message, wire_code=code)
+    if code == protocol.NOT_FOUND:
+        return NotFound(message)
     if code == protocol.DATABASE_UNAVAILABLE:
         return DatabaseUnavailable(message)
     if code == protocol.BUSY:
@@ -108,6 +150,14 @@ def error_from_response(code: str, message: str) -> JarvisWalletError:
     if code == protocol.BAD_PASSPHRASE:
         return AuthenticationFailed(message, wire_code=code)
     return JarvisWalletError(f"signer error {code}: {message}", wire_code=code)
+
+
+def _approval_id_in(message: str) -> int | None:
+    """The request id an approval refusal names ("approval request 7 ...")."""
+    import re
+
+    found = re.search(r"approval request (\d+)", message)
+    return int(found.group(1)) if found else None
 
 
 def find_shared_secret(socket_path: Path, *, secret_file: str | os.PathLike | None = None) -> SharedSecret | None:
@@ -233,6 +283,52 @@ class SignerClient:
             signed_at=reply.get("signedAt"),
         )
 
+    def approval_status(self, approval_id: int, *, wait: float = 0.0, timeout: float | None = None) -> ApprovalStatus:
+        """The request's state now, or as soon as it is no longer pending (within ``wait`` seconds,
+        at most a minute a call)."""
+        wait_ms = int(min(max(wait, 0.0), protocol.MAX_WAIT_MS / 1000) * 1000)
+        reply = self._call(
+            protocol.OP_WAIT_FOR_APPROVAL, approval_id=approval_id, wait_ms=wait_ms,
+            timeout=max(timeout or self.timeout, wait_ms / 1000 + self.timeout),
+        )
+        return ApprovalStatus(
+            approval_id=reply["approvalId"], state=reply["state"], expires_at=reply["expiresAt"],
+            decided_at=reply.get("decidedAt"), reason=reply.get("reason"), transaction_id=reply.get("transactionId"),
+        )
+
+    def wait_for_approval(self, approval_id: int, timeout: float) -> ApprovalStatus:
+        """Block until the operator decides request ``approval_id``; return it once approved.
+
+        Raises ``ApprovalRefused`` (``.reason`` ``approval_denied``, ``approval_expired`` or
+        ``approval_consumed``) if it will never sign, and ``SignerTimeout`` if it is still pending
+        after ``timeout`` seconds (it may still be approved later).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            status = self.approval_status(approval_id, wait=max(0.0, min(left, protocol.MAX_WAIT_MS / 1000)))
+            if status.state == "approved":
+                return status
+            if status.state != "pending":
+                why = f": {status.reason}" if status.reason else ""
+                raise ApprovalRefused(
+                    f"approval request {approval_id} is {status.state}{why}",
+                    reason=f"approval_{status.state}", approval_id=approval_id,
+                )
+            if deadline - time.monotonic() <= 0:
+                raise SignerTimeout(f"approval request {approval_id} is still pending after {timeout:g} s")
+
+    def sign_with_approval(
+        self, build: Callable[[], bytes], *, purpose: str | None = None, timeout: float = 900.0,
+    ) -> SignedTransaction:
+        """Sign ``build()``; if it is held for approval, wait up to ``timeout`` seconds for the
+        operator and sign a freshly built one (same payment, new blockhash)."""
+        try:
+            return self.sign_transaction(build(), purpose=purpose)
+        except ApprovalRequired as held:
+            self.wait_for_approval(held.approval_id, timeout)
+        return self.sign_transaction(build(), purpose=purpose)
+
     # -- plumbing -----------------------------------------------------------------------------
 
     def _call(self, op: str, *, authenticate: bool = True, timeout: float | None = None, **fields) -> dict[str, Any]:
@@ -265,7 +361,7 @@ class SignerClient:
                 return reply
             if not isinstance(error, dict):
                 raise ProtocolError("malformed error response from the signer")
-            raise error_from_response(str(error.get("code")), str(error.get("message")))
+            raise error_from_response(str(error.get("code")), str(error.get("message")), reply)
         raise AssertionError("unreachable")
 
     def _round_trip(self, frame: bytes, timeout: float) -> dict[str, Any]:

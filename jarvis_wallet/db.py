@@ -96,13 +96,14 @@ def parse_database_url(url: str) -> DatabaseTarget:
     )
 
 
-def open_database(url: str, *, create: bool = False, bind: bool = True) -> peewee.Database:
+def open_database(url: str, *, create: bool = False, bind: bool = True, thread_safe: bool = True) -> peewee.Database:
     """Connect to the database a URL names and bind the models to it.
 
     A SQLite file is created only when ``create`` is set (``init-db``), so a
     mistyped path is reported instead of leaving an empty database behind.
     ``bind=False`` leaves the models where they are: for a connection of its own
-    inside a running signer (health check, metrics), which uses raw SQL only.
+    inside a running signer (health check, metrics, the approval reader), which uses raw SQL only.
+    ``thread_safe=False``: one connection shared by the threads that use it (under their lock).
     """
     from .models import bind_models
 
@@ -112,9 +113,9 @@ def open_database(url: str, *, create: bool = False, bind: bool = True) -> peewe
             raise SchemaNotInitialised(
                 f"no database at {target.sqlite_path}; run `jarvis-wallet init-db` first"
             )
-        db = _open_sqlite(target, create=create)
+        db = _open_sqlite(target, create=create, thread_safe=thread_safe)
     else:
-        db = _open_postgres(target)
+        db = _open_postgres(target, thread_safe=thread_safe)
     db.jarvis_target = target  # what to call it in messages
     with translate_errors(db):
         db.connect(reuse_if_open=True)
@@ -123,7 +124,7 @@ def open_database(url: str, *, create: bool = False, bind: bool = True) -> peewe
     return db
 
 
-def _open_sqlite(target: DatabaseTarget, *, create: bool) -> peewee.SqliteDatabase:
+def _open_sqlite(target: DatabaseTarget, *, create: bool, thread_safe: bool = True) -> peewee.SqliteDatabase:
     from .config import data_dir, ensure_private_dir
 
     path = target.sqlite_path
@@ -137,6 +138,8 @@ def _open_sqlite(target: DatabaseTarget, *, create: bool) -> peewee.SqliteDataba
     return peewee.SqliteDatabase(
         str(path),
         timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
+        thread_safe=thread_safe,
+        check_same_thread=thread_safe,
         pragmas={
             "journal_mode": "wal",
             "foreign_keys": 1,
@@ -160,10 +163,10 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def _open_postgres(target: DatabaseTarget) -> peewee.PostgresqlDatabase:
+def _open_postgres(target: DatabaseTarget, *, thread_safe: bool = True) -> peewee.PostgresqlDatabase:
     params = dict(target.postgres_params or {})
     dbname = params.pop("dbname")
-    return peewee.PostgresqlDatabase(dbname, **params)
+    return peewee.PostgresqlDatabase(dbname, thread_safe=thread_safe, **params)
 
 
 def is_sqlite(db: peewee.Database) -> bool:

@@ -21,6 +21,8 @@ and the error code sent over the wire. The CLI maps them in one place
     │   └── SchemaTooNew                    exit 3   database_unavailable
     ├── NotFound                            exit 4   not_found
     ├── PolicyDenied                        exit 5   <reason code, e.g. daily_limit_exceeded>
+    │   ├── ApprovalRequired                exit 5   approval_required
+    │   └── ApprovalRefused                 exit 5   approval_denied | approval_expired | approval_consumed
     ├── SignerUnavailable                   exit 6   (client side only)
     │   ├── SignerTimeout                   exit 6
     │   └── RateLimited                     exit 6   rate_limited
@@ -138,6 +140,28 @@ class PolicyDenied(JarvisWalletError):
     def __init__(self, message: str, *, reason: str, details: dict | None = None) -> None:
         super().__init__(message, wire_code=reason, details=details)
         self.reason = reason
+
+
+class ApprovalRequired(PolicyDenied):
+    """The transaction is within the limits but above the approval threshold: an operator must
+    approve request ``approval_id`` before ``expires_at``; then send the same intent again."""
+
+    def __init__(
+        self, message: str, *, approval_id: int, expires_at: str, details: dict | None = None, new: bool = False
+    ) -> None:
+        details = {"approval_id": approval_id, "expires_at": expires_at, **(details or {})}
+        super().__init__(message, reason="approval_required", details=details)
+        self.approval_id = approval_id
+        self.expires_at = expires_at
+        self.new = new  # this request opened it (the signer notifies the operator)
+
+
+class ApprovalRefused(PolicyDenied):
+    """The approval covering this intent cannot be used: denied, expired or already consumed."""
+
+    def __init__(self, message: str, *, reason: str, approval_id: int | None) -> None:
+        super().__init__(message, reason=reason, details={"approval_id": approval_id})
+        self.approval_id = approval_id
 
 
 class SignerUnavailable(JarvisWalletError):

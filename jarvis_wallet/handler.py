@@ -9,7 +9,11 @@ signatures of next to no spend, decision_budget.py), hand to the signing
 worker (which checks, records and signs atomically), charge the budget if
 the decision was free, reply. ``lock`` and ``unlock`` go to the key guard
 (``key_lock.py``); while the key is locked the signing worker answers every
-signing request ``locked``.
+signing request ``locked``. A transaction held for approval is answered
+``approval_required`` with the held request, and the operator's notify command
+is told after the decision is committed; ``wait_for_approval`` reports a held
+request's state and never changes it (only the operator approves, in the
+database).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from dataclasses import dataclass, field
 import base58
 
 from . import protocol
+from .approvals import notification_document
 from .errors import (
+    ApprovalRequired,
     AuthenticationFailed,
     InvalidInput,
     InvalidTransaction,
@@ -98,6 +104,9 @@ class RequestHandler:
         status_fields: Mapping[str, object] | None = None,
         live_status: Callable[[], Mapping[str, object]] | None = None,
         key_guard: KeyGuard | None = None,
+        approval_state: Callable[[int, str], object] | None = None,
+        notify_approval: Callable[[dict], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         # Public facts the `status` op reports besides the counters (database, version, log),
         # and the ones checked on each `status` (the database's health).
@@ -108,6 +117,11 @@ class RequestHandler:
         self._public_key = public_key
         self._public_key_text = base58.b58encode(public_key).decode("ascii")
         self._sign_job = sign
+        # approval_state(id, wallet) -> approvals.ApprovalState, read from the database; None:
+        # this handler has no database (wait_for_approval answers not_found).
+        self._approval_state = approval_state
+        self._notify_approval = notify_approval
+        self._sleep = sleep
         self._decision_budget = decision_budget  # None: every decision is recorded, however many
         self._legacy_protocol = legacy_protocol
         self._clock_ms = clock_ms
@@ -127,6 +141,7 @@ class RequestHandler:
             protocol.OP_SIGN_MESSAGE: self._sign_message,
             protocol.OP_LOCK: self._lock,
             protocol.OP_UNLOCK: self._unlock,
+            protocol.OP_WAIT_FOR_APPROVAL: self._wait_for_approval,
         }
 
     def handle_line(self, line: bytes, peer: Peer = Peer()) -> bytes:
@@ -241,9 +256,13 @@ class RequestHandler:
         return outcome
 
     def _sign_transaction(self, request: protocol.Request, peer: Peer) -> dict:
-        outcome = self._sign(
-            SignJob(request_id=request.request_id, tx_bytes=request.tx_bytes, purpose=request.purpose, peer=peer)
-        )
+        try:
+            outcome = self._sign(
+                SignJob(request_id=request.request_id, tx_bytes=request.tx_bytes, purpose=request.purpose, peer=peer)
+            )
+        except ApprovalRequired as exc:
+            self.stats.count(signed=False)
+            return self._held_for_approval(request.request_id, exc, peer)
         self.stats.count(signed=True)
         return protocol.ok_response(
             request.request_id,
@@ -258,6 +277,33 @@ class RequestHandler:
             # Base units as decimal strings: a u64 exceeds what JSON readers keep exact.
             tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in outcome.tokens],
         )
+
+    def _held_for_approval(self, request_id: str | None, exc: ApprovalRequired, peer: Peer) -> dict:
+        """The approval_required reply; a request this one opened is announced (committed by now)."""
+        details = exc.details
+        if exc.new and self._notify_approval is not None:
+            self._notify_approval(
+                notification_document(exc, wallet=self._public_key_text, peer_uid=peer.uid, peer_pid=peer.pid)
+            )
+        return protocol.approval_required_response(
+            request_id, exc.message, approval_id=exc.approval_id, expires_at=exc.expires_at,
+            wallet=self._public_key_text, lamports=details["lamports"], fee_lamports=details["fee_lamports"],
+            payments=details["payments"], purpose=details["purpose"],
+        )
+
+    def _wait_for_approval(self, request: protocol.Request, peer: Peer) -> dict:
+        """The request's state once it is no longer pending, or after ``waitMs`` (default 0: now)."""
+        from .errors import NotFound
+
+        if self._approval_state is None:
+            raise NotFound("this signer keeps no approval requests", wire_code=protocol.NOT_FOUND)
+        deadline = time.monotonic() + (request.wait_ms or 0) / 1000
+        while True:
+            state = self._approval_state(request.approval_id, self._public_key_text)
+            left = deadline - time.monotonic()
+            if state.status != "pending" or left <= 0:
+                return protocol.ok_response(request.request_id, **state.to_wire())
+            self._sleep(min(APPROVAL_POLL_SECONDS, left))
 
     def _sign_message(self, request: protocol.Request, peer: Peer) -> dict:
         outcome = self._sign(
@@ -284,6 +330,10 @@ class RequestHandler:
             protocol.verify_legacy_hmac(self._secret, request)
             job_id = _legacy_audit_request_id(request.request_id)
             outcome = self._sign(SignJob(request_id=job_id, tx_bytes=request.tx_bytes, peer=peer))
+        except ApprovalRequired as exc:  # an original client knows no approvals: sign_error, with ours in reason
+            self.stats.count(signed=False)
+            held = self._held_for_approval(request_id, exc, peer)
+            return protocol.legacy_error_response(request_id, exc.wire_code, held["error"]["message"])
         except JarvisWalletError as exc:
             if _is_refused_decision(exc):
                 self.stats.count(signed=False)
@@ -294,6 +344,10 @@ class RequestHandler:
             )
         self.stats.count(signed=True)
         return protocol.legacy_ok_response(request_id, outcome.signature)
+
+
+#: How often a waiting wait_for_approval looks at the database again.
+APPROVAL_POLL_SECONDS = 0.25
 
 
 def _wire_time(moment: datetime.datetime | None) -> str | None:

@@ -224,6 +224,7 @@ def transaction_to_dict(
         "duplicate_of": row.duplicate_of,
         "kind": row.kind,
         "message_text": row.message_text,
+        "approval_id": row.approval_id,  # the approval request it asked for (held, refused) or used (signed)
         "last_valid_block_height": row.last_valid_block_height,
         "chain_fee_lamports": row.chain_fee_lamports,
         "above_notify_threshold": (

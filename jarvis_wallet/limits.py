@@ -19,11 +19,13 @@ def set_limits(
     per_tx_lamports: int | str = KEEP,
     daily_lamports: int | str = KEEP,
     notify_above_lamports: int | str | None = KEEP,
+    approve_above_lamports: int | str | None = KEEP,
 ) -> SpendLimit:
     """Create or change a wallet's ceilings (amounts already parsed to lamports).
 
-    A value left as ``KEEP`` keeps what the wallet has; ``notify_above_lamports=None`` clears
-    the notify threshold. A wallet without limits needs both ceilings.
+    A value left as ``KEEP`` keeps what the wallet has; ``None`` clears the notify threshold
+    (which only flags rows) or the approval threshold (above which a transaction waits for the
+    operator's `approvals approve`). A wallet without limits needs both ceilings.
     """
     wallet = normalize_pubkey(wallet, what="wallet")
     existing = SpendLimit.get_or_none(SpendLimit.wallet == wallet)
@@ -34,7 +36,12 @@ def set_limits(
         daily_lamports = existing.daily_lamports if daily_lamports == KEEP else daily_lamports
     if notify_above_lamports == KEEP:
         notify_above_lamports = existing.notify_above_lamports if existing is not None else None
-    for name, value in (("per-tx", per_tx_lamports), ("daily", daily_lamports), ("notify-above", notify_above_lamports)):
+    if approve_above_lamports == KEEP:
+        approve_above_lamports = existing.approve_above_lamports if existing is not None else None
+    for name, value in (
+        ("per-tx", per_tx_lamports), ("daily", daily_lamports), ("notify-above", notify_above_lamports),
+        ("approve-above", approve_above_lamports),
+    ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise InvalidLimits(f"the {name} limit must be a non-negative number of lamports")
     if per_tx_lamports > daily_lamports:
@@ -47,6 +54,7 @@ def set_limits(
         SpendLimit.per_tx_lamports: per_tx_lamports,
         SpendLimit.daily_lamports: daily_lamports,
         SpendLimit.notify_above_lamports: notify_above_lamports,
+        SpendLimit.approve_above_lamports: approve_above_lamports,
         SpendLimit.updated_at: now,
     }
     (
@@ -94,6 +102,7 @@ def limits_report(row: SpendLimit, *, now: datetime.datetime | None = None) -> d
         "daily_lamports": row.daily_lamports,
         "notify_above_lamports": notify,
         "above_notify_24h": 0 if notify is None else count_above_in_window(row.wallet, notify, now=now),
+        "approve_above_lamports": row.approve_above_lamports,
         "spent_24h_lamports": spent,
         "remaining_24h_lamports": max(row.daily_lamports - spent, 0),
         "updated_at": iso_utc(row.updated_at),

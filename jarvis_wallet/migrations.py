@@ -361,6 +361,66 @@ def _0011_chain(db: peewee.Database) -> None:
     )
 
 
+def _0010_approvals(db: peewee.Database) -> None:
+    """Human approval (approvals.py): the held requests, the threshold, and the audit link.
+
+    ``notify_above_lamports`` stays what it was, a flag on rows already signed:
+    ``approve_above_lamports`` is a new, separate threshold that holds a transaction until a
+    person approves it. Turning every notify threshold into an approval one would stop agents
+    at the upgrade, holding payments that operators only asked to see flagged.
+    """
+    requests = _frozen_model(
+        db,
+        "approval_requests",
+        {
+            "id": peewee.BigAutoField(),
+            "wallet": peewee.CharField(max_length=44),
+            "intent_sha256": peewee.CharField(max_length=64),
+            "status": peewee.CharField(
+                max_length=16,
+                constraints=[peewee.Check("status IN ('pending', 'approved', 'denied', 'consumed', 'expired')")],
+            ),
+            "request_id": peewee.CharField(max_length=64),
+            "purpose": peewee.TextField(null=True),
+            "lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("lamports >= 0")]),
+            "fee_lamports": peewee.BigIntegerField(default=0, constraints=[peewee.Check("fee_lamports >= 0")]),
+            "payments": peewee.TextField(null=True),
+            "message_bytes": peewee.BlobField(null=True),
+            "peer_uid": peewee.IntegerField(null=True),
+            "peer_pid": peewee.IntegerField(null=True),
+            "created_at": peewee.DateTimeField(),
+            "expires_at": peewee.DateTimeField(),
+            "decided_at": peewee.DateTimeField(null=True),
+            "decided_by": peewee.CharField(max_length=64, null=True),
+            "decided_by_uid": peewee.IntegerField(null=True),
+            "decision_note": peewee.TextField(null=True),
+            "consumed_at": peewee.DateTimeField(null=True),
+            "signed_transaction_id": peewee.BigIntegerField(null=True),
+        },
+        constraints=[
+            # Decided exactly when approved, denied or used; used exactly when consumed.
+            peewee.Check("(status IN ('approved', 'denied', 'consumed')) <= (decided_at IS NOT NULL)"),
+            peewee.Check("(status = 'consumed') = (consumed_at IS NOT NULL)"),
+        ],
+    )
+    db.create_tables([requests], safe=False)
+    migrator = SchemaMigrator.from_database(db)
+    migrate(
+        # The signer's "latest request for this intent" under the wallet's lock.
+        migrator.add_index("approval_requests", ("wallet", "intent_sha256", "id"), unique=False),
+        migrator.add_index("approval_requests", ("status", "expires_at"), unique=False),
+        migrator.add_column(
+            "spend_limits", "approve_above_lamports",
+            peewee.BigIntegerField(null=True, constraints=[peewee.Check("approve_above_lamports >= 0")]),
+        ),
+        migrator.add_column("wallet_transactions", "approval_id", peewee.BigIntegerField(null=True)),
+    )
+    # Per mint, in base units (u64): above it a person approves. Null: no threshold.
+    per_mint = _u64_column(db, "approve_above_base_units")
+    per_mint.null = True
+    migrate(migrator.add_column("token_limits", "approve_above_base_units", per_mint))
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -377,6 +437,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0007_wallet_transactions_duplicate_rows", _0007_duplicate_rows),
     Migration("0008_wallet_transactions_kind_and_message_text", _0008_kind_and_message_text),
     Migration("0009_tokens", _0009_tokens),
+    # After 0011 on databases that had 0009 and 0011 first: applied by name, and neither touches
+    # what the other adds (0011 rebuilds wallet_transactions on SQLite keeping every column).
+    Migration("0010_approvals", _0010_approvals),
     Migration("0011_chain", _0011_chain),
 )
 

@@ -42,6 +42,15 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+def naive_utc(moment) -> datetime.datetime:
+    """A timestamp column as naive UTC (SQLite may hand back text, PostgreSQL an aware time)."""
+    if isinstance(moment, str):
+        moment = datetime.datetime.fromisoformat(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return moment
+
+
 def iso_utc(moment: datetime.datetime | None) -> str | None:
     """``2026-11-26T13:02:23.123456Z`` for JSON output; None stays None."""
     return None if moment is None else moment.isoformat() + "Z"
@@ -102,6 +111,7 @@ class WalletTransaction(BaseModel):
     duplicate_of = peewee.BigIntegerField(null=True)
     kind = peewee.CharField(max_length=16, default="transaction")  # or "message" (off-chain)
     message_text = peewee.TextField(null=True)  # an off-chain message's text, as signed
+    approval_id = peewee.BigIntegerField(null=True)  # the approval request this row asked for or used
     # The block height after which its blockhash is no longer accepted (null: not known, or a
     # durable-nonce transaction, which has none): what proves it expired.
     last_valid_block_height = peewee.BigIntegerField(null=True)
@@ -154,11 +164,41 @@ class SpendLimit(BaseModel):
     wallet = peewee.CharField(max_length=44, unique=True)
     per_tx_lamports = peewee.BigIntegerField()
     daily_lamports = peewee.BigIntegerField()
-    notify_above_lamports = peewee.BigIntegerField(null=True)
+    notify_above_lamports = peewee.BigIntegerField(null=True)  # flags rows; holds nothing
+    approve_above_lamports = peewee.BigIntegerField(null=True)  # above it, a person approves first
     updated_at = peewee.DateTimeField(default=utc_now)
 
     class Meta:
         table_name = "spend_limits"
+
+
+class ApprovalRequest(BaseModel):
+    """A transaction within the limits but above the approval threshold, held for the operator
+    (approvals.py): its intent, what it pays, who asked, and what the operator decided."""
+
+    id = peewee.BigAutoField()
+    wallet = peewee.CharField(max_length=44)
+    intent_sha256 = peewee.CharField(max_length=64)
+    status = peewee.CharField(max_length=16)  # pending, approved, denied, consumed, expired
+    request_id = peewee.CharField(max_length=64)  # the signing request that opened it
+    purpose = peewee.TextField(null=True)
+    lamports = peewee.BigIntegerField(default=0)
+    fee_lamports = peewee.BigIntegerField(default=0)
+    payments = peewee.TextField(null=True)
+    message_bytes = peewee.BlobField(null=True)  # the message first asked for
+    peer_uid = peewee.IntegerField(null=True)
+    peer_pid = peewee.IntegerField(null=True)
+    created_at = peewee.DateTimeField(default=utc_now)
+    expires_at = peewee.DateTimeField()
+    decided_at = peewee.DateTimeField(null=True)
+    decided_by = peewee.CharField(max_length=64, null=True)  # OS user name of the operator
+    decided_by_uid = peewee.IntegerField(null=True)
+    decision_note = peewee.TextField(null=True)  # --note of an approval, --reason of a denial
+    consumed_at = peewee.DateTimeField(null=True)
+    signed_transaction_id = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "approval_requests"
 
 
 class WalletConfig(BaseModel):
@@ -212,6 +252,7 @@ class TokenLimit(BaseModel):
     mint = peewee.CharField(max_length=44)
     per_tx_base_units = U64Field()
     daily_base_units = U64Field()
+    approve_above_base_units = U64Field(null=True)  # above it, a person approves first (approvals.py)
     updated_at = peewee.DateTimeField(default=utc_now)
 
     class Meta:
@@ -235,7 +276,7 @@ class TokenSpend(BaseModel):
 
 
 MODELS = (
-    WalletTransaction, SpendLimit, WalletConfig, SchemaMigration, TokenMint, TokenLimit, TokenSpend, SpendRelease,
+    WalletTransaction, SpendLimit, ApprovalRequest, WalletConfig, SchemaMigration, TokenMint, TokenLimit, TokenSpend, SpendRelease,
     ChainBlockhash,
 )
 

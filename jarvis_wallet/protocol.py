@@ -88,11 +88,12 @@ OP_SIGN = "sign"
 OP_SIGN_MESSAGE = "sign_message"
 OP_LOCK = "lock"
 OP_UNLOCK = "unlock"
+OP_WAIT_FOR_APPROVAL = "wait_for_approval"
 
-OPS = frozenset({OP_PING, OP_PUBKEY, OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE, OP_LOCK, OP_UNLOCK})
+OPS = frozenset({OP_PING, OP_PUBKEY, OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE, OP_LOCK, OP_UNLOCK, OP_WAIT_FOR_APPROVAL})
 #: Ops that must carry ``hmac`` and ``timestamp``. Others are authenticated when they carry one.
 #: ``lock`` needs no secret: anyone allowed on the socket may take the signer's power away.
-AUTHENTICATED_OPS = frozenset({OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE, OP_UNLOCK})
+AUTHENTICATED_OPS = frozenset({OP_STATUS, OP_SIGN, OP_SIGN_MESSAGE, OP_UNLOCK, OP_WAIT_FOR_APPROVAL})
 
 FIELD_OP = "op"
 FIELD_REQUEST_ID = "requestId"
@@ -102,6 +103,12 @@ FIELD_MESSAGE = "message"
 FIELD_PURPOSE = "purpose"
 FIELD_HMAC = "hmac"
 FIELD_PASSPHRASE = "passphrase"
+
+FIELD_APPROVAL_ID = "approvalId"
+FIELD_WAIT_MS = "waitMs"
+
+#: Longest a wait_for_approval request may hold its connection before it is answered.
+MAX_WAIT_MS = 60_000
 
 _COMMON_FIELDS = frozenset({FIELD_OP, FIELD_REQUEST_ID, FIELD_TIMESTAMP, FIELD_HMAC})
 #: Fields each op accepts; anything else is bad_request.
@@ -114,6 +121,7 @@ ALLOWED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
         OP_SIGN_MESSAGE: _COMMON_FIELDS | {FIELD_MESSAGE, FIELD_PURPOSE},
         OP_LOCK: _COMMON_FIELDS,
         OP_UNLOCK: _COMMON_FIELDS | {FIELD_PASSPHRASE},
+        OP_WAIT_FOR_APPROVAL: _COMMON_FIELDS | {FIELD_APPROVAL_ID, FIELD_WAIT_MS},
     }
 )
 #: Fields each op requires (``timestamp`` and ``hmac`` also whenever ``hmac`` is present).
@@ -126,6 +134,7 @@ REQUIRED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
         OP_SIGN_MESSAGE: _COMMON_FIELDS | {FIELD_MESSAGE},
         OP_LOCK: frozenset({FIELD_OP, FIELD_REQUEST_ID}),
         OP_UNLOCK: _COMMON_FIELDS | {FIELD_PASSPHRASE},
+        OP_WAIT_FOR_APPROVAL: _COMMON_FIELDS | {FIELD_APPROVAL_ID},
     }
 )
 KNOWN_FIELDS = frozenset().union(*ALLOWED_FIELDS.values())
@@ -176,7 +185,15 @@ BUSY = "busy"
 RATE_LIMITED = "rate_limited"
 LOCKED = "locked"
 BAD_PASSPHRASE = "bad_passphrase"
+NOT_FOUND = "not_found"
+APPROVAL_REQUIRED = "approval_required"
+APPROVAL_DENIED = "approval_denied"
+APPROVAL_EXPIRED = "approval_expired"
+APPROVAL_CONSUMED = "approval_consumed"
 INTERNAL_ERROR = "internal_error"
+
+#: Refusals of a transaction above the wallet's approval threshold (recorded like the policy's).
+APPROVAL_REFUSAL_CODES = frozenset({APPROVAL_REQUIRED, APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_CONSUMED})
 
 #: Every error code the signer may send, with its one-line meaning. Codes are stable: new ones
 #: may be added, existing ones never change meaning. Clients treat an unknown code as a refusal.
@@ -227,6 +244,13 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "an operator unlocks it with the keystore's passphrase",
         BAD_PASSPHRASE: "unlock: the passphrase does not open the signer's keystore, or the signer "
         "has no keystore to unlock with",
+        NOT_FOUND: "wait_for_approval: no approval request with that approvalId for this signer's wallet",
+        APPROVAL_REQUIRED: "the transaction is within the limits but above the approval threshold: it is "
+        "held as the pending request in `approval` until an operator approves it; then send the same "
+        "intent again (a fresh blockhash is fine)",
+        APPROVAL_DENIED: "the operator denied the approval request covering this transaction",
+        APPROVAL_EXPIRED: "the approval request covering this transaction expired; send it again to open a new one",
+        APPROVAL_CONSUMED: "the approval covering this transaction was already used for a signature; each approval signs once",
         INTERNAL_ERROR: "an unexpected failure inside the signer; nothing was signed",
     }
 )
@@ -413,6 +437,8 @@ class Request:
     message: str | None = None
     purpose: str | None = None
     passphrase: str | None = field(default=None, repr=False)
+    approval_id: int | None = None
+    wait_ms: int | None = None
 
     @property
     def requires_authentication(self) -> bool:
@@ -428,6 +454,8 @@ class Request:
             (FIELD_MESSAGE, self.message),
             (FIELD_PURPOSE, self.purpose),
             (FIELD_PASSPHRASE, self.passphrase),
+            (FIELD_APPROVAL_ID, self.approval_id),
+            (FIELD_WAIT_MS, self.wait_ms),
         )
         for name, value in optional:
             if value is not None:
@@ -484,6 +512,13 @@ def _parse_timestamp(obj: Mapping[str, Any]) -> int:
     return value
 
 
+def _parse_bounded_int(obj: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    value = obj[name]
+    if type(value) is not int or not low <= value <= high:
+        raise _bad_request(f"field {name!r} must be an integer from {low} to {high}")
+    return value
+
+
 def _parse_hmac(obj: Mapping[str, Any]) -> str:
     value = _require_str(obj, FIELD_HMAC)
     if _HMAC_PATTERN.fullmatch(value) is None:
@@ -537,7 +572,7 @@ def _utf8_encodable(value: str) -> bool:
     return True
 
 
-def _has_refused_character(value: str, *, allowed: frozenset[str] = frozenset()) -> bool:
+def has_refused_character(value: str, *, allowed: frozenset[str] = frozenset()) -> bool:
     for character in value:
         if character in allowed:
             continue
@@ -552,7 +587,7 @@ def _parse_purpose(obj: Mapping[str, Any]) -> str:
     value = _require_str(obj, FIELD_PURPOSE)
     if len(value) > MAX_PURPOSE_CHARS:
         raise _bad_request(f"field 'purpose' is longer than {MAX_PURPOSE_CHARS} characters")
-    if _has_refused_character(value):
+    if has_refused_character(value):
         raise _bad_request(
             "field 'purpose' contains control, surrogate, line-separator or bidi characters"
         )
@@ -563,7 +598,7 @@ def _parse_message(obj: Mapping[str, Any]) -> str:
     value = _require_str(obj, FIELD_MESSAGE)
     if not value:
         raise _bad_request("field 'message' is empty")
-    if _has_refused_character(value, allowed=_MESSAGE_ALLOWED_CONTROLS):
+    if has_refused_character(value, allowed=_MESSAGE_ALLOWED_CONTROLS):
         raise _bad_request(
             "field 'message' contains control (other than tab and newline), surrogate, "
             "line-separator or bidi characters"
@@ -633,6 +668,11 @@ def parse_request(obj: Mapping[str, Any]) -> Request:
     elif op == OP_SIGN_MESSAGE:
         message = _parse_message(obj)
     passphrase = _parse_passphrase(obj) if op == OP_UNLOCK else None
+    approval_id = wait_ms = None
+    if op == OP_WAIT_FOR_APPROVAL:
+        approval_id = _parse_bounded_int(obj, FIELD_APPROVAL_ID, 1, MAX_TIMESTAMP_MS)
+        if FIELD_WAIT_MS in obj:
+            wait_ms = _parse_bounded_int(obj, FIELD_WAIT_MS, 0, MAX_WAIT_MS)
     return Request(
         op=op,
         request_id=request_id,
@@ -643,6 +683,8 @@ def parse_request(obj: Mapping[str, Any]) -> Request:
         message=message,
         purpose=purpose,
         passphrase=passphrase,
+        approval_id=approval_id,
+        wait_ms=wait_ms,
     )
 
 
@@ -744,6 +786,8 @@ def build_request(
     message: str | None = None,
     purpose: str | None = None,
     passphrase: str | None = None,
+    approval_id: int | None = None,
+    wait_ms: int | None = None,
 ) -> dict[str, Any]:
     """A complete request object for a client to send: id, timestamp and hmac filled in.
 
@@ -760,6 +804,8 @@ def build_request(
         (FIELD_MESSAGE, message),
         (FIELD_PURPOSE, purpose),
         (FIELD_PASSPHRASE, passphrase),
+        (FIELD_APPROVAL_ID, approval_id),
+        (FIELD_WAIT_MS, wait_ms),
     )
     fields: dict[str, Any] = {name: value for name, value in candidates if value is not None}
     if secret is not None:
@@ -933,6 +979,30 @@ def error_response(request_id: str | None, code: str, message: str) -> dict[str,
 def error_response_for(request_id: str | None, error: JarvisWalletError) -> dict[str, Any]:
     """The error response for one of our exceptions: its wire code and user-facing message."""
     return error_response(request_id, error.wire_code, error.message)
+
+
+def approval_required_response(
+    request_id: str | None, message: str, *, approval_id: int, expires_at: str, wallet: str,
+    lamports: int, fee_lamports: int, payments: list, purpose: str | None,
+) -> dict[str, Any]:
+    """An ``approval_required`` refusal: the error, and the held request in ``approval`` (what
+    was decoded, so an agent can tell its user what waits for the operator)."""
+    response = error_response(request_id, APPROVAL_REQUIRED, message)
+    response["approval"] = {
+        "approvalId": approval_id,
+        "expiresAt": expires_at,
+        "wallet": wallet,
+        "lamports": lamports,
+        "feeLamports": fee_lamports,
+        "destinations": list(dict.fromkeys(p["destination_label"] for p in payments)),
+        "payments": [
+            {"instructionIndex": p["instruction_index"], "kind": p["kind"], "destination": p["destination_label"],
+             "lamports": p["lamports"]}
+            for p in payments
+        ],
+        "purpose": purpose,
+    }
+    return response
 
 
 # --- legacy mode (the original @jarvis/wallet agents) ----------------------------------------

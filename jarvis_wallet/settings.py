@@ -65,7 +65,18 @@ KNOWN_KEYS: dict[str, KnownKey] = {
         "(comma-separated; see docs/policy.md)",
         _pubkey_list_validator("nonce account"),
     ),
+    "approval_ttl_seconds": KnownKey(
+        "Seconds an approval request waits for the operator, and an approval waits to be used "
+        "(60 to 604800; default 900)",
+        lambda value: _validate_ttl(value),
+    ),
 }
+
+
+def _validate_ttl(value: str) -> str:
+    from .approvals import validate_ttl
+
+    return validate_ttl(value)
 
 
 def validate_setting(key: str, value: str) -> tuple[str, str]:

@@ -13,7 +13,10 @@ row (with every payment of the decision and the bytes decided, so that it can
 be checked again later). Tokens the same way: the mint registry, the wallet's
 per-mint limits and its per-mint 24-hour spend are read under the same lock,
 and each decision's per-mint spend is inserted (token_spend) in the same
-transaction as its row. The signature
+transaction as its row. A transaction above the wallet's approval threshold
+is signed only with a grant the operator gave for its intent, consumed in
+this same transaction; without one it is held as a pending request and
+answered ``approval_required`` (approvals.py). The signature
 is handed back only after the commit; if anything fails on the way, nothing
 leaves (fail closed).
 
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field, replace
 import base58
 import peewee
 
+from . import approvals
 from .amounts import MAX_LAMPORTS
 from .db import close_database, describe, is_sqlite, open_database, translate_errors
 from .errors import (
@@ -53,8 +57,8 @@ from .errors import (
 from .keys import Keypair
 from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
-from .models import MAX_U64, MODELS, utc_now
-from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, TokenLimits, decide
+from .models import MAX_U64, MODELS, naive_utc as _naive_utc, utc_now
+from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, TokenLimits, decide, format_lamports
 from .spend_window import RollingSpend, RollingTokenSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
 from .solana.spend import Payment
@@ -128,9 +132,9 @@ class _Pending:
 _COLUMNS = (
     "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
     "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "payments", "message_bytes",
-    "kind", "message_text", "duplicate_of", "created_at", "updated_at",
+    "kind", "message_text", "approval_id", "duplicate_of", "created_at", "updated_at",
 )
-# PostgreSQL takes at most 65,535 parameters per statement; 19 a row.
+# PostgreSQL takes at most 65,535 parameters per statement; 21 a row.
 MAX_ROWS_PER_INSERT = 256
 _TOKEN_COLUMNS = ("transaction_id", "wallet", "mint", "symbol", "amount_base_units", "created_at")
 
@@ -149,12 +153,13 @@ class _Statements:
         # transaction's isolation level come in the same round trip.
         json_rows = "json_agg(json_build_array({}))" if postgres else "json_group_array(json_array({}))"
         self.limits = (
-            "SELECT per_tx_lamports, daily_lamports, "
+            "SELECT per_tx_lamports, daily_lamports, approve_above_lamports, "
+            "(SELECT value FROM wallet_config WHERE key = 'approval_ttl_seconds'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
             "(SELECT value FROM wallet_config WHERE key = 'durable_nonce_accounts'), "
             f"(SELECT {json_rows.format('symbol, mint, program, decimals, extensions')} FROM token_mints), "
-            f"(SELECT {json_rows.format('mint, per_tx_base_units, daily_base_units')} FROM token_limits "
+            f"(SELECT {json_rows.format('mint, per_tx_base_units, daily_base_units, approve_above_base_units')} FROM token_limits "
             f"WHERE token_limits.wallet = {p}), "
             + (_ISOLATION_NOW if postgres else "NULL")
             + f" FROM spend_limits WHERE wallet = {p}"
@@ -257,6 +262,8 @@ class _BatchState:
     program_allowlist: frozenset
     destination_allowlist: frozenset[bytes] | None
     durable_nonce_accounts: frozenset[bytes] = frozenset()
+    approval_thresholds: approvals.ApprovalThresholds = approvals.ApprovalThresholds()
+    approval_ttl_seconds: int = approvals.DEFAULT_APPROVAL_TTL_SECONDS
     token_registry: dict = field(default_factory=dict)  # mint bytes -> RegisteredMint
     token_limits: dict = field(default_factory=dict)  # mint bytes -> TokenLimits
     token_spent_24h: dict = field(default_factory=dict)  # mint bytes -> base units
@@ -272,6 +279,8 @@ class _Batch:
     rows: list = field(default_factory=list)
     signed_here: dict = field(default_factory=dict)  # message hash -> _Row signed in this batch
     request_ids: set = field(default_factory=set)
+    grants: approvals.GrantBook | None = None
+    consumed: list = field(default_factory=list)  # (approval id, _Row that signed with it)
 
     def add(self, row: _Row) -> None:
         if isinstance(row.result, SignOutcome) and not row.result.duplicate:
@@ -341,7 +350,7 @@ class SigningService:
             db = self._db
             with translate_errors(db), self._locked_transaction(db):
                 now = self._clock()
-                batch = _Batch(state=self._read_state(db, now), now=now)
+                batch = _Batch(state=self._read_state(db, now), now=now, grants=approvals.GrantBook(db))
                 batch.earlier = self._earlier_signatures(db, prepared)
                 # Replays are refused before anything is decided: a decision whose row would not
                 # be inserted must not count its spend against the rest of the batch.
@@ -357,6 +366,7 @@ class SigningService:
                         batch.request_ids.add(job.request_id)
                         self._decide_one(job, message, slot, batch)
                 self._insert_rows(db, batch)
+                self._link_grants(batch)
         except JarvisWalletError as exc:
             self._drop_connection()
             failure = exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable(str(exc))
@@ -386,13 +396,17 @@ class SigningService:
         row = db.execute_sql(sql.limits, (self._wallet, self._wallet)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
+        per_tx, daily, approve_above, ttl, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
-        registry, token_limits = _token_state(mints, mint_limits)
+        registry, token_limits, approve_above_mint = _token_state(mints, mint_limits)
         spent_tokens = self._rolling_token_spend.current(now) if token_limits else {}
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
+            approval_thresholds=approvals.ApprovalThresholds(
+                None if approve_above is None else int(approve_above), approve_above_mint,
+            ),
+            approval_ttl_seconds=approvals.approval_ttl_seconds(ttl),
             spent_24h=self._rolling_spend.current(now),
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
@@ -462,6 +476,12 @@ class SigningService:
             )
             batch.add(replace(row, tokens=tokens))
             return
+        approval_id = None
+        reasons = approvals.approval_reasons(state.approval_thresholds, spend_lamports=spend.spend_lamports, token_spend=per_mint)
+        if reasons:
+            approval_id = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid, tokens, reasons)
+            if approval_id is None:  # held or refused: recorded, nothing signed
+                return
         signature = self._keypair.sign(signing_bytes)
         outcome = SignOutcome(
             transaction_id=0,
@@ -478,7 +498,82 @@ class SigningService:
         state.spent_24h += spend.spend_lamports
         for mint, amount in per_mint.items():
             state.token_spent_24h[mint] = state.token_spent_24h.get(mint, 0) + amount
-        batch.add(replace(self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid), tokens=tokens))
+        row = replace(
+            self._row(job, slot, outcome, digest=digest, message=signing_bytes, paid=paid, approval_id=approval_id),
+            tokens=tokens,
+        )
+        batch.add(row)
+        if approval_id is not None:
+            batch.consumed.append((approval_id, row))
+
+    def _use_grant(
+        self, job, parsed, spend, signing_bytes, digest, slot, batch: _Batch, paid: _Paid, tokens: tuple, reasons: list,
+    ) -> int | None:
+        """Above the approval threshold: consume the operator's grant for this intent and return
+        its id, or record why not (held as a pending request, or the grant refused) and return None.
+
+        Runs after the policy allowed the transaction: the limits are checked as they are now,
+        whatever they were when the request was approved.
+        """
+        grants, now = batch.grants, batch.now
+        intent = approvals.intent_digest(parsed.message, durable_nonce=spend.uses_durable_nonce)
+        latest = grants.latest(self._wallet, intent)
+        verdict = approvals.judge(latest, now)
+        if verdict == approvals.USE and grants.consume(latest.id, now):
+            return latest.id
+        if verdict == approvals.EXPIRED:
+            grants.mark_expired(latest.id, latest.status)
+            error = approvals.ApprovalRefused(
+                f"approval request {latest.id} for this payment expired at {approvals.iso(latest.expires_at)}; "
+                "send it again to open a new request", reason=approvals.APPROVAL_EXPIRED, approval_id=latest.id,
+            )
+        elif verdict == approvals.DENIED:
+            why = f": {latest.decision_note}" if latest.decision_note else ""
+            error = approvals.ApprovalRefused(
+                f"the operator denied approval request {latest.id} for this payment{why}",
+                reason=approvals.APPROVAL_DENIED, approval_id=latest.id,
+            )
+        elif verdict == approvals.CONSUMED:
+            error = approvals.ApprovalRefused(
+                f"approval request {latest.id} was already used for one signature (transaction "
+                f"{latest.signed_transaction_id or 'signed just now'}); each approval signs once: "
+                "a new payment needs a new approval", reason=approvals.APPROVAL_CONSUMED, approval_id=latest.id,
+            )
+        else:  # open a request, or answer with the one still pending
+            new = verdict == approvals.OPEN
+            payments = [p.to_dict() for p in spend.payments]
+            if new:
+                expires_at = now + datetime.timedelta(seconds=batch.state.approval_ttl_seconds)
+                approval_id = grants.open((
+                    self._wallet, intent, "pending", job.request_id, job.purpose, min(spend.spend_lamports, MAX_LAMPORTS),
+                    min(spend.wallet_fee_lamports, MAX_LAMPORTS), paid.json, signing_bytes, job.peer.uid, job.peer.pid,
+                    now, expires_at,
+                ))
+            else:
+                approval_id, expires_at = latest.id, latest.expires_at
+            error = approvals.ApprovalRequired(
+                f"this transaction {'; it '.join(reasons)}: approval request {approval_id} waits for "
+                f"the operator (`jarvis-wallet approvals approve {approval_id}`) until {approvals.iso(expires_at)}; then "
+                "send the same transaction again, with a fresh blockhash if this one has expired",
+                approval_id=approval_id, expires_at=approvals.iso(expires_at), new=new,
+                details={
+                    "lamports": spend.spend_lamports, "fee_lamports": spend.wallet_fee_lamports,
+                    "payments": payments, "purpose": job.purpose,
+                },
+            )
+        batch.add(replace(self._row(
+            job, slot, error, digest=digest, message=signing_bytes, reason=error.reason,
+            lamports=spend.spend_lamports, fee=spend.wallet_fee_lamports, paid=paid, approval_id=error.approval_id,
+        ), tokens=tokens))
+        return None
+
+    def _link_grants(self, batch: _Batch) -> None:
+        """Name each consumed grant's signed row; a grant whose row was not inserted is given back."""
+        for approval_id, row in batch.consumed:
+            if row.slot.outcome is not None:
+                batch.grants.link_signature(approval_id, row.slot.outcome.transaction_id)
+            else:
+                batch.grants.unconsume(approval_id)
 
     def _answer_retry(self, job, slot: _Pending, batch: _Batch, digest: str, signing_bytes, parsed) -> None:
         """The message was signed before: the recorded signature, released again, counted once.
@@ -513,7 +608,7 @@ class SigningService:
 
     def _row(
         self, job: SignJob, slot: _Pending, result, *, digest: str, message: bytes | None = None, reason: str | None = None,
-        lamports: int = 0, fee: int = 0, paid: _Paid | None = None,
+        lamports: int = 0, fee: int = 0, paid: _Paid | None = None, approval_id: int | None = None,
     ) -> _Row:
         """The audit row of one decision, to be inserted with the rest of the batch.
 
@@ -535,7 +630,7 @@ class SigningService:
             _base58(result.signature) if signed and not duplicate else None,
             None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
             job.peer.uid, job.peer.pid, paid.json if paid else None, message,
-            "transaction" if job.text is None else "message", job.text,
+            "transaction" if job.text is None else "message", job.text, approval_id,
             result.transaction_id if duplicate else None,  # last: filled in later for a same-batch re-sign
         )
         return _Row(job.request_id, digest, values, slot, result)
@@ -664,15 +759,6 @@ def _allowlist_bytes(value: str | None, base: frozenset = frozenset()) -> frozen
     return frozenset(decode_pubkey(key, what="allow-listed key") for key in keys)
 
 
-def _naive_utc(moment) -> datetime.datetime:
-    """A timestamp column as naive UTC (SQLite may hand back text)."""
-    if isinstance(moment, str):
-        moment = datetime.datetime.fromisoformat(moment)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return moment
-
-
 @functools.lru_cache(maxsize=256)
 def _mint_bytes(mint: str) -> bytes:
     return decode_pubkey(mint, what="mint")
@@ -702,8 +788,11 @@ def _token_state(mints, mint_limits) -> tuple[dict, dict]:
     for symbol, mint, program, decimals, extensions in _json_rows(mints):
         entry = _registered_mint(symbol, mint, program, int(decimals), extensions)
         registry[entry.mint] = entry
-    limits = {_mint_bytes(mint): TokenLimits(int(per_tx), int(daily)) for mint, per_tx, daily in _json_rows(mint_limits)}
-    return registry, limits
+    rows = _json_rows(mint_limits)
+    limits = {_mint_bytes(mint): TokenLimits(int(per_tx), int(daily)) for mint, per_tx, daily, _ in rows}
+    # Per-mint approval thresholds (u64: text on SQLite, numeric on PostgreSQL; int() takes both).
+    thresholds = {_mint_bytes(mint): int(above) for mint, _, _, above in rows if above is not None}
+    return registry, limits, thresholds
 
 
 def _token_list(value) -> tuple[tuple[str, str | None, int], ...]:

@@ -222,8 +222,12 @@ def parse_token_amount(text: str, *, symbol: str, decimals: int, what: str = "am
 KEEP = "keep"
 
 
-def set_token_limits(wallet: str, token: str, *, per_tx: int | str = KEEP, daily: int | str = KEEP) -> TokenLimit:
-    """Create or change a wallet's ceilings for one registered mint (base units)."""
+def set_token_limits(
+    wallet: str, token: str, *, per_tx: int | str = KEEP, daily: int | str = KEEP,
+    approve_above: int | str | None = KEEP,
+) -> TokenLimit:
+    """Create or change a wallet's ceilings for one registered mint (base units); ``approve_above``
+    holds transactions moving more of it for the operator (None clears it)."""
     wallet = normalize_pubkey(wallet, what="wallet")
     mint = get_token(token)
     existing = TokenLimit.get_or_none((TokenLimit.wallet == wallet) & (TokenLimit.mint == mint.mint))
@@ -232,6 +236,12 @@ def set_token_limits(wallet: str, token: str, *, per_tx: int | str = KEEP, daily
     if existing is not None:
         per_tx = existing.per_tx_base_units if per_tx == KEEP else per_tx
         daily = existing.daily_base_units if daily == KEEP else daily
+    if approve_above == KEEP:
+        approve_above = existing.approve_above_base_units if existing is not None else None
+    if approve_above is not None and (
+        isinstance(approve_above, bool) or not isinstance(approve_above, int) or not 0 <= approve_above <= MAX_U64
+    ):
+        raise InvalidLimits(f"the approve-above threshold must be a whole number of base units from 0 to {MAX_U64}")
     for name, value in (("per-tx", per_tx), ("daily", daily)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_U64:
             raise InvalidLimits(f"the {name} limit must be a whole number of base units from 0 to {MAX_U64}")
@@ -240,7 +250,10 @@ def set_token_limits(wallet: str, token: str, *, per_tx: int | str = KEEP, daily
             f"the per-transaction limit ({format_token_amount(per_tx, mint.decimals)} {mint.symbol}) is above the "
             f"daily limit ({format_token_amount(daily, mint.decimals)} {mint.symbol})"
         )
-    fields = {TokenLimit.per_tx_base_units: per_tx, TokenLimit.daily_base_units: daily, TokenLimit.updated_at: utc_now()}
+    fields = {
+        TokenLimit.per_tx_base_units: per_tx, TokenLimit.daily_base_units: daily,
+        TokenLimit.approve_above_base_units: approve_above, TokenLimit.updated_at: utc_now(),
+    }
     (
         TokenLimit.insert({TokenLimit.wallet: wallet, TokenLimit.mint: mint.mint, **fields})
         .on_conflict(conflict_target=[TokenLimit.wallet, TokenLimit.mint], update=fields)
@@ -294,10 +307,10 @@ def token_limits_report(wallet: str, *, now: datetime.datetime | None = None) ->
         amounts: dict[str, object] = {}
         for name, value in (
             ("per_tx", limit.per_tx_base_units), ("daily", limit.daily_base_units),
-            ("spent_24h", spent), ("remaining_24h", remaining),
+            ("spent_24h", spent), ("remaining_24h", remaining), ("approve_above", limit.approve_above_base_units),
         ):
-            amounts[f"{name}_base_units"] = str(value)
-            amounts[name] = format_token_amount(value, decimals)
+            amounts[f"{name}_base_units"] = None if value is None else str(value)
+            amounts[name] = None if value is None else format_token_amount(value, decimals)
         report.append({
             "mint": limit.mint,
             "symbol": mint.symbol if mint is not None else None,

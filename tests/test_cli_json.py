@@ -10,22 +10,27 @@ import base58
 import pytest
 
 from conftest import transfer_message
+from jarvis_wallet.errors import ApprovalRequired
 
 ERROR_KEYS = {"ok", "reason", "message", "exit_code"}
 TX_KEYS = {"id", "request_id", "wallet", "status", "purpose", "lamports", "fee_lamports", "destination_address",
            "message_sha256", "signature", "rejection_reason", "peer_uid", "peer_pid", "created_at", "updated_at",
-           "confirmed_at", "kind", "message_text", "above_notify_threshold", "tokens", "last_valid_block_height",
+           "confirmed_at", "kind", "message_text", "above_notify_threshold", "tokens", "approval_id", "last_valid_block_height",
            "chain_fee_lamports"}
 SEND_KEYS = {"signature", "transaction_id", "wallet", "lamports", "fee_lamports", "duplicate", "status",
              "last_valid_block_height", "slot", "released_lamports", "chain_fee_lamports", "error"}
 SYNC_KEYS = {"checked", "confirmed", "failed", "expired", "pending", "no_expiry_height", "settled_elsewhere",
              "released_lamports", "batches", "settled"}
 LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamports", "above_notify_24h",
-               "spent_24h_lamports", "remaining_24h_lamports", "updated_at", "tokens"}
+               "spent_24h_lamports", "remaining_24h_lamports", "updated_at", "tokens", "approve_above_lamports"}
 TOKEN_KEYS = {"symbol", "mint", "program", "decimals", "extensions", "allowed_extensions", "created_at"}
 TOKEN_LIMITS_KEYS = {"mint", "symbol", "decimals", "per_tx", "per_tx_base_units", "daily", "daily_base_units",
-                     "spent_24h", "spent_24h_base_units", "remaining_24h", "remaining_24h_base_units", "updated_at"}
+                     "spent_24h", "spent_24h_base_units", "remaining_24h", "remaining_24h_base_units", "updated_at",
+                     "approve_above", "approve_above_base_units"}
 USDC_MINT = base58.b58encode(bytes(range(2, 34))).decode()
+APPROVAL_KEYS = {"approval_id", "wallet", "status", "intent_sha256", "lamports", "fee_lamports", "payments", "destinations",
+                 "purpose", "request_id", "peer_uid", "peer_pid", "created_at", "expires_at", "age_seconds", "seconds_left",
+                 "decided_at", "decided_by", "decided_by_uid", "note", "consumed_at", "signed_transaction_id", "transactions"}
 CONFIG_KEYS = {"key", "value", "description", "updated_at"}
 STATUS_KEYS = {"public_key", "pid", "version", "database", "cli_database", "same_database", "uptime_seconds", "signed",
                "refused", "rate_limited", "socket_path", "log_path", "keystore", "locked", "locked_reason",
@@ -48,6 +53,17 @@ def world(signers, cli, tmp_path):
     big = tmp_path / "big.b64"
     big.write_text(base64.b64encode(transfer_message(from_key=base58.b58decode(handle.public_key), lamports=10**6)).decode())
     cli("config", "set", "wallet_public_key", handle.public_key, url=url)
+    # Two payments held for approval (requests 1 and 2), and the file of a third.
+    cli("limits", "set", "--approve-above", "50000", url=url)
+    held = tmp_path / "held.b64"
+    with signers.client(handle) as client:
+        client.sign_transaction(base64.b64decode(tx.read_text()))  # transaction 1 stays a signed one
+        for lamports in (60_000, 60_001, 60_002):
+            message = transfer_message(from_key=base58.b58decode(handle.public_key), lamports=lamports)
+            held.write_text(base64.b64encode(message).decode())
+            if lamports < 60_002:
+                with pytest.raises(ApprovalRequired):
+                    client.sign_transaction(message)
     return handle, url, tx, big
 
 
@@ -80,6 +96,10 @@ def _successes(handle, tx, big, key_path):
           "--blockhash", handle.public_key), dict, {"message_base64", "message_bytes", "blockhash", "last_valid_block_height"}),
         (("nonce", "advance", base58.b58encode(bytes(range(1, 33))).decode(), "--blockhash", handle.public_key,
           "--socket", sock), dict, SIGN_KEYS | {"nonce_account"}),
+        (("approvals", "list"), list, APPROVAL_KEYS),
+        (("approvals", "show", "1"), dict, APPROVAL_KEYS),
+        (("approvals", "approve", "1", "--note", "checked"), dict, APPROVAL_KEYS),
+        (("approvals", "deny", "2", "--reason", "unknown"), dict, APPROVAL_KEYS),
     ]
 
 
@@ -127,6 +147,11 @@ def test_every_json_command_prints_one_error_object_when_it_fails(world, cli, tm
         (("build-transfer", "--from", "x", "--to", "y", "--amount", "1", "--blockhash", "z"), {}, 2, "bad_request"),
         (("signer", "stop", "--socket", nowhere), {}, 6, "signer_unavailable"),
         (("nonce", "advance", "not-a-key", "--blockhash", handle.public_key, "--socket", sock), {}, 2, "bad_request"),
+        (("sign", tx.with_name("held.b64"), "--socket", sock), {}, 5, "approval_required"),
+        (("approvals", "list", "--wallet", "x"), {}, 2, "bad_request"),
+        (("approvals", "show", "999"), {}, 4, "not_found"),
+        (("approvals", "approve", "999"), {}, 4, "not_found"),
+        (("approvals", "deny", "999"), {}, 4, "not_found"),
     ]
     for args, kwargs, code, reason in failures:
         result = cli(*args, "--json", url=kwargs.get("url", url))
@@ -179,6 +204,7 @@ def test_the_walks_cover_every_command_that_takes_json():
                "sign", "sign-message", "tx list", "tx show", "tx mark", "signer status", "signer start", "signer stop",
                "inspect", "keygen", "pubkey", "build-transfer", "nonce advance", "tokens add", "tokens list",
                "keys encrypt", "keys decrypt", "signer lock", "signer unlock", "db backup",
+               "approvals list", "approvals show", "approvals approve", "approvals deny",
                "balance", "blockhash", "send", "tx sync"}  # the chain: test_chain_commands_json_keys_and_errors
     assert set(leaves(typer.main.get_command(app))) == covered
 

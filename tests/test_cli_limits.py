@@ -149,19 +149,19 @@ def test_options_left_out_keep_their_values_and_clearing_is_explicit(cli, initia
     assert shown() == (10, 100, 7)
     changed = cli("limits", "set", "--wallet", key, "--per-tx", "20", url=initialised_url)
     assert changed.stdout == (
-        f"Limits for {key}: per transaction 20 (0.00000002 SOL), daily 100 (0.0000001 SOL), notify above 7 (0.000000007 SOL)\n"
+        f"Limits for {key}: per transaction 20 (0.00000002 SOL), daily 100 (0.0000001 SOL), notify above 7 (0.000000007 SOL), no approval threshold\n"
     )
     assert shown() == (20, 100, 7)  # --daily and --notify-above were left out: kept
     cli("limits", "set", "--wallet", key, "--daily", "50", url=initialised_url)
     assert shown() == (20, 50, 7)
     cleared = cli("limits", "set", "--wallet", key, "--clear-notify-above", url=initialised_url)
-    assert cleared.exit_code == 0 and cleared.stdout.endswith(", no notify threshold\n")
+    assert cleared.exit_code == 0 and cleared.stdout.endswith(", no notify threshold, no approval threshold\n")
     assert shown() == (20, 50, None)
 
 
 @pytest.mark.parametrize("args, message", [
     (("--per-tx", "1"), "has no limits yet: give both --per-tx and --daily"),
-    ((), "nothing to set: give --per-tx, --daily, --notify-above or --clear-notify-above"),
+    ((), "nothing to set: give --per-tx, --daily, --notify-above, --approve-above or one of the --clear options"),
     (("--per-tx", "1", "--daily", "2", "--notify-above", "1", "--clear-notify-above"), "not both"),
 ])
 def test_limits_set_refusals(cli, initialised_url, args, message):

@@ -99,7 +99,7 @@ def test_token_limits_in_units_and_base_units(cli, initialised_url):
     set_ = cli("limits", "set", "--wallet", wallet, "--token", "USDC", "--per-tx", "25", "--daily", "200000000base", url=url)
     assert set_.exit_code == 0, set_.stderr
     assert set_.stdout == (
-        f"USDC limits for {wallet}: per transaction 25 USDC (25000000 base units), daily 200 USDC (200000000 base units)\n"
+        f"USDC limits for {wallet}: per transaction 25 USDC (25000000 base units), daily 200 USDC (200000000 base units), no approval threshold\n"
     )
     # An option left out keeps its value.
     assert cli("limits", "set", "--wallet", wallet, "--token", "usdc", "--per-tx", "12.5USDC", url=url).exit_code == 0
@@ -108,7 +108,7 @@ def test_token_limits_in_units_and_base_units(cli, initialised_url):
         "mint": USDC, "symbol": "USDC", "decimals": 6,
         "per_tx": "12.5", "per_tx_base_units": "12500000", "daily": "200", "daily_base_units": "200000000",
         "spent_24h": "0", "spent_24h_base_units": "0", "remaining_24h": "200", "remaining_24h_base_units": "200000000",
-        "updated_at": shown["tokens"][0]["updated_at"],
+        "approve_above": None, "approve_above_base_units": None, "updated_at": shown["tokens"][0]["updated_at"],
     }]
     table = cli("limits", "show", url=url).stdout
     assert "Token limits" in table and "12.5 (12500000)" in table

@@ -562,3 +562,72 @@ def test_a_locked_signer_answers_legacy_clients_with_sign_error_and_the_reason(f
     response = reply(handler, line_of(legacy_request("order-9")))
     assert (response["ok"], response["error"], response["reason"]) == (False, "sign_error", "locked")
     assert response["requestId"] == "order-9"
+
+
+# -- approvals -------------------------------------------------------------------------------------
+
+
+def _approval_state(status: str, approval_id: int = 7):
+    from jarvis_wallet.approvals import ApprovalState
+
+    return ApprovalState(approval_id, KEYPAIR.public_key_base58, status, "2026-01-01T00:15:00.000000Z", None, None, None)
+
+
+def _wait_request(clock, **fields) -> bytes:
+    obj = {"op": "wait_for_approval", "requestId": protocol.new_request_id(), "timestamp": clock.now_ms,
+           "approvalId": 7, **fields}
+    return line_of(protocol.sign_request(SECRET, obj))
+
+
+def test_wait_for_approval_answers_once_the_request_is_decided(fake, clock):
+    states = iter(["pending", "pending", "approved"])
+    asked, slept = [], []
+
+    def state(approval_id, wallet):
+        asked.append((approval_id, wallet))
+        return _approval_state(next(states))
+
+    handler = make_handler(fake, clock, approval_state=state, sleep=slept.append)
+    response = reply(handler, _wait_request(clock, waitMs=10_000))
+    assert (response["ok"], response["state"], response["approvalId"]) == (True, "approved", 7)
+    assert asked == [(7, KEYPAIR.public_key_base58)] * 3 and len(slept) == 2
+    assert fake.jobs == []  # it asks the database, never the signing path
+
+
+def test_wait_for_approval_without_wait_answers_at_once_and_never_signs(fake, clock):
+    slept = []
+    handler = make_handler(fake, clock, approval_state=lambda i, w: _approval_state("pending"), sleep=slept.append)
+    assert reply(handler, _wait_request(clock))["state"] == "pending"
+    assert slept == [] and fake.jobs == []
+
+
+def test_wait_for_approval_is_authenticated_and_bounded(fake, clock):
+    handler = make_handler(fake, clock, approval_state=lambda i, w: _approval_state("approved"))
+    unsigned = {"op": "wait_for_approval", "requestId": protocol.new_request_id(), "timestamp": clock.now_ms,
+                "approvalId": 7, "hmac": "0" * 64}
+    assert reply(handler, line_of(unsigned))["error"]["code"] == "auth_failed"
+    assert reply(handler, _wait_request(clock, waitMs=60_001))["error"]["code"] == "bad_request"
+    assert reply(handler, _wait_request(clock, approvalId=0))["error"]["code"] == "bad_request"
+    as_bool = {"op": "wait_for_approval", "requestId": protocol.new_request_id(), "timestamp": clock.now_ms,
+               "approvalId": True, "hmac": "0" * 64}
+    assert reply(handler, line_of(as_bool))["error"]["code"] == "bad_request"
+    without = make_handler(fake, clock)  # no database: nothing to report
+    assert reply(without, _wait_request(clock))["error"]["code"] == "not_found"
+
+
+def test_approval_required_carries_the_held_request_and_notifies_once(fake, clock):
+    from jarvis_wallet.errors import ApprovalRequired
+
+    notified = []
+    handler = make_handler(fake, clock, notify_approval=notified.append)
+    payments = [{"instruction_index": 0, "kind": "transfer", "destination": "D", "destination_label": "D", "lamports": 9}]
+    for new in (True, False):
+        fake.raise_next = ApprovalRequired(
+            "held", approval_id=7, expires_at="2026-01-01T00:15:00.000000Z", new=new,
+            details={"lamports": 5009, "fee_lamports": 5000, "payments": payments, "purpose": "rent"},
+        )
+        response = reply(handler, line_of(sign_request()))
+        assert response["error"]["code"] == "approval_required"
+        assert response["approval"]["approvalId"] == 7 and response["approval"]["destinations"] == ["D"]
+    assert [doc["approval_id"] for doc in notified] == [7]  # only the request that opened it
+    assert handler.stats.refused == 2 and handler.stats.signed == 0

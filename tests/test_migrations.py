@@ -307,7 +307,7 @@ def test_0011_chain_widens_the_status_check_and_keeps_every_row_id_index_and_rul
             db.execute_sql("SELECT setval(pg_get_serial_sequence('wallet_transactions', 'id'), 12)")
         with pytest.raises(peewee.IntegrityError), db.atomic():
             db.execute_sql("UPDATE wallet_transactions SET status = 'expired' WHERE id = 10")
-        assert apply_migrations(db) == ("0009_tokens", "0011_chain")
+        assert apply_migrations(db) == ("0009_tokens", "0010_approvals", "0011_chain")
         rows = db.execute_sql("SELECT id, request_id, status, lamports, last_valid_block_height, chain_fee_lamports "
                               "FROM wallet_transactions ORDER BY id").fetchall()
         assert rows == [(10, "r0", "signed", 0, None, None), (11, "r1", "submitted", 1, None, None),
@@ -341,3 +341,40 @@ def test_spend_releases_rules(db):
     for bad in ({}, {"transaction_id": 2, "amount": 0}, {"transaction_id": 2, "reason": "confirmed"}):
         with pytest.raises(peewee.IntegrityError):
             release(**bad)  # released once per asset; a positive amount; expired or failed only
+
+
+def test_approvals_migration_keeps_notify_above_a_flag_and_checks_its_rows(database_url):
+    """0010 adds the approval threshold beside notify_above (left as it was), the approval link
+    of audit rows (null before), and approval_requests with its CHECKs."""
+    from jarvis_wallet.models import ApprovalRequest
+
+    wallet = random_pubkey()
+    with session(database_url, create=True, require_schema=False) as db:
+        apply_migrations(db, upto="0008_wallet_transactions_kind_and_message_text")
+        db.execute_sql(
+            "INSERT INTO spend_limits (wallet, per_tx_lamports, daily_lamports, notify_above_lamports, updated_at) "
+            f"VALUES ({db.param}, 10, 100, 7, '2026-01-01 00:00:00')", (wallet,),
+        )
+        db.execute_sql(
+            "INSERT INTO wallet_transactions (request_id, wallet, status, lamports, fee_lamports, message_sha256, "
+            "signature, kind, created_at, updated_at) VALUES ('old', 'W', 'signed', 0, 0, 'aa', 'sig', 'transaction', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+        assert apply_migrations(db) == ("0009_tokens", "0010_approvals", "0011_chain")
+        check_schema(db)
+        limits = SpendLimit.get(SpendLimit.wallet == wallet)
+        assert (limits.notify_above_lamports, limits.approve_above_lamports) == (7, None)
+        assert WalletTransaction.get(WalletTransaction.request_id == "old").approval_id is None
+        base = dict(wallet=wallet, intent_sha256="a" * 64, request_id="r", created_at=utc_now(), expires_at=utc_now())
+        ApprovalRequest.create(status="pending", **base)
+        for bad in (
+            {"status": "approved"},  # approved without decided_at
+            {"status": "consumed", "decided_at": utc_now()},  # consumed without consumed_at
+            {"status": "pending", "consumed_at": utc_now()},
+            {"status": "maybe"},
+            {"status": "pending", "lamports": -1},
+        ):
+            with pytest.raises(peewee.IntegrityError), db.atomic():
+                ApprovalRequest.create(**{**base, **bad})
+        with pytest.raises(peewee.IntegrityError), db.atomic():
+            SpendLimit.update(approve_above_lamports=-1).where(SpendLimit.wallet == wallet).execute()

@@ -722,7 +722,8 @@ def test_error_codes_are_snake_case_and_cover_the_error_classes():
         and not issubclass(cls, (errors.SignerUnavailable, errors.NotFound, errors.OutputNotWritten, errors.ChainError))  # client side only
     }
     assert server_side <= set(ERROR_CODES)
-    assert "not_found" not in ERROR_CODES  # no op looks anything up (issue 18)
+    # The one op that looks something up is wait_for_approval (issue 13); no other answers not_found.
+    assert "wait_for_approval" in ERROR_CODES["not_found"]
 
 
 # --- legacy mode -----------------------------------------------------------------------------
@@ -936,7 +937,8 @@ def test_the_doc_has_all_examples():
     assert set(EXAMPLES) == {
         "secret", "wallet", "sign-fields", "sign-canonical", "sign-hmac", "sign-request",
         "sign-response", "sign-refusal", "sign-message-canonical", "sign-message-request",
-        "sign-message-response", "ping-request", "ping-response",
+        "sign-message-response", "ping-request", "ping-response", "approval-required",
+        "approval-intent", "wait-canonical", "wait-request", "wait-response",
     }
 
 
@@ -1026,6 +1028,62 @@ def test_worked_example_sign_message():
     assert response["wallet"] == keypair.public_key_base58
     offchain = pytest.importorskip("jarvis_wallet.solana.offchain")
     assert offchain.build_offchain_message(request.message) == envelope
+
+
+def example_approval_reply(url: str) -> bytes:
+    """The sign example's answer from a real handler and signing service, on a wallet whose
+    approval threshold is 500,000 lamports, with the signer's clock at the example's time."""
+    import datetime
+
+    from jarvis_wallet.db import session
+    from jarvis_wallet.handler import RequestHandler
+    from jarvis_wallet.limits import set_limits
+    from jarvis_wallet.signing import SigningService
+
+    keypair = Keypair.from_seed(EXAMPLE_SEED)
+    with session(url):
+        set_limits(keypair.public_key_base58, per_tx_lamports=5_000_000, daily_lamports=5_000_000,
+                   approve_above_lamports=500_000)
+    service = SigningService(
+        keypair=keypair, database_url=url, clock=lambda: datetime.datetime(2026, 1, 1, 0, 0, 0, 250000),
+    )
+    try:
+        handler = RequestHandler(
+            secret=SECRET, public_key=keypair.public_key, sign=service.sign, clock_ms=lambda: 1_767_225_600_250,
+        )
+        return handler.handle_line(EXAMPLES["sign-request"].encode())
+    finally:
+        service.close()
+
+
+def test_worked_example_approval_required(initialised_url):
+    assert example_approval_reply(initialised_url) == EXAMPLES["approval-required"].encode() + b"\n"
+    tx = base64.b64decode(json.loads(EXAMPLES["sign-fields"])["txBase64"])
+    from jarvis_wallet.approvals import intent_digest
+    from jarvis_wallet.solana import parse_message
+
+    message = parse_message(tx[65:])
+    assert intent_digest(message, durable_nonce=False) == EXAMPLES["approval-intent"]
+    zeroed = tx[65:][:100] + bytes(32) + tx[65:][132:]  # the blockhash is bytes 100..131 (see above)
+    assert hashlib.sha256(b"jarvis-wallet/intent/v1\n" + zeroed).hexdigest() == EXAMPLES["approval-intent"]
+
+
+def test_worked_example_wait_for_approval():
+    line = EXAMPLES["wait-request"].encode()
+    request = parse_request(decode_frame(line))
+    assert canonical_hmac_input(request.signed_fields()) == example_bytes("wait-canonical")
+    assert f"those {len(example_bytes('wait-canonical'))} bytes" in PROTOCOL_DOC
+    assert encode_frame(build_request(
+        SECRET, op="wait_for_approval", request_id=request.request_id, timestamp_ms=request.timestamp_ms,
+        approval_id=request.approval_id, wait_ms=request.wait_ms,
+    )) == line + b"\n"
+    authenticate_request(request, secret=SECRET, now_ms=request.timestamp_ms, replay_cache=ReplayCache())
+    response = decode_frame(EXAMPLES["wait-response"].encode())
+    assert response == ok_response(
+        request.request_id, approvalId=1, wallet=EXAMPLES["wallet"], state="approved",
+        expiresAt="2026-01-01T00:17:05.000000Z", decidedAt="2026-01-01T00:02:05.000000Z", reason=None,
+        transactionId=None,
+    )
 
 
 def test_worked_example_ping():

@@ -127,3 +127,34 @@ def test_the_rent_of_an_associated_account_the_wallet_creates_counts_as_sol(setu
         signed = client.sign_transaction(bytes(Message.new_with_blockhash([create, pay], wallet, chain.blockhash)))
     assert signed.lamports == 5_000 + chain.rent_exempt(165) == 5_000 + 2_039_280
     assert [(t.symbol, t.amount) for t in signed.tokens] == [("USDC", 3_000_000)]
+
+
+def test_a_token_transfer_above_the_mints_approval_threshold_is_held_then_signed_once(setup, signers, cli):
+    """limits set --token USDC --approve-above 10: 10 USDC signs alone; 10.000001 waits for the
+    operator, then the same transfer with a fresh blockhash signs once and moves exactly that."""
+    from jarvis_wallet.errors import ApprovalRefused, ApprovalRequired
+
+    wallet, ata, chain, handle = setup
+    url = signers.database_url
+    result = cli("limits", "set", "--wallet", str(wallet), "--token", "USDC", "--approve-above", "10", url=url)
+    assert result.exit_code == 0 and result.stdout.rstrip().endswith("approval above 10 USDC (10000000 base units)")
+    report = cli("limits", "show", "--wallet", str(wallet), "--json", url=url).json()
+    assert report["tokens"][0]["approve_above_base_units"] == "10000000"
+    with signers.client(handle) as client:
+        assert client.sign_transaction(pay(chain, wallet, ata, 10_000_000)).tokens[0].amount == 10_000_000
+        with pytest.raises(ApprovalRequired) as held:
+            client.sign_transaction(pay(chain, wallet, ata, 10_000_001))
+        assert f"moves 10000001 base units of mint {USDC}, above its approval threshold of 10000000" in held.value.message
+        approved = cli("approvals", "approve", str(held.value.approval_id), url=url)
+        assert approved.exit_code == 0, approved.stderr
+        chain.next_blockhash()
+        signed = client.sign_transaction(pay(chain, wallet, ata, 10_000_001))
+        before = chain.token_state(ata).amount
+        assert chain.execute(signed.signed_transaction).ok
+        assert before - chain.token_state(ata).amount == 10_000_001 == signed.tokens[0].amount
+        chain.next_blockhash()
+        with pytest.raises(ApprovalRefused) as used:
+            client.sign_transaction(pay(chain, wallet, ata, 10_000_001))
+    assert used.value.reason == "approval_consumed"
+    cleared = cli("limits", "set", "--wallet", str(wallet), "--token", "USDC", "--clear-approve-above", url=url)
+    assert cleared.exit_code == 0 and cleared.stdout.rstrip().endswith("no approval threshold")

@@ -19,6 +19,7 @@ from ._common import (
 )
 
 FULL_LIMITS_COLUMNS = 200  # a whole key and five amounts in lamports and SOL
+APPROVE_COLUMN = 32  # one more amount, when some wallet has an approval threshold
 
 app = typer.Typer(help="Spend limits per wallet: without them the signer makes no new signature.", no_args_is_help=True)
 
@@ -41,28 +42,38 @@ def limits_set(
         None, "--notify-above", help="Flag transactions above this amount in `tx list` and `limits show`. Left out: kept."
     ),
     clear_notify_above: bool = typer.Option(False, "--clear-notify-above", help="Remove the notify threshold."),
+    approve_above: Optional[str] = typer.Option(
+        None, "--approve-above",
+        help="Hold transactions spending more than this (within the ceilings) until an operator runs "
+        "`approvals approve`. Left out: kept.",
+    ),
+    clear_approve_above: bool = typer.Option(False, "--clear-approve-above", help="Remove the approval threshold."),
     wallet: Optional[str] = WalletOption,
     token: Optional[str] = TokenOption,
     json_output: bool = typer.Option(False, "--json", help="Print the limits now in force, as `limits show --json` does."),
 ) -> None:
     """Set a wallet's per-transaction and daily ceilings (both needed the first time).
 
-    Options left out keep their values; --clear-notify-above removes the notify threshold.
+    Options left out keep their values; --clear-notify-above removes the notify threshold (which
+    only flags rows) and --clear-approve-above the approval threshold (which holds transactions
+    for the operator, see `jarvis-wallet approvals --help`).
     With --token, the ceilings of that registered mint: amounts in token units with at most
     the mint's decimals (25, 12.5, 12.5USDC) or in base units with the suffix base (25000000base).
     A wallet may spend a mint only once it has limits for it.
 
-    Example: jarvis-wallet limits set --wallet <PUBKEY> --per-tx 0.5SOL --daily 2SOL
+    Example: jarvis-wallet limits set --wallet <PUBKEY> --per-tx 0.5SOL --daily 2SOL --approve-above 0.1SOL
     """
     from ..amounts import parse_amount
     from ..db import session
     from ..errors import InvalidInput
     from ..limits import KEEP, limits_report, set_limits
 
+    if approve_above is not None and clear_approve_above:
+        raise InvalidInput("give --approve-above or --clear-approve-above, not both")
     if token is not None:
         if notify_above is not None or clear_notify_above:
             raise InvalidInput("--notify-above applies to SOL limits, not with --token")
-        _set_token_limits(ctx, wallet, token, per_tx, daily, json_output)
+        _set_token_limits(ctx, wallet, token, per_tx, daily, json_output, approve_above, clear_approve_above)
         return
     if notify_above is not None and clear_notify_above:
         raise InvalidInput("give --notify-above or --clear-notify-above, not both")
@@ -72,36 +83,48 @@ def limits_set(
         "notify_above_lamports": (
             None if clear_notify_above else KEEP if notify_above is None else parse_amount(notify_above, what="--notify-above")
         ),
+        "approve_above_lamports": (
+            None if clear_approve_above
+            else KEEP if approve_above is None else parse_amount(approve_above, what="--approve-above")
+        ),
     }
-    if per_tx is None and daily is None and notify_above is None and not clear_notify_above:
-        raise InvalidInput("nothing to set: give --per-tx, --daily, --notify-above or --clear-notify-above")
+    if all(value == KEEP for value in amounts.values()):
+        raise InvalidInput(
+            "nothing to set: give --per-tx, --daily, --notify-above, --approve-above or one of the --clear options"
+        )
     with session(database_url(ctx)):
         row = set_limits(default_wallet(wallet), **amounts)
         report = limits_report(row)
     if json_output:
         print_json(report)
         return
-    notify = report["notify_above_lamports"]
+    notify, approve = report["notify_above_lamports"], report["approve_above_lamports"]
     typer.echo(
         f"Limits for {report['wallet']}: per transaction {lamports_cell(report['per_tx_lamports'])}, "
         f"daily {lamports_cell(report['daily_lamports'])}, "
         + (f"notify above {lamports_cell(notify)}" if notify is not None else "no notify threshold")
+        + ", "
+        + (f"approval above {lamports_cell(approve)}" if approve is not None else "no approval threshold")
     )
 
 
-def _set_token_limits(ctx, wallet, token, per_tx, daily, json_output) -> None:
+def _set_token_limits(ctx, wallet, token, per_tx, daily, json_output, approve_above=None, clear_approve_above=False) -> None:
     from ..db import session
     from ..errors import InvalidInput
     from ..tokens import KEEP, get_token, parse_token_amount, set_token_limits, token_limits_report
 
-    if per_tx is None and daily is None:
-        raise InvalidInput("nothing to set: give --per-tx and/or --daily")
+    if per_tx is None and daily is None and approve_above is None and not clear_approve_above:
+        raise InvalidInput("nothing to set: give --per-tx, --daily, --approve-above or --clear-approve-above")
     with session(database_url(ctx)):
         mint = get_token(token)
         amounts = {
             name: KEEP if text is None else parse_token_amount(text, symbol=mint.symbol, decimals=mint.decimals, what=flag)
-            for name, text, flag in (("per_tx", per_tx, "--per-tx"), ("daily", daily, "--daily"))
+            for name, text, flag in (
+                ("per_tx", per_tx, "--per-tx"), ("daily", daily, "--daily"), ("approve_above", approve_above, "--approve-above"),
+            )
         }
+        if clear_approve_above:
+            amounts["approve_above"] = None
         row = set_token_limits(default_wallet(wallet), mint.symbol, **amounts)
         report = next(r for r in token_limits_report(row.wallet) if r["mint"] == row.mint)
     if json_output:
@@ -109,7 +132,9 @@ def _set_token_limits(ctx, wallet, token, per_tx, daily, json_output) -> None:
         return
     typer.echo(
         f"{report['symbol']} limits for {row.wallet}: per transaction {_token_cell(report, 'per_tx')}, "
-        f"daily {_token_cell(report, 'daily')}"
+        f"daily {_token_cell(report, 'daily')}, "
+        + (f"approval above {_token_cell(report, 'approve_above')}" if report["approve_above"] is not None
+           else "no approval threshold")
     )
 
 
@@ -136,7 +161,9 @@ def limits_show(ctx: typer.Context, wallet: Optional[str] = typer.Option(None, "
     if json_output:
         print_json(reports[0] if wallet is not None else reports)
         return
-    narrow = is_narrow(FULL_LIMITS_COLUMNS)  # abbreviated keys and bare SOL amounts; full values in --json
+    # The approval column only where some wallet has a threshold: narrow terminals have no room to spare.
+    approving = any(r["approve_above_lamports"] is not None for r in reports)
+    narrow = is_narrow(FULL_LIMITS_COLUMNS + (APPROVE_COLUMN if approving else 0))  # abbreviated keys and bare SOL amounts; full values in --json
     amount = (lambda lamports: "-" if lamports is None else sol_cell(lamports).removesuffix(" SOL")) if narrow else lamports_cell
     rows = []
     for r in reports:
@@ -151,10 +178,11 @@ def limits_show(ctx: typer.Context, wallet: Optional[str] = typer.Option(None, "
                 amount(r["remaining_24h_lamports"]),
                 amount(r["notify_above_lamports"]),
             ]
+            + ([amount(r["approve_above_lamports"])] if approving else [])
         )
     print_table(
         "Spend limits (SOL; !N: N transactions above notify in 24 h)" if narrow else "Spend limits (lamports)",
-        ["wallet", "per tx", "daily", "spent 24h", "remaining 24h", "notify above"],
+        ["wallet", "per tx", "daily", "spent 24h", "remaining 24h", "notify above"] + (["approve above"] if approving else []),
         rows,
     )
     if not rows:

@@ -51,22 +51,39 @@ def sign(
     secret_file: Optional[Path] = SecretFileOption,
     out: Optional[Path] = typer.Option(None, "--out", help="Write the signed transaction (base64) here."),
     timeout: float = TimeoutOption,
+    wait_approval: bool = typer.Option(
+        False, "--wait-approval",
+        help="If the transaction is held for approval, wait for the operator, then sign it again: the output of "
+        "--rebuild, else FILE read again (rebuilt meanwhile with a fresh blockhash), else the same bytes.",
+    ),
+    approval_timeout: float = bounded_option(
+        900.0, "--approval-timeout", low=0.0, high=7 * 86400.0, low_open=True,
+        help="With --wait-approval: seconds to wait for the operator (above 0, at most 604800).",
+    ),
+    rebuild: Optional[str] = typer.Option(
+        None, "--rebuild",
+        help="With --wait-approval: a command (shell words, no shell) that prints the same payment's transaction, "
+        "base64, with a fresh blockhash; run once approved.",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print signature, signed_transaction, request_id, wallet, lamports, ..."),
 ) -> None:
     """Ask the signer to sign a transaction; print the base58 signature.
 
-    A refusal prints the reason and exits 5; an unreachable signer exits 6; bad input exits 2;
-    signed but --out not written exits 10 (the signature is printed all the same).
+    A refusal prints the reason and exits 5 (approval_required: held for the operator, with its
+    approval id); an unreachable signer exits 6; bad input exits 2; signed but --out not written
+    exits 10 (the signature is printed all the same).
 
-    Example: jarvis-wallet sign tx.b64 --purpose "pay invoice 42" --out signed.b64
+    Example: jarvis-wallet sign tx.b64 --purpose "pay invoice 42" --out signed.b64 --wait-approval
     """
     import base64
 
     from ..client import SignerClient, check_request
-    from ..errors import PolicyDenied
+    from ..errors import ApprovalRequired, InvalidInput, PolicyDenied
     from ..protocol import OP_SIGN
     from ..solana.transaction import decode_base64_input
 
+    if rebuild is not None and not wait_approval:
+        raise InvalidInput("--rebuild is used only with --wait-approval")
     tx_bytes = decode_base64_input(_read_input(source, what="transaction file"))
     check_request(OP_SIGN, tx_base64=base64.b64encode(tx_bytes).decode("ascii"), purpose=purpose)
     if out is not None:
@@ -74,7 +91,19 @@ def sign(
     with SignerClient(socket, secret_file=secret_file, timeout=timeout) as client:
         client.ping()  # no signer is exit 6, even when there is no secret file to find yet
         try:
-            signed = client.sign_transaction(tx_bytes, purpose=purpose)
+            try:
+                signed = client.sign_transaction(tx_bytes, purpose=purpose)
+            except ApprovalRequired as held:
+                if not wait_approval:
+                    raise
+                say(
+                    f"Held for approval: request {held.approval_id}, until {held.expires_at}; waiting for "
+                    f"`jarvis-wallet approvals approve {held.approval_id}` (up to {approval_timeout:g} s)"
+                )
+                client.wait_for_approval(held.approval_id, approval_timeout)
+                tx_bytes = _transaction_after_approval(source, rebuild, tx_bytes)
+                say(f"Approved: request {held.approval_id}; signing")
+                signed = client.sign_transaction(tx_bytes, purpose=purpose)
         except PolicyDenied as exc:
             exc.details.update(_refused_spend(client, tx_bytes))
             raise
@@ -87,6 +116,38 @@ def sign(
     deliver_signed_transaction(signed, out=out, json_output=json_output)
     if not json_output:
         typer.echo(signed.signature)
+
+
+def _transaction_after_approval(source: str, rebuild: Optional[str], previous: bytes) -> bytes:
+    """What to sign once approved: --rebuild's output, else FILE read again, else the same bytes.
+
+    The approval covers the payment, not the blockhash: a rebuilt transaction of the same payment
+    with a fresh blockhash is signed; one that differs in anything else is held again.
+    """
+    from ..solana.transaction import decode_base64_input
+
+    if rebuild is not None:
+        import subprocess
+
+        from ..approvals import parse_notify_command
+        from ..errors import InvalidInput
+
+        try:
+            result = subprocess.run(parse_notify_command(rebuild), capture_output=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise InvalidInput(f"--rebuild could not run: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+        if result.returncode != 0:
+            raise InvalidInput(f"--rebuild exited {result.returncode}; nothing was signed after the approval")
+        if len(result.stdout) > MAX_INPUT_BYTES:
+            raise InvalidInput(f"--rebuild printed more than {MAX_INPUT_BYTES // 1024} KiB")
+        try:
+            text = result.stdout.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("--rebuild printed something that is not UTF-8 text") from None
+        return decode_base64_input(text)
+    if source != "-":
+        return decode_base64_input(_read_input(source, what="transaction file"))
+    return previous
 
 
 def deliver_signed_transaction(signed, *, out: Optional[Path], json_output: bool, extra: dict | None = None) -> dict:

@@ -66,6 +66,7 @@ def _settings(
     idle_timeout, free_decision_rate, free_decision_burst, listen_backlog=None, connection_wait=None,
     passphrase_fd=None, passphrase_credential=None, key_ttl=None, metrics_file=None, metrics_listen=None,
     metrics_interval=15.0,
+    approval_notify_command=None,
 ):
     import grp
 
@@ -95,6 +96,7 @@ def _settings(
         idle_timeout_seconds=idle_timeout,
         free_decisions_per_second=free_decision_rate,
         free_decision_burst=free_decision_burst,
+        approval_notify_command=approval_notify_command,
         **({} if connection_wait is None else {"connection_wait_seconds": connection_wait}),
         key_ttl_seconds=None if key_ttl is None else parse_duration(key_ttl, option="--key-ttl", low=1, high=MAX_KEY_TTL_SECONDS),
         metrics_file=metrics_file,
@@ -174,6 +176,12 @@ FreeDecisionRateOption = bounded_option(
     help="Free decisions (refusals, signatures spending under 5,000 lamports, re-signs) recorded per second for each uid "
     "(above 0); past that (and --free-decision-burst), all its signing requests get 'rate_limited', undecided and unrecorded.",
 )
+ApprovalNotifyOption = typer.Option(
+    None, "--approval-notify-command", envvar="JARVIS_WALLET_APPROVAL_NOTIFY_COMMAND",
+    help="Run this command (shell words; use sh -c '...' for a pipeline) for each new approval request, with a JSON "
+    "document on stdin; it runs beside the signing path, and its failures go to the signer log. "
+    "Default: $JARVIS_WALLET_APPROVAL_NOTIFY_COMMAND.",
+)
 FreeDecisionBurstOption = bounded_option(
     100, "--free-decision-burst", "--refusal-burst", low=1, high=1_000_000,
     help="Free decisions a uid may have recorded at once before --free-decision-rate applies (1 to 1000000).",
@@ -203,6 +211,7 @@ def signer_start(
     metrics_file: Optional[Path] = MetricsFileOption,
     metrics_listen: Optional[str] = MetricsListenOption,
     metrics_interval: float = MetricsIntervalOption,
+    approval_notify_command: Optional[str] = ApprovalNotifyOption,
     timeout: float = bounded_option(
         15.0, "--timeout", low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True,
         help="Seconds to wait for the signer to report readiness (above 0, at most 3600).",
@@ -225,6 +234,7 @@ def signer_start(
         free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
         passphrase_fd=passphrase_fd, passphrase_credential=passphrase_credential, key_ttl=key_ttl,
         metrics_file=metrics_file, metrics_listen=metrics_listen, metrics_interval=metrics_interval,
+        approval_notify_command=approval_notify_command,
     )
     try:
         handle = start_signer(settings, detach=detach, timeout=timeout)
@@ -291,6 +301,7 @@ def signer_serve(
     metrics_file: Optional[Path] = MetricsFileOption,
     metrics_listen: Optional[str] = MetricsListenOption,
     metrics_interval: float = MetricsIntervalOption,
+    approval_notify_command: Optional[str] = ApprovalNotifyOption,
 ) -> None:
     """Run the signer in this process, without forking, for a supervisor such as systemd.
 
@@ -305,6 +316,7 @@ def signer_serve(
         free_decision_burst=free_decision_burst, listen_backlog=listen_backlog, connection_wait=connection_wait,
         passphrase_fd=passphrase_fd, passphrase_credential=passphrase_credential, key_ttl=key_ttl,
         metrics_file=metrics_file, metrics_listen=metrics_listen, metrics_interval=metrics_interval,
+        approval_notify_command=approval_notify_command,
     )
     code = serve(settings, on_ready=lambda info: say(_ready_line(info)))
     raise typer.Exit(code)

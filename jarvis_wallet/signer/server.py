@@ -116,7 +116,10 @@ class SignerServer:
                 interval_seconds=settings.metrics_interval_seconds,
                 on_error=lambda message: log.event("metrics_failed", message=message),
             )
+        from ..approvals import signer_approval_hooks
+
         handler = RequestHandler(
+            **signer_approval_hooks(settings.database_url, settings.approval_notify_command, log.event),
             secret=secret,
             public_key=key.public_key,
             sign=sign,

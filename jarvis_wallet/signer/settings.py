@@ -59,6 +59,8 @@ class SignerSettings:
     metrics_file: Path | None = None
     metrics_listen: str | None = None
     metrics_interval_seconds: float = DEFAULT_METRICS_INTERVAL_SECONDS
+    # Run (argv by shell words, no shell) with a JSON document on stdin per new approval request.
+    approval_notify_command: str | None = None
 
 
 def listen_backlog(settings: SignerSettings) -> int:
