@@ -68,8 +68,8 @@ _EXPORTS = {
     "set_token_limits": "tokens",
     "remove_token_limits": "tokens",
     "token_limits_report": "tokens",
-    "parse_token_amount": "tokens",
-    "MintFacts": "tokens",
+    "parse_token_amount": "amounts",
+    "read_mint_account": "tokens",
     # the signer and its client
     "SignerClient": "client",
     "SignedTransaction": "client",

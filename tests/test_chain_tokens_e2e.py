@@ -1,0 +1,109 @@
+"""Tokens and the chain, end to end: token payments signed by a real signer, sent to the LiteSVM
+endpoint (tests/rpc_server.py), and the per-mint window given back when the chain proves a
+payment never moved its tokens (expired, failed), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from jarvis_wallet.solana.associated_token import associated_token_address
+from jarvis_wallet.solana.token import TOKEN_PROGRAM_ID
+from rpc_server import RpcServer
+from runtime import SOL
+from test_chain_e2e import World
+from token_chain import TokenChain
+
+USDC = Pubkey(bytes([91]) * 32)
+ISSUER = Pubkey(bytes([92]) * 32)
+FEE = 5000
+
+
+def ata(owner: Pubkey, mint: Pubkey = USDC) -> Pubkey:
+    return Pubkey(associated_token_address(bytes(owner), bytes(mint), TOKEN_PROGRAM_ID))
+
+
+class TokenWorld(World):
+    def __init__(self, signers, cli, tmp_path, rpc, *, balance: int) -> None:
+        super().__init__(signers, cli, tmp_path, rpc)
+        self.owner = Pubkey(bytes(Keypair().pubkey()))
+        wallet = Pubkey.from_string(self.wallet)
+        chain = rpc.chain
+        chain.fund(wallet, 3 * SOL)
+        chain.mint(USDC, authority=ISSUER, decimals=6, supply=10**12)
+        chain.token_account(ata(wallet), mint=USDC, owner=wallet, amount=balance)
+        chain.token_account(ata(self.owner), mint=USDC, owner=self.owner, amount=0)
+        self.limits(SOL, 2 * SOL)
+        added = self.cli("tokens", "add", "USDC", "--mint", str(USDC), "--json")  # read from the endpoint
+        assert added.exit_code == 0, added.stderr
+        limits = self.cli("limits", "set", "--token", "USDC", "--per-tx", "30", "--daily", "30")
+        assert limits.exit_code == 0, limits.stderr
+
+    def usdc_remaining(self) -> int:
+        (usdc,) = self.cli("limits", "show", "--wallet", self.wallet, "--json").json()["tokens"]
+        return int(usdc["remaining_24h_base_units"])
+
+    def build_token(self, amount: str) -> str:
+        result = self.cli("build-transfer", "--from", self.wallet, "--to", str(self.owner), "--token", "USDC",
+                          "--amount", amount, "--no-create", "--json")
+        assert result.exit_code == 0, result.stderr
+        path = self.tmp_path / f"usdc-{amount}-{len(list(self.tmp_path.iterdir()))}.b64"
+        path.write_text(result.json()["message_base64"])
+        return str(path)
+
+    def token_amount(self, owner: Pubkey) -> int:
+        return self.rpc.chain.token_state(ata(owner)).amount
+
+
+@pytest.fixture
+def token_rpc():
+    server = RpcServer(TokenChain())
+    yield server
+    server.stop()
+
+
+def test_an_unsent_token_payment_expires_and_its_tokens_come_back(signers, cli, tmp_path, token_rpc):
+    world = TokenWorld(signers, cli, tmp_path, token_rpc, balance=100 * 10**6)
+    signed = world.cli("sign", world.build_token("30"), "--socket", world.handle.socket_path, "--json")
+    assert signed.exit_code == 0, signed.stderr
+    assert world.usdc_remaining() == 0
+    over = world.cli("sign", world.build_token("0.000001"), "--socket", world.handle.socket_path)
+    assert over.exit_code == 5 and "token_daily_limit_exceeded" in over.stderr
+
+    world.rpc.advance(151)
+    synced = world.cli("tx", "sync", "--json")
+    assert synced.exit_code == 0 and synced.json()["expired"] == 1, synced.stdout
+    row = world.show(signed.json()["transaction_id"])
+    assert row["status"] == "expired"
+    releases = {r["asset"]: r for r in row["releases"]}
+    assert releases["SOL"]["amount"] == FEE
+    assert releases[str(USDC)]["amount"] == "30000000" and releases[str(USDC)]["reason"] == "expired"
+    assert releases[str(USDC)]["evidence"] == releases["SOL"]["evidence"]
+    assert world.usdc_remaining() == 30 * 10**6
+    assert world.cli("tx", "sync", "--json").json()["checked"] == 0  # idempotent: nothing released twice
+    assert len(world.show(signed.json()["transaction_id"])["releases"]) == 2
+
+    # The signer's kept per-mint sum agrees: the full 30 USDC signs, lands and moves.
+    sent = world.send(world.build_token("30"), "--wait")
+    assert sent.exit_code == 0 and sent.json()["status"] == "confirmed", sent.stderr
+    assert world.token_amount(world.owner) == 30 * 10**6
+    assert world.usdc_remaining() == 0
+
+
+def test_a_failed_token_payment_moves_no_tokens_and_releases_them_all(signers, cli, tmp_path, token_rpc):
+    world = TokenWorld(signers, cli, tmp_path, token_rpc, balance=5 * 10**6)  # too little for 10 USDC
+    wallet = Pubkey.from_string(world.wallet)
+    sol_before = world.rpc.chain.balance(wallet)
+    result = world.send(world.build_token("10"), "--wait", "--skip-preflight")
+    assert result.exit_code == 13, result.stderr
+    sent = result.json()
+    assert sent["status"] == "failed"
+    # The runtime moved no tokens, and took only the fee.
+    assert world.token_amount(wallet) == 5 * 10**6 and world.token_amount(world.owner) == 0
+    assert sol_before - world.rpc.chain.balance(wallet) == FEE == sent["chain_fee_lamports"]
+    row = world.show(sent["transaction_id"])
+    (release,) = row["releases"]  # the fee was all the SOL it counted: no SOL release
+    assert (release["asset"], release["amount"], release["reason"]) == (str(USDC), "10000000", "failed")
+    assert world.usdc_remaining() == 30 * 10**6
+    assert world.remaining() == 2 * SOL - FEE
