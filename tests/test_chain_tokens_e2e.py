@@ -107,3 +107,47 @@ def test_a_failed_token_payment_moves_no_tokens_and_releases_them_all(signers, c
     assert (release["asset"], release["amount"], release["reason"]) == (str(USDC), "10000000", "failed")
     assert world.usdc_remaining() == 30 * 10**6
     assert world.remaining() == 2 * SOL - FEE
+
+
+def test_balance_shows_each_registered_token(signers, cli, tmp_path, token_rpc):
+    world = TokenWorld(signers, cli, tmp_path, token_rpc, balance=12_345_678)
+    eurc = Pubkey(bytes([94]) * 32)  # registered, but the wallet has no account of it yet
+    world.rpc.chain.mint(eurc, authority=ISSUER, decimals=2)
+    assert world.cli("tokens", "add", "EURC", "--mint", str(eurc)).exit_code == 0
+    result = world.cli("balance", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert data["lamports"] == world.rpc.chain.balance(Pubkey.from_string(world.wallet))
+    assert data["tokens"] == [
+        {"symbol": "EURC", "mint": str(eurc), "program": "token", "decimals": 2,
+         "associated_account": str(ata(Pubkey.from_string(world.wallet), eurc)), "account_exists": False,
+         "amount_base_units": "0", "amount": "0", "decimals_on_chain": None},
+        {"symbol": "USDC", "mint": str(USDC), "program": "token", "decimals": 6,
+         "associated_account": str(ata(Pubkey.from_string(world.wallet))), "account_exists": True,
+         "amount_base_units": "12345678", "amount": "12.345678", "decimals_on_chain": None},
+    ]
+    text = world.cli("balance")
+    assert text.exit_code == 0, text.stderr
+    assert "  12.345678 USDC (12345678 base units)\n" in text.stdout
+    assert f"0 EURC (0 base units); no associated token account {ata(Pubkey.from_string(world.wallet), eurc)} yet" in text.stdout
+    # What the runtime holds, at the top of u64: exact in --json.
+    world.rpc.chain.token_account(ata(Pubkey.from_string(world.wallet)), mint=USDC, owner=Pubkey.from_string(world.wallet),
+                                  amount=2**64 - 1)
+    usdc = world.cli("balance", "--json").json()["tokens"][1]
+    assert (usdc["amount_base_units"], usdc["amount"]) == ("18446744073709551615", "18446744073709.551615")
+
+
+def test_balance_flags_a_registry_whose_decimals_the_chain_contradicts(signers, cli, tmp_path, token_rpc):
+    world = TokenWorld(signers, cli, tmp_path, token_rpc, balance=5)
+    wrong = Pubkey(bytes([95]) * 32)
+    world.rpc.chain.mint(wrong, authority=ISSUER, decimals=6)
+    wallet = Pubkey.from_string(world.wallet)
+    world.rpc.chain.token_account(ata(wallet, wrong), mint=wrong, owner=wallet, amount=7)
+    assert world.cli("tokens", "add", "WRONG", "--mint", str(wrong), "--decimals", "9", "--program", "token",
+                     "--rpc-url", "").exit_code != 0  # an empty URL is not "offline"
+    with_endpoint_off = world.cli("config", "unset", "rpc_url")
+    assert with_endpoint_off.exit_code == 0, with_endpoint_off.stderr
+    assert world.cli("tokens", "add", "WRONG", "--mint", str(wrong), "--decimals", "9", "--program", "token").exit_code == 0
+    result = world.cli("balance", "--rpc-url", world.rpc.url)
+    assert result.exit_code == 0, result.stderr
+    assert "Note: WRONG has 6 decimals on the chain but is registered with 9" in result.stderr

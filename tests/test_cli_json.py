@@ -196,7 +196,7 @@ def test_chain_commands_json_keys_and_errors(signers, cli, tmp_path):
         tx = tmp_path / "chain.b64"
         tx.write_text(built.stdout)
         successes = [
-            (("balance", "--rpc-url", rpc.url), {"wallet", "lamports", "sol", "endpoint", "commitment"}),
+            (("balance", "--rpc-url", rpc.url), {"wallet", "lamports", "sol", "endpoint", "commitment", "tokens"}),
             (("blockhash", "--rpc-url", rpc.url), {"blockhash", "last_valid_block_height", "slot"}),
             (("send", tx, "--socket", sock, "--rpc-url", rpc.url, "--wait"), SEND_KEYS),
             (("tx", "sync", "--rpc-url", rpc.url), SYNC_KEYS),
