@@ -54,7 +54,7 @@ def tokens_add(
     with session(database_url(ctx)):
         url = rpc_url if rpc_url is not None else get_setting("rpc_url")
         parsed = None
-        if url:
+        if url or rpc_url is not None:  # an empty --rpc-url is an error, not "offline"
             from ..chain.rpc import RpcClient, resolve_rpc_url
 
             parsed = read_mint_account(RpcClient(resolve_rpc_url(url, None), timeout=rpc_timeout), mint)
