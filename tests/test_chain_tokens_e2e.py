@@ -74,6 +74,8 @@ def test_an_unsent_token_payment_expires_and_its_tokens_come_back(signers, cli, 
     world.rpc.advance(151)
     synced = world.cli("tx", "sync", "--json")
     assert synced.exit_code == 0 and synced.json()["expired"] == 1, synced.stdout
+    assert synced.json()["released_tokens"] == {str(USDC): "30000000"}
+    assert synced.json()["settled"][0]["released_tokens"] == {str(USDC): "30000000"}
     row = world.show(signed.json()["transaction_id"])
     assert row["status"] == "expired"
     releases = {r["asset"]: r for r in row["releases"]}
@@ -87,6 +89,7 @@ def test_an_unsent_token_payment_expires_and_its_tokens_come_back(signers, cli, 
     # The signer's kept per-mint sum agrees: the full 30 USDC signs, lands and moves.
     sent = world.send(world.build_token("30"), "--wait")
     assert sent.exit_code == 0 and sent.json()["status"] == "confirmed", sent.stderr
+    assert sent.json()["released_tokens"] == {}
     assert world.token_amount(world.owner) == 30 * 10**6
     assert world.usdc_remaining() == 0
 
@@ -98,7 +101,7 @@ def test_a_failed_token_payment_moves_no_tokens_and_releases_them_all(signers, c
     result = world.send(world.build_token("10"), "--wait", "--skip-preflight")
     assert result.exit_code == 13, result.stderr
     sent = result.json()
-    assert sent["status"] == "failed"
+    assert sent["status"] == "failed" and sent["released_tokens"] == {str(USDC): "10000000"}
     # The runtime moved no tokens, and took only the fee.
     assert world.token_amount(wallet) == 5 * 10**6 and world.token_amount(world.owner) == 0
     assert sol_before - world.rpc.chain.balance(wallet) == FEE == sent["chain_fee_lamports"]
@@ -151,3 +154,15 @@ def test_balance_flags_a_registry_whose_decimals_the_chain_contradicts(signers, 
     result = world.cli("balance", "--rpc-url", world.rpc.url)
     assert result.exit_code == 0, result.stderr
     assert "Note: WRONG has 6 decimals on the chain but is registered with 9" in result.stderr
+
+
+def test_human_output_names_the_tokens_given_back(signers, cli, tmp_path, token_rpc):
+    world = TokenWorld(signers, cli, tmp_path, token_rpc, balance=100 * 10**6)
+    assert world.cli("sign", world.build_token("2.5"), "--socket", world.handle.socket_path).exit_code == 0
+    world.rpc.advance(151)
+    synced = world.cli("tx", "sync")
+    assert synced.exit_code == 0, synced.stderr
+    assert synced.stdout.startswith(
+        f"Checked 1: 0 confirmed, 0 failed, 1 expired, 0 not proven yet; 5,000 (0.000005 SOL) and 2500000 "
+        f"base units of {USDC} given back to the daily window"
+    ), synced.stdout

@@ -126,11 +126,19 @@ def wallet_locked(db: peewee.Database, wallet: str):
             yield
 
 
+@dataclass(frozen=True)
+class Released:
+    """What one recorded outcome gave back to the windows."""
+
+    lamports: int
+    tokens: dict[str, int] = field(default_factory=dict)  # mint (base58) -> base units
+
+
 def record_outcome(
     db: peewee.Database, transaction_id: int, outcome: Outcome, *, endpoint: str, who: str
-) -> bool:
-    """Record a proven outcome and its release atomically; False if the row was settled already
-    (by another sync, or by hand), in which case nothing is written."""
+) -> Released | None:
+    """Record a proven outcome and its releases atomically; what was released, or None if the
+    row was settled already (by another sync, or by hand), in which case nothing is written."""
     row = WalletTransaction.get_by_id(transaction_id)
     with wallet_locked(db, row.wallet):
         now = utc_now()
@@ -146,7 +154,7 @@ def record_outcome(
             .execute()
         )
         if not moved:
-            return False
+            return None
         lamports = min(outcome.released_lamports, row.lamports)
         tokens = token_spend_of(row.id) if outcome.status in ("failed", "expired") else {}
         if lamports > 0 or tokens:
@@ -167,7 +175,7 @@ def record_outcome(
                 SpendRelease.insert(asset=SOL_ASSET, amount=lamports, **common).execute()
             for mint, base_units in tokens.items():
                 SpendRelease.insert(asset=mint, amount_base_units=base_units, **common).execute()
-    return True
+    return Released(max(lamports, 0), tokens)
 
 
 def token_spend_of(transaction_id: int) -> dict[str, int]:

@@ -203,17 +203,22 @@ def send(
     typer.echo(result.signature)
 
 
+def tokens_given_back(released: dict) -> str:
+    """`` and 10000000 base units of <mint>`` per mint released (amounts as decimal strings or ints)."""
+    return "".join(f" and {amount} base units of {mint}" for mint, amount in sorted(released.items()))
+
+
 def _verdict(result) -> str:
     from ..amounts import format_sol
 
     where = f"transaction {result.transaction_id}"
+    back = f"{format_sol(result.released_lamports)}{tokens_given_back(result.released_tokens)} given back to the daily window"
     if result.status == "confirmed":
         return f"{where} confirmed in slot {result.slot}"
     if result.status == "failed":
-        return (f"{where} failed on chain ({result.error}); fee charged {result.chain_fee_lamports} lamports, "
-                f"{format_sol(result.released_lamports)} given back to the daily window")
+        return f"{where} failed on chain ({result.error}); fee charged {result.chain_fee_lamports} lamports, {back}"
     if result.status == "expired":
-        return f"{where} expired: it never landed; {format_sol(result.released_lamports)} given back to the daily window"
+        return f"{where} expired: it never landed; {back}"
     return (f"{where} submitted; not proven yet (see `jarvis-wallet tx sync`)"
             + (f", last valid block height {result.last_valid_block_height}" if result.last_valid_block_height else ""))
 
