@@ -71,8 +71,8 @@ _EXPORTS = {
     "set_token_limits": "tokens",
     "remove_token_limits": "tokens",
     "token_limits_report": "tokens",
-    "parse_token_amount": "tokens",
-    "MintFacts": "tokens",
+    "parse_token_amount": "amounts",
+    "read_mint_account": "tokens",
     # approvals: the operator's yes or no
     "list_approvals": "approvals",
     "approve": "approvals",

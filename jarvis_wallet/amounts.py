@@ -89,7 +89,7 @@ def format_lamports(lamports: int) -> str:
 # Token amounts travel in u64 instruction fields.
 MAX_TOKEN_BASE_UNITS = 2**64 - 1
 _TOKEN_AMOUNT_RE = re.compile(
-    r"^\s*(?P<whole>[0-9][0-9_]*)?(?:\.(?P<fraction>[0-9][0-9_]*)?)?\s*(?P<unit>[a-zA-Z][a-zA-Z0-9]*)?\s*$"
+    r"^\s*(?P<whole>[0-9][0-9_]*)?(?:\.(?P<fraction>[0-9][0-9_]*)?)?\s*(?P<unit>[a-zA-Z][a-zA-Z0-9._-]*)?\s*$"
 )
 _MAX_DIGITS = 40  # far above any u64 amount; keeps int() away from huge strings
 

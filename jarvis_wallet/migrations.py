@@ -194,15 +194,20 @@ def _0008_kind_and_message_text(db: peewee.Database) -> None:
     )
 
 
-def _u64_column(db: peewee.Database, name: str) -> peewee.Field:
+def _u64_column(db: peewee.Database, name: str, *, null: bool = False) -> peewee.Field:
     """A u64 amount column (models.U64Field): NUMERIC(20,0) on PostgreSQL, 20-digit text on SQLite."""
     if is_sqlite(db):
         form = f"length({name}) = {U64_TEXT_DIGITS} AND {name} NOT GLOB '*[^0-9]*' AND {name} <= '{MAX_U64}'"
-        return peewee.CharField(max_length=U64_TEXT_DIGITS, constraints=[peewee.Check(form)])
+        return peewee.CharField(max_length=U64_TEXT_DIGITS, null=null, constraints=[peewee.Check(form)])
     return peewee.DecimalField(
-        max_digits=U64_TEXT_DIGITS, decimal_places=0, auto_round=False,
+        max_digits=U64_TEXT_DIGITS, decimal_places=0, auto_round=False, null=null,
         constraints=[peewee.Check(f"{name} >= 0 AND {name} <= {MAX_U64}")],
     )
+
+
+def _u64_zero(db: peewee.Database) -> str:
+    """Zero as a u64 column holds it, for comparisons in a CHECK."""
+    return "'" + "0" * U64_TEXT_DIGITS + "'" if is_sqlite(db) else "0"
 
 
 def _0009_tokens(db: peewee.Database) -> None:
@@ -333,13 +338,21 @@ def _0011_chain(db: peewee.Database) -> None:
             "transaction_id": peewee.BigIntegerField(),
             "wallet": peewee.CharField(max_length=44),
             "asset": peewee.CharField(max_length=44),
-            "amount": peewee.BigIntegerField(constraints=[peewee.Check("amount > 0")]),
+            # Lamports for 'SOL'; base units (u64, as token_spend keeps them) for a mint.
+            "amount": peewee.BigIntegerField(null=True),
+            "amount_base_units": _u64_column(db, "amount_base_units", null=True),
             "reason": peewee.CharField(max_length=16, constraints=[peewee.Check("reason IN ('expired', 'failed')")]),
             "tx_created_at": peewee.DateTimeField(),
             "evidence": peewee.TextField(),
             "released_by": peewee.CharField(max_length=200),
             "created_at": peewee.DateTimeField(),
         },
+        constraints=[peewee.Check(
+            # IS NOT NULL spelled out: a CHECK that evaluates to NULL passes.
+            f"(asset = 'SOL' AND amount IS NOT NULL AND amount > 0 AND amount_base_units IS NULL) OR "
+            f"(asset <> 'SOL' AND amount IS NULL AND amount_base_units IS NOT NULL "
+            f"AND amount_base_units > {_u64_zero(db)})"
+        )],
     )
     blockhashes = _frozen_model(
         db,

@@ -125,17 +125,19 @@ class WalletTransaction(BaseModel):
 class SpendRelease(BaseModel):
     """Spend of one transaction given back to the daily window on proof from the chain.
 
-    Append-only, one per transaction and asset ("SOL", or a token mint later): the window sums
+    Append-only, one per transaction and asset ("SOL", or a token mint): the windows sum
     transactions minus releases. ``tx_created_at`` is the transaction's own ``created_at``, so a
-    release leaves the window together with what it releases.
+    release leaves the window together with what it releases. A SOL release's lamports are in
+    ``amount``; a mint's base units (u64) in ``amount_base_units`` (the other one is null).
     """
 
     id = peewee.BigAutoField()
     transaction_id = peewee.BigIntegerField()
     wallet = peewee.CharField(max_length=44)
-    asset = peewee.CharField(max_length=44, default="SOL")  # "SOL" (lamports) or a mint (base units)
-    amount = peewee.BigIntegerField()
-    reason = peewee.CharField(max_length=16)  # "expired" (all of it) or "failed" (all but the fee)
+    asset = peewee.CharField(max_length=44, default="SOL")  # "SOL" or a mint (base58)
+    amount = peewee.BigIntegerField(null=True)  # lamports, for "SOL"
+    amount_base_units = U64Field(null=True)  # base units, for a mint
+    reason = peewee.CharField(max_length=16)  # "expired" (all of it) or "failed" (all but the fee; every token)
     tx_created_at = peewee.DateTimeField()
     evidence = peewee.TextField()  # JSON: what the endpoint said, and which endpoint (scheme and host)
     released_by = peewee.CharField(max_length=200)

@@ -50,7 +50,8 @@ from .solana.programs import (
 from .solana.pubkey import decode_pubkey, encode_pubkey
 from .solana.spend import SpendSummary, compute_spend
 from .solana.token_spend import GOVERNED_PROGRAM_IDS, REFUSAL_CODES as TOKEN_REFUSAL_CODES
-from .solana.token_spend import RegisteredMint, format_token_amount, wallet_token_account
+from .amounts import format_token_amount
+from .solana.token_spend import RegisteredMint, wallet_token_account
 from .solana.transaction import ParsedInput
 
 #: Programs that may receive the wallet's key unless the operator configures

@@ -165,8 +165,8 @@ TOKEN_REFUSALS: Mapping[str, str] = MappingProxyType(
         "token_not_registered": "a token instruction moves a mint the operator has not registered "
         "(or names it through a lookup table)",
         "token_mismatch": "a token instruction's program or decimals differ from the registered mint's",
-        "token_unchecked_transfer": "a plain Transfer (no mint) from an account that is not the wallet's "
-        "associated token account of a registered mint",
+        "token_unchecked_transfer": "a plain Transfer (no mint, no decimals) from an account that is not the "
+        "wallet's associated token account of a registered mint, or of a mint registered offline",
         "token_delegation": "Approve/ApproveChecked: a delegate could move the wallet's tokens later",
         "token_authority_change": "SetAuthority: hands control of a token account or mint to another key",
         "token_close_to_other": "closes a token account (or withdraws its lamports) to someone other than the wallet",

@@ -139,6 +139,7 @@ class _KeptTokens:
     window_start: datetime.datetime
     last_transaction_id: int
     spent: dict[str, int]  # mint (base58) -> base units
+    last_release_id: int = 0
 
 
 class RollingTokenSpend:
@@ -147,6 +148,8 @@ class RollingTokenSpend:
     Rows of token_spend are inserted with their transaction's row, under the wallet's lock,
     with its created_at, and never change; they count while that transaction's status does
     (SPENDING_STATUSES). Unseen rows are found by transaction id, aged-out ones by time.
+    Token releases (spend_releases rows whose asset is a mint) are subtracted the same way,
+    by release id and by the released transaction's created_at, as ``RollingSpend`` does.
     """
 
     def __init__(self, db: peewee.Database, wallet: str) -> None:
@@ -156,45 +159,64 @@ class RollingTokenSpend:
         self._postgres = postgres = not is_sqlite(db)
         counted = f"t.status IN ({', '.join(repr(status) for status in SPENDING_STATUSES)})"
         rows = "FROM token_spend s JOIN wallet_transactions t ON t.id = s.transaction_id"
+        released = f"FROM spend_releases r WHERE r.wallet = {p} AND r.asset <> '{SOL_ASSET}'"
         self._db = db
         self._wallet = wallet
         self._kept: _KeptTokens | None = None
+        # Kind 0: spend, 1: releases (subtracted); each row's max id moves its own cursor.
         self._full = (
-            f"SELECT s.mint, {u64_sum_sql(postgres, 's.amount_base_units', f's.created_at > {p} AND {counted}')}, "
-            f"MAX(s.transaction_id) {rows} WHERE s.wallet = {p} GROUP BY s.mint"
+            f"SELECT 0, s.mint, {u64_sum_sql(postgres, 's.amount_base_units', f's.created_at > {p} AND {counted}')}, "
+            f"MAX(s.transaction_id) {rows} WHERE s.wallet = {p} GROUP BY s.mint "
+            f"UNION ALL SELECT 1, r.asset, {u64_sum_sql(postgres, 'r.amount_base_units', f'r.tx_created_at > {p}')}, "
+            f"MAX(r.id) {released} GROUP BY r.asset"
         )
-        # Aged out and unseen in one statement: one round trip per batch.
+        # Aged out and unseen, of spend and of releases, in one statement: one round trip per batch.
+        # Kinds: 0 spend aged out, 1 spend unseen, 2 release aged out, 3 release unseen.
         self._adjust = (
             f"SELECT 0, s.mint, {u64_sum_sql(postgres, 's.amount_base_units')}, 0 {rows} "
             f"WHERE s.wallet = {p} AND s.created_at > {p} AND s.created_at <= {p} AND s.transaction_id <= {p} "
             f"AND {counted} GROUP BY s.mint "
             f"UNION ALL SELECT 1, s.mint, {u64_sum_sql(postgres, 's.amount_base_units', f's.created_at > {p} AND {counted}')}, "
-            f"MAX(s.transaction_id) {rows} WHERE s.wallet = {p} AND s.transaction_id > {p} GROUP BY s.mint"
+            f"MAX(s.transaction_id) {rows} WHERE s.wallet = {p} AND s.transaction_id > {p} GROUP BY s.mint "
+            f"UNION ALL SELECT 2, r.asset, {u64_sum_sql(postgres, 'r.amount_base_units')}, 0 {released} "
+            f"AND r.tx_created_at > {p} AND r.tx_created_at <= {p} AND r.id <= {p} GROUP BY r.asset "
+            f"UNION ALL SELECT 3, r.asset, {u64_sum_sql(postgres, 'r.amount_base_units', f'r.tx_created_at > {p}')}, "
+            f"MAX(r.id) {released} AND r.id > {p} GROUP BY r.asset"
         )
 
     def current(self, now: datetime.datetime) -> dict[str, int]:
         """Base units per mint in the window ending at ``now`` (inside the wallet's lock)."""
         start = now - DAILY_WINDOW
         kept = self._kept
+        repeats = u64_sum_repeats(self._postgres)
+        wallet = self._wallet
         if kept is None or start < kept.window_start:
-            spent: dict[str, int] = {}
-            last = 0
-            params = (*[start] * u64_sum_repeats(self._postgres), self._wallet)
-            for mint, high, low, max_id in self._db.execute_sql(self._full, params).fetchall():
-                spent[mint] = u64_sum_value(self._postgres, high, low)
-                last = max(last, int(max_id or 0))
-            self._kept = _KeptTokens(start, last, spent)
-            return dict(self._kept.spent)
-        last = kept.last_transaction_id
-        rows = self._db.execute_sql(
-            self._adjust,
-            (self._wallet, kept.window_start, start, last, *[start] * u64_sum_repeats(self._postgres), self._wallet, last),
-        ).fetchall()
-        for unseen, mint, high, low, max_id in rows:
+            kept = _KeptTokens(start, 0, {})
+            params = (*[start] * repeats, wallet, *[start] * repeats, wallet)
+            for kind, mint, high, low, max_id in self._db.execute_sql(self._full, params).fetchall():
+                amount = u64_sum_value(self._postgres, high, low)
+                if int(kind) == 0:
+                    kept.spent[mint] = kept.spent.get(mint, 0) + amount
+                    kept.last_transaction_id = max(kept.last_transaction_id, int(max_id or 0))
+                else:
+                    kept.spent[mint] = kept.spent.get(mint, 0) - amount
+                    kept.last_release_id = max(kept.last_release_id, int(max_id or 0))
+            self._kept = kept
+            return dict(kept.spent)
+        last, last_release = kept.last_transaction_id, kept.last_release_id
+        params = (
+            wallet, kept.window_start, start, last, *[start] * repeats, wallet, last,
+            wallet, kept.window_start, start, last_release, *[start] * repeats, wallet, last_release,
+        )
+        for kind, mint, high, low, max_id in self._db.execute_sql(self._adjust, params).fetchall():
             amount = u64_sum_value(self._postgres, high, low)
-            kept.spent[mint] = kept.spent.get(mint, 0) + (amount if unseen else -amount)
-            if unseen:
+            kind = int(kind)
+            # spend aged out and releases unseen lower the sum; spend unseen and releases aged out raise it
+            kept.spent[mint] = kept.spent.get(mint, 0) + (amount if kind in (1, 2) else -amount)
+            if kind == 1:
                 kept.last_transaction_id = max(kept.last_transaction_id, int(max_id or 0))
+            elif kind == 3:
+                kept.last_release_id = max(kept.last_release_id, int(max_id or 0))
         kept.window_start = start
         return dict(kept.spent)
 

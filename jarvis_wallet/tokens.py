@@ -5,13 +5,15 @@ spend is registered with its symbol, token program and decimals (and, for
 Token-2022, the extensions the chain reported). A wallet may spend a registered
 mint only under limits of its own (``set_token_limits``), in base units.
 
-``tokens add`` works offline (``decimals`` and ``program`` given) or from a
-mint account read on the chain: the RPC cross-check turns that account into
-``MintFacts`` (program, decimals, extensions) and passes them as ``facts``;
-``add_token`` then cross-checks them against what the operator said and refuses
-a mint whose extensions can move, freeze or hide funds outside the owner's
-control unless each is named in ``allowed_extensions`` (``--allow-extension``,
-stored in the registry).
+``tokens add`` works offline (``decimals`` and ``program`` given) or from the
+mint account read on the chain (``read_mint_account``): ``add_token`` then takes
+decimals and program from it, refuses what the operator typed if it disagrees,
+records its extensions, and refuses a mint whose extensions, as configured, can
+move or freeze holders' tokens outside their control unless each is named in
+``allowed_extensions`` (``--allow-extension``; the one classification is
+``solana.mint_account``'s, docs/policy.md says why). A registration read from
+the chain (``extensions`` not null) is what lets the signer count a plain
+``Transfer``, which carries no decimals for the runtime to check.
 """
 
 from __future__ import annotations
@@ -20,45 +22,21 @@ import datetime
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import peewee
 
-from .amounts import scaled_units
-from .errors import InvalidAmount, InvalidInput, InvalidLimits, NotFound
-from .models import MAX_U64, TokenLimit, TokenMint, TokenSpend, WalletTransaction, iso_utc, utc_now
+from .amounts import format_token_amount
+from .errors import InvalidInput, InvalidLimits, InvalidMintAccount, MintNotAccepted, NotFound
+from .models import MAX_U64, SpendRelease, TokenLimit, TokenMint, TokenSpend, WalletTransaction, iso_utc, utc_now
 from .solana.pubkey import decode_pubkey, encode_pubkey, normalize_pubkey
-from .solana.token import EXTENSION_TYPES, TOKEN_PROGRAM_ID
+from .solana.mint_account import ParsedMint, check_registration, normalize_extension_name, parse_mint_account
+from .solana.token import TOKEN_PROGRAM_ID
 from .solana.token_2022 import TOKEN_2022_PROGRAM_ID
-from .solana.token_spend import RegisteredMint, format_token_amount
+from .solana.token_spend import RegisteredMint
 
 PROGRAMS = {"token": TOKEN_PROGRAM_ID, "token-2022": TOKEN_2022_PROGRAM_ID}
 MAX_DECIMALS = 255
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$")
-# Mint extensions that let someone other than the owner move, freeze, hide or block its
-# tokens: refused unless the operator names each one (--allow-extension).
-DANGEROUS_EXTENSIONS = frozenset(
-    {
-        "permanent_delegate",  # its delegate can move or burn any holder's tokens
-        "transfer_hook",  # every transfer runs a program the mint's authority chooses
-        "confidential_transfer_mint",  # balances and transfers the signer cannot count
-        "confidential_transfer_fee_config",
-        "confidential_mint_burn",
-        "default_account_state",  # new accounts may start frozen
-        "pausable",  # the authority can stop every transfer
-        "permissioned_burn",
-    }
-)
-MINT_EXTENSIONS = tuple(name for name in EXTENSION_TYPES if name != "uninitialized")
-
-
-@dataclass(frozen=True)
-class MintFacts:
-    """What a mint account on the chain says about the mint."""
-
-    program: str  # "token" or "token-2022"
-    decimals: int
-    extensions: tuple[str, ...] = ()
 
 
 def normalize_symbol(symbol: str) -> str:
@@ -76,15 +54,17 @@ def _program(program: str) -> str:
     return name
 
 
-def _extension_names(names: Iterable[str], what: str) -> tuple[str, ...]:
-    result = []
-    for name in names:
-        key = name.strip().lower().replace("-", "_")
-        if key not in MINT_EXTENSIONS:
-            raise InvalidInput(f"unknown Token-2022 extension {name!r} in {what}: expected one of {', '.join(MINT_EXTENSIONS)}")
-        if key not in result:
-            result.append(key)
-    return tuple(result)
+def read_mint_account(rpc, mint: str) -> ParsedMint:
+    """The mint account at ``mint`` as the endpoint has it (``chain.rpc.RpcClient``), parsed."""
+    mint = normalize_pubkey(mint, what="mint")
+    account = rpc.get_account_info(mint)
+    if account is None:
+        raise MintNotAccepted(f"no account {mint} on {rpc.label}: not a mint there (wrong address or cluster?)")
+    owner, _, data = account
+    try:
+        return parse_mint_account(owner, data)
+    except InvalidMintAccount as exc:
+        raise InvalidMintAccount(f"account {mint} on {rpc.label} is not a mint: {exc.message}") from None
 
 
 def add_token(
@@ -94,36 +74,31 @@ def add_token(
     decimals: int | None = None,
     program: str | None = None,
     allowed_extensions: Iterable[str] = (),
-    facts: MintFacts | None = None,
+    mint_account: ParsedMint | None = None,
 ) -> TokenMint:
-    """Register a mint. Offline (``facts`` None) ``decimals`` and ``program`` are required; with
-    ``facts`` read from the chain, what the operator gave must agree with them."""
+    """Register a mint. Offline (``mint_account`` None) ``decimals`` and ``program`` are
+    required; with the mint account read from the chain, what the operator gave must agree
+    with it, and its risky extensions must be allowed by name (``check_registration``)."""
     symbol = normalize_symbol(symbol)
     mint = normalize_pubkey(mint, what="mint")
-    allowed = _extension_names(allowed_extensions, "--allow-extension")
+    allowed = tuple(dict.fromkeys(normalize_extension_name(name) for name in allowed_extensions))
     if program is not None:
         program = _program(program)
     if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= MAX_DECIMALS):
         raise InvalidInput(f"--decimals must be a whole number from 0 to {MAX_DECIMALS}")
     extensions: tuple[str, ...] | None = None
-    if facts is None:
+    if mint_account is None:
         if decimals is None or program is None:
             raise InvalidInput("without reading the mint from the chain, give both --decimals and --program")
+        if allowed:
+            raise InvalidInput("--allow-extension needs the mint read from the chain (--rpc-url or the rpc_url setting)")
     else:
-        for what, given, actual in (("decimals", decimals, facts.decimals), ("program", program, facts.program)):
-            if given is not None and given != actual:
-                raise InvalidInput(f"mint {mint} has {what} {actual} on the chain, not {given}")
-        decimals, program = facts.decimals, _program(facts.program)
-        extensions = _extension_names(facts.extensions, "the mint account")
-        dangerous = sorted(set(extensions) & DANGEROUS_EXTENSIONS - set(allowed))
-        if dangerous:
-            raise InvalidInput(
-                f"mint {mint} has extension(s) {', '.join(dangerous)}, which can move, freeze or hide holders' "
-                "tokens outside their control; register it only if you accept that, with "
-                + " ".join(f"--allow-extension {name}" for name in dangerous)
-            )
-    if program == "token" and allowed:
-        raise InvalidInput("--allow-extension applies to Token-2022 mints only")
+        try:
+            check_registration(mint_account, program=program, decimals=decimals, allow_extensions=allowed)
+        except MintNotAccepted as exc:
+            raise MintNotAccepted(f"mint {mint}: {exc.message}") from None
+        decimals, program = mint_account.decimals, mint_account.program
+        extensions = mint_account.extension_names  # names (text), in the account's order
     taken = TokenMint.get_or_none(peewee.fn.LOWER(TokenMint.symbol) == symbol.lower())
     if taken is not None:
         raise InvalidInput(f"symbol {taken.symbol} is already registered (mint {taken.mint}); remove it first")
@@ -190,33 +165,6 @@ def registered_mint(row) -> RegisteredMint:
     return RegisteredMint(row.symbol, decode_pubkey(row.mint, what="mint"), PROGRAMS[row.program], int(row.decimals), extensions)
 
 
-# -- amounts ---------------------------------------------------------------------------------
-
-_TOKEN_AMOUNT_RE = re.compile(r"^\s*(?P<number>[0-9][0-9_]*(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[A-Za-z0-9._-]*)\s*$")
-BASE_SUFFIX = "base"
-
-
-def parse_token_amount(text: str, *, symbol: str, decimals: int, what: str = "amount") -> int:
-    """Base units an amount names: ``25`` or ``12.5`` (token units, at most ``decimals`` places,
-    optionally followed by the symbol: ``12.5USDC``) or ``25000000base`` (base units)."""
-    shown = str(text).strip()
-    match = _TOKEN_AMOUNT_RE.match(str(text))
-    if not match or len(match.group("number")) > 100:
-        raise InvalidAmount(f"invalid {what} {shown!r}: use token units (12.5) or base units with a suffix (12500000base)")
-    number, unit = match.group("number").replace("_", ""), match.group("unit")
-    if unit.lower() == BASE_SUFFIX:
-        if "." in number:
-            raise InvalidAmount(f"invalid {what} {shown!r}: base units are whole numbers")
-        base = int(number)
-    elif unit in ("", symbol) or unit.lower() == symbol.lower():
-        base = scaled_units(number, decimals, what=what, shown=shown, too_precise=f"{symbol} has {decimals} decimals")
-    else:
-        raise InvalidAmount(f"invalid {what} {shown!r}: unknown unit {unit!r} (use {symbol} or {BASE_SUFFIX})")
-    if base > MAX_U64:
-        raise InvalidAmount(f"invalid {what} {shown!r}: above the u64 maximum of {MAX_U64} base units")
-    return base
-
-
 # -- per-mint limits -------------------------------------------------------------------------
 
 KEEP = "keep"
@@ -275,7 +223,8 @@ def token_limits_of(wallet: str) -> list[TokenLimit]:
 
 
 def token_spent_in_window(wallet: str, mint: str, *, now: datetime.datetime, window: datetime.timedelta) -> int:
-    """Base units of ``mint`` the wallet has had signed in the window ending at ``now``."""
+    """Base units of ``mint`` the wallet has had signed in the window ending at ``now``, less what
+    the chain proved never moved (releases of expired and failed transactions)."""
     from .ledger import SPENDING_STATUSES
 
     rows = (
@@ -288,7 +237,11 @@ def token_spent_in_window(wallet: str, mint: str, *, now: datetime.datetime, win
             & (WalletTransaction.status.in_(SPENDING_STATUSES))
         )
     )
-    return sum(row.amount_base_units for row in rows)  # Python ints: no overflow on either backend
+    released = SpendRelease.select(SpendRelease.amount_base_units).where(
+        (SpendRelease.wallet == wallet) & (SpendRelease.asset == mint) & (SpendRelease.tx_created_at > now - window)
+    )
+    # Python ints: no overflow on either backend
+    return sum(row.amount_base_units for row in rows) - sum(row.amount_base_units for row in released)
 
 
 def token_limits_report(wallet: str, *, now: datetime.datetime | None = None) -> list[dict]:

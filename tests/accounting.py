@@ -34,7 +34,9 @@ docs/design.md, and 8's "one reply per request"):
    ``duplicate`` row (a re-sign request) names a spending row of its wallet and message, holds
    no signature and counts nothing;
 5. per wallet: no spending row above the per-transaction ceiling, no rolling 24-hour window
-   above the daily ceiling, no spending row at all for a wallet without limits;
+   above the daily ceiling (the window a row was decided in: rows of the 24 hours up to it,
+   less the releases recorded before it of transactions in those 24 hours), no spending row at
+   all for a wallet without limits;
 6. every recorded signature whose message the journal knows verifies over it;
 7. every decision's row carries the bytes it decided (a re-sign row carries none: the signed row
    it names does), which re-check it: they hash to its message_sha256,
@@ -73,8 +75,9 @@ DECISION_CODES = protocol.POLICY_REFUSAL_CODES | {protocol.INVALID_TX}
 # Failures after the request may have reached the decision: a row may exist, no signature left.
 AMBIGUOUS_CODES = frozenset({protocol.DATABASE_UNAVAILABLE, protocol.INTERNAL_ERROR})
 SIGNING_OPS = frozenset({protocol.OP_SIGN, protocol.OP_SIGN_MESSAGE})
-# Every status a released signature can reach. Check 5 sums them gross: a run whose sync released
-# spend (spend_releases) needs the ordered check of tests/test_chain_concurrency.py instead.
+# Every status a released signature can reach. Check 5 sums them and subtracts the SOL releases
+# (spend_releases) each decision had seen: those recorded under the lock before it (by the
+# release's after_transaction_id) whose transaction is in the same window.
 SPENDING_STATUSES = ("signed", "submitted", "confirmed", "failed", "expired")
 DAILY_WINDOW = datetime.timedelta(hours=24)
 
@@ -242,6 +245,20 @@ def read_rows(database_url: str) -> tuple[list[dict], dict[str, tuple[int, int]]
     return rows, limits
 
 
+def read_releases(database_url: str) -> dict[str, list[tuple[int, datetime.datetime, int]]]:
+    """Each wallet's SOL releases: (after_transaction_id, the released transaction's created_at,
+    lamports). A decision with a higher id was taken with the release, a lower one without."""
+    from jarvis_wallet.db import session
+    from jarvis_wallet.models import SpendRelease
+
+    releases: dict[str, list[tuple[int, datetime.datetime, int]]] = defaultdict(list)
+    with session(database_url):
+        for release in SpendRelease.select().where(SpendRelease.asset == "SOL").order_by(SpendRelease.id):
+            after = json.loads(release.evidence)["after_transaction_id"]
+            releases[release.wallet].append((after, release.tx_created_at, release.amount))
+    return releases
+
+
 def signing_bytes_of(request: dict[str, Any]) -> tuple[bytes | None, str | None]:
     """What the signer signs (and hashes into message_sha256) for this request, as it would.
 
@@ -338,6 +355,7 @@ def check_accounting(
     made by clients outside the journal and are only held to checks 4 to 6.
     """
     rows, db_limits = read_rows(database_url)
+    releases = read_releases(database_url)
     limits = db_limits if limits is None else limits
     attempts = journal.attempts()
     report = AccountingReport(attempts=len(attempts), rows=len(rows))
@@ -479,7 +497,8 @@ def check_accounting(
         by_wallet[row["wallet"]].append(row)
     for wallet in sorted(set(by_wallet) | set(limits)):
         wallet_rows = sorted(by_wallet.get(wallet, []), key=lambda r: r["created_at"])
-        report.spent_lamports[wallet] = sum(r["lamports"] for r in wallet_rows)
+        wallet_releases = releases.get(wallet, [])
+        report.spent_lamports[wallet] = sum(r["lamports"] for r in wallet_rows) - sum(a for _, _, a in wallet_releases)
         if wallet not in limits:
             report.daily_lamports[wallet] = None
             if wallet_rows:
@@ -497,7 +516,12 @@ def check_accounting(
         worst = 0
         for index, moment in enumerate(times):
             start = bisect.bisect_right(times, moment - DAILY_WINDOW)
-            worst = max(worst, prefix[index + 1] - prefix[start])
+            row_id = wallet_rows[index]["id"]
+            released = sum(
+                amount for after, created, amount in wallet_releases
+                if after < row_id and moment - DAILY_WINDOW < created <= moment
+            )
+            worst = max(worst, prefix[index + 1] - prefix[start] - released)
         if worst > daily:
             problems.append(f"wallet {wallet} spent {worst} lamports in 24 hours > daily ceiling {daily}")
 

@@ -9,7 +9,7 @@ It implements exactly the methods jarvis-wallet calls, with the shapes of the So
 documentation (tests/test_rpc_server.py parses every answer with ``solders.rpc.responses``,
 the ``solana`` package's own response types): getBalance, getLatestBlockhash,
 getBlockHeight, sendTransaction (preflight simulation unless skipPreflight), getSignatureStatuses,
-getTransaction (json encoding) and getAccountInfo (base64). A blockhash is valid for 150
+getTransaction (json encoding), getAccountInfo (base64) and getTokenAccountBalance. A blockhash is valid for 150
 blocks after the height it was handed out at, as on a cluster; a transaction that landed is
 ``finalized`` at once (LiteSVM has no forks).
 
@@ -27,6 +27,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import base58
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
@@ -34,6 +35,7 @@ from solders.transaction_status import TransactionConfirmationStatus, Transactio
 
 from runtime import Chain
 
+TOKEN_PROGRAMS = ("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 BLOCKHASH_LIFETIME_BLOCKS = 150  # MAX_PROCESSING_AGE: a blockhash is valid for 150 blocks after its own
 
 
@@ -150,6 +152,25 @@ class RpcServer:
             "data": [base64.b64encode(bytes(account.data)).decode(), "base64"],
             "executable": account.executable, "lamports": account.lamports, "owner": str(account.owner),
             "rentEpoch": 18446744073709551615, "space": len(account.data),
+        })
+
+    def _getTokenAccountBalance(self, address: str, config: dict | None = None):
+        """As a validator answers: the amount as decimal text with the mint's decimals, or
+        invalid params when there is no token account at the address."""
+        account = self.chain.account(_pubkey(address))
+        if account is None:
+            raise _RpcError(-32602, "Invalid param: could not find account")
+        data = bytes(account.data)
+        if str(account.owner) not in TOKEN_PROGRAMS or len(data) < 165 or (len(data) > 165 and data[165] != 2):
+            raise _RpcError(-32602, "Invalid param: not a Token account")
+        mint = self.chain.account(Pubkey(data[:32]))
+        if mint is None or len(bytes(mint.data)) < 82:
+            raise _RpcError(-32602, "Invalid param: could not find mint")
+        amount, decimals = int.from_bytes(data[64:72], "little"), bytes(mint.data)[44]
+        whole, fraction = divmod(amount, 10**decimals)
+        text = f"{whole}.{fraction:0{decimals}d}".rstrip("0").rstrip(".") if decimals else str(whole)
+        return self._context({
+            "amount": str(amount), "decimals": decimals, "uiAmount": amount / 10**decimals, "uiAmountString": text,
         })
 
     def _sendTransaction(self, encoded: str, config: dict | None = None):

@@ -24,12 +24,15 @@ from solders.rpc.config import (
 from solders.signature import Signature
 from solders.transaction_status import UiTransactionEncoding
 import solders.system_program as system_program
+from solders.account import Account
+from solders.token.state import Mint, TokenAccount, TokenAccountState
 
 from jarvis_wallet.chain.rpc import RpcClient, endpoint_label, resolve_rpc_url
 from jarvis_wallet.errors import InvalidConfig, RpcBadResponse, RpcUnavailable, TransactionRefused
 
 from rpc_server import RpcServer
 from runtime import SOL, sign
+from token_chain import TOKEN_PROGRAM
 
 
 @pytest.fixture
@@ -63,6 +66,14 @@ def _exercise(server: RpcServer) -> dict[str, str]:
     client.get_transaction(ok)
     client.get_transaction(failed)
     client.get_transaction(str(Signature.default()))
+    mint, holder = Keypair().pubkey(), Keypair().pubkey()
+    server.chain.put_account(mint, Account(10**7, bytes(Mint(payer.pubkey(), 10**6, 6, True, None)), TOKEN_PROGRAM, False, 0))
+    server.chain.put_account(holder, Account(10**7, bytes(
+        TokenAccount(mint, payer.pubkey(), 12_500_000, None, TokenAccountState.Initialized, None, 0, None)
+    ), TOKEN_PROGRAM, False, 0))
+    assert client.get_token_account_balance(str(holder)) == (12_500_000, 6)
+    assert client.get_token_account_balance(str(Keypair().pubkey())) is None  # no account: invalid params
+    assert client.get_token_account_balance(str(payer.pubkey())) is None  # not a token account
     return {"ok": ok, "failed": failed}
 
 
@@ -74,6 +85,7 @@ RESPONSE_TYPES = {
     "sendTransaction": responses.SendTransactionResp,
     "getSignatureStatuses": responses.GetSignatureStatusesResp,
     "getTransaction": responses.GetTransactionResp,
+    "getTokenAccountBalance": responses.GetTokenAccountBalanceResp,
 }
 
 
@@ -87,6 +99,8 @@ def test_every_answer_of_the_test_endpoint_parses_with_solders(rpc):
         if error is None:
             assert not isinstance(parsed, responses.InvalidParamsMessage), (method, parsed)
             assert "value" in dir(parsed), (method, parsed)
+        elif method == "getTokenAccountBalance":  # no token account there, as a validator says it
+            assert isinstance(parsed, responses.InvalidParamsMessage), parsed
         else:  # the preflight failure, as solana-py reads it
             assert isinstance(parsed, responses.SendTransactionPreflightFailureMessage), parsed
             assert "insufficient lamports" in " ".join(parsed.data.logs)
@@ -121,6 +135,9 @@ def test_our_requests_are_the_ones_solders_builds(rpc):
             RpcTransactionConfig(UiTransactionEncoding.Json, finalized, 0),
         ),
         "getAccountInfo": requests.GetAccountInfo(key, RpcAccountInfoConfig(UiAccountEncoding.Base64, commitment=confirmed)),
+        "getTokenAccountBalance": requests.GetTokenAccountBalance(
+            Pubkey.from_string(by_method["getTokenAccountBalance"]["params"][0]), confirmed
+        ),
     }
     for method, request in expected.items():
         assert _without_nulls(json.loads(request.to_json())["params"]) == by_method[method]["params"], method

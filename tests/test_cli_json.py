@@ -18,9 +18,9 @@ TX_KEYS = {"id", "request_id", "wallet", "status", "purpose", "lamports", "fee_l
            "confirmed_at", "kind", "message_text", "above_notify_threshold", "tokens", "approval_id", "last_valid_block_height",
            "chain_fee_lamports"}
 SEND_KEYS = {"signature", "transaction_id", "wallet", "lamports", "fee_lamports", "duplicate", "status",
-             "last_valid_block_height", "slot", "released_lamports", "chain_fee_lamports", "error"}
+             "last_valid_block_height", "slot", "released_lamports", "released_tokens", "chain_fee_lamports", "error"}
 SYNC_KEYS = {"checked", "confirmed", "failed", "expired", "pending", "no_expiry_height", "settled_elsewhere",
-             "released_lamports", "batches", "settled"}
+             "released_lamports", "released_tokens", "batches", "settled"}
 LIMITS_KEYS = {"wallet", "per_tx_lamports", "daily_lamports", "notify_above_lamports", "above_notify_24h",
                "spent_24h_lamports", "remaining_24h_lamports", "updated_at", "tokens", "approve_above_lamports"}
 TOKEN_KEYS = {"symbol", "mint", "program", "decimals", "extensions", "allowed_extensions", "created_at"}
@@ -226,7 +226,7 @@ def test_chain_commands_json_keys_and_errors(signers, cli, tmp_path):
         tx = tmp_path / "chain.b64"
         tx.write_text(built.stdout)
         successes = [
-            (("balance", "--rpc-url", rpc.url), {"wallet", "lamports", "sol", "endpoint", "commitment"}),
+            (("balance", "--rpc-url", rpc.url), {"wallet", "lamports", "sol", "endpoint", "commitment", "tokens"}),
             (("blockhash", "--rpc-url", rpc.url), {"blockhash", "last_valid_block_height", "slot"}),
             (("send", tx, "--socket", sock, "--rpc-url", rpc.url, "--wait"), SEND_KEYS),
             (("tx", "sync", "--rpc-url", rpc.url), SYNC_KEYS),

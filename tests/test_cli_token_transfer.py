@@ -93,7 +93,7 @@ def test_amounts_and_json(cli, registry, symbol, amount, base_units, shown):
         "mint": entry.mint,
         "program": entry.program,
         "decimals": entry.decimals,
-        "amount_base_units": base_units,
+        "amount_base_units": str(base_units),
         "amount": shown,
         "source_token_account": str(spl.get_associated_token_address(WALLET.pubkey(), mint, program)),
         "destination_token_account": str(spl.get_associated_token_address(OWNER, mint, program)),

@@ -336,11 +336,20 @@ def test_spend_releases_rules(db):
         with db.atomic():
             SpendRelease.create(**values)
 
+    mint = "Mint111111111111111111111111111111111111111"
     release()
-    release(asset="Mint111111111111111111111111111111111111111")  # the same transaction, another asset
-    for bad in ({}, {"transaction_id": 2, "amount": 0}, {"transaction_id": 2, "reason": "confirmed"}):
+    # The same transaction, another asset: a mint's amount is u64 base units, exact at the top.
+    release(asset=mint, amount=None, amount_base_units=2**64 - 1)
+    assert SpendRelease.get(SpendRelease.asset == mint).amount_base_units == 2**64 - 1
+    for bad in (
+        {}, {"transaction_id": 2, "amount": 0}, {"transaction_id": 2, "reason": "confirmed"},
+        {"transaction_id": 2, "asset": mint},  # a mint's release in lamports
+        {"transaction_id": 2, "asset": mint, "amount": None, "amount_base_units": 0},
+        {"transaction_id": 2, "amount_base_units": 5},  # SOL in base units too
+        {"transaction_id": 2, "amount": None},
+    ):
         with pytest.raises(peewee.IntegrityError):
-            release(**bad)  # released once per asset; a positive amount; expired or failed only
+            release(**bad)  # released once per asset; a positive amount in its asset's column; expired or failed only
 
 
 def test_approvals_migration_keeps_notify_above_a_flag_and_checks_its_rows(database_url):

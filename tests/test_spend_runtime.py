@@ -30,7 +30,10 @@ WALLET = Keypair.from_seed(bytes([1]) * 32)
 OTHER = Keypair.from_seed(bytes([2]) * 32)
 ATTACKER = Keypair.from_seed(bytes([3]) * 32)
 RECIPIENT = Pubkey.from_string("9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM")
-SOME_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
+# Some other program, as an account owner: unrelated to every program the policy decodes (the
+# Token program was used here once; it is governed now, so it is no "other" program any more).
+SOME_PROGRAM = Pubkey(bytes([42]) * 32)
+TOKEN_PROGRAM = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 ROOMY = Limits(per_tx_lamports=1_000 * SOL, daily_lamports=1_000 * SOL)
 NONCE_SPACE = 80
 W = WALLET.pubkey()
@@ -199,7 +202,7 @@ SECP256R1 = Pubkey.from_string("Secp256r1SigVerify1111111111111111111111111")
         [Instruction(DEPRECATED_LOADER, b"\x07", [])],
         [Instruction(MEMO, b"memo", [])],
         # SPL Token is decoded now, so it gets a well-formed instruction (GetAccountDataSize).
-        [Instruction(SOME_PROGRAM, bytes([21]), [AccountMeta(RECIPIENT, False, False)])],
+        [Instruction(TOKEN_PROGRAM, bytes([21]), [AccountMeta(RECIPIENT, False, False)])],
         [Instruction(STAKE, b"\x07", [])],
         [Instruction(SECP256R1, bytes([0, 0]), [])],
         [Instruction(UPGRADEABLE_LOADER, b"\x07", []), Instruction(MEMO, b"m", []), Instruction(Pubkey(ED25519_PROGRAM_ID), bytes([0, 0]), [])],

@@ -107,6 +107,20 @@ def _insert_with_tokens(wallet, created_at, status, counter, amounts):
     return transaction_id
 
 
+def _release_tokens(db, rng, counter):
+    """The chain proved a signed or submitted row expired or failed: through the real
+    settle.record_outcome, which releases every mint it counted (and its lamports, if any)."""
+    from jarvis_wallet.chain.settle import Outcome, record_outcome
+
+    candidates = list(WalletTransaction.select().where(WalletTransaction.status.in_(("signed", "submitted"))))
+    if not candidates:
+        return
+    row = rng.choice(candidates)
+    outcome = Outcome("expired", row.lamports) if rng.random() < 0.5 else Outcome("failed", 0, chain_fee_lamports=0, error="x")
+    assert record_outcome(db, row.id, outcome, endpoint="test", who="test")
+    counter[0] += 1
+
+
 def _reference(wallet, now):
     return {mint: token_spent_in_window(wallet, mint, now=now, window=DAILY_WINDOW) for mint in MINTS}
 
@@ -134,6 +148,8 @@ def test_per_mint_incremental_sums_equal_the_full_sums_through_random_histories(
                     rolling.current(now)
                     transaction_id = _insert_with_tokens(wallet, now, "signed", counter, spend)
                     rolling.recorded(transaction_id, spend)
+            elif action < 0.65:  # a sync proves one expired or failed: its tokens come back
+                _release_tokens(db, rng, counter)
             elif action < 0.9:
                 now += datetime.timedelta(minutes=rng.choice([1, 7, 90, 600]))
             else:
@@ -142,7 +158,11 @@ def test_per_mint_incremental_sums_equal_the_full_sums_through_random_histories(
                 current = rolling.current(now)
             reference = _reference(wallet, now)
             assert {mint: current.get(mint, 0) for mint in MINTS} == reference, f"step {step}"
+            assert {mint: RollingTokenSpend(db, wallet).current(now).get(mint, 0) for mint in MINTS} == reference
         assert max(reference.values()) > 2**63  # the window did go past a signed 64-bit integer
+        with db.atomic():
+            released = SpendRelease.select().where((SpendRelease.wallet == wallet) & (SpendRelease.asset != "SOL")).count()
+        assert released > 10  # releases were picked up, and aged out, along the way
 
 
 def test_per_mint_forget_recounts(initialised_url):

@@ -36,7 +36,7 @@ TOKEN = Pubkey(TOKEN_PROGRAM_ID)
 TOKEN_2022 = Pubkey(TOKEN_2022_PROGRAM_ID)
 FEE = 5_000
 REGISTRY = {
-    bytes(USDC): RegisteredMint("USDC", bytes(USDC), TOKEN_PROGRAM_ID, 6),
+    bytes(USDC): RegisteredMint("USDC", bytes(USDC), TOKEN_PROGRAM_ID, 6, ()),  # read from the chain
     bytes(T22): RegisteredMint("T22", bytes(T22), TOKEN_2022_PROGRAM_ID, 2, ("transfer_fee_config",)),
 }
 LIMITS = {bytes(USDC): TokenLimits(25_000_000, 200_000_000), bytes(T22): TokenLimits(10_000, 50_000)}
@@ -103,6 +103,18 @@ def test_plain_transfer_from_the_wallets_associated_account_counts_for_its_mint(
     # The same bytes under Token-2022 name another account: not the wallet's USDC account.
     t22 = spl.transfer(m.TransferParams(program_id=TOKEN_2022, source=WALLET_USDC, dest=OTHER, owner=WALLET, amount=7))
     assert run(t22).reason == "token_unchecked_transfer"
+
+
+def test_plain_transfer_of_a_mint_registered_offline_is_refused():
+    """A plain Transfer is counted in the registry's decimals, which the runtime never checks:
+    only a registration read from the chain (extensions recorded) may vouch for them."""
+    offline = {bytes(USDC): RegisteredMint("USDC", bytes(USDC), TOKEN_PROGRAM_ID, 6)}
+    plain = spl.transfer(m.TransferParams(program_id=TOKEN, source=WALLET_USDC, dest=OTHER, owner=WALLET, amount=7))
+    decision = run(plain, registry=offline)
+    assert not decision.allowed and decision.reason == "token_unchecked_transfer"
+    assert "registered offline" in decision.message and "TransferChecked" in decision.message
+    assert "--rpc-url" in decision.message and "USDC" in decision.message
+    assert run(transfer_checked(7), registry=offline).allowed  # the checked form stays open
 
 
 def test_plain_transfer_from_another_account_is_refused():

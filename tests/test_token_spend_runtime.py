@@ -37,8 +37,9 @@ WALLET_USDC = Pubkey(associated_token_address(bytes(W), bytes(USDC), TOKEN_PROGR
 WALLET_EURC = Pubkey(associated_token_address(bytes(W), bytes(EURC), TOKEN_PROGRAM_ID))
 WATCHED = (WALLET_USDC, WALLET_EURC, LOOSE, EMPTY)
 REGISTRY = {
-    bytes(USDC): RegisteredMint("USDC", bytes(USDC), TOKEN_PROGRAM_ID, 6),
-    bytes(EURC): RegisteredMint("EURC", bytes(EURC), TOKEN_PROGRAM_ID, 2),
+    # Read from the chain (extensions recorded): a plain Transfer of them may be counted.
+    bytes(USDC): RegisteredMint("USDC", bytes(USDC), TOKEN_PROGRAM_ID, 6, ()),
+    bytes(EURC): RegisteredMint("EURC", bytes(EURC), TOKEN_PROGRAM_ID, 2, ()),
 }
 TOKEN_LIMITS = {mint: TokenLimits(10**12, 10**13) for mint in REGISTRY}
 
@@ -178,6 +179,33 @@ def test_an_unchecked_transfer_from_another_account_moves_what_no_mint_names(cha
     plain = spl.transfer(m.TransferParams(program_id=TOKEN_PROGRAM, source=LOOSE, dest=RECIPIENT, owner=W, amount=START))
     refused(chain, "token_unchecked_transfer", plain)
     assert chain.token_state(LOOSE).amount == 0
+
+
+def test_a_mistyped_offline_registration_cannot_loosen_the_limit_through_a_plain_transfer(chain):
+    """USDC registered offline with 9 decimals instead of 6, and a limit of 25 "USDC" (25 * 10**9
+    base units): a plain Transfer states no decimals, so nothing would catch the mistake and
+    25,000 real USDC would fit the limit. The signer refuses it; the runtime would move it all."""
+    mistyped = {bytes(USDC): RegisteredMint("USDC", bytes(USDC), TOKEN_PROGRAM_ID, 9)}
+    limit = {bytes(USDC): TokenLimits(25 * 10**9, 25 * 10**9)}
+    chain.token_account(WALLET_USDC, mint=USDC, owner=W, amount=25_000 * 10**6)
+    plain = spl.transfer(m.TransferParams(program_id=TOKEN_PROGRAM, source=WALLET_USDC, dest=RECIPIENT, owner=W,
+                                          amount=25 * 10**9))
+    message = Message.new_with_blockhash([plain], W, chain.blockhash)
+    decision = decide(
+        message=parse_message(bytes(message)), wallet=bytes(W), limits=Limits(SOL, 10 * SOL), spent_24h_lamports=0,
+        token_registry=mistyped, token_limits=limit,
+    )
+    assert not decision.allowed and decision.reason == "token_unchecked_transfer", decision.message
+    execution = chain.execute(sign(message, (WALLET,)))  # what it would have done
+    assert execution.ok, execution.error
+    assert chain.token_state(RECIPIENT).amount == 25_000 * 10**6 and chain.token_state(WALLET_USDC).amount == 0
+    # TransferChecked states the real decimals (6): the mistyped registration refuses it instead.
+    chain.token_account(WALLET_USDC, mint=USDC, owner=W, amount=START)
+    checked_message = Message.new_with_blockhash([checked(25 * 10**6)], W, chain.blockhash)
+    assert decide(
+        message=parse_message(bytes(checked_message)), wallet=bytes(W), limits=Limits(SOL, 10 * SOL),
+        spent_24h_lamports=0, token_registry=mistyped, token_limits=limit,
+    ).reason == "token_mismatch"
 
 
 def test_an_unregistered_mint_moves_for_real(chain):

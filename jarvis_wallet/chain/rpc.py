@@ -241,6 +241,26 @@ class RpcClient:
             raise _Shape(f"an unreadable owner or data ({type(exc).__name__})") from None
         return owner_bytes, _u64(_field(value, "lamports", int, what), "lamports"), raw
 
+    @_answers("getTokenAccountBalance")
+    def get_token_account_balance(self, address: str, *, commitment: str = "confirmed") -> tuple[int, int] | None:
+        """(base units, decimals) held by a token account, or None when there is no token
+        account at ``address`` (the method's invalid-params error: no account, or not a token
+        account)."""
+        try:
+            result = self.call("getTokenAccountBalance", [address, {"commitment": commitment}], refused=_InvalidParams)
+        except _InvalidParams as exc:
+            if (exc.details or {}).get("rpc_error_code") == INVALID_PARAMS:
+                return None
+            raise ChainError(exc.message, details=exc.details) from None
+        value = _context_value(result, "getTokenAccountBalance")
+        amount = _field(value, "amount", str, "getTokenAccountBalance")
+        if not amount.isdigit() or len(amount) > 20 or int(amount) >= 2**64:
+            raise _Shape("an amount that is not a u64 in decimal text")
+        decimals = _field(value, "decimals", int, "getTokenAccountBalance")
+        if not 0 <= decimals <= 255:
+            raise _Shape("decimals outside 0..255")
+        return int(amount), decimals
+
     # -- the transport -------------------------------------------------------------------------
 
     def call(self, method: str, params: list, *, refused: type[ChainError] = ChainError):
@@ -332,6 +352,13 @@ def _one_line(text: str) -> str:
 
 def _kind(value) -> str:
     return "null" if value is None else type(value).__name__
+
+
+INVALID_PARAMS = -32602  # JSON-RPC's code; getTokenAccountBalance's answer for "no token account here"
+
+
+class _InvalidParams(ChainError):
+    """An error answer, told apart in get_token_account_balance."""
 
 
 class _Shape(Exception):

@@ -14,7 +14,7 @@ recorded here and ``tx sync`` settles it later.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import base58
 
@@ -39,6 +39,8 @@ class SendResult:
     last_valid_block_height: int | None
     slot: int | None = None
     released_lamports: int = 0  # given back to the daily window (failed: all but the fee; expired: all)
+    # Per mint (base58 -> base units as a decimal string): all of it for failed and expired.
+    released_tokens: dict = field(default_factory=dict)
     chain_fee_lamports: int | None = None
     error: str | None = None
 
@@ -105,9 +107,13 @@ def send_transaction(
         return SendResult(**base, status="submitted", slot=waited.slot)
     if database is not None:
         record_outcome(database, signed.transaction_id, outcome, endpoint=rpc.label, who=released_by(tool))
+    released_tokens = (
+        {token.mint: str(token.amount) for token in signed.tokens if token.amount}
+        if outcome.status in ("failed", "expired") else {}
+    )
     return SendResult(
         **base, status=outcome.status, slot=waited.slot, released_lamports=outcome.released_lamports,
-        chain_fee_lamports=outcome.chain_fee_lamports, error=outcome.error,
+        released_tokens=released_tokens, chain_fee_lamports=outcome.chain_fee_lamports, error=outcome.error,
     )
 
 

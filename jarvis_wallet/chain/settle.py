@@ -13,9 +13,11 @@ proves otherwise.
 - anything else (not yet seen, seen at a lower commitment, no known last valid block height):
   nothing changes.
 
-A release is a row of ``spend_releases`` (append-only, one per transaction and asset; tokens
-later release per mint the same way: a failed transaction moved no tokens, an expired one none),
-written with the status change in one transaction under the wallet's lock (the lock the signer
+Tokens: a failed transaction moved no tokens (the runtime rolls every instruction back) and an
+expired one never ran, so both release the transaction's whole per-mint spend (token_spend).
+
+A release is a row of ``spend_releases`` (append-only, one per transaction and asset: "SOL" in
+lamports, or a mint in base units), written with the status change in one transaction under the wallet's lock (the lock the signer
 takes), with who released it and the evidence. The status change is conditional (only from
 ``signed`` or ``submitted``), so two syncs at once, or a sync racing ``send --wait``, release once.
 """
@@ -124,11 +126,19 @@ def wallet_locked(db: peewee.Database, wallet: str):
             yield
 
 
+@dataclass(frozen=True)
+class Released:
+    """What one recorded outcome gave back to the windows."""
+
+    lamports: int
+    tokens: dict[str, int] = field(default_factory=dict)  # mint (base58) -> base units
+
+
 def record_outcome(
     db: peewee.Database, transaction_id: int, outcome: Outcome, *, endpoint: str, who: str
-) -> bool:
-    """Record a proven outcome and its release atomically; False if the row was settled already
-    (by another sync, or by hand), in which case nothing is written."""
+) -> Released | None:
+    """Record a proven outcome and its releases atomically; what was released, or None if the
+    row was settled already (by another sync, or by hand), in which case nothing is written."""
     row = WalletTransaction.get_by_id(transaction_id)
     with wallet_locked(db, row.wallet):
         now = utc_now()
@@ -144,26 +154,40 @@ def record_outcome(
             .execute()
         )
         if not moved:
-            return False
-        if outcome.released_lamports > 0:
+            return None
+        lamports = min(outcome.released_lamports, row.lamports)
+        tokens = token_spend_of(row.id) if outcome.status in ("failed", "expired") else {}
+        if lamports > 0 or tokens:
             # Under the lock no decision of the wallet is in flight: every row up to this id was
             # decided without this release, every later one with it (the audit's total order).
             after = WalletTransaction.select(peewee.fn.MAX(WalletTransaction.id)).where(
                 WalletTransaction.wallet == row.wallet
             ).scalar()
-            evidence = {"endpoint": endpoint, **outcome.evidence, "after_transaction_id": after}
-            SpendRelease.insert(
-                transaction_id=row.id,
-                wallet=row.wallet,
-                asset=SOL_ASSET,
-                amount=min(outcome.released_lamports, row.lamports),
-                reason=outcome.status,
-                tx_created_at=row.created_at,
-                evidence=json.dumps(evidence, sort_keys=True, separators=(",", ":")),
-                released_by=who,
-                created_at=now,
-            ).execute()
-    return True
+            evidence = json.dumps(
+                {"endpoint": endpoint, **outcome.evidence, "after_transaction_id": after},
+                sort_keys=True, separators=(",", ":"),
+            )
+            common = {
+                "transaction_id": row.id, "wallet": row.wallet, "reason": outcome.status,
+                "tx_created_at": row.created_at, "evidence": evidence, "released_by": who, "created_at": now,
+            }
+            if lamports > 0:
+                SpendRelease.insert(asset=SOL_ASSET, amount=lamports, **common).execute()
+            for mint, base_units in tokens.items():
+                SpendRelease.insert(asset=mint, amount_base_units=base_units, **common).execute()
+    return Released(max(lamports, 0), tokens)
+
+
+def token_spend_of(transaction_id: int) -> dict[str, int]:
+    """The base units per mint a transaction was counted for (token_spend), in mint order."""
+    from ..models import TokenSpend
+
+    spent: dict[str, int] = {}
+    rows = TokenSpend.select().where(TokenSpend.transaction_id == transaction_id).order_by(TokenSpend.mint)
+    for spend in rows:
+        if spend.amount_base_units:
+            spent[spend.mint] = spent.get(spend.mint, 0) + spend.amount_base_units
+    return spent
 
 
 def record_submitted(transaction_id: int, *, last_valid_block_height: int | None) -> None:
@@ -190,7 +214,8 @@ def releases_of(transaction_id: int) -> list[dict]:
     return [
         {
             "asset": r.asset,
-            "amount": r.amount,
+            # lamports (a JSON integer) for SOL; u64 base units as a decimal string for a mint
+            "amount": r.amount if r.asset == SOL_ASSET else str(r.amount_base_units),
             "reason": r.reason,
             "released_by": r.released_by,
             "released_at": iso_utc(r.created_at),

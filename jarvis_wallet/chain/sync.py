@@ -31,14 +31,16 @@ class SyncReport:
     no_expiry_height: int = 0  # pending, and cannot expire: its blockhash's height is unknown (or a nonce)
     settled_elsewhere: int = 0  # settled meanwhile by another sync, `send --wait` or by hand
     released_lamports: int = 0
+    released_tokens: dict = field(default_factory=dict)  # mint -> base units (shown as decimal strings)
     batches: int = 0
-    settled: list = field(default_factory=list)  # [{"id", "signature", "status", "released_lamports"}]
+    settled: list = field(default_factory=list)  # [{"id", "signature", "status", "released_lamports", "released_tokens"}]
 
     def to_dict(self) -> dict:
         return {
             "checked": self.checked, "confirmed": self.confirmed, "failed": self.failed, "expired": self.expired,
             "pending": self.pending, "no_expiry_height": self.no_expiry_height,
             "settled_elsewhere": self.settled_elsewhere, "released_lamports": self.released_lamports,
+            "released_tokens": {mint: str(amount) for mint, amount in sorted(self.released_tokens.items())},
             "batches": self.batches, "settled": self.settled,
         }
 
@@ -105,14 +107,17 @@ def settle_one(
         return None
     recorded = record_outcome(db, row.id, outcome, endpoint=rpc.label, who=who)
     if report is not None:
-        if not recorded:
+        if recorded is None:
             report.settled_elsewhere += 1
         else:
             setattr(report, outcome.status, getattr(report, outcome.status) + 1)
             report.released_lamports += outcome.released_lamports
+            for mint, amount in recorded.tokens.items():
+                report.released_tokens[mint] = report.released_tokens.get(mint, 0) + amount
             report.settled.append(
                 {"id": row.id, "signature": row.signature, "status": outcome.status,
-                 "released_lamports": outcome.released_lamports}
+                 "released_lamports": outcome.released_lamports,
+                 "released_tokens": {mint: str(amount) for mint, amount in recorded.tokens.items()}}
             )
     return outcome
 

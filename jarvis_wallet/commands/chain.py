@@ -62,24 +62,37 @@ def balance(
     rpc_url: Optional[str] = RpcUrlOption,
     rpc_timeout: float = RpcTimeoutOption,
     commitment: str = CommitmentOption,
-    json_output: bool = typer.Option(False, "--json", help="Print wallet, lamports, sol and endpoint."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print wallet, lamports, sol, endpoint, commitment and tokens (u64 amounts as decimal strings)."
+    ),
 ) -> None:
-    """Show a wallet's SOL balance as the endpoint sees it.
+    """Show a wallet's SOL balance, and its balance of each registered token (in the wallet's
+    associated token account of the mint), as the endpoint sees them.
 
     Example: jarvis-wallet balance --wallet <PUBKEY> --json
     """
     from ..amounts import format_sol
+    from ..chain.balances import token_balances
     from ._common import default_wallet, lamports_cell
 
     check_commitment(commitment)
     with chain_session(ctx, rpc_url, rpc_timeout) as (_, rpc):
         address = default_wallet(wallet)
         lamports = rpc.get_balance(address, commitment=commitment)
+        tokens = token_balances(rpc, address, commitment=commitment)
     if json_output:
         print_json({"wallet": address, "lamports": lamports, "sol": format_sol(lamports).removesuffix(" SOL"),
-                    "endpoint": rpc.label, "commitment": commitment})
+                    "endpoint": rpc.label, "commitment": commitment, "tokens": tokens})
         return
     typer.echo(f"{address}: {lamports_cell(lamports)}")
+    for token in tokens:
+        held = f"{token['amount']} {token['symbol']} ({token['amount_base_units']} base units)"
+        if not token["account_exists"]:
+            held += f"; no associated token account {token['associated_account']} yet"
+        typer.echo(f"  {held}")
+        if token["decimals_on_chain"] is not None:
+            say(f"Note: {token['symbol']} has {token['decimals_on_chain']} decimals on the chain but is registered with "
+                f"{token['decimals']}: remove it and register it again with an endpoint")
 
 
 def blockhash(
@@ -190,17 +203,22 @@ def send(
     typer.echo(result.signature)
 
 
+def tokens_given_back(released: dict) -> str:
+    """`` and 10000000 base units of <mint>`` per mint released (amounts as decimal strings or ints)."""
+    return "".join(f" and {amount} base units of {mint}" for mint, amount in sorted(released.items()))
+
+
 def _verdict(result) -> str:
     from ..amounts import format_sol
 
     where = f"transaction {result.transaction_id}"
+    back = f"{format_sol(result.released_lamports)}{tokens_given_back(result.released_tokens)} given back to the daily window"
     if result.status == "confirmed":
         return f"{where} confirmed in slot {result.slot}"
     if result.status == "failed":
-        return (f"{where} failed on chain ({result.error}); fee charged {result.chain_fee_lamports} lamports, "
-                f"{format_sol(result.released_lamports)} given back to the daily window")
+        return f"{where} failed on chain ({result.error}); fee charged {result.chain_fee_lamports} lamports, {back}"
     if result.status == "expired":
-        return f"{where} expired: it never landed; {format_sol(result.released_lamports)} given back to the daily window"
+        return f"{where} expired: it never landed; {back}"
     return (f"{where} submitted; not proven yet (see `jarvis-wallet tx sync`)"
             + (f", last valid block height {result.last_valid_block_height}" if result.last_valid_block_height else ""))
 

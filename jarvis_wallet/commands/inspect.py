@@ -203,7 +203,7 @@ def _token_transfer(ctx, token: str, *, sender: bytes, recipient: bytes, amount:
         "mint": entry.mint,
         "program": entry.program,
         "decimals": entry.decimals,
-        "amount_base_units": base_units,
+        "amount_base_units": str(base_units),  # u64: a decimal string, as everywhere in --json
         "amount": format_token_amount(base_units, entry.decimals),
         "source_token_account": encode_pubkey(associated_token_address(sender, mint, program)),
         "destination_token_account": encode_pubkey(associated_token_address(recipient, mint, program)),

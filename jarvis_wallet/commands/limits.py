@@ -111,14 +111,15 @@ def limits_set(
 def _set_token_limits(ctx, wallet, token, per_tx, daily, json_output, approve_above=None, clear_approve_above=False) -> None:
     from ..db import session
     from ..errors import InvalidInput
-    from ..tokens import KEEP, get_token, parse_token_amount, set_token_limits, token_limits_report
+    from ..amounts import parse_token_amount
+    from ..tokens import KEEP, get_token, set_token_limits, token_limits_report
 
     if per_tx is None and daily is None and approve_above is None and not clear_approve_above:
         raise InvalidInput("nothing to set: give --per-tx, --daily, --approve-above or --clear-approve-above")
     with session(database_url(ctx)):
         mint = get_token(token)
         amounts = {
-            name: KEEP if text is None else parse_token_amount(text, symbol=mint.symbol, decimals=mint.decimals, what=flag)
+            name: KEEP if text is None else parse_token_amount(text, mint.decimals, symbol=mint.symbol, what=flag)
             for name, text, flag in (
                 ("per_tx", per_tx, "--per-tx"), ("daily", daily, "--daily"), ("approve_above", approve_above, "--approve-above"),
             )

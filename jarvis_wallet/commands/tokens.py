@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import JsonOption, bounded_option, database_url, print_json, print_table
+from ._common import MAX_TIMEOUT_SECONDS, JsonOption, bounded_option, database_url, print_json, print_table, say
 
 app = typer.Typer(
     help="The mints a wallet may spend: each registered with symbol, program and decimals, then given limits.",
@@ -23,31 +23,56 @@ def tokens_add(
     program: Optional[str] = typer.Option(None, "--program", help="token (SPL Token) or token-2022."),
     allow_extension: Optional[List[str]] = typer.Option(
         None, "--allow-extension",
-        help="Accept this Token-2022 extension although it can move or freeze holders' tokens (repeatable).",
+        help="Accept this Token-2022 extension although, as the mint has it, it can move or freeze holders' tokens (repeatable).",
+    ),
+    rpc_url: Optional[str] = typer.Option(
+        None, "--rpc-url", help="Read the mint from this Solana JSON-RPC endpoint. Default: the rpc_url setting, if set."
+    ),
+    rpc_timeout: float = bounded_option(
+        10.0, "--rpc-timeout", help="Seconds to wait for the endpoint's answer (above 0, at most 3600).",
+        low=0.0, high=MAX_TIMEOUT_SECONDS, low_open=True,
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the registered mint as `tokens list --json` does."),
 ) -> None:
     """Register a mint so that wallets may be given limits for it.
 
-    Offline, give --decimals and --program: the signer checks every transfer's decimals and
-    program against them. A Token-2022 mint whose extensions can move, freeze or hide holders'
-    tokens (permanent delegate, transfer hook, confidential transfers, default-frozen accounts,
-    pausable, permissioned burn) is refused once its extensions are known, unless each such
-    extension is named with --allow-extension.
+    With an endpoint (--rpc-url, or the rpc_url setting) the mint account is read from the
+    chain: decimals and program are taken from it (and must agree with --decimals and
+    --program if given), its Token-2022 extensions are recorded, and a mint whose extensions,
+    as configured, can move or freeze holders' tokens (permanent delegate, transfer hook,
+    confidential transfers, default-frozen accounts, pausable, non-transferable) is refused
+    unless each is named with --allow-extension. Without an endpoint give --decimals and
+    --program; such a mint can be paid only with TransferChecked, whose decimals the runtime
+    checks (a plain Transfer of it is refused).
 
-    Example: jarvis-wallet tokens add USDC --mint EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v --decimals 6 --program token
+    Example: jarvis-wallet tokens add USDC --mint EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v --rpc-url https://api.mainnet-beta.solana.com
     """
     from ..db import session
-    from ..tokens import add_token, token_to_dict
+    from ..settings import get_setting
+    from ..tokens import add_token, read_mint_account, token_to_dict
 
     with session(database_url(ctx)):
-        row = add_token(symbol, mint=mint, decimals=decimals, program=program, allowed_extensions=allow_extension or ())
+        url = rpc_url if rpc_url is not None else get_setting("rpc_url")
+        parsed = None
+        if url or rpc_url is not None:  # an empty --rpc-url is an error, not "offline"
+            from ..chain.rpc import RpcClient, resolve_rpc_url
+
+            parsed = read_mint_account(RpcClient(resolve_rpc_url(url, None), timeout=rpc_timeout), mint)
+        row = add_token(
+            symbol, mint=mint, decimals=decimals, program=program, allowed_extensions=allow_extension or (),
+            mint_account=parsed,
+        )
         data = token_to_dict(row)
+    if parsed is not None:
+        for note in parsed.notes():
+            say(f"Note: {note}")
     if json_output:
         print_json(data)
         return
+    checked = "" if data["extensions"] is None else " (read from the chain" + (
+        f"; extensions: {', '.join(data['extensions'])})" if data["extensions"] else ")")
     typer.echo(
-        f"Registered {data['symbol']}: mint {data['mint']}, program {data['program']}, {data['decimals']} decimals. "
+        f"Registered {data['symbol']}: mint {data['mint']}, program {data['program']}, {data['decimals']} decimals{checked}. "
         f"Give a wallet limits for it: jarvis-wallet limits set --token {data['symbol']} --per-tx AMOUNT --daily AMOUNT"
     )
 

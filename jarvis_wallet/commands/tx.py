@@ -245,7 +245,7 @@ def tx_sync(
     """
     from ..chain.sync import sync
     from ..solana.pubkey import normalize_pubkey
-    from .chain import check_commitment, chain_session
+    from .chain import chain_session, check_commitment, tokens_given_back
 
     check_commitment(commitment)
     wallet_key = normalize_pubkey(wallet, what="wallet") if wallet else None
@@ -256,7 +256,8 @@ def tx_sync(
         return
     typer.echo(
         f"Checked {report.checked}: {report.confirmed} confirmed, {report.failed} failed, {report.expired} expired, "
-        f"{report.pending} not proven yet; {lamports_cell(report.released_lamports)} given back to the daily window"
+        f"{report.pending} not proven yet; {lamports_cell(report.released_lamports)}"
+        f"{tokens_given_back(report.released_tokens)} given back to the daily window"
     )
     if report.no_expiry_height:
         say(

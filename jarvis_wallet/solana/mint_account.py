@@ -19,7 +19,7 @@ length other than the type's size, a boolean byte other than 0/1, a fee above
 ``check_registration`` cross-checks what the operator typed against the chain
 and refuses a mint with an extension that can move or freeze the wallet's
 tokens outside its control unless the operator names that extension
-(docs/tokens-extensions.md says why each is or is not refused).
+(docs/policy.md, "Registering a mint", says why each is or is not refused).
 """
 
 from __future__ import annotations

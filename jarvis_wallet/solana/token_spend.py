@@ -29,6 +29,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..amounts import format_token_amount
 from .associated_token import ASSOCIATED_TOKEN_PROGRAM_ID, associated_token_address
 from .message import Message
 from .programs import DecodedInstruction
@@ -263,15 +264,6 @@ class TokenSpend:
         }
 
 
-def format_token_amount(base_units: int, decimals: int) -> str:
-    """``12500000`` with 6 decimals -> ``"12.5"``; exact, no trailing zeros."""
-    if decimals == 0:
-        return str(base_units)
-    whole, fraction = divmod(base_units, 10**decimals)
-    digits = f"{fraction:0{decimals}d}".rstrip("0")
-    return f"{whole}.{digits}" if digits else str(whole)
-
-
 def _key(value: bytes | None) -> str | None:
     return None if value is None else encode_pubkey(value)
 
@@ -388,6 +380,13 @@ def _plain_transfer(message, instruction, wallet, registry, movements, refuse) -
     source = message.account_key(instruction.roles["source"])
     for entry in registry.values():
         if entry.program_id == instruction.program_id and source == wallet_token_account(wallet, entry.mint, entry.program_id):
+            if entry.extensions is None:
+                # Counted in the registry's decimals, which the runtime never checks here: a
+                # mistyped offline registration would make the limit 10**k times looser.
+                refuse(TOKEN_UNCHECKED_TRANSFER, f"is a plain Transfer, which states no decimals, and {entry.symbol} "
+                       "was registered offline (decimals not checked against the chain); use TransferChecked, or "
+                       "register the mint with an endpoint (`jarvis-wallet tokens add` with --rpc-url)", entry.mint)
+                return
             movements.append(_movement(message, instruction, entry, instruction.fields["amount"]))
             return
     refuse(TOKEN_UNCHECKED_TRANSFER, f"moves tokens from {message.account_label(instruction.roles['source'])}, which is not "
