@@ -20,12 +20,14 @@ This module signs nothing. It holds:
 Lifecycle of a request (``status`` column)::
 
     pending ──approve──▶ approved ──signature──▶ consumed
-       │ └──deny──▶ denied
+       │                    │
+       ├──deny──▶ denied ◀──┘ deny (revokes a grant not used yet)
        └─(expires_at passes; marked when next asked)──▶ expired
 
 A pending request lives ``approval_ttl_seconds`` (default 900) from its creation; an approval is
-good for ``approval_ttl_seconds`` from the moment it is given. A denied or consumed request keeps
-answering its refusal until its ``expires_at``; after that, the same intent opens a new request.
+good for, and a denial holds the intent for, ``approval_ttl_seconds`` from the moment it is given.
+A denied or consumed request keeps answering its refusal until its ``expires_at``; after that,
+the same intent opens a new request.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ from .solana.shortvec import encode_shortvec
 #: The first bytes of every intent digest's input: an intent can never equal a message hash.
 INTENT_DOMAIN = b"jarvis-wallet/intent/v1\n"
 DEFAULT_APPROVAL_TTL_SECONDS = 900
+#: Open (pending, unexpired) requests a wallet may have at once; beyond, a new one is refused, so
+#: an agent cannot bury the real request under junk in `approvals list` and the notify queue.
+DEFAULT_APPROVAL_MAX_PENDING = 20
+MAX_APPROVAL_MAX_PENDING = 1000
 MIN_APPROVAL_TTL_SECONDS = 60
 MAX_APPROVAL_TTL_SECONDS = 7 * 24 * 3600
 #: Longest --note / --reason an operator may record.
@@ -61,6 +67,7 @@ APPROVAL_REQUIRED = "approval_required"
 APPROVAL_DENIED = "approval_denied"
 APPROVAL_EXPIRED = "approval_expired"
 APPROVAL_CONSUMED = "approval_consumed"
+TOO_MANY_PENDING = "too_many_pending_approvals"
 
 
 # -- the intent ------------------------------------------------------------------------------
@@ -139,6 +146,7 @@ class ApprovalRow:
     expires_at: datetime.datetime
     decision_note: str | None = None
     signed_transaction_id: int | None = None
+    purpose: str | None = None  # the agent's purpose when the request was opened: what the operator saw
 
 
 OPEN, WAIT, USE, DENIED, EXPIRED, CONSUMED = "open", "wait", "use", "denied", "expired", "consumed"
@@ -198,7 +206,7 @@ class GrantBook:
         p = db.param
         self._postgres = not is_sqlite(db)
         self._latest = (
-            "SELECT id, status, expires_at, decision_note, signed_transaction_id FROM approval_requests "
+            "SELECT id, status, expires_at, decision_note, signed_transaction_id, purpose FROM approval_requests "
             f"WHERE wallet = {p} AND intent_sha256 = {p} ORDER BY id DESC LIMIT 1"
         )
         self._insert = (
@@ -210,13 +218,20 @@ class GrantBook:
             f"UPDATE approval_requests SET status = 'consumed', consumed_at = {p} WHERE id = {p} AND status = 'approved'"
         )
         self._unconsume = "UPDATE approval_requests SET status = 'approved', consumed_at = NULL WHERE id = {p}".format(p=p)
+        self._pending = (
+            f"SELECT COUNT(*) FROM approval_requests WHERE wallet = {p} AND status = 'pending' AND expires_at > {p}"
+        )
         self._link = f"UPDATE approval_requests SET signed_transaction_id = {p} WHERE id = {p}"
 
     def latest(self, wallet: str, intent: str) -> ApprovalRow | None:
         row = self._db.execute_sql(self._latest, (wallet, intent)).fetchone()
         if row is None:
             return None
-        return ApprovalRow(int(row[0]), row[1], naive_utc(row[2]), row[3], row[4])
+        return ApprovalRow(int(row[0]), row[1], naive_utc(row[2]), row[3], row[4], row[5])
+
+    def pending_count(self, wallet: str, now: datetime.datetime) -> int:
+        """The wallet's open requests: pending and not expired."""
+        return int(self._db.execute_sql(self._pending, (wallet, now)).fetchone()[0])
 
     def open(self, values: Sequence) -> int:
         """Insert a pending request (values in ``_COLUMNS`` order); its id."""
@@ -370,7 +385,11 @@ class ApprovalNotifier:
         try:
             self._queue.put_nowait(document)
         except queue.Full:
-            self._log("approval_notify_failed", approval_id=document.get("approval_id"), reason="queue full")
+            # Dropped, not lost: the request is in `approvals list`, which shows every pending one.
+            self._log(
+                "approval_notify_failed", approval_id=document.get("approval_id"),
+                reason=f"queue full ({NOTIFY_QUEUE_SIZE} waiting): notification dropped",
+            )
 
     def stop(self, timeout: float = 1.0) -> None:
         try:
@@ -452,64 +471,90 @@ def get_request(approval_id: int):
 
 
 def list_approvals(*, wallet: str | None = None, everything: bool = False, limit: int = 100) -> list:
-    """Pending requests (not yet expired), newest first; ``everything``: every status."""
+    """Every open request (pending, not yet expired), newest first; ``everything``: then the
+    ``limit`` newest others (any status). Open requests are never cut by ``limit``: the one that
+    matters must not be pushed out by newer junk (their number is capped per wallet)."""
     from .models import ApprovalRequest, utc_now
     from .solana.pubkey import normalize_pubkey
 
-    query = ApprovalRequest.select().order_by(ApprovalRequest.id.desc()).limit(limit)
+    scope = ApprovalRequest.select().order_by(ApprovalRequest.id.desc())
     if wallet is not None:
-        query = query.where(ApprovalRequest.wallet == normalize_pubkey(wallet, what="wallet"))
-    if not everything:
-        query = query.where((ApprovalRequest.status == "pending") & (ApprovalRequest.expires_at > utc_now()))
-    return list(query)
+        scope = scope.where(ApprovalRequest.wallet == normalize_pubkey(wallet, what="wallet"))
+    is_open = (ApprovalRequest.status == "pending") & (ApprovalRequest.expires_at > utc_now())
+    rows = list(scope.where(is_open))
+    if everything:
+        rows += list(scope.where(~is_open).limit(limit))
+    return rows
 
 
-def _decide(approval_id: int, *, status: str, note: str | None, ttl_seconds: int | None) -> object:
+def _decide(approval_id: int, *, status: str, note: str | None, ttl_seconds: int) -> object:
+    """Approve a pending request, or deny a pending or approved one (revoking an unused grant).
+
+    Race-safe against a signer using the grant: both sides change the row only from the status
+    they read (the signer consumes ``WHERE status = 'approved'`` inside its locked transaction),
+    so exactly one of a revocation and a signature wins.
+    """
     from .models import ApprovalRequest, utc_now
 
     db = ApprovalRequest._meta.database.obj  # the proxy's database, as the CLI's session bound it
     name, uid = operator_identity()
+    decidable = ("pending", "approved") if status == "denied" else ("pending",)
     with _locked(db):
         row = get_request(approval_id)
         now = utc_now()
         current = effective_status(row.status, row.expires_at, now)
-        if current != "pending":
-            raise InvalidInput(f"approval request {approval_id} is {current}" + (
-                f" (expired at {iso(row.expires_at)}); the agent's next request of the same payment opens a new one"
-                if current == "expired" else ""
-            ), wire_code="approval_not_pending")
+        if current not in decidable:
+            raise InvalidInput(_not_decidable(row, current), wire_code="approval_not_pending")
         fields = {
             ApprovalRequest.status: status,
             ApprovalRequest.decided_at: now,
             ApprovalRequest.decided_by: name[:64],
             ApprovalRequest.decided_by_uid: uid,
             ApprovalRequest.decision_note: note,
+            # An approval is good for, and a denial holds the intent for, a full period from now.
+            ApprovalRequest.expires_at: now + datetime.timedelta(seconds=ttl_seconds),
         }
-        if ttl_seconds is not None:  # an approval is good for a full period from now
-            fields[ApprovalRequest.expires_at] = now + datetime.timedelta(seconds=ttl_seconds)
         updated = (
             ApprovalRequest.update(fields)
-            .where((ApprovalRequest.id == approval_id) & (ApprovalRequest.status == "pending"))
+            .where((ApprovalRequest.id == approval_id) & (ApprovalRequest.status == row.status))
             .execute()
         )
         if updated != 1:
-            raise InvalidInput(f"approval request {approval_id} was decided meanwhile", wire_code="approval_not_pending")
+            raise InvalidInput(f"approval request {approval_id} was decided or used meanwhile", wire_code="approval_not_pending")
     return get_request(approval_id)
+
+
+def _not_decidable(row, current: str) -> str:
+    message = f"approval request {row.id} is {current}"
+    if current == "expired":
+        return message + (
+            f" (expired at {iso(row.expires_at)}); the agent's next request of the same payment opens a new one"
+        )
+    if current == "consumed":
+        return message + (
+            f": it already signed transaction {row.signed_transaction_id}, and a released signature cannot be "
+            "revoked" if row.signed_transaction_id else ": it already signed, and a released signature cannot be revoked"
+        )
+    return message
 
 
 def approve(approval_id: int, *, note: str | None = None):
     """Grant a pending request: the agent's next request of the same intent is signed, once."""
-    from .settings import get_setting
-
     note = _check_note(note, "--note")
-    ttl = approval_ttl_seconds(get_setting("approval_ttl_seconds"))
-    return _decide(approval_id, status="approved", note=note, ttl_seconds=ttl)
+    return _decide(approval_id, status="approved", note=note, ttl_seconds=_configured_ttl())
 
 
 def deny(approval_id: int, *, reason: str | None = None):
-    """Refuse a pending request: the intent is refused (approval_denied) until it would have expired."""
+    """Refuse a pending request, or revoke an approved one not used yet: the intent is refused
+    (approval_denied) for ``approval_ttl_seconds`` from now. A consumed grant cannot be revoked."""
     reason = _check_note(reason, "--reason")
-    return _decide(approval_id, status="denied", note=reason, ttl_seconds=None)
+    return _decide(approval_id, status="denied", note=reason, ttl_seconds=_configured_ttl())
+
+
+def _configured_ttl() -> int:
+    from .settings import get_setting
+
+    return approval_ttl_seconds(get_setting("approval_ttl_seconds"))
 
 
 def approval_ttl_seconds(value: str | None) -> int:
@@ -517,6 +562,24 @@ def approval_ttl_seconds(value: str | None) -> int:
     if value is None:
         return DEFAULT_APPROVAL_TTL_SECONDS
     return int(validate_ttl(value))
+
+
+def approval_max_pending(value: str | None) -> int:
+    """The configured cap on a wallet's open requests (``approval_max_pending``), or the default."""
+    if value is None:
+        return DEFAULT_APPROVAL_MAX_PENDING
+    return int(validate_max_pending(value))
+
+
+def validate_max_pending(value: str) -> str:
+    """``approval_max_pending`` as stored: a whole number from 1 to MAX_APPROVAL_MAX_PENDING."""
+    try:
+        count = int(value.strip())
+    except ValueError:
+        raise InvalidConfig(f"invalid value {value!r}: expected a whole number of requests") from None
+    if not 1 <= count <= MAX_APPROVAL_MAX_PENDING:
+        raise InvalidConfig(f"invalid value {value!r}: approval_max_pending must be between 1 and {MAX_APPROVAL_MAX_PENDING}")
+    return str(count)
 
 
 def validate_ttl(value: str) -> str:

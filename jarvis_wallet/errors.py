@@ -23,6 +23,7 @@ and the error code sent over the wire. The CLI maps them in one place
     ├── PolicyDenied                        exit 5   <reason code, e.g. daily_limit_exceeded>
     │   ├── ApprovalRequired                exit 5   approval_required
     │   └── ApprovalRefused                 exit 5   approval_denied | approval_expired | approval_consumed
+    │                                              | too_many_pending_approvals
     ├── SignerUnavailable                   exit 6   (client side only)
     │   ├── SignerTimeout                   exit 6
     │   └── RateLimited                     exit 6   rate_limited

@@ -122,6 +122,9 @@ class RequestHandler:
         self._approval_state = approval_state
         self._notify_approval = notify_approval
         self._sleep = sleep
+        # Waits in progress per peer uid: each holds a connection slot up to a minute.
+        self._waits: Counter = Counter()
+        self._waits_lock = threading.Lock()
         self._decision_budget = decision_budget  # None: every decision is recorded, however many
         self._legacy_protocol = legacy_protocol
         self._clock_ms = clock_ms
@@ -297,7 +300,27 @@ class RequestHandler:
 
         if self._approval_state is None:
             raise NotFound("this signer keeps no approval requests", wire_code=protocol.NOT_FOUND)
-        deadline = time.monotonic() + (request.wait_ms or 0) / 1000
+        if not request.wait_ms:  # a look, not a wait: holds no slot
+            return self._approval_answer(request, time.monotonic())
+        # A uid may hold only a few connection slots waiting, so waits never starve the
+        # operator's `signer lock` or other agents of slots.
+        with self._waits_lock:
+            if self._waits[peer.uid] >= MAX_APPROVAL_WAITS_PER_UID:
+                raise JarvisWalletError(
+                    f"uid {peer.uid} already has {MAX_APPROVAL_WAITS_PER_UID} wait_for_approval calls waiting; "
+                    "wait on one connection at a time, or send waitMs 0 to look without waiting",
+                    wire_code=protocol.BUSY,
+                )
+            self._waits[peer.uid] += 1
+        try:
+            return self._approval_answer(request, time.monotonic() + request.wait_ms / 1000)
+        finally:
+            with self._waits_lock:
+                self._waits[peer.uid] -= 1
+                if not self._waits[peer.uid]:
+                    del self._waits[peer.uid]
+
+    def _approval_answer(self, request: protocol.Request, deadline: float) -> dict:
         while True:
             state = self._approval_state(request.approval_id, self._public_key_text)
             left = deadline - time.monotonic()
@@ -348,6 +371,8 @@ class RequestHandler:
 
 #: How often a waiting wait_for_approval looks at the database again.
 APPROVAL_POLL_SECONDS = 0.25
+#: wait_for_approval calls (waitMs > 0) one peer uid may have waiting at once; beyond: busy.
+MAX_APPROVAL_WAITS_PER_UID = 2
 
 
 def _wire_time(moment: datetime.datetime | None) -> str | None:

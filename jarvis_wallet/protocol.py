@@ -190,10 +190,13 @@ APPROVAL_REQUIRED = "approval_required"
 APPROVAL_DENIED = "approval_denied"
 APPROVAL_EXPIRED = "approval_expired"
 APPROVAL_CONSUMED = "approval_consumed"
+TOO_MANY_PENDING_APPROVALS = "too_many_pending_approvals"
 INTERNAL_ERROR = "internal_error"
 
 #: Refusals of a transaction above the wallet's approval threshold (recorded like the policy's).
-APPROVAL_REFUSAL_CODES = frozenset({APPROVAL_REQUIRED, APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_CONSUMED})
+APPROVAL_REFUSAL_CODES = frozenset(
+    {APPROVAL_REQUIRED, APPROVAL_DENIED, APPROVAL_EXPIRED, APPROVAL_CONSUMED, TOO_MANY_PENDING_APPROVALS}
+)
 
 #: Every error code the signer may send, with its one-line meaning. Codes are stable: new ones
 #: may be added, existing ones never change meaning. Clients treat an unknown code as a refusal.
@@ -251,6 +254,8 @@ ERROR_CODES: Mapping[str, str] = MappingProxyType(
         APPROVAL_DENIED: "the operator denied the approval request covering this transaction",
         APPROVAL_EXPIRED: "the approval request covering this transaction expired; send it again to open a new one",
         APPROVAL_CONSUMED: "the approval covering this transaction was already used for a signature; each approval signs once",
+        TOO_MANY_PENDING_APPROVALS: "the wallet already has approval_max_pending requests waiting for the operator; "
+        "this one was not held: retry once the operator decided some, or they expired",
         INTERNAL_ERROR: "an unexpected failure inside the signer; nothing was signed",
     }
 )

@@ -70,6 +70,11 @@ KNOWN_KEYS: dict[str, KnownKey] = {
         "(60 to 604800; default 900)",
         lambda value: _validate_ttl(value),
     ),
+    "approval_max_pending": KnownKey(
+        "Approval requests a wallet may have waiting at once; beyond, a new one is refused "
+        "(too_many_pending_approvals; 1 to 1000; default 20)",
+        lambda value: _validate_max_pending(value),
+    ),
 }
 
 
@@ -77,6 +82,12 @@ def _validate_ttl(value: str) -> str:
     from .approvals import validate_ttl
 
     return validate_ttl(value)
+
+
+def _validate_max_pending(value: str) -> str:
+    from .approvals import validate_max_pending
+
+    return validate_max_pending(value)
 
 
 def validate_setting(key: str, value: str) -> tuple[str, str]:

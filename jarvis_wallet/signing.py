@@ -155,6 +155,7 @@ class _Statements:
         self.limits = (
             "SELECT per_tx_lamports, daily_lamports, approve_above_lamports, "
             "(SELECT value FROM wallet_config WHERE key = 'approval_ttl_seconds'), "
+            "(SELECT value FROM wallet_config WHERE key = 'approval_max_pending'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_programs'), "
             "(SELECT value FROM wallet_config WHERE key = 'allowed_destinations'), "
             "(SELECT value FROM wallet_config WHERE key = 'durable_nonce_accounts'), "
@@ -264,6 +265,7 @@ class _BatchState:
     durable_nonce_accounts: frozenset[bytes] = frozenset()
     approval_thresholds: approvals.ApprovalThresholds = approvals.ApprovalThresholds()
     approval_ttl_seconds: int = approvals.DEFAULT_APPROVAL_TTL_SECONDS
+    approval_max_pending: int = approvals.DEFAULT_APPROVAL_MAX_PENDING
     token_registry: dict = field(default_factory=dict)  # mint bytes -> RegisteredMint
     token_limits: dict = field(default_factory=dict)  # mint bytes -> TokenLimits
     token_spent_24h: dict = field(default_factory=dict)  # mint bytes -> base units
@@ -396,7 +398,7 @@ class SigningService:
         row = db.execute_sql(sql.limits, (self._wallet, self._wallet)).fetchone()
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
-        per_tx, daily, approve_above, ttl, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
+        per_tx, daily, approve_above, ttl, max_pending, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
         registry, token_limits, approve_above_mint = _token_state(mints, mint_limits)
@@ -407,6 +409,7 @@ class SigningService:
                 None if approve_above is None else int(approve_above), approve_above_mint,
             ),
             approval_ttl_seconds=approvals.approval_ttl_seconds(ttl),
+            approval_max_pending=approvals.approval_max_pending(max_pending),
             spent_24h=self._rolling_spend.current(now),
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
@@ -479,9 +482,12 @@ class SigningService:
         approval_id = None
         reasons = approvals.approval_reasons(state.approval_thresholds, spend_lamports=spend.spend_lamports, token_spend=per_mint)
         if reasons:
-            approval_id = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid, tokens, reasons)
-            if approval_id is None:  # held or refused: recorded, nothing signed
+            grant = self._use_grant(job, parsed, spend, signing_bytes, digest, slot, batch, paid, tokens, reasons)
+            if grant is None:  # held or refused: recorded, nothing signed
                 return
+            approval_id = grant.id
+            # The signed row says what the operator approved, not what the re-sign claims.
+            job = replace(job, purpose=_approved_purpose(grant.purpose, job.purpose))
         signature = self._keypair.sign(signing_bytes)
         outcome = SignOutcome(
             transaction_id=0,
@@ -508,9 +514,9 @@ class SigningService:
 
     def _use_grant(
         self, job, parsed, spend, signing_bytes, digest, slot, batch: _Batch, paid: _Paid, tokens: tuple, reasons: list,
-    ) -> int | None:
+    ) -> approvals.ApprovalRow | None:
         """Above the approval threshold: consume the operator's grant for this intent and return
-        its id, or record why not (held as a pending request, or the grant refused) and return None.
+        it, or record why not (held as a pending request, or the grant refused) and return None.
 
         Runs after the policy allowed the transaction: the limits are checked as they are now,
         whatever they were when the request was approved.
@@ -520,7 +526,7 @@ class SigningService:
         latest = grants.latest(self._wallet, intent)
         verdict = approvals.judge(latest, now)
         if verdict == approvals.USE and grants.consume(latest.id, now):
-            return latest.id
+            return latest
         if verdict == approvals.EXPIRED:
             grants.mark_expired(latest.id, latest.status)
             error = approvals.ApprovalRefused(
@@ -538,6 +544,13 @@ class SigningService:
                 f"approval request {latest.id} was already used for one signature (transaction "
                 f"{latest.signed_transaction_id or 'signed just now'}); each approval signs once: "
                 "a new payment needs a new approval", reason=approvals.APPROVAL_CONSUMED, approval_id=latest.id,
+            )
+        elif verdict != approvals.WAIT and grants.pending_count(self._wallet, now) >= batch.state.approval_max_pending:
+            # Under the wallet's lock, so concurrent requests cannot all slip under the cap.
+            error = approvals.ApprovalRefused(
+                f"wallet {self._wallet} already has {batch.state.approval_max_pending} approval requests waiting for "
+                "the operator (approval_max_pending); this one was not held: send it again once some are decided "
+                "or expired", reason=approvals.TOO_MANY_PENDING, approval_id=None,
             )
         else:  # open a request, or answer with the one still pending
             new = verdict == approvals.OPEN
@@ -802,3 +815,11 @@ def _token_list(value) -> tuple[tuple[str, str | None, int], ...]:
 
 def _base58(raw: bytes) -> str:
     return base58.b58encode(raw).decode("ascii")
+
+
+def _approved_purpose(approved: str | None, resign: str | None) -> str | None:
+    """The signed row's purpose: the approved request's, with the re-sign's own kept after it
+    when it says something else (the audit keeps both; the operator saw the first)."""
+    if not resign or resign == approved:
+        return approved
+    return f"{approved or ''} (re-sign: {resign})".lstrip()

@@ -598,3 +598,117 @@ def test_the_approved_payment_re_signed_with_a_fresh_blockhash_lands_and_moves_w
     shown = request_row(initialised_url, held.approval_id)
     assert moved == signed.lamports == shown.lamports == held.details["lamports"] == BIG + FEE
     assert chain.balance(SPubkey(DESTINATION)) == SOL + BIG
+
+
+# -- what the operator can take back, and what an agent cannot flood -------------------------
+
+
+def test_an_approval_revoked_before_use_signs_nothing_and_a_used_one_cannot_be_revoked(signers, initialised_url, cli):
+    keypair, handle = started(signers, initialised_url)
+    with signers.client(handle) as client:
+        held = hold(client, transfer(keypair.public_key))
+        approve(initialised_url, held.approval_id)
+        revoked = cli("approvals", "deny", str(held.approval_id), "--reason", "changed my mind", url=initialised_url)
+        assert revoked.exit_code == 0, revoked.stderr
+        with pytest.raises(ApprovalRefused) as refused:
+            client.sign_transaction(transfer(keypair.public_key))
+        assert refused.value.reason == "approval_denied" and "changed my mind" in refused.value.message
+        assert client.approval_status(held.approval_id).state == "denied"
+        # Another payment, approved and used: that one stays used.
+        used = hold(client, transfer(keypair.public_key, BIG + 1))
+        approve(initialised_url, used.approval_id)
+        signed = client.sign_transaction(transfer(keypair.public_key, BIG + 1))
+    late = cli("approvals", "deny", str(used.approval_id), url=initialised_url)
+    assert late.exit_code == 2 and late.stderr.count("\n") == 1
+    assert f"approval request {used.approval_id} is consumed" in late.stderr and "cannot be revoked" in late.stderr
+    assert request_row(initialised_url, used.approval_id).status == "consumed"
+    assert request_row(initialised_url, held.approval_id).status == "denied"
+    assert [row.signature for row in rows(initialised_url, keypair.public_key_base58) if row.signature] == [signed.signature]
+
+
+def test_a_late_denial_holds_the_intent_for_a_full_lifetime_from_when_it_was_given(signers, initialised_url, cli):
+    keypair, handle = started(signers, initialised_url)
+    with signers.client(handle) as client:
+        held = hold(client, transfer(keypair.public_key))
+        with session(initialised_url):  # the operator decides with seconds left on the request
+            ApprovalRequest.update(expires_at=utc_now() + datetime.timedelta(seconds=2)).where(
+                ApprovalRequest.id == held.approval_id
+            ).execute()
+        assert cli("approvals", "deny", str(held.approval_id), url=initialised_url).exit_code == 0
+        denied = request_row(initialised_url, held.approval_id)
+        assert denied.expires_at - denied.decided_at == datetime.timedelta(seconds=approvals.DEFAULT_APPROVAL_TTL_SECONDS)
+        with pytest.raises(ApprovalRefused) as refused:
+            client.sign_transaction(transfer(keypair.public_key))
+    assert refused.value.reason == "approval_denied"
+
+
+def test_the_signed_row_records_the_purpose_the_operator_approved(signers, initialised_url):
+    keypair, handle = started(signers, initialised_url)
+    with signers.client(handle) as client:
+        held = hold(client, transfer(keypair.public_key), purpose="rent for May")
+        approve(initialised_url, held.approval_id)
+        signed = client.sign_transaction(transfer(keypair.public_key), purpose="something the operator never saw")
+    (row,) = [row for row in rows(initialised_url, keypair.public_key_base58) if row.signature]
+    assert row.id == signed.transaction_id
+    assert row.purpose == "rent for May (re-sign: something the operator never saw)"
+    assert row.purpose.startswith(request_row(initialised_url, held.approval_id).purpose)
+
+
+def test_a_wallet_holds_at_most_approval_max_pending_requests_and_lists_them_all(signers, initialised_url, cli):
+    assert cli("config", "set", "approval_max_pending", "0", url=initialised_url).exit_code == 2
+    assert cli("config", "set", "approval_max_pending", "3", url=initialised_url).exit_code == 0
+    keypair, handle = started(signers, initialised_url)
+    with signers.client(handle) as client:
+        real = hold(client, transfer(keypair.public_key), purpose="the real one")
+        junk = [hold(client, transfer(keypair.public_key, BIG + n)).approval_id for n in (1, 2)]
+        with pytest.raises(ApprovalRefused) as flooded:
+            client.sign_transaction(transfer(keypair.public_key, BIG + 3))
+        assert flooded.value.reason == "too_many_pending_approvals" and flooded.value.approval_id is None
+        assert hold(client, transfer(keypair.public_key)).approval_id == real.approval_id  # still answered
+        # Decided ones do not count: a denial frees a place.
+        assert cli("approvals", "deny", str(junk[0]), url=initialised_url).exit_code == 0
+        assert hold(client, transfer(keypair.public_key, BIG + 3)).approval_id > junk[1]
+    with session(initialised_url):
+        assert ApprovalRequest.select().count() == 4
+    refusal = [row for row in rows(initialised_url, keypair.public_key_base58) if row.rejection_reason
+               and row.rejection_reason.startswith("too_many_pending_approvals")]
+    assert len(refusal) == 1 and refusal[0].approval_id is None
+    # Every pending request is listed before any other, whatever --limit says.
+    listed = cli("approvals", "list", "--all", "--limit", "1", "--json", url=initialised_url).json()
+    assert [r["status"] for r in listed] == ["pending", "pending", "pending", "denied"]
+    assert real.approval_id in [r["approval_id"] for r in listed]
+
+
+WAITS_PER_UID = 2  # handler.MAX_APPROVAL_WAITS_PER_UID
+
+
+def test_waits_for_approval_leave_connection_slots_for_the_operators_lock(signers, initialised_url, cli):
+    from jarvis_wallet.errors import SignerUnavailable
+
+    slots = WAITS_PER_UID + 2
+    keypair, handle = started(signers, initialised_url, max_connections=slots, connection_wait_seconds=0.5)
+    with signers.client(handle) as client:
+        held = hold(client, transfer(keypair.public_key))
+    answers: list = []
+
+    def wait() -> None:
+        with signers.client(handle) as waiter:
+            try:
+                answers.append(waiter.approval_status(held.approval_id, wait=60).state)
+            except SignerUnavailable as exc:
+                answers.append(exc.wire_code)
+
+    threads = [threading.Thread(target=wait) for _ in range(slots)]
+    for thread in threads:
+        thread.start()
+    try:
+        eventually(lambda: answers.count("busy") == slots - WAITS_PER_UID, "the waits beyond the cap refused")
+        locked = cli("signer", "lock", "--socket", str(handle.socket_path), "--json")
+        assert locked.exit_code == 0, locked.stderr
+        assert locked.json()["locked"] is True
+    finally:
+        with session(initialised_url):  # let the waits end
+            approvals.deny(held.approval_id)
+        for thread in threads:
+            thread.join(90)
+    assert Counter(answers) == {"busy": slots - WAITS_PER_UID, "denied": WAITS_PER_UID}

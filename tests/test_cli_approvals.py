@@ -68,7 +68,7 @@ def test_list_show_and_approve_in_text(held, cli):
     assert cli("approvals", "list", url=url).stderr == "No request waits for approval.\n"
     everything = cli("approvals", "list", "--all", "--json", url=url).json()
     assert [(r["approval_id"], r["status"], r["note"]) for r in everything] == [(1, "approved", "ok")]
-    twice = cli("approvals", "deny", "1", url=url)
+    twice = cli("approvals", "approve", "1", url=url)
     assert twice.exit_code == 2 and twice.stderr == "Error: approval request 1 is approved\n"
 
 

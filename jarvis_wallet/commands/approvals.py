@@ -72,7 +72,7 @@ def approvals_list(
     ctx: typer.Context,
     wallet: Optional[str] = typer.Option(None, "--wallet", help="Only this wallet's requests."),
     everything: bool = typer.Option(False, "--all", help="Every request (approved, denied, used, expired too), not only pending ones."),
-    limit: int = bounded_option(100, "--limit", low=1, high=MAX_LIST, help=f"At most this many, newest first (1 to {MAX_LIST})."),
+    limit: int = bounded_option(100, "--limit", low=1, high=MAX_LIST, help=f"With --all, at most this many decided or expired ones, newest first, after every pending one (1 to {MAX_LIST})."),
     json_output: bool = JsonOption,
 ) -> None:
     """List requests waiting for approval: what they pay, who asked, why, age and time left.
@@ -135,7 +135,8 @@ def _decide(ctx, decide, approval_id: int, text: Optional[str], json_output: boo
         f"Approval request {report['approval_id']} {verb} by {report['decided_by']} (uid {report['decided_by_uid']}) "
         f"at {report['decided_at']}"
     )
-    typer.echo(line + (f"; good until {report['expires_at']}" if verb == "approved" else ""))
+    until = "good until" if verb == "approved" else "the payment is refused until"
+    typer.echo(f"{line}; {until} {report['expires_at']}")
 
 
 ShowJsonOption = typer.Option(False, "--json", help="Print the request as `approvals show --json` does.")
@@ -167,8 +168,9 @@ def approvals_deny(
     reason: Optional[str] = typer.Option(None, "--reason", help="Why (recorded, and told to the agent; at most 512 characters)."),
     json_output: bool = ShowJsonOption,
 ) -> None:
-    """Deny a pending request: the agent's requests of the same payment are refused (approval_denied)
-    until the request would have expired.
+    """Deny a pending request, or revoke an approval not used yet: the agent's requests of the same
+    payment are refused (approval_denied) for approval_ttl_seconds from now. A used approval
+    (consumed) cannot be revoked.
 
     Example: jarvis-wallet approvals deny 7 --reason "not an invoice we know"
     """
