@@ -316,7 +316,7 @@ class WalletTools:
 
     def __init__(self, settings: McpSettings = McpSettings()) -> None:
         from .config import resolve_database_url, resolve_socket_path
-        from .db import parse_database_url
+        from .db_url import parse_database_url
 
         self.settings = settings
         self._socket_path = resolve_socket_path(settings.socket_path)

@@ -550,6 +550,18 @@ def test_the_cli_and_sign_never_import_the_mcp_sdk():
     assert result.stdout.strip() == "[]"
 
 
+def test_the_server_is_ready_without_the_database_driver():
+    """Before a tool is called the server has checked its settings (the database URL among them)
+    without importing peewee or psycopg2: tools/list costs no more than the SDK's own."""
+    code = (
+        "import sys; from jarvis_wallet.mcp_server import McpSettings, WalletTools;"
+        "WalletTools(McpSettings(database_url='postgresql://nobody@192.0.2.1:5432/nothing'));"
+        "print(sorted(m for m in sys.modules if m.startswith(('peewee', 'psycopg2', 'jarvis_wallet.db'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "['jarvis_wallet.db_url']"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
