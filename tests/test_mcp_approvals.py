@@ -115,3 +115,42 @@ def test_held_by_the_signer_approved_from_the_cli_waited_for_and_signed_once(sig
     ]
     grant = request_row(url, found["approval_id"])
     assert (grant.status, grant.signed_transaction_id) == ("consumed", found["transaction_id"])
+
+
+def test_a_transfer_held_for_approval_is_sent_once_approved_with_the_same_arguments(signers):
+    """transfer: held (nothing sent), the operator approves, the same arguments again build a
+    fresh blockhash, the signer consumes the grant, and the runtime moves the payment once."""
+    from rpc_server import RpcServer
+    from solders.keypair import Keypair
+    from solders.pubkey import Pubkey
+
+    wallet = Wallet(signers)
+    limits_with_threshold(wallet.url, wallet.address)
+    rpc = RpcServer().start()  # after the signer's fork
+    try:
+        rpc.chain.fund(Pubkey.from_string(wallet.address), 10**9)
+        recipient = Keypair().pubkey()
+        amount = 2 * BIG  # above the rent-exempt minimum of the new account it creates
+        arguments = {"to": str(recipient), "amount": f"{amount} lamports", "purpose": "invoice 43"}
+
+        async def body(session) -> None:
+            is_error, held = await call(session, "transfer", arguments)
+            assert is_error and held["reason"] == "approval_required", held
+            assert "call transfer again with the same arguments" in held["message"]
+            assert rpc.chain.balance(recipient) == 0  # nothing was sent
+            approved = await anyio.to_thread.run_sync(cli_process, wallet.url, "approvals", "approve", str(held["approval_id"]))
+            assert approved.returncode == 0, approved.stderr
+            is_error, state = await call(session, "wait_for_approval", {"approval_id": held["approval_id"]})
+            assert not is_error and state["state"] == "approved", state
+            rpc.advance(5)  # a new blockhash on chain: the rebuilt transfer differs from the held one
+            is_error, sent = await call(session, "transfer", arguments)
+            assert not is_error and sent["status"] == "confirmed", sent
+            is_error, again = await call(session, "transfer", arguments)
+            assert is_error and again["reason"] == "approval_consumed", again
+
+        wallet.run(body, "--rpc-url", rpc.url)
+        assert rpc.chain.balance(recipient) == amount
+    finally:
+        rpc.stop()
+    signed = [row for row in rows(wallet.url, wallet.address) if row.signature and row.status != "rejected"]
+    assert [(row.status, row.lamports, row.approval_id is not None) for row in signed] == [("confirmed", amount + FEE, True)]
