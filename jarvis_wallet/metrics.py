@@ -183,7 +183,7 @@ class SignerMetrics:
                 outcome_label = "held" if code in HELD_REASONS else "refused" if code in REFUSED_REASONS else "not_decided"
                 self.record(outcome_label, code, time.perf_counter() - started)
                 raise
-            reason = "duplicate" if outcome.duplicate else "approved" if getattr(outcome, "approval_id", None) else "signed"
+            reason = "duplicate" if outcome.duplicate else "approved" if outcome.approval_id is not None else "signed"
             self.record("signed", reason, time.perf_counter() - started)
             return outcome
 
