@@ -40,6 +40,8 @@ from typing import Any
 from .amounts import format_sol
 from .config import PRIVATE_KEY_ENV
 from .errors import (
+    ApprovalRefused,
+    ApprovalRequired,
     DatabaseError,
     InvalidConfig,
     JarvisWalletError,
@@ -57,9 +59,11 @@ INSTRUCTIONS = (
     "records it. Call wallet_status to see the address, the limits and what can still be spent; "
     "inspect_transaction to see what a transaction does and whether it would be signed; "
     "sign_transaction or sign_message to get a signature; where they are served, balance and "
-    "transfer read the chain and pay SOL. A refusal comes back as an error with "
-    "a reason code and the numbers: explain it to the user, do not try to work around it. Amounts "
-    "are strings such as \"0.5 SOL\" or \"1500000 lamports\"."
+    "transfer read the chain and pay SOL or a registered token. A refusal comes back as an error with "
+    "a reason code and the numbers: explain it to the user, do not try to work around it. A payment "
+    "above the approval threshold is held (approval_required) until a person approves it with the "
+    "command the error names: tell the user, call wait_for_approval, then ask once more. Amounts "
+    "are strings such as \"0.5 SOL\", \"1500000 lamports\" or \"12.5 USDC\"."
 )
 
 MAX_RECENT = 50
@@ -68,6 +72,11 @@ MAX_RECENT = 50
 MAX_TRANSACTION_BASE64_CHARS = 2048
 MAX_PURPOSE_CHARS = 512
 MAX_MESSAGE_CHARS = 1212
+# A wait is one tool call: many MCP clients give up on a call after about a minute or a few.
+DEFAULT_APPROVAL_WAIT_SECONDS = 50
+MAX_APPROVAL_WAIT_SECONDS = 300
+MAX_APPROVAL_ID = 2**53 - 1  # exact in every JSON reader
+MAX_TOKEN_CHARS = 44  # a symbol, or a mint's base58 address
 
 
 @dataclass(frozen=True)
@@ -105,9 +114,11 @@ TOOLS: tuple[ToolSpec, ...] = (
         description=(
             "The wallet's address, whether its signer is running, and its spend limits: the most one "
             "transaction may spend, the most all transactions may spend in any rolling 24 hours, what "
-            "was spent in the last 24 hours and what remains. Amounts are strings with units (\"0.5 SOL\") "
-            "and the same in lamports (1 SOL = 1,000,000,000 lamports). Call this before planning a "
-            "payment. Changes nothing."
+            "was spent in the last 24 hours and what remains; the same per registered token (mint) that has "
+            "limits; the approval threshold above which a person must approve a payment, and the "
+            "approval requests waiting for that person. Amounts are strings with units (\"0.5 SOL\", "
+            "\"12.5 USDC\") and the same in base units (1 SOL = 1,000,000,000 lamports). Call this "
+            "before planning a payment. Changes nothing."
         ),
         input_schema=_object({}),
         read_only=True,
@@ -134,7 +145,10 @@ TOOLS: tuple[ToolSpec, ...] = (
             "Returns the signature and the signed transaction in base64; it does NOT send it to the "
             "network. Asking again for the same transaction returns the same signature and counts "
             "nothing twice (duplicate: true). A refusal is an error with a reason code (for example "
-            "daily_limit_exceeded) and the amounts involved."
+            "daily_limit_exceeded) and the amounts involved. approval_required means a person must "
+            "approve it first: the error has the approval_id and the operator's command; do not ask "
+            "again until wait_for_approval says approved, then sign the same payment (a freshly "
+            "built transaction with a new blockhash is fine)."
         ),
         input_schema=_object({"transaction_base64": _TX_ARGUMENT, "purpose": _PURPOSE_ARGUMENT},
                              ("transaction_base64", "purpose")),
@@ -185,6 +199,31 @@ TOOLS: tuple[ToolSpec, ...] = (
         ),
         read_only=True,
     ),
+    ToolSpec(
+        name="wait_for_approval",
+        title="Wait for a person's approval",
+        description=(
+            "Wait, up to timeout_seconds, for a person to approve or deny a payment the signer held "
+            "(an approval_required error gives its approval_id). Returns state approved once it is: then "
+            "ask for the same payment once more (sign_transaction with a freshly built transaction, or "
+            "transfer with the same arguments) and it is signed, once. An error approval_denied, "
+            "approval_expired or approval_consumed means it will not be signed: tell the user, do not "
+            "retry. approval_pending means nobody has decided yet: tell the user what waits, and wait "
+            "again or stop. Approves nothing itself: only the person can."
+        ),
+        input_schema=_object(
+            {
+                "approval_id": {"type": "integer", "minimum": 1, "maximum": MAX_APPROVAL_ID,
+                                "description": "The approval_id of the approval_required error."},
+                "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_APPROVAL_WAIT_SECONDS,
+                                    "default": DEFAULT_APPROVAL_WAIT_SECONDS,
+                                    "description": f"How long to wait, 1 to {MAX_APPROVAL_WAIT_SECONDS} seconds. "
+                                    f"Default {DEFAULT_APPROVAL_WAIT_SECONDS}."},
+            },
+            ("approval_id",),
+        ),
+        read_only=True,
+    ),
 )
 #: Served only with an RPC endpoint (--rpc-url): the chain is the agent side's business, never
 #: the signer's.
@@ -201,21 +240,30 @@ CHAIN_TOOLS: tuple[ToolSpec, ...] = (
     ),
     ToolSpec(
         name="transfer",
-        title="Transfer SOL",
+        title="Transfer SOL or a token",
         description=(
-            "Pay SOL from this wallet: builds a System transfer with a fresh blockhash, has the signer "
-            "check it against the limits and sign it, sends it, and waits up to 60 seconds for the "
-            "outcome. Returns the signature and the status (confirmed, failed, expired, or submitted "
-            "if not yet proven). The amount plus the 0.000005 SOL fee counts against the limits. A "
-            "refusal is an error with a reason code and the amounts involved; nothing is sent then."
+            "Pay SOL, or a token the operator registered (give token), from this wallet: builds the "
+            "transfer with a fresh blockhash (for a token: a TransferChecked between the associated "
+            "token accounts, creating the recipient's when the chain has none, its rent paid in SOL), "
+            "has the signer check it against the limits and sign it, sends it, and waits up to 60 "
+            "seconds for the outcome. Returns the signature and the status (confirmed, failed, expired, "
+            "or submitted if not yet proven). The amount plus the 0.000005 SOL fee counts against the "
+            "limits (a token's amount against that token's limits). A refusal is an error with a reason "
+            "code and the amounts involved; nothing is sent then. approval_required: a person must "
+            "approve it (the error says how); after wait_for_approval says approved, call transfer "
+            "again with the same arguments."
         ),
         input_schema=_object(
             {
                 "to": {"type": "string", "minLength": 32, "maxLength": 44,
                        "description": "The recipient's address (base58 public key)."},
                 "amount": {"type": "string", "minLength": 1, "maxLength": 64,
-                           "description": "How much, with its unit: \"0.25 SOL\" or \"250000000 lamports\". "
-                           "A bare integer is lamports."},
+                           "description": "How much, with its unit: \"0.25 SOL\" or \"250000000 lamports\" "
+                           "(a bare integer is lamports); with token: \"12.5 USDC\" (token units, at most the "
+                           "token's decimals) or \"12500000base\" (base units)."},
+                "token": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_CHARS,
+                          "description": "Optional: the registered token to pay, by symbol (\"USDC\") or mint "
+                          "address; wallet_status lists those with limits. Without it, SOL."},
                 "purpose": _PURPOSE_ARGUMENT,
                 "memo": {"type": "string", "minLength": 1, "maxLength": 256,
                          "description": "Optional text put on chain with the payment (a Memo instruction); public."},
@@ -268,7 +316,7 @@ class WalletTools:
 
     def __init__(self, settings: McpSettings = McpSettings()) -> None:
         from .config import resolve_database_url, resolve_socket_path
-        from .db import parse_database_url
+        from .db_url import parse_database_url
 
         self.settings = settings
         self._socket_path = resolve_socket_path(settings.socket_path)
@@ -284,6 +332,7 @@ class WalletTools:
             "sign_transaction": self.sign_transaction,
             "sign_message": self.sign_message,
             "recent_transactions": self.recent_transactions,
+            "wait_for_approval": self.wait_for_approval,
             "balance": self.balance,
             "transfer": self.transfer,
         }
@@ -323,6 +372,10 @@ class WalletTools:
         result["limits"] = limits
         if note:
             result["limits_note"] = note
+        pending, note = self._pending_approvals(wallet)
+        result["pending_approvals"] = pending
+        if note:
+            result["pending_approvals_note"] = note
         return result
 
     def inspect_transaction(self, arguments: dict) -> dict:
@@ -370,6 +423,9 @@ class WalletTools:
         with self._client() as client:
             try:
                 signed = client.sign_transaction(tx_bytes, purpose=purpose)
+            except (ApprovalRequired, ApprovalRefused) as exc:
+                raise approval_tool_error(exc, again="call sign_transaction once more with the same payment "
+                                          "(a freshly built transaction with a new blockhash is fine)") from None
             except PolicyDenied as exc:
                 numbers = {**self._refusal_numbers(client, tx_bytes), **_public_details(exc.details)}
                 raise ToolError(exc.reason, exc.message, **numbers) from None
@@ -385,10 +441,7 @@ class WalletTools:
             "wallet": signed.wallet,
             **amount_fields("spend", signed.lamports),
             **amount_fields("fee", signed.fee_lamports),
-            "tokens": [
-                {"mint": token.mint, "symbol": token.symbol, "amount_base_units": str(token.amount)}
-                for token in signed.tokens
-            ],
+            "tokens": self._token_spend(signed.tokens),
             "transaction_id": signed.transaction_id,
             "duplicate": signed.duplicate,
             "signed_at": signed.signed_at,
@@ -426,6 +479,32 @@ class WalletTools:
             ]
         return {"wallet": wallet, "transactions": [_recent_row(row) for row in rows]}
 
+    def wait_for_approval(self, arguments: dict) -> dict:
+        approval_id = arguments["approval_id"]
+        timeout = arguments.get("timeout_seconds", DEFAULT_APPROVAL_WAIT_SECONDS)
+        with self._client() as client:
+            try:
+                status = client.wait_for_approval(approval_id, timeout)
+            except ApprovalRefused as exc:
+                raise approval_tool_error(exc, again="") from None
+            except SignerTimeout:
+                raise ToolError(
+                    "approval_pending",
+                    f"approval request {approval_id} is still waiting for a person after {timeout} s. Tell the user "
+                    f"the payment waits for `jarvis-wallet approvals approve {approval_id}`; call wait_for_approval "
+                    "again to keep waiting, or stop. Do not ask for the payment again meanwhile.",
+                    approval_id=approval_id, approve_command=approve_command(approval_id),
+                ) from None
+        return {
+            "approval_id": status.approval_id,
+            "state": status.state,
+            "expires_at": status.expires_at,
+            "decided_at": status.decided_at,
+            "next_step": "Approved, once: ask for the same payment again now (sign_transaction with a freshly built "
+            "transaction of it, or transfer with the same arguments), before expires_at. It is signed once; "
+            "any other payment needs its own approval.",
+        }
+
     def balance(self, arguments: dict) -> dict:
         wallet = self._wallet_address()
         rpc = self._rpc()
@@ -433,23 +512,20 @@ class WalletTools:
         return {"wallet": wallet, **amount_fields("balance", lamports), "endpoint": rpc.label, "commitment": "confirmed"}
 
     def transfer(self, arguments: dict) -> dict:
-        from .amounts import parse_amount
         from .chain.send import send_transaction
-        from .solana import build_transfer_message
         from .solana.pubkey import decode_pubkey
 
         to_key = decode_pubkey(arguments["to"], what="recipient")
-        lamports = parse_amount(arguments["amount"], what="amount")
-        if lamports == 0:
-            raise ToolError("bad_request", "argument 'amount' must be more than 0")
+        token = self._registered_token(arguments["token"]) if "token" in arguments else None
+        amount = _transfer_amount(arguments["amount"], token)
         purpose, memo = arguments["purpose"], arguments.get("memo")
         rpc = self._rpc()
         with self._client() as client:
             wallet = client.pubkey()
             latest = rpc.get_latest_blockhash(commitment="confirmed")
-            message = build_transfer_message(
-                from_pubkey=decode_pubkey(wallet, what="wallet"), to_pubkey=to_key, lamports=lamports,
-                recent_blockhash=decode_pubkey(latest.blockhash, what="blockhash"), memo=memo,
+            message = _transfer_message(
+                rpc, wallet=decode_pubkey(wallet, what="wallet"), to=to_key, amount=amount, token=token,
+                blockhash=decode_pubkey(latest.blockhash, what="blockhash"), memo=memo,
             )
             self._check_sign_request(message, purpose)
             try:
@@ -460,15 +536,19 @@ class WalletTools:
                         client, rpc, message, purpose=purpose, wait=True, commitment="confirmed",
                         timeout=TRANSFER_WAIT_SECONDS, database=database, tool="jarvis-wallet mcp",
                     )
+            except (ApprovalRequired, ApprovalRefused) as exc:
+                raise approval_tool_error(exc, again="call transfer again with the same arguments") from None
             except PolicyDenied as exc:
                 numbers = {**self._refusal_numbers(client, message), **_public_details(exc.details)}
                 raise ToolError(exc.reason, exc.message, **numbers) from None
+        paid = amount_fields("amount", amount) if token is None else token.amount_fields("amount", amount)
         return {
             "signature": result.signature,
             "status": result.status,
             "wallet": result.wallet,
             "to": arguments["to"],
-            **amount_fields("amount", lamports),
+            **({} if token is None else {"token": {"symbol": token.symbol, "mint": token.mint}}),
+            **paid,
             **amount_fields("spend", result.lamports),
             "transaction_id": result.transaction_id,
             "duplicate": result.duplicate,
@@ -558,6 +638,55 @@ class WalletTools:
             )
         return limits_fields(report), None
 
+    def _pending_approvals(self, wallet: str) -> tuple[list | None, str | None]:
+        """The wallet's requests waiting for a person (not yet expired), newest first."""
+        from .approvals import approval_report, list_approvals
+
+        try:
+            with self._database():
+                reports = [approval_report(row) for row in list_approvals(wallet=wallet, limit=MAX_RECENT)]
+        except DatabaseError as exc:
+            return None, f"the pending approvals could not be read from the database: {exc.message}"
+        return [
+            {
+                "approval_id": report["approval_id"],
+                "purpose": report["purpose"],
+                **amount_fields("spend", report["lamports"]),
+                "destinations": report["destinations"],
+                "created_at": report["created_at"],
+                "expires_at": report["expires_at"],
+                "approve_command": approve_command(report["approval_id"]),
+            }
+            for report in reports
+        ], None
+
+    def _registered_token(self, name: str) -> RegisteredToken:
+        """The registry's entry for a symbol or mint (NotFound: not registered)."""
+        from .tokens import get_token
+
+        with self._database():
+            row = get_token(name)
+            return RegisteredToken(symbol=row.symbol, mint=row.mint, decimals=int(row.decimals), program=row.program)
+
+    def _token_spend(self, tokens) -> list[dict]:
+        """A signature's per-mint spend with its amount in token units where the registry says
+        the decimals (the base units always)."""
+        decimals: dict[str, int] = {}
+        if tokens:
+            from .models import TokenMint
+
+            with contextlib.suppress(DatabaseError), self._database():
+                decimals = {row.mint: int(row.decimals) for row in TokenMint.select()}
+        return [
+            {
+                "mint": token.mint,
+                "symbol": token.symbol,
+                **(RegisteredToken(token.symbol, token.mint, decimals[token.mint], "").amount_fields("amount", token.amount)
+                   if token.mint in decimals else {"amount": None, "amount_base_units": str(token.amount)}),
+            }
+            for token in tokens
+        ]
+
     def _preview(self, parsed, wallet: str) -> tuple[dict | None, str | None]:
         from .preview import would_decide
 
@@ -609,6 +738,97 @@ def _checked_rpc_url(url: str) -> str:
     from .chain.rpc import resolve_rpc_url
 
     return resolve_rpc_url(url, None)
+
+
+@dataclass(frozen=True)
+class RegisteredToken:
+    """A token of the operator's registry, as a transfer needs it."""
+
+    symbol: str
+    mint: str
+    decimals: int
+    program: str  # "token" or "token-2022"
+
+    def amount_fields(self, name: str, base_units: int | None) -> dict[str, str | None]:
+        """``{name: "12.5 USDC", name_base_units: "12500000"}``: exact strings, never floats."""
+        from .amounts import format_token_amount
+
+        if base_units is None:
+            return {name: None, f"{name}_base_units": None}
+        return {name: format_token_amount(base_units, self.decimals, symbol=self.symbol),
+                f"{name}_base_units": str(base_units)}
+
+
+def _transfer_amount(text: str, token: RegisteredToken | None) -> int:
+    """Lamports, or the token's base units, that ``text`` names; more than 0."""
+    from .amounts import parse_amount, parse_token_amount
+
+    if token is None:
+        amount = parse_amount(text, what="amount")
+    else:
+        amount = parse_token_amount(text, token.decimals, symbol=token.symbol, what="amount")
+    if amount == 0:
+        raise ToolError("bad_request", "argument 'amount' must be more than 0")
+    return amount
+
+
+def _transfer_message(rpc, *, wallet: bytes, to: bytes, amount: int, token: RegisteredToken | None,
+                      blockhash: bytes, memo: str | None) -> bytes:
+    """The payment's message: a System transfer, or a TransferChecked between associated token
+    accounts that creates the recipient's only when the chain has none (no rent spent else)."""
+    from .solana import associated_token_address, build_token_transfer_message, build_transfer_message
+    from .solana.build import TOKEN_PROGRAMS
+    from .solana.pubkey import decode_pubkey, encode_pubkey
+
+    if token is None:
+        return build_transfer_message(from_pubkey=wallet, to_pubkey=to, lamports=amount, recent_blockhash=blockhash,
+                                      memo=memo)
+    program = {name: program_id for program_id, name in TOKEN_PROGRAMS.items()}[token.program]
+    mint = decode_pubkey(token.mint, what="registered mint")
+    destination = encode_pubkey(associated_token_address(to, mint, program))
+    exists = rpc.get_account_info(destination, commitment="confirmed") is not None
+    return build_token_transfer_message(
+        wallet=wallet, owner=to, mint=mint, decimals=token.decimals, token_program=program, amount_base_units=amount,
+        recent_blockhash=blockhash, create=not exists, memo=memo,
+    )
+
+
+def approve_command(approval_id: int) -> str:
+    return f"jarvis-wallet approvals approve {approval_id}"
+
+
+def approval_tool_error(exc: ApprovalRequired | ApprovalRefused, *, again: str) -> ToolError:
+    """An approval refusal for a model: the request's id and expiry, what is held, the
+    operator's exact command, and what (not) to do next. ``again``: how to ask once approved."""
+    if isinstance(exc, ApprovalRequired):
+        details = exc.details
+        approval_id = exc.approval_id
+        return ToolError(
+            exc.reason,
+            f"held for a person's approval (request {approval_id}, until {exc.expires_at}): {exc.message}. "
+            "Nothing was signed. Do not ask again and do not split or change the payment to get around it: tell "
+            f"the user that an operator must run `{approve_command(approval_id)}`, then call wait_for_approval "
+            f"with approval_id {approval_id}; once it says approved, {again}.",
+            approval_id=approval_id,
+            expires_at=exc.expires_at,
+            held={
+                **amount_fields("spend", details.get("lamports")),
+                **amount_fields("fee", details.get("fee_lamports")),
+                "destinations": details.get("destinations") or [],
+                "purpose": details.get("purpose"),
+            },
+            approve_command=approve_command(approval_id),
+            deny_command=f"jarvis-wallet approvals deny {exc.approval_id}",
+            retry=False,
+        )
+    what_next = {
+        "approval_denied": "A person refused this payment: tell the user, do not retry it.",
+        "approval_expired": "Nobody approved it in time: ask the user whether it is still wanted; asking again "
+        "opens a new request for a person to approve.",
+        "approval_consumed": "That approval was already used for a signature; each approval signs once. A new "
+        "payment needs a new approval.",
+    }.get(exc.reason, "")
+    return ToolError(exc.reason, f"{exc.message}. {what_next}".strip(), approval_id=exc.approval_id, retry=False)
 
 
 # -- arguments -----------------------------------------------------------------------------------
@@ -688,6 +908,32 @@ def limits_fields(report: dict) -> dict:
         **amount_fields("spent_24h", report["spent_24h_lamports"]),
         **amount_fields("remaining_24h", remaining),
         **amount_fields("max_next_transaction", min(report["per_tx_lamports"], remaining)),
+        # Above it (SOL spend, fee included) a person approves first; None: no approval needed.
+        **amount_fields("approval_threshold", report.get("approve_above_lamports")),
+        "tokens": [token_limits_fields(entry) for entry in report.get("tokens", [])],
+    }
+
+
+def token_limits_fields(entry: dict) -> dict:
+    """One mint's line of ``token_limits_report`` for a model: token units with the symbol and
+    base units, as strings."""
+    token = RegisteredToken(entry["symbol"] or entry["mint"], entry["mint"], entry["decimals"], "")
+
+    def units(name: str) -> int | None:
+        value = entry[f"{name}_base_units"]
+        return None if value is None else int(value)
+
+    per_tx, remaining = units("per_tx"), units("remaining_24h")
+    return {
+        "symbol": entry["symbol"],
+        "mint": entry["mint"],
+        "decimals": entry["decimals"],
+        **token.amount_fields("per_transaction_limit", per_tx),
+        **token.amount_fields("daily_limit", units("daily")),
+        **token.amount_fields("spent_24h", units("spent_24h")),
+        **token.amount_fields("remaining_24h", remaining),
+        **token.amount_fields("max_next_transaction", min(per_tx, remaining)),
+        **token.amount_fields("approval_threshold", units("approve_above")),
     }
 
 

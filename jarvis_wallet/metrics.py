@@ -6,7 +6,7 @@ signer without metrics never load it.
 
 Metrics (docs/operations.md lists them with sample alerts)::
 
-    jarvis_wallet_decisions_total{outcome, reason}     counter
+    jarvis_wallet_decisions_total{outcome, reason}     counter  (signed, held, refused, not_decided)
     jarvis_wallet_budget_refusals_total                counter  (rate_limited: turned away undecided)
     jarvis_wallet_audit_write_failures_total           counter  (decisions the database could not record)
     jarvis_wallet_decision_seconds                     histogram
@@ -16,6 +16,7 @@ Metrics (docs/operations.md lists them with sample alerts)::
     jarvis_wallet_spent_24h_lamports{wallet}           gauge
     jarvis_wallet_daily_headroom_lamports{wallet}      gauge
     jarvis_wallet_daily_headroom_ratio{wallet}         gauge    (headroom / daily limit)
+    jarvis_wallet_approvals_pending{wallet}            gauge    (approval requests awaiting the operator)
     jarvis_wallet_wallets_read_ok                      gauge    (0: the last read of the wallets failed)
 
 Label values come from fixed sets (``OUTCOMES`` and the reason codes below; anything else is
@@ -39,14 +40,22 @@ from . import protocol
 from .errors import InvalidConfig, JarvisWalletError, SignerStartError
 from .policy import REASONS
 
-OUTCOMES = ("signed", "refused", "not_decided")
-SIGNED_REASONS = ("signed", "duplicate")
-REFUSED_REASONS = (*REASONS, protocol.INVALID_TX)
+OUTCOMES = ("signed", "held", "refused", "not_decided")
+# approved: signed by consuming an operator's grant (approval_consumed is a second use, refused).
+SIGNED_REASONS = ("signed", "duplicate", "approved")
+# Held for a person: within the limits, above the approval threshold. Not a refusal, so the
+# "refusals spiking" alert does not fire for payments waiting on the operator.
+HELD_REASONS = (protocol.APPROVAL_REQUIRED,)
+REFUSED_REASONS = (
+    *REASONS, protocol.INVALID_TX, protocol.APPROVAL_DENIED, protocol.APPROVAL_EXPIRED, protocol.APPROVAL_CONSUMED,
+)
 NOT_DECIDED_REASONS = (
     protocol.LOCKED, protocol.DATABASE_UNAVAILABLE, protocol.REPLAYED_REQUEST, protocol.BUSY,
     protocol.INTERNAL_ERROR, "other",
 )
-_REASONS_BY_OUTCOME = {"signed": SIGNED_REASONS, "refused": REFUSED_REASONS, "not_decided": NOT_DECIDED_REASONS}
+_REASONS_BY_OUTCOME = {
+    "signed": SIGNED_REASONS, "held": HELD_REASONS, "refused": REFUSED_REASONS, "not_decided": NOT_DECIDED_REASONS,
+}
 # The wallets are read at most once a second, however often metrics are scraped.
 HEADROOM_MAX_AGE_SECONDS = 1.0
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -79,11 +88,12 @@ class WalletHeadroom:
         self._max_age = max_age_seconds
         self._lock = threading.Lock()
         self._read_at: float | None = None
-        self._rows: list[tuple[str, int, int]] = []
+        self._rows: list[tuple[str, int, int, int]] = []
         self.ok = True
 
-    def rows(self) -> list[tuple[str, int, int]]:
-        """(wallet, daily limit, spent in the last 24 hours), at most ``max_age`` seconds old."""
+    def rows(self) -> list[tuple[str, int, int, int]]:
+        """(wallet, daily limit, spent in the last 24 hours, approval requests pending), at most
+        ``max_age`` seconds old."""
         with self._lock:
             now = time.monotonic()
             if self._read_at is None or now - self._read_at >= self._max_age:
@@ -95,7 +105,7 @@ class WalletHeadroom:
                 self._read_at = now
             return list(self._rows)
 
-    def _read(self) -> list[tuple[str, int, int]]:
+    def _read(self) -> list[tuple[str, int, int, int]]:
         from .db import close_database, open_database, translate_errors
         from .models import utc_now
         from .spend_window import RollingSpend
@@ -105,7 +115,17 @@ class WalletHeadroom:
             with translate_errors(db):
                 limits = db.execute_sql("SELECT wallet, daily_lamports FROM spend_limits ORDER BY wallet").fetchall()
                 now = utc_now()
-                return [(wallet, int(daily), RollingSpend(db, wallet).current(now)) for wallet, daily in limits]
+                # Pending and not yet expired, as `approvals list` shows them; only wallets with
+                # limits are labelled (a request exists only for one that has them).
+                pending = dict(db.execute_sql(
+                    "SELECT wallet, COUNT(*) FROM approval_requests "
+                    f"WHERE status = 'pending' AND expires_at > {db.param} GROUP BY wallet",
+                    (now,),
+                ).fetchall())
+                return [
+                    (wallet, int(daily), RollingSpend(db, wallet).current(now), int(pending.get(wallet, 0)))
+                    for wallet, daily in limits
+                ]
         finally:
             close_database(db)
 
@@ -160,9 +180,11 @@ class SignerMetrics:
                 code = exc.wire_code
                 if code == protocol.DATABASE_UNAVAILABLE:
                     self.audit_write_failures.inc()
-                self.record("refused" if code in REFUSED_REASONS else "not_decided", code, time.perf_counter() - started)
+                outcome_label = "held" if code in HELD_REASONS else "refused" if code in REFUSED_REASONS else "not_decided"
+                self.record(outcome_label, code, time.perf_counter() - started)
                 raise
-            self.record("signed", "duplicate" if outcome.duplicate else "signed", time.perf_counter() - started)
+            reason = "duplicate" if outcome.duplicate else "approved" if outcome.approval_id is not None else "signed"
+            self.record("signed", reason, time.perf_counter() - started)
             return outcome
 
         return sign_and_measure
@@ -202,14 +224,16 @@ class _LiveCollector:
                 ("spent_24h_lamports", "Lamports counted against the wallet in the last 24 hours."),
                 ("daily_headroom_lamports", "What the wallet may still spend in the rolling 24 hours."),
                 ("daily_headroom_ratio", "Headroom as a fraction of the daily ceiling (1 when the ceiling is 0)."),
+                ("approvals_pending", "Approval requests of the wallet waiting for the operator (not yet expired)."),
             )
         }
-        for wallet, daily, spent in rows:
+        for wallet, daily, spent, pending in rows:
             headroom = max(daily - spent, 0)
             families["daily_limit_lamports"].add_metric([wallet], daily)
             families["spent_24h_lamports"].add_metric([wallet], spent)
             families["daily_headroom_lamports"].add_metric([wallet], headroom)
             families["daily_headroom_ratio"].add_metric([wallet], headroom / daily if daily else 1.0)
+            families["approvals_pending"].add_metric([wallet], pending)
         yield from families.values()
 
 

@@ -119,6 +119,7 @@ class SignOutcome:
     # Per mint, in order of first movement: (mint base58, symbol, base units) counted against the
     # wallet's limits for that mint.
     tokens: tuple[tuple[str, str | None, int], ...] = ()
+    approval_id: int | None = None  # the operator's grant this signature consumed (metrics count it)
 
 
 @dataclass
@@ -499,6 +500,7 @@ class SigningService:
             duplicate=False,
             signed_at=batch.now,
             tokens=tokens,
+            approval_id=approval_id,
         )
         # Counted now, so the next decision of the batch sees it.
         state.spent_24h += spend.spend_lamports

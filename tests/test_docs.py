@@ -458,5 +458,15 @@ def test_operations_doc_names_every_metric_the_signer_exports(tmp_path):
     declared = re.findall(r"^# TYPE (\S+) \w+$", metrics.text().decode(), re.M)
     exported = set(declared)  # counters are declared with their _total name
     text = (ROOT / "docs" / "operations.md").read_text()
-    assert len(declared) == 11
+    assert len(declared) == 12
     assert [name for name in exported if f"`{name}`" not in text] == []
+
+
+def test_every_systemd_unit_is_shipped_in_one_place_and_documented():
+    units = sorted(path.name for path in (ROOT / "contrib" / "systemd").iterdir())
+    assert {"jarvis-wallet-signer.service", "jarvis-wallet-sync.service", "jarvis-wallet-sync.timer"} <= set(units)
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert [unit for unit in units if unit not in operations] == []
+    assert not (ROOT / "docs" / "systemd").exists()
+    texts = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "jarvis_wallet").rglob("*.py")]
+    assert [str(path) for path in texts if "docs/systemd" in path.read_text() or "](systemd/" in path.read_text()] == []

@@ -26,7 +26,8 @@ from mcp.shared.exceptions import MCPError
 
 from conftest import transfer_message
 
-TOOLS = {"wallet_status", "inspect_transaction", "sign_transaction", "sign_message", "recent_transactions"}
+TOOLS = {"wallet_status", "inspect_transaction", "sign_transaction", "sign_message", "recent_transactions",
+         "wait_for_approval"}
 FEE = 5000
 SOL = 1_000_000_000
 
@@ -176,7 +177,10 @@ def test_wallet_status_reports_address_limits_and_the_24_hour_spend(wallet):
             "spent_24h": "0 SOL", "spent_24h_lamports": "0",
             "remaining_24h": "1 SOL", "remaining_24h_lamports": str(SOL),
             "max_next_transaction": "0.8 SOL", "max_next_transaction_lamports": "800000000",
+            "approval_threshold": None, "approval_threshold_lamports": None,  # no approval needed
+            "tokens": [],
         }
+        assert status["pending_approvals"] == []
         is_error, signed = await call(
             session, "sign_transaction", {"transaction_base64": b64(wallet.message(700_000_000 - FEE)), "purpose": "rent"}
         )
@@ -544,6 +548,18 @@ def test_the_cli_and_sign_never_import_the_mcp_sdk():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_server_is_ready_without_the_database_driver():
+    """Before a tool is called the server has checked its settings (the database URL among them)
+    without importing peewee or psycopg2: tools/list costs no more than the SDK's own."""
+    code = (
+        "import sys; from jarvis_wallet.mcp_server import McpSettings, WalletTools;"
+        "WalletTools(McpSettings(database_url='postgresql://nobody@192.0.2.1:5432/nothing'));"
+        "print(sorted(m for m in sys.modules if m.startswith(('peewee', 'psycopg2', 'jarvis_wallet.db'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "['jarvis_wallet.db_url']"
 
 
 @pytest.mark.parametrize(

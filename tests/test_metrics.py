@@ -14,7 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import random_pubkey, transfer_message
 from test_cli_signer import wait_until
 from jarvis_wallet.errors import DatabaseUnavailable, InvalidConfig, PolicyDenied, RateLimited, SignerLocked
-from jarvis_wallet.metrics import NOT_DECIDED_REASONS, REFUSED_REASONS, SIGNED_REASONS, parse_loopback_address
+from jarvis_wallet.metrics import (
+    HELD_REASONS, NOT_DECIDED_REASONS, OUTCOMES, REFUSED_REASONS, SIGNED_REASONS, parse_loopback_address,
+)
 
 
 def _free_port() -> int:
@@ -88,8 +90,8 @@ def test_metrics_count_signing_and_refusing_in_the_textfile_and_over_http(signer
     # Labels: only the fixed sets, and wallets the operator configured.
     for (name, labels), _ in found.items():
         for key, value in labels:
-            assert (key, value) in {("outcome", o) for o in ("signed", "refused", "not_decided")} | {
-                ("reason", r) for r in (*SIGNED_REASONS, *REFUSED_REASONS, *NOT_DECIDED_REASONS)
+            assert (key, value) in {("outcome", o) for o in OUTCOMES} | {
+                ("reason", r) for r in (*SIGNED_REASONS, *HELD_REASONS, *REFUSED_REASONS, *NOT_DECIDED_REASONS)
             } | {("wallet", wallet), ("wallet", other)} or key == "le", (name, key, value)
     # The textfile follows within its interval, and holds the final counts after the stop.
     handle.stop()
@@ -191,3 +193,48 @@ def test_the_sign_path_does_not_import_prometheus_client():
             "print('prometheus_client' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_approvals_pending_and_their_outcomes_are_scraped_while_held_and_after_approval(signers, tmp_path):
+    """A payment above the threshold is held (outcome held, not refused) and shows in the
+    wallet's pending gauge; the operator approves from the CLI; the gauge drops to 0; the re-sign
+    with a fresh blockhash is counted signed/approved, a second use refused/approval_consumed."""
+    from test_approvals import cli_process, hold, limits_with_threshold, transfer
+
+    from jarvis_wallet.errors import ApprovalRefused
+
+    keypair = signers.keypair()
+    wallet = keypair.public_key_base58
+    limits_with_threshold(signers.database_url, wallet)
+    textfile = tmp_path / "jarvis_wallet.prom"
+    handle = signers.start(metrics_file=textfile, metrics_interval_seconds=1)
+    pending = ("jarvis_wallet_approvals_pending", (("wallet", wallet),))
+
+    def scraped() -> dict:
+        return samples(textfile.read_text())
+
+    assert scraped()[pending] == 0
+    with signers.client(handle) as client:
+        held = hold(client, transfer(keypair.public_key), purpose="invoice 42")
+        wait_until(lambda: scraped()[pending] == 1, what="the pending request in the textfile")
+        found = scraped()
+        assert decisions(found, "held", "approval_required") == 1
+        refused_series = ("jarvis_wallet_decisions_total", (("outcome", "refused"), ("reason", "approval_required")))
+        assert refused_series not in found  # held is not a refusal
+        approved = cli_process(signers.database_url, "approvals", "approve", str(held.approval_id))
+        assert approved.returncode == 0, approved.stderr
+        wait_until(lambda: scraped()[pending] == 0, what="the approval to leave the pending gauge")
+        client.sign_transaction(transfer(keypair.public_key), purpose="invoice 42")  # a fresh blockhash
+        with pytest.raises(ApprovalRefused) as used:
+            client.sign_transaction(transfer(keypair.public_key), purpose="invoice 42")
+        assert used.value.reason == "approval_consumed"
+    handle.stop()
+    final = scraped()
+    assert final[pending] == 0
+    assert decisions(final, "held", "approval_required") == 1
+    assert decisions(final, "signed", "approved") == 1
+    assert decisions(final, "signed", "signed") == 0
+    assert decisions(final, "refused", "approval_consumed") == 1
+    for reason in ("approval_denied", "approval_expired"):
+        assert decisions(final, "refused", reason) == 0  # declared from the start, at 0
+    assert HELD_REASONS == ("approval_required",)

@@ -30,7 +30,8 @@ def mcp(
     The agent's side: it asks the signer for signatures with the shared secret and reads the
     limits and the audit trail from the database (--database-url); it never holds the key.
     Tools: wallet_status, inspect_transaction, sign_transaction, sign_message,
-    recent_transactions; with --rpc-url also balance and transfer. Needs the MCP SDK: pip install 'jarvis-wallet\[mcp]'. See docs/agents.md.
+    recent_transactions, wait_for_approval; with --rpc-url also balance and transfer (SOL or a
+    registered token). Needs the MCP SDK: pip install 'jarvis-wallet\[mcp]'. See docs/agents.md.
 
     Example: jarvis-wallet mcp --socket /run/user/1000/jarvis-wallet/signer.sock
     """

@@ -237,7 +237,7 @@ def tx_sync(
 ) -> None:
     """Settle every signed or submitted transaction the chain has proven confirmed, failed or expired.
 
-    Safe from cron or a systemd timer (docs/systemd/), and twice at once: an outcome is recorded
+    Safe from cron or a systemd timer (contrib/systemd/), and twice at once: an outcome is recorded
     once, under the wallet's lock. Failed and expired transactions give back to the daily window
     what they did not spend (docs/policy.md).
 
