@@ -213,20 +213,17 @@ def _plain_request(message: Any) -> tuple[int | str, str, dict | None]:
 
 
 def _plain_capabilities(value: Any) -> bool:
-    """Capabilities as clients send them (`{}`, roots with listChanged, empty sampling or
-    elicitation); anything richer is the SDK's to read."""
+    """Capabilities as clients send them (`{}`, roots with or without listChanged, empty
+    sampling or elicitation); anything richer is the SDK's to read."""
     if not isinstance(value, dict):
         return False
     for name, setting in value.items():
         if name == "roots":
-            if not (setting == {} or (set(setting) == {"listChanged"} if isinstance(setting, dict) else False)):
-                return False
-            if setting and not isinstance(setting["listChanged"], bool):
-                return False
-        elif name in ("sampling", "elicitation"):
-            if setting != {}:
-                return False
+            plain = setting == {} or (isinstance(setting, dict) and set(setting) == {"listChanged"}
+                                      and isinstance(setting["listChanged"], bool))
         else:
+            plain = name in ("sampling", "elicitation") and setting == {}
+        if not plain:
             return False
     return True
 
@@ -281,7 +278,7 @@ class Front:
                 return self._opening(message)
             return self._later(message)
         except _Unclear:
-            if first or self._era == "handshake" and not self._harmless(message):
+            if first or (self._era == "handshake" and not self._harmless(message)):
                 self._on = False  # the SDK's state may now differ from what the front assumed
             return None
 

@@ -156,6 +156,31 @@ def run_front_only(args: tuple[str, ...], lines: list[str], tmp_path) -> subproc
                               env=server_env(**{HOLD_SDK_ENV: gate}), timeout=60)
 
 
+class Served:
+    """A running server process: lines written to it, answers read by id until those wanted
+    have come, then end of input."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], lines: list[str]) -> None:
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=env)
+        self.process.stdin.write("".join(lines).encode())
+        self.process.stdin.flush()
+        self.got: dict = {}
+
+    def read_until(self, *ids) -> dict:
+        while not set(ids) <= set(self.got):
+            raw = self.process.stdout.readline()
+            assert raw, self.process.stderr.read()
+            self.got.update(answers(raw))
+        return self.got
+
+    def finish(self) -> tuple[int, dict, bytes]:
+        """End of input: the exit code, the answers that came after those read, and stderr."""
+        self.process.stdin.close()
+        rest, stderr = self.process.stdout.read(), self.process.stderr.read()
+        return self.process.wait(timeout=60), answers(rest), stderr
+
+
 # -- the record ------------------------------------------------------------------------------------
 
 
@@ -280,21 +305,12 @@ def test_malformed_input_before_the_hand_over_gets_what_the_sdk_gives(first, tmp
     the answers (or their absence) are the SDK's own, there is no traceback, and no hang."""
     lines = [LEFT_TO_THE_SDK[first], initialize(HANDSHAKE[-1], request_id=11), INITIALIZED, request(12, "tools/list")]
     with held_sdk(tmp_path) as (gate, release):
-        process = subprocess.Popen(command((), tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env=server_env(**{HOLD_SDK_ENV: gate}))
-        process.stdin.write("".join(lines).encode())
-        process.stdin.flush()
+        served = Served(command((), tmp_path), server_env(**{HOLD_SDK_ENV: gate}), lines)
         release()
-        got = {}
-        while 12 not in got:
-            raw = process.stdout.readline()
-            assert raw, process.stderr.read()
-            got.update(answers(raw))
-        process.stdin.close()
-        rest = process.stdout.read()
-        stderr = process.stderr.read()
-        assert process.wait(timeout=60) == 0
-    got.update(answers(rest))
+        got = served.read_until(12)
+        returncode, rest, stderr = served.finish()
+    assert returncode == 0
+    got.update(rest)
     assert got == sdk_answers(lines, settings_for((), tmp_path), expected=len(got))
     assert b"Traceback" not in stderr
 
@@ -345,22 +361,13 @@ def test_a_cancellation_sent_before_the_hand_over_reaches_the_call_it_cancels(tm
              request(3, "tools/call", {"name": "wallet_status", "arguments": {}}),
              request(4, "tools/list")]
     with held_sdk(tmp_path) as (gate, release):
-        process = subprocess.Popen(command((), tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env=server_env(**{HOLD_SDK_ENV: gate}))
-        process.stdin.write("".join(lines).encode())
-        process.stdin.flush()
-        got = {}
-        while set(got) != {1, 4}:  # the front's answers, with the SDK still held
-            got.update(answers(process.stdout.readline()))
+        served = Served(command((), tmp_path), server_env(**{HOLD_SDK_ENV: gate}), lines)
+        served.read_until(1, 4)  # the front's answers, with the SDK still held
         release()
-        while 3 not in got:
-            raw = process.stdout.readline()
-            assert raw, process.stderr.read()
-            got.update(answers(raw))
-        process.stdin.close()
-        rest = process.stdout.read()
-        assert process.wait(timeout=60) == 0
-    assert answers(rest) == {}
+        got = served.read_until(3)
+        returncode, rest, _stderr = served.finish()
+    assert returncode == 0
+    assert rest == {}
     assert set(got) == {1, 3, 4}
     assert json.loads(got[3])["result"]["structuredContent"]["reason"] == "signer_unavailable"
 
@@ -390,15 +397,9 @@ def test_an_sdk_other_than_the_recorded_one_gets_no_front_answer(tmp_path):
                               env=server_env(**{HOLD_SDK_ENV: gate}))
     assert (held.returncode, held.stdout) == (0, b"")
     assert held.stderr.decode().startswith("jarvis-wallet mcp: the MCP SDK installed (mcp 2.3.0")
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               env=server_env())
-    process.stdin.write("".join(lines).encode())
-    process.stdin.flush()
-    got = {}
-    while 2 not in got:
-        got.update(answers(process.stdout.readline()))
-    process.stdin.close()
-    assert process.wait(timeout=60) == 0
+    served = Served(argv, server_env(), lines)
+    got = served.read_until(1, 2)
+    assert served.finish()[0] == 0
     assert got == sdk_answers(lines, settings_for((), tmp_path), expected=2)
 
 
