@@ -406,12 +406,15 @@ def test_an_sdk_other_than_the_recorded_one_gets_no_front_answer(tmp_path):
 # -- what the front costs ------------------------------------------------------------------------------
 
 
-def test_the_front_answers_with_the_standard_library_alone():
-    """No SDK, no pydantic, no database driver: the front's path imports none of them."""
+@pytest.mark.parametrize("rpc_url", [None, "http://192.0.2.1:8899"])
+def test_the_front_answers_with_the_standard_library_alone(rpc_url):
+    """No SDK, no pydantic, no database driver (also where --rpc-url is checked): the front's
+    path imports none of them."""
     code = (
         "import sys; from jarvis_wallet.mcp_front import Front;"
         "from jarvis_wallet.mcp_server import McpSettings, WalletTools;"
-        "front = Front(WalletTools(McpSettings(database_url='postgresql://nobody@192.0.2.1:5432/nothing')).specs);"
+        "front = Front(WalletTools(McpSettings(database_url='postgresql://nobody@192.0.2.1:5432/nothing',"
+        f" rpc_url={rpc_url!r})).specs);"
         f"assert front.answer({initialize(HANDSHAKE[-1])!r}) is not None;"
         f"assert front.answer({request(2, 'tools/list')!r}) is not None;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in"
