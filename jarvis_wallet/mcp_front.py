@@ -259,7 +259,6 @@ class Front:
         self.record = record
         self.replay_id = replay_id or f"jarvis-wallet-front-replay-{os.urandom(8).hex()}"
         self._era: str | None = None  # "handshake" or "modern" once the front answered the opening request
-        self._version: str | None = None  # the version negotiated by initialize
         self._first = True
         self._on = enabled
 
@@ -289,7 +288,8 @@ class Front:
                     and _plain_text(params["protocolVersion"]) and _plain_capabilities(params["capabilities"])
                     and _plain_client_info(params["clientInfo"])):
                 raise _Unclear("unusual initialize")
-            self._era, self._version = "handshake", negotiated_version(params["protocolVersion"], self.record)
+            # Every handshake version lists the tools alike (the tests compare each with the SDK's).
+            self._era = "handshake"
             replay = {"jsonrpc": "2.0", "id": self.replay_id, "method": "initialize", "params": params}
             return FrontAnswer(response_line(request_id, initialize_result(params["protocolVersion"], self.record)),
                                _dumps(replay))

@@ -211,19 +211,20 @@ def test_the_handshake_and_tools_list_are_the_sdks_bytes(version, served, tmp_pa
 
 
 @pytest.mark.parametrize(
-    "capabilities, client_info",
+    "capabilities, client_info, request_id",
     [
-        ({"roots": {"listChanged": True}, "sampling": {}, "elicitation": {}}, None),
-        ({"roots": {}}, {"name": "claude-ai", "version": "0.1.0", "title": "Claude"}),
-        ({"roots": {"listChanged": False}}, {"name": "ünïcode \"quoted\"", "version": ""}),
+        ({"roots": {"listChanged": True}, "sampling": {}, "elicitation": {}}, None, 1),
+        ({"roots": {}}, {"name": "claude-ai", "version": "0.1.0", "title": "Claude"}, -7),
+        ({"roots": {"listChanged": False}}, {"name": "ünïcode \"quoted\"", "version": ""}, "ïd/1"),
+        ({}, None, 2**53 - 1),
     ],
 )
-def test_the_capabilities_clients_send_get_the_sdks_bytes(capabilities, client_info, tmp_path):
-    lines = [initialize(HANDSHAKE[-1], capabilities=capabilities, client_info=client_info),
+def test_the_capabilities_clients_send_get_the_sdks_bytes(capabilities, client_info, request_id, tmp_path):
+    lines = [initialize(HANDSHAKE[-1], request_id=request_id, capabilities=capabilities, client_info=client_info),
              request(2, "tools/list")]
     result = run_front_only((), lines, tmp_path)
     front = answers(result.stdout)
-    assert set(front) == {1, 2}
+    assert set(front) == {request_id, 2}
     assert front == sdk_answers(lines, settings_for((), tmp_path), expected=2)
 
 
