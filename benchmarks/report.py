@@ -83,8 +83,10 @@ def evaluate_targets(
     if mcp is not None:  # measured only where the MCP SDK is installed
         targets += [
             Target("mcp: spawn to tools/list, seconds", mcp["tools_list_median_s"], "<", 0.5),
-            # CPU seconds: the wall-time ratio of two fresh processes moves with the load.
-            Target("mcp: CPU to tools/list vs minimal SDK server", mcp["ratio_cpu_minimal_sdk_server"], "<=", 1.25),
+            # CPU seconds, start to exit after the first tools/call (the SDK's import included):
+            # the wall-time ratio of two fresh processes moves with the load.
+            Target("mcp: CPU to a first tools/call vs minimal SDK server", mcp["ratio_cpu_minimal_sdk_server"], "<=",
+                   1.25),
         ]
     return targets
 
@@ -160,8 +162,11 @@ def _cli_lines(cli: dict, startup: dict) -> str:
 def _mcp_line(mcp: dict) -> str:
     return (
         f"MCP (median of {mcp['runs']} fresh processes): jarvis-wallet mcp to tools/list "
-        f"{mcp['tools_list_median_s'] * 1000:.1f} ms, minimal server on the same SDK "
-        f"{mcp['minimal_sdk_server_median_s'] * 1000:.1f} ms (ratio {mcp['ratio_minimal_sdk_server']:.2f}), "
-        f"the SDK's imports alone {mcp['sdk_import_median_s'] * 1000:.1f} ms; CPU {mcp['cpu_median_s'] * 1000:.0f} ms "
+        f"{mcp['tools_list_median_s'] * 1000:.1f} ms (import typer {mcp['import_typer_median_s'] * 1000:.1f} ms, "
+        f"ratio {mcp['ratio_import_typer']:.2f}), to a first tools/call {mcp['tools_call_median_s'] * 1000:.1f} ms; "
+        f"minimal server on the same SDK {mcp['minimal_sdk_server_median_s'] * 1000:.1f} ms and "
+        f"{mcp['minimal_sdk_server_tools_call_median_s'] * 1000:.1f} ms (ratios {mcp['ratio_minimal_sdk_server']:.2f}, "
+        f"{mcp['ratio_tools_call_minimal_sdk_server']:.2f}), the SDK's imports alone "
+        f"{mcp['sdk_import_median_s'] * 1000:.1f} ms; CPU to exit {mcp['cpu_median_s'] * 1000:.0f} ms "
         f"vs {mcp['minimal_sdk_server_cpu_median_s'] * 1000:.0f} ms (load average {mcp['load_average']:.1f})"
     )

@@ -27,8 +27,8 @@ Each runs with 1 client in sequence and 8 concurrent clients (processes by defau
 clients' own Python does not share one GIL; ssh-agent is driven exactly the same way). Then two
 fresh-process measurements: ``jarvis-wallet sign FILE`` beside ``python -c "import typer"``, and
 ``jarvis-wallet signer start --detach`` until ready, and, when the MCP SDK is installed,
-``jarvis-wallet mcp`` from spawn to its ``tools/list`` answer beside a minimal server on the same
-SDK (benchmarks/mcp_startup.py). Finally the issue's targets are evaluated
+``jarvis-wallet mcp`` from spawn to its ``tools/list`` and first ``tools/call`` answers beside a
+minimal server on the same SDK and ``import typer`` (benchmarks/mcp_startup.py). Finally the issue's targets are evaluated
 from these ratios. Everything started (signers, ssh-agent, clients, temp files, the PostgreSQL
 schema) is stopped and removed at the end, also on Ctrl-C.
 """

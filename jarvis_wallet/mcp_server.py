@@ -18,7 +18,8 @@ Two halves:
   A refusal is a ``ToolError`` whose payload carries the stable reason code
   and the numbers behind it, so that a model can explain it.
 - ``serve_stdio``: the official SDK's low-level server on stdin/stdout. The SDK
-  is imported only there (it costs far more than the rest of the package);
+  is imported only there (it costs far more than the rest of the package), in a
+  thread, while ``mcp_front`` answers the handshake and `tools/list`;
   `tools/list` is answered from the static table (all tools, or those named
   with ``--tools``), without the signer, the database or the network.
 """
@@ -52,6 +53,7 @@ from .errors import (
 )
 
 SERVER_NAME = "jarvis-wallet"
+SERVER_TITLE = "jarvis-wallet"
 #: What the server tells the model once, at the handshake.
 INSTRUCTIONS = (
     "A Solana wallet whose key is held by a separate signer process. The signer checks every "
@@ -989,6 +991,18 @@ def result_text(payload: dict) -> str:
 # -- the MCP server ------------------------------------------------------------------------------
 
 
+def tool_annotations(spec: ToolSpec) -> dict:
+    """A tool's annotations as the wire names them (the SDK's server and the front both list them)."""
+    return {
+        "title": spec.title,
+        "readOnlyHint": spec.read_only,
+        "destructiveHint": False,
+        # A second sign of the same transaction returns the recorded signature.
+        "idempotentHint": True,
+        "openWorldHint": False,
+    }
+
+
 def build_server(tools: WalletTools):
     """The SDK's low-level server with our two handlers: list the static table, call a tool."""
     import anyio.to_thread
@@ -1006,14 +1020,7 @@ def build_server(tools: WalletTools):
                 title=spec.title,
                 description=spec.description,
                 input_schema=spec.input_schema,
-                annotations=types.ToolAnnotations(
-                    title=spec.title,
-                    read_only_hint=spec.read_only,
-                    destructive_hint=False,
-                    # A second sign of the same transaction returns the recorded signature.
-                    idempotent_hint=True,
-                    open_world_hint=False,
-                ),
+                annotations=types.ToolAnnotations.model_validate(tool_annotations(spec), by_name=False),
             )
             for spec in tools.specs
         ]
@@ -1049,7 +1056,7 @@ def build_server(tools: WalletTools):
     return Server(
         SERVER_NAME,
         version=__version__,
-        title="jarvis-wallet",
+        title=SERVER_TITLE,
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
@@ -1057,21 +1064,17 @@ def build_server(tools: WalletTools):
 
 
 def serve_stdio(settings: McpSettings = McpSettings()) -> None:
-    """Serve the tools on stdin/stdout until the client closes stdin."""
+    """Serve the tools on stdin/stdout until the client closes stdin.
+
+    The key check and the settings come first; then ``mcp_front`` answers the handshake and
+    ``tools/list`` while the SDK loads in a thread, and hands the session to the server
+    ``build_server`` makes.
+    """
     check_environment()
     tools = WalletTools(settings)  # its settings checked before the SDK's long import
-    try:
-        import anyio
-        from mcp.server.stdio import stdio_server
-    except ImportError:
-        raise InvalidConfig("`jarvis-wallet mcp` needs the MCP SDK: pip install 'jarvis-wallet[mcp]'") from None
-    server = build_server(tools)
+    from .mcp_front import serve
 
-    async def main() -> None:
-        async with stdio_server() as (read_stream, write_stream):
-            await server.run(read_stream, write_stream, server.create_initialization_options())
-
-    anyio.run(main)
+    serve(tools)
 
 
 __all__ = [

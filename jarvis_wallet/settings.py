@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import InvalidConfig, NotFound
-from .models import WalletConfig, iso_utc, utc_now
 from .solana.pubkey import normalize_pubkey
+
+if TYPE_CHECKING:
+    from .models import WalletConfig
+
+# The models (and peewee) are imported by the functions that read or write the table, so that
+# checking a value (``validate_setting``, e.g. `mcp --rpc-url` at start-up) costs no driver.
 
 USER_KEY_PREFIX = "x."
 MAX_KEY_LENGTH = 128
@@ -110,6 +116,8 @@ def validate_setting(key: str, value: str) -> tuple[str, str]:
 
 def set_setting(key: str, value: str) -> WalletConfig:
     key, value = validate_setting(key, value)
+    from .models import WalletConfig, utc_now
+
     description = KNOWN_KEYS[key].description if key in KNOWN_KEYS else None
     now = utc_now()
     (
@@ -124,11 +132,15 @@ def set_setting(key: str, value: str) -> WalletConfig:
 
 
 def get_setting(key: str, default: str | None = None) -> str | None:
+    from .models import WalletConfig
+
     row = WalletConfig.get_or_none(WalletConfig.key == key)
     return row.value if row else default
 
 
 def require_setting(key: str) -> WalletConfig:
+    from .models import WalletConfig
+
     row = WalletConfig.get_or_none(WalletConfig.key == key)
     if row is None:
         raise NotFound(f"configuration key {key!r} is not set")
@@ -136,15 +148,21 @@ def require_setting(key: str) -> WalletConfig:
 
 
 def list_settings() -> list[WalletConfig]:
+    from .models import WalletConfig
+
     return list(WalletConfig.select().order_by(WalletConfig.key))
 
 
 def unset_setting(key: str) -> None:
+    from .models import WalletConfig
+
     if not WalletConfig.delete().where(WalletConfig.key == key).execute():
         raise NotFound(f"configuration key {key!r} is not set")
 
 
 def setting_to_dict(row: WalletConfig) -> dict:
+    from .models import iso_utc
+
     return {
         "key": row.key,
         "value": row.value,

@@ -57,6 +57,10 @@ def test_quick_benchmark_measures_every_case():
     assert 0 < mcp["sdk_import_median_s"] and 0 < mcp["minimal_sdk_server_median_s"]
     assert mcp["tools_list_median_s"] > 0 and mcp["ratio_minimal_sdk_server"] > 0
     assert mcp["cpu_median_s"] > 0 and mcp["ratio_cpu_minimal_sdk_server"] > 0
+    # The first tools/call is the SDK's answer: it comes after tools/list, which the front gives.
+    assert mcp["tools_call_median_s"] >= mcp["tools_list_median_s"] > 0
+    assert mcp["import_typer_median_s"] > 0 and mcp["ratio_import_typer"] > 0
+    assert mcp["minimal_sdk_server_tools_call_median_s"] > 0 and mcp["ratio_tools_call_minimal_sdk_server"] > 0
     assert "mcp: spawn to tools/list, seconds" in {target["name"] for target in report["targets"]}
 
     assert report["targets"]
