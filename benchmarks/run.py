@@ -1,6 +1,6 @@
 """jarvis-wallet benchmarks: what a signature costs, as ratios to baselines measured in the same run.
 
-    .venv/bin/python benchmarks/run.py [--database-url postgresql://...] [--json]
+    .venv/bin/python benchmarks/run.py [--database-url postgresql://...] [--json] [--rounds N]
                                        [--seconds-per-case S] [--quick] [--clients-as threads]
 
 Absolute figures depend on the machine; ratios to baselines measured in the same run do not,
@@ -38,7 +38,9 @@ fresh-process measurements: ``jarvis-wallet sign FILE`` beside ``python -c "impo
 ``jarvis-wallet signer start --detach`` until ready, and, when the MCP SDK is installed,
 ``jarvis-wallet mcp`` from spawn to its ``tools/list`` answer beside a minimal server on the same
 SDK (benchmarks/mcp_startup.py). Finally the issue's targets are evaluated
-from these ratios. Everything started (signers, floor servers, ssh-agent, clients, temp files,
+from these ratios. With ``--rounds N`` every case (baselines and floors included) is measured N
+times, round after round, and each case reports its median round: on a shared machine a single
+round can catch a burst of someone else's load. Everything started (signers, floor servers, ssh-agent, clients, temp files,
 the PostgreSQL schemas) is stopped and removed at the end, also on Ctrl-C.
 """
 
@@ -72,6 +74,7 @@ CONCURRENT_CLIENTS = 8
 CLI_RUNS, QUICK_CLI_RUNS = 15, 5
 STARTUP_RUNS, QUICK_STARTUP_RUNS = 5, 3
 MCP_RUNS, QUICK_MCP_RUNS = 9, 3
+MAX_ROUNDS = 20
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,6 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of tables.")
     parser.add_argument("--seconds-per-case", type=float, help=f"Timed seconds per case (default {DEFAULT_SECONDS_PER_CASE:g}).")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS_PER_CASE:g} s per case and fewer CLI runs.")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help=f"Measure every case this many times (1 to {MAX_ROUNDS}) and report each case's median round.")
     parser.add_argument("--clients-as", choices=harness.CLIENT_MODES, default="processes",
                         help="Run concurrent clients as processes (default) or threads of this process.")
     args = parser.parse_args(argv)
@@ -89,6 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.seconds_per_case = QUICK_SECONDS_PER_CASE if args.quick else DEFAULT_SECONDS_PER_CASE
     if args.seconds_per_case <= 0:
         parser.error("--seconds-per-case must be positive")
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        parser.error(f"--rounds must be between 1 and {MAX_ROUNDS}")
     return args
 
 
@@ -104,6 +111,7 @@ class Bench:
     client_mode: str
     results: list[harness.CaseResult] = field(default_factory=list)
     floor_servers: list[dict] = field(default_factory=list)
+    round: int = 1
 
     def measure(self, name: str, workload: harness.Workload, clients: tuple[int, ...] = (1, CONCURRENT_CLIENTS)) -> None:
         budget = harness.budget_for(self.seconds, harness.fastest_op_seconds(workload))
@@ -168,7 +176,7 @@ def measure_floor(bench: Bench, name: str, clients: int, setup: Setup, sample: f
     with floors.running_floor(name, setup.workdir, sample, url=url, row=row, batch=batch) as server:
         workload = functools.partial(workloads.sign_workload, server.socket_path, template)
         bench.measure(name, workload, clients=(clients,))
-    stats = {"name": name, "clients": clients, **server.stats, "reply_bytes": sample.reply.size,
+    stats = {"name": name, "clients": clients, "round": bench.round, **server.stats, "reply_bytes": sample.reply.size,
              "settings": server.settings}
     if url is not None:
         recorded = floors.count_rows(url, row) - (2 if row == floors.AUDIT else 0)  # less the two samples
@@ -258,12 +266,16 @@ def run(args: argparse.Namespace) -> dict:
         keypair_path = workdir / "signer.json"
         setup = Setup(workdir, keypair_path, generate_keypair_file(keypair_path), args.database_url)
         legacy = workloads.message_template("legacy", setup.keypair.public_key)
-        measure_baselines(bench, workdir, legacy.unique(1)[0])
-        sample = measure_echo_floor(bench, setup, legacy)
-        measure_ping(bench, setup)
-        for backend in backends:
-            measure_commit_floors(bench, setup, backend, legacy, sample)
-            measure_signing(bench, setup, backend)
+        for number in range(1, args.rounds + 1):
+            bench.round = number
+            if args.rounds > 1:
+                say(f"Round {number} of {args.rounds}")
+            measure_baselines(bench, workdir, legacy.unique(1)[0])
+            sample = measure_echo_floor(bench, setup, legacy)
+            measure_ping(bench, setup)
+            for backend in backends:
+                measure_commit_floors(bench, setup, backend, legacy, sample)
+                measure_signing(bench, setup, backend)
         cli, startup = measure_fresh_processes(
             setup, legacy,
             cli_runs=QUICK_CLI_RUNS if args.quick else CLI_RUNS,
@@ -271,15 +283,16 @@ def run(args: argparse.Namespace) -> dict:
         )
         say("MCP server start-up")
         mcp = mcp_startup.measure(workdir, QUICK_MCP_RUNS if args.quick else MCP_RUNS)
-    targets = report.evaluate_targets(bench.results, workloads.TRANSACTION_KINDS, backends, cli, startup, mcp,
+    results = harness.median_results(bench.results)
+    targets = report.evaluate_targets(results, workloads.TRANSACTION_KINDS, backends, cli, startup, mcp,
                                       concurrent=CONCURRENT_CLIENTS)
     return {
         "machine": machine,
         "settings": {"seconds_per_case": args.seconds_per_case, "client_mode": args.clients_as, "quick": args.quick,
-                     "concurrent_clients": CONCURRENT_CLIENTS, "backends": backends,
+                     "rounds": args.rounds, "concurrent_clients": CONCURRENT_CLIENTS, "backends": backends,
                      "load_average_start": [round(x, 2) for x in load_at_start],
                      "load_average_end": [round(x, 2) for x in os.getloadavg()]},
-        "cases": report.case_rows(bench.results),
+        "cases": report.case_rows(results),
         "floors": bench.floor_servers,
         "cli": _rounded(cli),
         "startup": _rounded(startup),

@@ -156,6 +156,23 @@ def test_ratios_pair_each_case_with_its_floors(bench_modules):
     assert not targets["sign sqlite legacy, 8 clients: ops/s vs ssh-agent"].met  # >= 3
 
 
+def test_a_case_of_several_rounds_reports_its_median_round(bench_modules):
+    _, harness, _ = bench_modules
+    rounds = [harness.CaseResult("ping", 1, ops, 1.0, p50, p50 * 2, False)
+              for ops, p50 in ((300, 0.3), (100, 0.1), (200, 0.2), (400, 0.4))]
+    (median,) = harness.median_results(rounds)
+    assert (median.ops, median.p50_ms) == (200, 0.2)  # the lower middle of four, with its own latencies
+    assert [r.ops for r in harness.median_results(rounds[:3])] == [200]
+
+
+def test_rounds_out_of_range_is_a_one_line_error():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--rounds", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("--rounds must be between 1 and 20")
+    assert "Traceback" not in result.stderr
+
+
 def test_audit_row_renews_what_differs_between_two_real_signs(bench_modules):
     floors, _, _ = bench_modules
     columns = ["id", "request_id", "wallet", "lamports", "message_sha256", "message_bytes", "created_at", "approval_id"]
