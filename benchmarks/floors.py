@@ -293,7 +293,10 @@ class _Counts:
 
 def _serve(listener: socket.socket, control, reply: ReplyTemplate, store_args, batch: bool) -> None:
     """The floor's loop: read what is ready, record it (per request or per batch), answer."""
+    # Ctrl-C and termination are the parent's business: it stops us (run.py turns SIGTERM into
+    # KeyboardInterrupt in the parent, which the fork would otherwise inherit).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     store = _Echo() if store_args is None else _Store(*store_args)
     control.send(("ready", store.settings))
     counts = _Counts()
@@ -332,7 +335,8 @@ def _serve(listener: socket.socket, control, reply: ReplyTemplate, store_args, b
             counts.requests += len(group)
             counts.largest_batch = max(counts.largest_batch, len(group))
             for conn, line in group:
-                conn.sendall(reply.reply(line))
+                with contextlib.suppress(OSError):  # a client gone: its next read ends it
+                    conn.sendall(reply.reply(line))
 
 
 @dataclass
@@ -363,11 +367,11 @@ def running_floor(name: str, workdir: Path, sample: SignSample, *, url: str | No
     listener.close()
     child_end.close()
     try:
-        kind, settings = _receive(parent_end, START_TIMEOUT_SECONDS, process)
+        _, settings = _receive(parent_end, START_TIMEOUT_SECONDS, process)
         server = FloorServer(name, socket_path, settings)
         yield server
         parent_end.send("stop")
-        kind, server.stats = _receive(parent_end, STOP_TIMEOUT_SECONDS, process)
+        _, server.stats = _receive(parent_end, STOP_TIMEOUT_SECONDS, process)
     finally:
         parent_end.close()
         process.join(timeout=STOP_TIMEOUT_SECONDS)

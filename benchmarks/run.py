@@ -153,7 +153,8 @@ class Setup:
         with workloads.fresh_database(self.workdir, backend, self.postgres_admin_url) as url:
             workloads.prepare_database(url, self.keypair.public_key_base58)
             with workloads.signer_on(self.workdir, url, self.keypair_path) as handle:
-                sample = floors.sample_signs(handle.socket_path, url, template.unique(2), self.workdir / "secret")
+                sample = floors.sample_signs(handle.socket_path, url, template.unique(2),
+                                             Path(tempfile.mkdtemp(dir=self.workdir, prefix="sample-")))
             yield url, sample
 
     @contextlib.contextmanager
