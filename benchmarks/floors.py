@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import decimal
 import multiprocessing
 import os
 import selectors
@@ -125,7 +126,7 @@ def _renewed(sample, counter: int):
         return os.urandom(len(sample))
     if isinstance(sample, bool):
         return sample
-    if isinstance(sample, int):
+    if isinstance(sample, (int, float, decimal.Decimal)):
         return sample + counter
     if isinstance(sample, datetime.datetime):
         return datetime.datetime.now(sample.tzinfo or datetime.timezone.utc).replace(tzinfo=sample.tzinfo)

