@@ -180,6 +180,15 @@ def _combine(name: str, clients: int, reports) -> CaseResult:
     )
 
 
+def median_results(results: list[CaseResult]) -> list[CaseResult]:
+    """One result per (case, clients), in first-measured order: the round with the median rate
+    (the lower middle of an even count), so its latencies are those of a round that happened."""
+    rounds: dict[tuple[str, int], list[CaseResult]] = {}
+    for result in results:
+        rounds.setdefault((result.name, result.clients), []).append(result)
+    return [sorted(found, key=lambda r: r.ops_per_s)[(len(found) - 1) // 2] for found in rounds.values()]
+
+
 def percentile(ordered: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an already sorted list (0.0 when it is empty)."""
     if not ordered:

@@ -1,16 +1,23 @@
 """jarvis-wallet benchmarks: what a signature costs, as ratios to baselines measured in the same run.
 
-    .venv/bin/python benchmarks/run.py [--database-url postgresql://...] [--json]
+    .venv/bin/python benchmarks/run.py [--database-url postgresql://...] [--json] [--rounds N]
                                        [--seconds-per-case S] [--quick] [--clients-as threads]
 
 Absolute figures depend on the machine; ratios to baselines measured in the same run do not,
-or much less. So every figure here sits beside two baselines (design.md section 7):
+or much less. So every figure here sits beside baselines measured in the same run (design.md
+section 7, issue #16):
 
-* **floor**: PyNaCl signing the same message bytes in-process. No socket, no checks: what the
-  signature alone costs, the ceiling nothing can beat.
+* **floors** (benchmarks/floors.py): forked Python servers driven by the very same client and
+  request lines as ``sign``, answering with a real sign reply's bytes, that do nothing else but
+  ``echo``; or ``commit`` one row per request (1 client) or ``batch`` every ready request in one
+  transaction (8 clients), on SQLite (WAL, synchronous=FULL, the signer's pragmas) and, with
+  ``--database-url``, on PostgreSQL; each with a ``minimal`` row (id, 32-byte key, 64-byte body)
+  and with the real ``audit`` row (``wallet_transactions`` made by our migrations, every index).
+  What any Python signer with a durable record costs here, before it decides anything.
 * **ssh_agent**: OpenSSH's ``ssh-agent`` signing the same bytes with an Ed25519 key over its
   Unix socket, asked by a Python client. The nearest peer: a separate key-holding process
   behind a local socket, with no policy and no durable record.
+* **pynacl**: PyNaCl signing the same message bytes in-process: what the signature alone costs.
 
 Against them, a real forked signer (``start_signer``) on a SQLite file (WAL, synchronous=FULL)
 and, with ``--database-url``, on PostgreSQL in a fresh schema:
@@ -24,13 +31,17 @@ and, with ``--database-url``, on PostgreSQL in a fresh schema:
   rows.
 
 Each runs with 1 client in sequence and 8 concurrent clients (processes by default, so that the
-clients' own Python does not share one GIL; ssh-agent is driven exactly the same way). Then two
+clients' own Python does not share one GIL; ssh-agent and the floors are driven exactly the same
+way). Every case is reported as a ratio to the echo floor, to the commit floors of its backend
+(the batch floors at 8 clients) and to ssh-agent at the same client count. Then two
 fresh-process measurements: ``jarvis-wallet sign FILE`` beside ``python -c "import typer"``, and
 ``jarvis-wallet signer start --detach`` until ready, and, when the MCP SDK is installed,
 ``jarvis-wallet mcp`` from spawn to its ``tools/list`` and first ``tools/call`` answers beside a
 minimal server on the same SDK and ``import typer`` (benchmarks/mcp_startup.py). Finally the issue's targets are evaluated
-from these ratios. Everything started (signers, ssh-agent, clients, temp files, the PostgreSQL
-schema) is stopped and removed at the end, also on Ctrl-C.
+from these ratios. With ``--rounds N`` every case (baselines and floors included) is measured N
+times, round after round, and each case reports its median round: on a shared machine a single
+round can catch a burst of someone else's load. Everything started (signers, floor servers, ssh-agent, clients, temp files,
+the PostgreSQL schemas) is stopped and removed at the end, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ from pathlib import Path
 
 from jarvis_wallet.keys import Keypair, generate_keypair_file
 
+import floors
 import fresh_processes
 import harness
 import mcp_startup
@@ -62,6 +74,7 @@ CONCURRENT_CLIENTS = 8
 CLI_RUNS, QUICK_CLI_RUNS = 15, 5
 STARTUP_RUNS, QUICK_STARTUP_RUNS = 5, 3
 MCP_RUNS, QUICK_MCP_RUNS = 9, 3
+MAX_ROUNDS = 20
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -70,6 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of tables.")
     parser.add_argument("--seconds-per-case", type=float, help=f"Timed seconds per case (default {DEFAULT_SECONDS_PER_CASE:g}).")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS_PER_CASE:g} s per case and fewer CLI runs.")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help=f"Measure every case this many times (1 to {MAX_ROUNDS}) and report each case's median round.")
     parser.add_argument("--clients-as", choices=harness.CLIENT_MODES, default="processes",
                         help="Run concurrent clients as processes (default) or threads of this process.")
     args = parser.parse_args(argv)
@@ -79,6 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.seconds_per_case = QUICK_SECONDS_PER_CASE if args.quick else DEFAULT_SECONDS_PER_CASE
     if args.seconds_per_case <= 0:
         parser.error("--seconds-per-case must be positive")
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        parser.error(f"--rounds must be between 1 and {MAX_ROUNDS}")
     return args
 
 
@@ -93,6 +110,8 @@ class Bench:
     seconds: float
     client_mode: str
     results: list[harness.CaseResult] = field(default_factory=list)
+    floor_servers: list[dict] = field(default_factory=list)
+    round: int = 1
 
     def measure(self, name: str, workload: harness.Workload, clients: tuple[int, ...] = (1, CONCURRENT_CLIENTS)) -> None:
         budget = harness.budget_for(self.seconds, harness.fastest_op_seconds(workload))
@@ -106,7 +125,7 @@ class Bench:
 
 def measure_baselines(bench: Bench, workdir: Path, data: bytes) -> None:
     say("Baselines")
-    bench.measure(report.FLOOR, functools.partial(workloads.floor_workload, data))
+    bench.measure(report.PYNACL, functools.partial(workloads.pynacl_workload, data))
     with ssh_agent.running_agent(workdir) as agent:
         ssh_agent.verify_agent_signature(agent, data)
         bench.measure(report.SSH_AGENT, functools.partial(ssh_agent.agent_workload, agent, data))
@@ -126,6 +145,69 @@ class Setup:
         return workloads.fresh_signer(
             self.workdir, backend, self.keypair_path, self.keypair.public_key_base58, self.postgres_admin_url
         )
+
+    @contextlib.contextmanager
+    def sampled_database(self, backend: str, template: workloads.MessageTemplate):
+        """A fresh database of ``backend`` holding two real signs of ``template``: yields its URL and
+        the sample (reply line, shared secret, audit row) the floors copy."""
+        with workloads.fresh_database(self.workdir, backend, self.postgres_admin_url) as url:
+            workloads.prepare_database(url, self.keypair.public_key_base58)
+            with workloads.signer_on(self.workdir, url, self.keypair_path) as handle:
+                sample = floors.sample_signs(handle.socket_path, url, template.unique(2),
+                                             Path(tempfile.mkdtemp(dir=self.workdir, prefix="sample-")))
+            yield url, sample
+
+    @contextlib.contextmanager
+    def floor_database(self, backend: str, row: str, template: workloads.MessageTemplate, sample: floors.SignSample):
+        """A fresh database for one commit floor: the audit schema with two real signs of its own
+        (their row is the one the floor copies), or an empty minimal table."""
+        if row == floors.AUDIT:
+            with self.sampled_database(backend, template) as (url, own_sample):
+                yield url, own_sample
+            return
+        with workloads.fresh_database(self.workdir, backend, self.postgres_admin_url) as url:
+            floors.create_minimal_table(url)
+            yield url, sample
+
+
+def measure_floor(bench: Bench, name: str, clients: int, setup: Setup, sample: floors.SignSample,
+                  template: workloads.MessageTemplate, *, url: str | None = None, row: str | None = None,
+                  batch: bool = False) -> None:
+    """One floor server, driven by the sign workload; its counts are checked against its table."""
+    with floors.running_floor(name, setup.workdir, sample, url=url, row=row, batch=batch) as server:
+        workload = functools.partial(workloads.sign_workload, server.socket_path, template)
+        bench.measure(name, workload, clients=(clients,))
+    stats = {"name": name, "clients": clients, "round": bench.round, **server.stats, "reply_bytes": sample.reply.size,
+             "settings": server.settings}
+    if url is not None:
+        recorded = floors.count_rows(url, row) - (2 if row == floors.AUDIT else 0)  # less the two samples
+        if recorded != stats["requests"]:
+            raise floors.FloorFailed(f"{name} answered {stats['requests']} requests but recorded {recorded} rows")
+        stats["rows"] = recorded
+        stats["mean_batch"] = round(stats["requests"] / max(stats["commits"], 1), 3)
+        if row == floors.AUDIT:
+            stats["audit_columns"] = len(sample.audit_row.columns)
+            stats["audit_columns_renewed"] = [sample.audit_row.columns[i] for i in sample.audit_row.varying]
+    bench.floor_servers.append(stats)
+
+
+def measure_echo_floor(bench: Bench, setup: Setup, template: workloads.MessageTemplate) -> floors.SignSample:
+    say("Floors: echo")
+    with setup.sampled_database("sqlite", template) as (_, sample):
+        for clients in (1, CONCURRENT_CLIENTS):
+            measure_floor(bench, floors.case_name(floors.ECHO), clients, setup, sample, template)
+    return sample
+
+
+def measure_commit_floors(bench: Bench, setup: Setup, backend: str, template: workloads.MessageTemplate,
+                          sample: floors.SignSample) -> None:
+    """Per request at 1 client, per batch at 8, with the minimal and the audit row."""
+    say(f"Floors: commit on {backend}")
+    for row in floors.ROWS:
+        for kind, clients in ((floors.COMMIT, 1), (floors.BATCH, CONCURRENT_CLIENTS)):
+            with setup.floor_database(backend, row, template, sample) as (url, row_sample):
+                measure_floor(bench, floors.case_name(kind, backend, row), clients, setup, row_sample, template,
+                              url=url, row=row, batch=kind == floors.BATCH)
 
 
 def measure_ping(bench: Bench, setup: Setup) -> None:
@@ -179,15 +261,22 @@ def run(args: argparse.Namespace) -> dict:
     bench = Bench(args.seconds_per_case, args.clients_as)
     backends = ["sqlite"] + (["postgresql"] if args.database_url else [])
     machine = machine_info(args.database_url)
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="jw-bench-") as directory:
         workdir = Path(directory)
         keypair_path = workdir / "signer.json"
         setup = Setup(workdir, keypair_path, generate_keypair_file(keypair_path), args.database_url)
         legacy = workloads.message_template("legacy", setup.keypair.public_key)
-        measure_baselines(bench, workdir, legacy.unique(1)[0])
-        measure_ping(bench, setup)
-        for backend in backends:
-            measure_signing(bench, setup, backend)
+        for number in range(1, args.rounds + 1):
+            bench.round = number
+            if args.rounds > 1:
+                say(f"Round {number} of {args.rounds}")
+            measure_baselines(bench, workdir, legacy.unique(1)[0])
+            sample = measure_echo_floor(bench, setup, legacy)
+            measure_ping(bench, setup)
+            for backend in backends:
+                measure_commit_floors(bench, setup, backend, legacy, sample)
+                measure_signing(bench, setup, backend)
         cli, startup = measure_fresh_processes(
             setup, legacy,
             cli_runs=QUICK_CLI_RUNS if args.quick else CLI_RUNS,
@@ -195,12 +284,17 @@ def run(args: argparse.Namespace) -> dict:
         )
         say("MCP server start-up")
         mcp = mcp_startup.measure(workdir, QUICK_MCP_RUNS if args.quick else MCP_RUNS)
-    targets = report.evaluate_targets(bench.results, workloads.TRANSACTION_KINDS, backends, cli, startup, mcp)
+    results = harness.median_results(bench.results)
+    targets = report.evaluate_targets(results, workloads.TRANSACTION_KINDS, backends, cli, startup, mcp,
+                                      concurrent=CONCURRENT_CLIENTS)
     return {
         "machine": machine,
         "settings": {"seconds_per_case": args.seconds_per_case, "client_mode": args.clients_as, "quick": args.quick,
-                     "concurrent_clients": CONCURRENT_CLIENTS, "backends": backends},
-        "cases": report.case_rows(bench.results),
+                     "rounds": args.rounds, "concurrent_clients": CONCURRENT_CLIENTS, "backends": backends,
+                     "load_average_start": [round(x, 2) for x in load_at_start],
+                     "load_average_end": [round(x, 2) for x in os.getloadavg()]},
+        "cases": report.case_rows(results),
+        "floors": bench.floor_servers,
         "cli": _rounded(cli),
         "startup": _rounded(startup),
         "mcp": None if mcp is None else _rounded(mcp),

@@ -170,10 +170,17 @@ def fresh_signer(workdir: Path, backend: str, keypair_path: Path, wallet: str,
     """
     with fresh_database(workdir, backend, postgres_admin_url) as url:
         prepare_database(url, wallet)
-        socket_path = Path(tempfile.mkdtemp(dir=workdir, prefix="run-")) / "signer.sock"
-        # Foreground mode: the signer also dies with this process.
-        with start_signer(SignerSettings(socket_path=socket_path, database_url=url, keypair_path=keypair_path)) as handle:
+        with signer_on(workdir, url, keypair_path) as handle:
             yield handle
+
+
+@contextlib.contextmanager
+def signer_on(workdir: Path, url: str, keypair_path: Path) -> Iterator[SignerHandle]:
+    """A real forked signer on a prepared database, with a socket directory of its own."""
+    socket_path = Path(tempfile.mkdtemp(dir=workdir, prefix="run-")) / "signer.sock"
+    # Foreground mode: the signer also dies with this process.
+    with start_signer(SignerSettings(socket_path=socket_path, database_url=url, keypair_path=keypair_path)) as handle:
+        yield handle
 
 
 def verify_signer_signature(handle: SignerHandle, template: MessageTemplate) -> None:
@@ -191,8 +198,8 @@ def verify_signer_signature(handle: SignerHandle, template: MessageTemplate) -> 
 
 
 @contextlib.contextmanager
-def floor_workload(data: bytes, budget: int):
-    """The floor: PyNaCl signs in this process; no socket, no checks."""
+def pynacl_workload(data: bytes, budget: int):
+    """PyNaCl signs in this process; no socket, no checks: the signature alone."""
     signing_key = nacl.signing.SigningKey.generate()
     yield lambda i: signing_key.sign(data)
 
