@@ -13,25 +13,21 @@ ignored on decoding); tests/test_b58.py checks both on random inputs.
 
 from __future__ import annotations
 
+import functools
+
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
-_WORD_DIGITS = 10
-_WORD = 58**_WORD_DIGITS  # < 2**63
-_PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)  # value 0..3363 -> two digits
-_PAIR_VALUES = {pair: index for index, pair in enumerate(_PAIRS)}
-_DIGIT_VALUES = {digit: index for index, digit in enumerate(ALPHABET)}
+_WORD = 58**10  # ten digits; < 2**63
 _PAIR = 58 * 58
-_WORD_PAIRS = _WORD_DIGITS // 2
+_DIGIT_VALUES = {digit: index for index, digit in enumerate(ALPHABET)}
 
 
-def _word_text(word: int) -> str:
-    """Exactly ten digits (leading ``1``s included) for 0 <= word < 58**10."""
-    pairs = _PAIRS
-    word, p4 = divmod(word, _PAIR)
-    word, p3 = divmod(word, _PAIR)
-    word, p2 = divmod(word, _PAIR)
-    p0, p1 = divmod(word, _PAIR)
-    return pairs[p0] + pairs[p1] + pairs[p2] + pairs[p3] + pairs[p4]
+@functools.cache
+def _pair_tables() -> tuple[tuple[str, ...], dict[str, int]]:
+    """Two-digit strings by value (0..3363) and back; built on first use, not at import
+    (`jarvis-wallet sign` imports this module and never needs them)."""
+    pairs = tuple(a + b for a in ALPHABET for b in ALPHABET)
+    return pairs, {pair: value for value, pair in enumerate(pairs)}
 
 
 def b58encode(data: bytes) -> str:
@@ -41,13 +37,17 @@ def b58encode(data: bytes) -> str:
     number = int.from_bytes(stripped, "big")
     if not number:
         return "1" * zeros
+    pairs = _pair_tables()[0]
     words = []
     while number:
         number, word = divmod(number, _WORD)
-        words.append(word)
+        word, p4 = divmod(word, _PAIR)
+        word, p3 = divmod(word, _PAIR)
+        word, p2 = divmod(word, _PAIR)
+        p0, p1 = divmod(word, _PAIR)
+        words.append(pairs[p0] + pairs[p1] + pairs[p2] + pairs[p3] + pairs[p4])
     words.reverse()
-    text = "".join(map(_word_text, words)).lstrip("1")
-    return "1" * zeros + text
+    return "1" * zeros + "".join(words).lstrip("1")
 
 
 def b58decode(text: str | bytes) -> bytes:
@@ -62,7 +62,7 @@ def b58decode(text: str | bytes) -> bytes:
     digits = text.lstrip("1")
     zeros = len(text) - len(digits)
     number = 0
-    pair_values = _PAIR_VALUES
+    pair_values = _pair_tables()[1]
     try:
         start = len(digits) % 2
         if start:
