@@ -1025,10 +1025,11 @@ class ReplayCache:
             self._expire(now_ms)
             if timestamp_ms <= self._low_water_ms:
                 raise self._too_old()
-            if any(request_id in ids for ids in self._ids_by_second.values()):
-                raise AuthenticationFailed(
-                    "requestId was already used; send a new one", wire_code=REPLAYED_REQUEST
-                )
+            for ids in self._ids_by_second.values():  # a loop, not any(...): no generator per request
+                if request_id in ids:
+                    raise AuthenticationFailed(
+                        "requestId was already used; send a new one", wire_code=REPLAYED_REQUEST
+                    )
             if self._size >= self.max_entries:
                 if second <= self._seconds[0]:  # room only by forgetting this very second
                     raise self._too_old()
