@@ -8,6 +8,8 @@ show local variables, which could hold key material.
 
 from __future__ import annotations
 
+import functools
+import sys
 from typing import Optional
 
 import click
@@ -16,19 +18,6 @@ from click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
-from .commands import approvals as approvals_commands
-from .commands import chain as chain_commands
-from .commands import config as config_commands
-from .commands import database as database_commands
-from .commands import inspect as inspect_commands
-from .commands import keys as keys_commands
-from .commands import limits as limits_commands
-from .commands import mcp as mcp_commands
-from .commands import nonce as nonce_commands
-from .commands import sign as sign_commands
-from .commands import signer as signer_commands
-from .commands import tokens as tokens_commands
-from .commands import tx as tx_commands
 from .errors import JarvisWalletError, PolicyDenied
 
 
@@ -137,23 +126,12 @@ def _fail(prefix, reason, message, exit_code, json_errors, details=None):
     raise typer.Exit(exit_code)
 
 
-app = typer.Typer(
-    cls=JarvisGroup,
-    name="jarvis-wallet",
-    help="Let an agent spend from a Solana wallet without ever holding the key.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"jarvis-wallet {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     database_url: Optional[str] = typer.Option(
@@ -169,27 +147,79 @@ def root(
     ctx.obj = {"database_url": database_url}
 
 
-app.command("init-db")(database_commands.init_db)
-app.add_typer(database_commands.app, name="db")
-app.add_typer(config_commands.app, name="config")
-app.add_typer(limits_commands.app, name="limits")
-app.add_typer(tokens_commands.app, name="tokens")
-app.add_typer(tx_commands.app, name="tx")
-app.add_typer(signer_commands.app, name="signer")
-app.add_typer(nonce_commands.app, name="nonce")
-app.add_typer(approvals_commands.app, name="approvals")
-app.command("sign")(sign_commands.sign)
-app.command("sign-message")(sign_commands.sign_message)
-app.command("keygen")(keys_commands.keygen)
-app.command("pubkey")(keys_commands.pubkey)
-app.add_typer(keys_commands.app, name="keys")
-app.command("inspect")(inspect_commands.inspect)
-app.command("build-transfer")(inspect_commands.build_transfer)
-app.command("balance")(chain_commands.balance)
-app.command("blockhash")(chain_commands.blockhash)
-app.command("send")(chain_commands.send)
-app.command("mcp")(mcp_commands.mcp)
+def _new_app() -> typer.Typer:
+    """The root group with its options and no commands yet."""
+    application = typer.Typer(
+        cls=JarvisGroup,
+        name="jarvis-wallet",
+        help="Let an agent spend from a Solana wallet without ever holding the key.",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    application.callback()(root)
+    return application
+
+
+@functools.cache
+def _full_app() -> typer.Typer:
+    """The app with every command (built on first use: see ``main``)."""
+    from .commands import approvals as approvals_commands
+    from .commands import chain as chain_commands
+    from .commands import config as config_commands
+    from .commands import database as database_commands
+    from .commands import inspect as inspect_commands
+    from .commands import keys as keys_commands
+    from .commands import limits as limits_commands
+    from .commands import mcp as mcp_commands
+    from .commands import nonce as nonce_commands
+    from .commands import sign as sign_commands
+    from .commands import signer as signer_commands
+    from .commands import tokens as tokens_commands
+    from .commands import tx as tx_commands
+
+    application = _new_app()
+    application.command("init-db")(database_commands.init_db)
+    application.add_typer(database_commands.app, name="db")
+    application.add_typer(config_commands.app, name="config")
+    application.add_typer(limits_commands.app, name="limits")
+    application.add_typer(tokens_commands.app, name="tokens")
+    application.add_typer(tx_commands.app, name="tx")
+    application.add_typer(signer_commands.app, name="signer")
+    application.add_typer(nonce_commands.app, name="nonce")
+    application.add_typer(approvals_commands.app, name="approvals")
+    application.command("sign")(sign_commands.sign)
+    application.command("sign-message")(sign_commands.sign_message)
+    application.command("keygen")(keys_commands.keygen)
+    application.command("pubkey")(keys_commands.pubkey)
+    application.add_typer(keys_commands.app, name="keys")
+    application.command("inspect")(inspect_commands.inspect)
+    application.command("build-transfer")(inspect_commands.build_transfer)
+    application.command("balance")(chain_commands.balance)
+    application.command("blockhash")(chain_commands.blockhash)
+    application.command("send")(chain_commands.send)
+    application.command("mcp")(mcp_commands.mcp)
+    return application
+
+
+def __getattr__(name: str):
+    # `from jarvis_wallet.cli import app` (tests, scripts) gets the whole app; importing this
+    # module alone loads no command, so `jarvis-wallet sign` loads only its own.
+    if name == "app":
+        return _full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app(prog_name="jarvis-wallet")
+    if sys.argv[1:2] == ["sign"]:
+        # Agents run `sign` once per payment. Typer turns every command of the app into a Click
+        # command before it parses anything (16-23 ms here), and the command modules cost their
+        # imports: `sign` runs from a root that holds only it. Same root, options and errors;
+        # tests/test_cli_sign.py compares the two.
+        from .commands import sign as sign_commands
+
+        sign_only = _new_app()
+        sign_only.command("sign")(sign_commands.sign)
+        sign_only(prog_name="jarvis-wallet")
+    else:
+        _full_app()(prog_name="jarvis-wallet")

@@ -35,8 +35,7 @@ import stat
 from hmac import compare_digest
 from typing import NoReturn
 
-import base58
-
+from .b58 import b58decode, b58encode
 from .errors import KeyMaterialError
 
 SEED_LENGTH = 32
@@ -138,7 +137,7 @@ class Keypair:
     @property
     def public_key_base58(self) -> str:
         """The Solana address: base58 text of the public key."""
-        return base58.b58encode(self._public_key).decode("ascii")
+        return b58encode(self._public_key)
 
     def sign(self, message: bytes) -> bytes:
         """The 64-byte detached Ed25519 signature of ``message``."""
@@ -256,7 +255,7 @@ def _base58_bytes(text: str) -> bytes | None:
     if not text.isascii():
         return None
     try:
-        return base58.b58decode(text.encode("ascii"))
+        return b58decode(text)
     except ValueError:
         return None
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac as _hmac
 import heapq
 import json
@@ -282,10 +281,13 @@ Secret = bytes | SharedSecret
 # --- framing ---------------------------------------------------------------------------------
 
 
+# Built once: json.dumps and json.loads with any option build a new encoder or decoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
 def encode_frame(obj: Mapping[str, Any]) -> bytes:
     """One compact JSON line: ASCII-only (non-ASCII escaped), so encoding can never fail."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    line = text.encode("ascii")
+    line = _ENCODER.encode(obj).encode("ascii")
     if len(line) > MAX_LINE_BYTES:
         raise ProtocolError(
             f"frame of {len(line)} bytes exceeds the {MAX_LINE_BYTES}-byte line limit",
@@ -322,18 +324,17 @@ def _finite_float(text: str) -> float:
     return number
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant, parse_float=_finite_float
+)
+
+
 def _json_object(text: str) -> tuple[Any, str | None]:
     """Parse JSON text; returns (value, None) or (None, reason) without chaining exceptions."""
     try:
-        return (
-            json.loads(
-                text,
-                object_pairs_hook=_refuse_duplicate_keys,
-                parse_constant=_refuse_constant,
-                parse_float=_finite_float,
-            ),
-            None,
-        )
+        if text.startswith("\ufeff"):  # json.loads refuses a BOM; JSONDecoder.decode alone would not
+            return json.loads(text), None
+        return _DECODER.decode(text), None
     except _DuplicateKey:
         return None, "frame has a duplicate key"
     except _NonFiniteNumber:
@@ -355,6 +356,14 @@ def decode_frame(line: bytes) -> dict[str, Any]:
             f"line of {len(line)} bytes exceeds the {MAX_LINE_BYTES}-byte limit",
             wire_code=LINE_TOO_LONG,
         )
+    common = _COMMON_FRAME.fullmatch(line)
+    if common is not None:
+        return _common_frame_object(common)
+    return _decode_json_frame(line)
+
+
+def _decode_json_frame(line: bytes) -> dict[str, Any]:
+    """decode_frame's JSON parser, for a line within the limit (without its newline)."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -367,6 +376,35 @@ def decode_frame(line: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ProtocolError("frame is not a JSON object", wire_code=BAD_REQUEST)
     return value
+
+
+# The frames our own clients send (build_request's key order, no whitespace, no escapes) read in
+# one regular expression instead of the JSON parser. It accepts only text the JSON parser reads
+# the same way: each key at most once, strings of printable ASCII other than '"' and '\\' (so
+# every character stands for itself), integers in JSON's own spelling. Anything else, valid or
+# not, goes to the JSON parser; tests/test_fuzz_protocol.py checks the two agree on every input.
+_PLAIN_STRING = rb'"([ !#-\[\]-~]*)"'
+_COMMON_FRAME = re.compile(
+    rb'\{"op":' + _PLAIN_STRING
+    + rb',"requestId":' + _PLAIN_STRING
+    + rb'(?:,"timestamp":(0|[1-9][0-9]{0,15}))?'
+    + rb'(?:,"txBase64":' + _PLAIN_STRING + rb')?'
+    + rb'(?:,"message":' + _PLAIN_STRING + rb')?'
+    + rb'(?:,"purpose":' + _PLAIN_STRING + rb')?'
+    + rb'(?:,"hmac":' + _PLAIN_STRING + rb')?'
+    + rb'\}'
+)
+_COMMON_FRAME_FIELDS = (
+    FIELD_OP, FIELD_REQUEST_ID, FIELD_TIMESTAMP, FIELD_TX_BASE64, FIELD_MESSAGE, FIELD_PURPOSE, FIELD_HMAC
+)
+
+
+def _common_frame_object(match: re.Match[bytes]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for name, value in zip(_COMMON_FRAME_FIELDS, match.groups()):
+        if value is not None:
+            obj[name] = int(value) if name == FIELD_TIMESTAMP else value.decode("ascii")
+    return obj
 
 
 class FrameBuffer:
@@ -578,6 +616,8 @@ def _utf8_encodable(value: str) -> bool:
 
 
 def has_refused_character(value: str, *, allowed: frozenset[str] = frozenset()) -> bool:
+    if value.isascii() and value.isprintable():  # U+0020..U+007E: none of them is refused
+        return False
     for character in value:
         if character in allowed:
             continue
@@ -656,8 +696,71 @@ def _check_field_names(obj: Mapping[str, Any], op: str) -> None:
         raise _bad_request(f"missing field {missing[0]!r} for op {op!r}")
 
 
+#: The field lists (in build_request's order) that _parse_common_request reads, and their ops.
+_COMMON_SHAPES: Mapping[tuple[str, ...], frozenset[str]] = MappingProxyType(
+    {
+        (FIELD_OP, FIELD_REQUEST_ID, FIELD_TIMESTAMP, FIELD_TX_BASE64, FIELD_HMAC): frozenset({OP_SIGN}),
+        (FIELD_OP, FIELD_REQUEST_ID, FIELD_TIMESTAMP, FIELD_TX_BASE64, FIELD_PURPOSE, FIELD_HMAC): frozenset({OP_SIGN}),
+        (FIELD_OP, FIELD_REQUEST_ID, FIELD_TIMESTAMP, FIELD_HMAC): frozenset({OP_PING, OP_PUBKEY, OP_STATUS, OP_LOCK}),
+        (FIELD_OP, FIELD_REQUEST_ID): frozenset({OP_PING, OP_PUBKEY, OP_LOCK}),
+    }
+)
+
+
+def _parse_common_request(obj: dict[str, Any]) -> Request | None:
+    """The requests our own clients send, checked straight through: the Request parse_request
+    would return, or None for anything else (another shape, or any check failing), which
+    parse_request then reads in full, so every refusal and its message come from one place.
+    tests/test_fuzz_protocol.py checks that this never accepts what parse_request would not."""
+    ops = _COMMON_SHAPES.get(tuple(obj))
+    if ops is None:
+        return None
+    op = obj[FIELD_OP]
+    request_id = obj[FIELD_REQUEST_ID]
+    if (
+        type(op) is not str or op not in ops
+        or type(request_id) is not str or _REQUEST_ID_PATTERN.fullmatch(request_id) is None
+    ):
+        return None
+    if FIELD_HMAC not in obj:
+        return Request(op=op, request_id=request_id)
+    timestamp_ms = obj[FIELD_TIMESTAMP]
+    hmac_hex = obj[FIELD_HMAC]
+    if (
+        type(timestamp_ms) is not int or not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS
+        or type(hmac_hex) is not str or _HMAC_PATTERN.fullmatch(hmac_hex) is None
+    ):
+        return None
+    if op != OP_SIGN:
+        return Request(op=op, request_id=request_id, timestamp_ms=timestamp_ms, hmac=hmac_hex)
+    purpose = obj.get(FIELD_PURPOSE)
+    if FIELD_PURPOSE in obj and (
+        type(purpose) is not str or len(purpose) > MAX_PURPOSE_CHARS or has_refused_character(purpose)
+    ):
+        return None
+    tx_base64 = obj[FIELD_TX_BASE64]
+    if type(tx_base64) is not str or len(tx_base64) > MAX_TX_BASE64_CHARS:
+        return None
+    tx_bytes = _strict_base64(tx_base64)
+    if not tx_bytes or len(tx_bytes) > MAX_TX_BYTES:
+        return None
+    return Request(
+        op=op, request_id=request_id, timestamp_ms=timestamp_ms, hmac=hmac_hex, tx_base64=tx_base64,
+        tx_bytes=tx_bytes, purpose=purpose,
+    )
+
+
 def parse_request(obj: Mapping[str, Any]) -> Request:
     """Validate a decoded v1 request completely and return it typed; ProtocolError otherwise."""
+    if type(obj) is dict:
+        request = _parse_common_request(obj)
+        if request is not None:
+            return request
+    return _parse_request_in_full(obj)
+
+
+def _parse_request_in_full(obj: Mapping[str, Any]) -> Request:
+    """parse_request for any shape: every check, each refusal with its own message."""
     if not isinstance(obj, Mapping):
         raise _bad_request("request is not a JSON object")
     op = _parse_op(obj)
@@ -746,6 +849,11 @@ def _field_value_bytes(name: str, value: object) -> bytes:
     raise _bad_request(f"field {name!r} must be a string or an integer")
 
 
+# The request's own field names, in the canonical order (ascending UTF-8 bytes), as netstrings.
+_NAME_NETSTRINGS = {name: _netstring(name.encode("utf-8")) for name in sorted(KNOWN_FIELDS - {FIELD_HMAC})}
+_KNOWN_NAMES = frozenset(KNOWN_FIELDS)
+
+
 def canonical_hmac_input(fields: Mapping[str, Any]) -> bytes:
     """The bytes the request HMAC covers.
 
@@ -755,6 +863,13 @@ def canonical_hmac_input(fields: Mapping[str, Any]) -> bytes:
     every field boundary explicit, so no two different requests share an input.
     """
     parts = [HMAC_DOMAIN_PREFIX]
+    if fields.keys() <= _KNOWN_NAMES:  # every name is one of ours: their order is known
+        for name, encoded_name in _NAME_NETSTRINGS.items():
+            if name in fields:
+                value = _field_value_bytes(name, fields[name])
+                parts.append(encoded_name)
+                parts.append(b"%d:%b," % (len(value), value))
+        return b"".join(parts)
     encoded_names = []
     for name in fields:
         if name == FIELD_HMAC:
@@ -770,8 +885,7 @@ def canonical_hmac_input(fields: Mapping[str, Any]) -> bytes:
 
 def compute_hmac(secret: Secret, fields: Mapping[str, Any]) -> str:
     """Lowercase hex HMAC-SHA256 of ``canonical_hmac_input(fields)`` (``hmac`` is ignored)."""
-    digest = _hmac.new(_secret_bytes(secret), canonical_hmac_input(fields), hashlib.sha256)
-    return digest.hexdigest()
+    return _hmac.digest(_secret_bytes(secret), canonical_hmac_input(fields), "sha256").hex()
 
 
 def sign_request(secret: Secret, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -827,8 +941,8 @@ def verify_request_hmac(secret: Secret, request: Request | Mapping[str, Any]) ->
         given, fields = request.get(FIELD_HMAC), request
     if not isinstance(given, str) or _HMAC_PATTERN.fullmatch(given) is None:
         raise AuthenticationFailed("request has no valid hmac", wire_code=AUTH_FAILED)
-    expected = compute_hmac(secret, fields)
-    if not _hmac.compare_digest(expected.encode("ascii"), given.encode("ascii")):
+    expected = _hmac.digest(_secret_bytes(secret), canonical_hmac_input(fields), "sha256")
+    if not _hmac.compare_digest(expected, bytes.fromhex(given)):
         raise AuthenticationFailed(
             "hmac does not match the request; check the shared secret", wire_code=AUTH_FAILED
         )
@@ -911,10 +1025,11 @@ class ReplayCache:
             self._expire(now_ms)
             if timestamp_ms <= self._low_water_ms:
                 raise self._too_old()
-            if any(request_id in ids for ids in self._ids_by_second.values()):
-                raise AuthenticationFailed(
-                    "requestId was already used; send a new one", wire_code=REPLAYED_REQUEST
-                )
+            for ids in self._ids_by_second.values():  # a loop, not any(...): no generator per request
+                if request_id in ids:
+                    raise AuthenticationFailed(
+                        "requestId was already used; send a new one", wire_code=REPLAYED_REQUEST
+                    )
             if self._size >= self.max_entries:
                 if second <= self._seconds[0]:  # room only by forgetting this very second
                     raise self._too_old()
@@ -1086,8 +1201,7 @@ def parse_legacy_request(obj: Mapping[str, Any]) -> LegacyRequest:
 
 def compute_legacy_hmac(secret: Secret, tx_base64: str) -> str:
     """Hex HMAC-SHA256 of the txBase64 text, keyed by the secret: the original design's MAC."""
-    digest = _hmac.new(_secret_bytes(secret), tx_base64.encode("utf-8"), hashlib.sha256)
-    return digest.hexdigest()
+    return _hmac.digest(_secret_bytes(secret), tx_base64.encode("utf-8"), "sha256").hex()
 
 
 def verify_legacy_hmac(secret: Secret, request: LegacyRequest) -> None:

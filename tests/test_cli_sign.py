@@ -125,6 +125,40 @@ def test_sign_from_stdin_through_a_real_pipe(session):
     assert session.rows()[0]["peer_pid"] not in (None, os.getpid())  # the subprocess asked, not pytest
 
 
+FULL_APP = "import sys; from jarvis_wallet.cli import app; app(prog_name='jarvis-wallet')"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sign", "--help"], ["sign", "-h"], ["sign"], ["sign", "missing.b64"], ["sign", "missing.b64", "--json"],
+     ["sign", "tx.b64", "--timeout", "0"], ["sign", "tx.b64", "--purpose", ""], ["sign", "tx.b64", "--bogus"],
+     ["sign", "tx.b64", "--rebuild", "true"], ["sign", "tx.b64", "--socket", "nowhere/signer.sock"]],
+    ids=["help", "short-help", "no-file", "missing", "missing-json", "bad-timeout", "empty-purpose", "unknown-option",
+         "rebuild-alone", "no-signer"],
+)
+def test_the_sign_only_root_answers_as_the_whole_app_does(tmp_path, args):
+    """`jarvis-wallet sign` runs from a root holding only `sign` (start-up); every answer is the same."""
+    (tmp_path / "tx.b64").write_text(base64.b64encode(transfer_message(from_key=bytes(range(32)), lamports=5000)).decode())
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SIGNER_", "JARVIS_WALLET_"))}
+    env.update(COLUMNS="100", XDG_RUNTIME_DIR=str(tmp_path / "run"))
+    script = str(Path(sys.executable).with_name("jarvis-wallet"))
+    runs = [subprocess.run(argv + args, capture_output=True, text=True, timeout=30, cwd=tmp_path, env=env)
+            for argv in ([script], [sys.executable, "-c", FULL_APP])]
+    assert [(r.returncode, r.stdout, r.stderr) for r in runs][0] == [(r.returncode, r.stdout, r.stderr) for r in runs][1]
+    assert runs[0].returncode != 0 or args[-1] in ("--help", "-h")
+
+
+def test_the_sign_command_loads_no_other_command():
+    code = (
+        "import sys; sys.argv = ['jarvis-wallet', 'sign', '--help']\n"
+        "from jarvis_wallet.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('jarvis_wallet.commands.')), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.stderr.strip() == "['jarvis_wallet.commands._common', 'jarvis_wallet.commands.sign']"
+
+
 @pytest.mark.parametrize("as_transaction", [False, True], ids=["bare-message", "unsigned-transaction"])
 def test_out_writes_the_signed_transaction(session, as_transaction):
     session.limits(per_tx=100_000, daily=1_000_000)

@@ -23,8 +23,9 @@ def test_import_is_light():
 def test_the_sign_command_path_is_light():
     """What `jarvis-wallet sign` imports must not load the database, libsodium or rich (start-up time)."""
     code = (
-        "import sys, jarvis_wallet.cli, jarvis_wallet.client, jarvis_wallet.solana.transaction; "
+        "import sys, jarvis_wallet.cli, jarvis_wallet.client, jarvis_wallet.commands.sign, jarvis_wallet.solana.base64_text; "
         "print(','.join(m for m in ('peewee', 'nacl', 'psycopg2', 'rich', 'jarvis_wallet.solana.spend', "
+        "'jarvis_wallet.solana.message', "
         "'jarvis_wallet.chain', 'urllib.request', 'solana', 'solders') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

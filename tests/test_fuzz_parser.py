@@ -211,3 +211,67 @@ def test_the_campaign_command_reports_json_and_exits_zero():
     total = report["accepted_by_both"] + report["refused_by_both"] + sum(report["stricter_than_solders"].values())
     assert total == 3000
     assert report["machine"]["nproc"] == os.cpu_count()
+
+
+def _read_the_plain_way(data: bytes, start: int):
+    """The message layout read with the bounds-checked _Reader, as the parser did before it read
+    straight through: the reference for where each refusal happens and what it says."""
+    from jarvis_wallet.solana.message import _Reader
+
+    reader = _Reader(data, start)
+    if reader.remaining() == 0:
+        raise InvalidTransaction("empty message")
+    reader.offset += 1 if data[start] & 0x80 and data[start] & 0x7F == 0 else 0
+    if data[start] & 0x80 and data[start] & 0x7F:
+        raise InvalidTransaction(f"unsupported message version {data[start] & 0x7F} (only legacy and v0)")
+    header = tuple(reader.u8("header") for _ in range(3))
+    num_keys = reader.length()
+    if num_keys > 256:
+        raise InvalidTransaction(f"message lists {num_keys} account keys, more than 256")
+    keys = tuple(reader.take(32, "account key") for _ in range(num_keys))
+    blockhash = reader.take(32, "recent blockhash")
+    instructions = []
+    for _ in range(reader.length()):
+        program = reader.u8("instruction program index")
+        accounts = tuple(reader.take(reader.length(), "instruction account indexes"))
+        instructions.append((program, accounts, reader.take(reader.length(), "instruction data")))
+    lookups = []
+    for _ in range(reader.length() if data[start] & 0x80 else 0):
+        table = reader.take(32, "lookup table key")
+        writable = tuple(reader.take(reader.length(), "lookup writable indexes"))
+        lookups.append((table, writable, tuple(reader.take(reader.length(), "lookup readonly indexes"))))
+    return header, keys, blockhash, instructions, lookups
+
+
+def _outcome(read, data: bytes, start: int):
+    try:
+        return read(data, start)
+    except InvalidTransaction as exc:
+        return str(exc)
+
+
+def test_the_straight_line_reader_refuses_where_and_as_the_plain_reader_does():
+    """Every input of a campaign slice, whole and cut short at every length: where the plain
+    reader refuses, the parser refuses with the same message (it may refuse more: its sanitize
+    checks), and where the parser accepts, it read the same fields."""
+    source = campaign.InputSource(16, VECTORS)
+    compared = 0
+    while compared < 3000:
+        for _, whole in source.batch():
+            for data in {whole, *(whole[:cut] for cut in range(0, len(whole), 7))}:
+                for start in {0, 1} if len(data) > 1 else {0}:
+                    plain = _outcome(_read_the_plain_way, data, start)
+                    ours = _outcome(_parse_message_at, data, start)
+                    if isinstance(plain, str):
+                        assert ours == plain, (data.hex(), start)
+                    elif not isinstance(ours, str):
+                        message = ours[0]
+                        assert plain == (
+                            (message.num_required_signatures, message.num_readonly_signed_accounts,
+                             message.num_readonly_unsigned_accounts),
+                            message.account_keys,
+                            message.recent_blockhash,
+                            [(i.program_id_index, i.accounts, i.data) for i in message.instructions],
+                            [(l.account_key, l.writable_indexes, l.readonly_indexes) for l in message.address_table_lookups],
+                        )
+                    compared += 1

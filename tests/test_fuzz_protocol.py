@@ -301,3 +301,154 @@ def test_the_campaign_command_runs_for_three_seconds_without_a_violation():
     assert report["signed_rows"] > 10 and report["rows"] >= report["signed_rows"]
     assert len(report["cases_by_category"]) >= 15
     assert set(report["known_deviations"]) <= set(campaign.KNOWN_DEVIATIONS)
+
+
+# --- the straight-line paths against the full parsers -----------------------------------------
+# decode_frame reads the frames our clients send with one regular expression, and parse_request
+# checks the common shapes straight through; anything else goes to the JSON parser and the full
+# request parser. Both shortcuts must be invisible: the same object (types and key order
+# included) or the same refusal, on every input.
+
+FAST_PATH = settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+SHORTCUT_SECRET = bytes(range(32))
+
+
+def _client_frame(op: str, purpose: str | None, tx: bytes, authenticated: bool) -> bytes:
+    """A line exactly as SignerClient sends it (protocol.build_request, then encode_frame)."""
+    fields: dict = {}
+    if op == protocol.OP_SIGN:
+        fields = {"tx_base64": base64.b64encode(tx).decode("ascii"), "purpose": purpose}
+    elif op == protocol.OP_SIGN_MESSAGE:
+        fields = {"message": "hello\nworld", "purpose": purpose}
+    secret = SHORTCUT_SECRET if authenticated or op in protocol.AUTHENTICATED_OPS else None
+    if op in (protocol.OP_UNLOCK, protocol.OP_WAIT_FOR_APPROVAL):
+        fields = {"passphrase": "pass"} if op == protocol.OP_UNLOCK else {"approval_id": 7, "wait_ms": 10}
+    try:
+        request = protocol.build_request(secret, op=op, **fields)
+    except protocol.ProtocolError:  # a purpose the client itself refuses to send
+        request = protocol.build_request(secret, op=op, **{**fields, "purpose": None})
+    return protocol.encode_frame(request)[:-1]
+
+
+client_frames = st.builds(
+    _client_frame,
+    op=st.sampled_from(sorted(protocol.OPS)),
+    purpose=st.none() | st.sampled_from(["", "rent", "pay \u00e9", "a\"b", "back\\slash"]) | st.text(max_size=8),
+    tx=st.binary(min_size=1, max_size=40),
+    authenticated=st.booleans(),
+)
+INTERESTING_BYTES = b'"\\ {}[],:0-.eE+19aftnul\x00\x1f\x7f\x80\xc3\xff'
+
+
+@st.composite
+def mutated_frames(draw) -> bytes:
+    line = bytearray(draw(client_frames))
+    for _ in range(draw(st.integers(0, 3))):
+        where = draw(st.integers(0, len(line)))
+        action = draw(st.sampled_from(["insert", "replace", "delete", "truncate", "duplicate", "bump digit"]))
+        byte = draw(st.sampled_from(INTERESTING_BYTES))
+        if action == "insert":
+            line[where:where] = bytes([byte])
+        elif action == "replace" and where < len(line):
+            line[where] = byte
+        elif action == "delete" and where < len(line):
+            del line[where]
+        elif action == "truncate":
+            del line[where:]
+        elif action == "duplicate":  # a repeated ,"key":value run: a duplicate key
+            start = line.rfind(b',"', 0, where)
+            end = line.find(b',"', where)
+            if 0 <= start < end:
+                line[end:end] = line[start:end]
+        elif action == "bump digit":  # timestamps and ids near their bounds
+            line = bytearray(line.replace(b'"timestamp":', b'"timestamp":' + bytes([byte]), 1))
+    return bytes(line)
+
+
+@st.composite
+def reshaped_objects(draw) -> dict:
+    """A client's request as an object, a field replaced, removed, added or moved."""
+    obj = protocol.decode_frame(draw(client_frames))
+    names = list(obj)
+    for _ in range(draw(st.integers(0, 2))):
+        action = draw(st.sampled_from(["replace", "remove", "add", "move"]))
+        name = draw(st.sampled_from(names + ["extra", "message", "purpose", "timestamp", "hmac"]))
+        if action == "replace":
+            obj[name] = draw(
+                json_values
+                | st.integers(-1, 2**53 + 1)
+                | st.sampled_from(["", "AA==", "AA=", "A===", "AB==", "+/==", "a" * 1645, "ping", "sign"])
+                | st.uuids().map(str).map(str.upper)
+                | st.text(alphabet="0123456789abcdefABCDEF", min_size=63, max_size=65)
+            )
+        elif action == "remove":
+            obj.pop(name, None)
+        elif action == "add":
+            obj.setdefault(name, draw(json_values))
+        elif name in obj:
+            obj[name] = obj.pop(name)
+    return obj
+
+
+def _decoded(decode, line: bytes):
+    try:
+        return "ok", repr(list(decode(line).items()))  # repr tells 1 from True and 1.0
+    except protocol.ProtocolError as exc:
+        return "refused", exc.wire_code, exc.message
+
+
+def _parsed(parse, obj):
+    try:
+        return "ok", parse(obj)
+    except protocol.ProtocolError as exc:
+        return "refused", exc.wire_code, exc.message
+
+
+def _json_path(line: bytes) -> dict:
+    return protocol._decode_json_frame(line[:-1] if line.endswith(b"\n") else line)
+
+
+def _check_both_paths(line: bytes) -> None:
+    decoded = _decoded(protocol.decode_frame, line)
+    assert decoded == _decoded(_json_path, line), line
+    if decoded[0] == "ok":
+        obj = protocol.decode_frame(line)
+        assert _parsed(protocol.parse_request, obj) == _parsed(protocol._parse_request_in_full, obj), line
+
+
+@FAST_PATH
+@given(line=client_frames | mutated_frames() | st.binary(max_size=80))
+def test_decode_frame_reads_every_line_as_the_json_parser_does(line):
+    _check_both_paths(line)
+
+
+@FAST_PATH
+@given(obj=reshaped_objects())
+def test_parse_request_checks_every_object_as_the_full_parser_does(obj):
+    assert _parsed(protocol.parse_request, obj) == _parsed(protocol._parse_request_in_full, obj), obj
+
+
+def test_the_straight_line_paths_are_taken_for_what_clients_send():
+    """Each shortcut really runs for the client's frames (else the tests above prove nothing)."""
+    for op, purpose in [("sign", None), ("sign", "rent"), ("ping", None), ("status", None)]:
+        line = _client_frame(op, purpose, b"\x01\x02", authenticated=False)
+        assert protocol._COMMON_FRAME.fullmatch(line) is not None
+        assert protocol._parse_common_request(protocol.decode_frame(line)) is not None
+
+
+def test_mutated_client_frames_agree_on_a_fixed_sample():
+    """A deterministic slice too (hypothesis shrinks toward short frames): 20,000 mutants."""
+    rng = random.Random(16)
+    ops = sorted(protocol.OPS)
+    for _ in range(20_000):
+        line = bytearray(_client_frame(rng.choice(ops), rng.choice([None, "rent", "caf\u00e9"]), rng.randbytes(20), rng.random() < 0.5))
+        for _ in range(rng.randrange(1, 3)):
+            where = rng.randrange(len(line) + 1)
+            roll = rng.random()
+            if roll < 0.4:
+                line[where:where] = bytes([rng.choice(INTERESTING_BYTES)])
+            elif roll < 0.8 and where < len(line):
+                line[where] = rng.choice(INTERESTING_BYTES)
+            elif where < len(line):
+                del line[where]
+        _check_both_paths(bytes(line))

@@ -80,7 +80,7 @@ def sign(
     from ..client import SignerClient, check_request
     from ..errors import ApprovalRequired, InvalidInput, PolicyDenied
     from ..protocol import OP_SIGN
-    from ..solana.transaction import decode_base64_input
+    from ..solana.base64_text import decode_base64_input
 
     if rebuild is not None and not wait_approval:
         raise InvalidInput("--rebuild is used only with --wait-approval")
@@ -124,7 +124,7 @@ def _transaction_after_approval(source: str, rebuild: Optional[str], previous: b
     The approval covers the payment, not the blockhash: a rebuilt transaction of the same payment
     with a fresh blockhash is signed; one that differs in anything else is held again.
     """
-    from ..solana.transaction import decode_base64_input
+    from ..solana.base64_text import decode_base64_input
 
     if rebuild is not None:
         import subprocess

@@ -54,7 +54,7 @@ _EXPORTS = {
     "compute_spend": "spend",
     "describe": "spend",
     "ParsedInput": "transaction",
-    "decode_base64_input": "transaction",
+    "decode_base64_input": "base64_text",
     "parse_transaction_input": "transaction",
 }
 

@@ -94,9 +94,17 @@ class Message:
     def num_static_accounts(self) -> int:
         return len(self.account_keys)
 
+    # Both are asked for once per account index the policy looks at, so they are kept in the
+    # instance's __dict__ (a frozen dataclass allows that; functools.cached_property takes a lock).
     @property
     def loaded_addresses(self) -> tuple[LoadedAddress, ...]:
         """Accounts from lookup tables in index order: every writable one, then every readonly one."""
+        loaded = self.__dict__.get("_loaded_addresses")
+        if loaded is None:
+            loaded = self.__dict__["_loaded_addresses"] = self._load_addresses()
+        return loaded
+
+    def _load_addresses(self) -> tuple[LoadedAddress, ...]:
         writable = [
             LoadedAddress(lookup.account_key, index, True)
             for lookup in self.address_table_lookups
@@ -111,10 +119,13 @@ class Message:
 
     @property
     def num_accounts(self) -> int:
-        return self.num_static_accounts + sum(
-            len(lookup.writable_indexes) + len(lookup.readonly_indexes)
-            for lookup in self.address_table_lookups
-        )
+        count = self.__dict__.get("_num_accounts")
+        if count is None:
+            count = self.__dict__["_num_accounts"] = len(self.account_keys) + sum(
+                len(lookup.writable_indexes) + len(lookup.readonly_indexes)
+                for lookup in self.address_table_lookups
+            )
+        return count
 
     def _check_index(self, index: int) -> None:
         if not isinstance(index, int) or not 0 <= index < self.num_accounts:
@@ -202,10 +213,19 @@ def parse_message(data: bytes) -> Message:
     return message
 
 
+def _truncated(what: str, count: int, offset: int, size: int) -> InvalidTransaction:
+    return InvalidTransaction(
+        f"truncated message: {what} needs {count} bytes at offset {offset}, {size - offset} left"
+    )
+
+
 def _parse_message_at(data: bytes, start: int) -> tuple[Message, int]:
-    reader = _Reader(data, start)
-    if reader.remaining() == 0:
+    # Straight-line reading with the cursor in a local (this runs once per signing request); it
+    # raises exactly what _Reader would, at the same offsets (tests/test_fuzz_parser.py).
+    size = len(data)
+    if start >= size:
         raise InvalidTransaction("empty message")
+    offset = start
     version: MessageVersion = "legacy"
     first = data[start]
     if first & VERSION_PREFIX_MASK:
@@ -213,32 +233,91 @@ def _parse_message_at(data: bytes, start: int) -> tuple[Message, int]:
         if number != 0:
             raise InvalidTransaction(f"unsupported message version {number} (only legacy and v0)")
         version = 0
-        reader.offset += 1
+        offset += 1
 
-    num_required = reader.u8("header")
-    num_readonly_signed = reader.u8("header")
-    num_readonly_unsigned = reader.u8("header")
+    if offset + 3 > size:
+        raise _truncated("header", 1, size, size)
+    num_required, num_readonly_signed, num_readonly_unsigned = data[offset : offset + 3]
+    offset += 3
 
-    num_keys = reader.length()
+    # A compact-u16 below 0x80 is its one byte; anything else (or nothing) is decode_shortvec's.
+    if offset < size and data[offset] < 0x80:
+        num_keys = data[offset]
+        offset += 1
+    else:
+        num_keys, offset = decode_shortvec(data, offset)
     if num_keys > MAX_ACCOUNTS:
         raise InvalidTransaction(f"message lists {num_keys} account keys, more than {MAX_ACCOUNTS}")
-    keys = tuple(reader.take(PUBKEY_LENGTH, "account key") for _ in range(num_keys))
-    blockhash = reader.take(HASH_LENGTH, "recent blockhash")
+    end = offset + PUBKEY_LENGTH * num_keys
+    if end > size:
+        missing = offset + PUBKEY_LENGTH * ((size - offset) // PUBKEY_LENGTH)
+        raise _truncated("account key", PUBKEY_LENGTH, missing, size)
+    keys = tuple(data[at : at + PUBKEY_LENGTH] for at in range(offset, end, PUBKEY_LENGTH))
+    offset = end
+    end = offset + HASH_LENGTH
+    if end > size:
+        raise _truncated("recent blockhash", HASH_LENGTH, offset, size)
+    blockhash = data[offset:end]
+    offset = end
 
     instructions = []
-    for _ in range(reader.length()):
-        program_id_index = reader.u8("instruction program index")
-        accounts = tuple(reader.take(reader.length(), "instruction account indexes"))
-        payload = reader.take(reader.length(), "instruction data")
-        instructions.append(CompiledInstruction(program_id_index, accounts, payload))
+    if offset < size and data[offset] < 0x80:
+        count = data[offset]
+        offset += 1
+    else:
+        count, offset = decode_shortvec(data, offset)
+    for _ in range(count):
+        if offset >= size:
+            raise _truncated("instruction program index", 1, offset, size)
+        program_id_index = data[offset]
+        offset += 1
+        if offset < size and data[offset] < 0x80:
+            length = data[offset]
+            offset += 1
+        else:
+            length, offset = decode_shortvec(data, offset)
+        end = offset + length
+        if end > size:
+            raise _truncated("instruction account indexes", length, offset, size)
+        accounts = tuple(data[offset:end])
+        offset = end
+        if offset < size and data[offset] < 0x80:
+            length = data[offset]
+            offset += 1
+        else:
+            length, offset = decode_shortvec(data, offset)
+        end = offset + length
+        if end > size:
+            raise _truncated("instruction data", length, offset, size)
+        instructions.append(CompiledInstruction(program_id_index, accounts, data[offset:end]))
+        offset = end
 
     lookups = []
     if version == 0:
-        for _ in range(reader.length()):
-            table = reader.take(PUBKEY_LENGTH, "lookup table key")
-            writable = tuple(reader.take(reader.length(), "lookup writable indexes"))
-            readonly = tuple(reader.take(reader.length(), "lookup readonly indexes"))
-            lookups.append(AddressTableLookup(table, writable, readonly))
+        if offset < size and data[offset] < 0x80:
+            count = data[offset]
+            offset += 1
+        else:
+            count, offset = decode_shortvec(data, offset)
+        for _ in range(count):
+            end = offset + PUBKEY_LENGTH
+            if end > size:
+                raise _truncated("lookup table key", PUBKEY_LENGTH, offset, size)
+            table = data[offset:end]
+            offset = end
+            indexes = []
+            for what in ("lookup writable indexes", "lookup readonly indexes"):
+                if offset < size and data[offset] < 0x80:
+                    length = data[offset]
+                    offset += 1
+                else:
+                    length, offset = decode_shortvec(data, offset)
+                end = offset + length
+                if end > size:
+                    raise _truncated(what, length, offset, size)
+                indexes.append(tuple(data[offset:end]))
+                offset = end
+            lookups.append(AddressTableLookup(table, *indexes))
 
     message = Message(
         version=version,
@@ -249,10 +328,10 @@ def _parse_message_at(data: bytes, start: int) -> tuple[Message, int]:
         recent_blockhash=blockhash,
         instructions=tuple(instructions),
         address_table_lookups=tuple(lookups),
-        serialized=data[start : reader.offset],
+        serialized=data[start:offset],
     )
     _sanitize(message)
-    return message, reader.offset
+    return message, offset
 
 
 def _sanitize(message: Message) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 
-import base58
-
+from ..b58 import b58decode, b58encode
 from ..errors import InvalidPublicKey
 
 PUBKEY_LENGTH = 32
@@ -21,7 +20,7 @@ def decode_pubkey(text: str, *, what: str = "public key") -> bytes:
     stripped = text.strip()
     shown = stripped if len(stripped) <= 60 else stripped[:57] + "..."
     try:
-        raw = base58.b58decode(stripped.encode("ascii"))
+        raw = b58decode(stripped)
     except (ValueError, UnicodeEncodeError):
         raise InvalidPublicKey(f"invalid {what} {shown!r}: not base58") from None
     if len(raw) != PUBKEY_LENGTH or not stripped:
@@ -36,7 +35,7 @@ def encode_pubkey(raw: bytes) -> str:
     """Base58 text of a 32-byte public key."""
     if len(raw) != PUBKEY_LENGTH:
         raise InvalidPublicKey(f"a public key is {PUBKEY_LENGTH} bytes, got {len(raw)}")
-    return base58.b58encode(raw).decode("ascii")
+    return b58encode(raw)
 
 
 def normalize_pubkey(text: str, *, what: str = "public key") -> str:
