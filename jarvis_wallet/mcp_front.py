@@ -190,7 +190,7 @@ def _plain_text(value: Any) -> bool:
 def _parse(line: str) -> Any:
     try:
         return json.loads(line, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nesting deeper than json's recursion limit
         raise _Unclear("not JSON") from exc
 
 

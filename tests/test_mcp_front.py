@@ -270,6 +270,7 @@ LEFT_TO_THE_SDK = {
                                                          "capabilities": {}, "clientInfo": {"name": "a", "version": "1"}}),
     "an enveloped ping": request(1, "ping", envelope()),
     "a huge line": request(1, "tools/list", {"cursor": "x" * 2_000_000}),
+    "a deeply nested line": "[" * 100_000 + "]" * 100_000 + "\n",  # deeper than json's recursion limit
     "a lone surrogate": initialize(HANDSHAKE[-1], client_info={"name": "\ud800", "version": "1"}),
 }
 
@@ -285,7 +286,7 @@ def test_what_the_front_does_not_plainly_understand_it_leaves_to_the_sdk(case):
 
 def test_after_a_second_initialize_or_an_unreadable_line_the_front_stops_answering():
     specs = WalletTools(McpSettings(database_url="sqlite:///unused.db")).specs
-    for queued in (initialize("2024-11-05", request_id=2), "garbage\n", "[]\n"):
+    for queued in (initialize("2024-11-05", request_id=2), "garbage\n", "[]\n", LEFT_TO_THE_SDK["a deeply nested line"]):
         front = Front(specs)
         assert front.answer(initialize(HANDSHAKE[-1])) is not None
         assert front.answer(queued) is None
@@ -300,7 +301,7 @@ def test_after_a_second_initialize_or_an_unreadable_line_the_front_stops_answeri
 
 
 @pytest.mark.parametrize("first", ["not JSON", "a batch", "wrong jsonrpc", "a huge line", "a duplicate key",
-                                   "tools/list before initialize"])
+                                   "tools/list before initialize", "a deeply nested line"])
 def test_malformed_input_before_the_hand_over_gets_what_the_sdk_gives(first, tmp_path):
     """The real process, the SDK held until the malformed line and a whole handshake are in:
     the answers (or their absence) are the SDK's own, there is no traceback, and no hang."""
