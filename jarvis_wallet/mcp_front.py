@@ -344,8 +344,12 @@ class Wire:
     def __init__(self) -> None:
         import fcntl
 
-        self._in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-        self._out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+        try:
+            self._in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+            self._out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+        except OSError as exc:  # a launcher closed one of them
+            raise InvalidConfig(f"`jarvis-wallet mcp` serves MCP on its standard input and output, and cannot use "
+                                f"them: {exc.strerror}") from None
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)

@@ -457,3 +457,14 @@ def test_the_front_refuses_the_key_before_anything(tmp_path):
                                 env=server_env(SOLANA_PRIVATE_KEY="DummyKey1111", **{HOLD_SDK_ENV: gate}), timeout=60)
     assert result.returncode == 2 and result.stdout == b""
     assert result.stderr.startswith(b"Error: SOLANA_PRIVATE_KEY is set")
+
+
+@pytest.mark.parametrize("closed", [0, 1])
+def test_a_closed_standard_stream_is_a_one_line_error(closed, tmp_path):
+    """Started by a launcher that closed its stdin or stdout: one line, no traceback."""
+    result = subprocess.run(command((), tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=server_env(), timeout=60,
+                            preexec_fn=lambda: os.close(closed))
+    assert result.returncode == 2
+    assert result.stderr.startswith(b"Error: `jarvis-wallet mcp` serves MCP on its standard input and output")
+    assert result.stderr.count(b"\n") == 1
