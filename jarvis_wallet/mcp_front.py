@@ -29,8 +29,11 @@ How:
 - If the installed SDK is not the one the record was checked against, the front answers
   nothing and every request waits for the SDK: correct, only slower.
 
-End of input before the SDK is ready ends the process at once (exit 0): the SDK itself
-cancels what is still in flight when its input ends, so nothing answerable is lost.
+End of input before the SDK is ready ends the process at once (exit 0), and what was queued
+is dropped. Not quite what the SDK alone does: at end of input it cancels its handlers, so a
+tool call's answer is lost there too (though its handler may already have run), but an answer
+that needs no wait (an unknown method, bad parameters) usually gets out first. Those few
+error answers are the difference; a one-shot piped client never got a tool call's answer.
 """
 
 from __future__ import annotations
@@ -467,7 +470,7 @@ def serve(tools: WalletTools, *, record: SdkRecord = SDK_RECORD) -> None:
     except KeyboardInterrupt:
         pass
     if not bridge.ready.is_set():
-        # The SDK is still loading: it would cancel whatever is in flight at end of input anyway.
+        # The SDK is still loading: it would cancel the calls in flight at end of input anyway.
         sys.stderr.flush()
         os._exit(0)
     inbox.put(None)
