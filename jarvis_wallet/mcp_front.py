@@ -353,6 +353,11 @@ class Wire:
         except OSError as exc:  # a launcher closed one of them
             raise InvalidConfig(f"`jarvis-wallet mcp` serves MCP on its standard input and output, and cannot use "
                                 f"them: {exc.strerror}") from None
+        try:
+            fcntl.fcntl(2, fcntl.F_GETFD)
+        except OSError:  # started with stderr closed: log lines and stray output go to the null device
+            quiet = os.open(os.devnull, os.O_WRONLY)  # the lowest free descriptor: 2
+            sys.stderr = open(quiet, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)

@@ -160,9 +160,9 @@ class Served:
     """A running server process: lines written to it, answers read by id until those wanted
     have come, then end of input."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], lines: list[str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], lines: list[str], **popen) -> None:
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        env=env)
+                                        env=env, **popen)
         self.process.stdin.write("".join(lines).encode())
         self.process.stdin.flush()
         self.got: dict = {}
@@ -468,3 +468,16 @@ def test_a_closed_standard_stream_is_a_one_line_error(closed, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(b"Error: `jarvis-wallet mcp` serves MCP on its standard input and output")
     assert result.stderr.count(b"\n") == 1
+
+
+
+def test_a_closed_stderr_still_serves_and_tool_calls_still_answer(tmp_path):
+    """Started with stderr closed: the session is served as with it open (the tools' log lines go
+    nowhere), and a tool call's answer is the tool's, not a failure to write its log line."""
+    lines = [initialize(HANDSHAKE[-1]), INITIALIZED, request(2, "tools/list"),
+             request(3, "tools/call", {"name": "wallet_status", "arguments": {}})]
+    served = Served(command((), tmp_path), server_env(), lines, preexec_fn=lambda: os.close(2))
+    got = served.read_until(1, 2, 3)
+    returncode, rest, _stderr = served.finish()
+    assert (returncode, rest) == (0, {})
+    assert json.loads(got[3])["result"]["structuredContent"]["reason"] == "signer_unavailable"
