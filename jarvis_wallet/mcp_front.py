@@ -31,9 +31,10 @@ How:
 
 End of input before the SDK is ready ends the process at once (exit 0), and what was queued
 is dropped. Not quite what the SDK alone does: at end of input it cancels its handlers, so a
-tool call's answer is lost there too (though its handler may already have run), but an answer
-that needs no wait (an unknown method, bad parameters) usually gets out first. Those few
-error answers are the difference; a one-shot piped client never got a tool call's answer.
+tool call's answer is lost there too, though the call itself may have run (a piped
+sign_transaction is signed and recorded, unanswered); an answer that needs no wait (an
+unknown method, bad parameters) usually gets out first. The front runs no such call, and
+drops those few error answers.
 """
 
 from __future__ import annotations
