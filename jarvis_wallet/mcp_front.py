@@ -29,8 +29,12 @@ How:
 - If the installed SDK is not the one the record was checked against, the front answers
   nothing and every request waits for the SDK: correct, only slower.
 
-End of input before the SDK is ready ends the process at once (exit 0): the SDK itself
-cancels what is still in flight when its input ends, so nothing answerable is lost.
+End of input before the SDK is ready ends the process at once (exit 0), and what was queued
+is dropped. Not quite what the SDK alone does: at end of input it cancels its handlers, so a
+tool call's answer is lost there too, though the call itself may have run (a piped
+sign_transaction is signed and recorded, unanswered); an answer that needs no wait (an
+unknown method, bad parameters) usually gets out first. The front runs no such call, and
+drops those few error answers.
 """
 
 from __future__ import annotations
@@ -190,7 +194,7 @@ def _plain_text(value: Any) -> bool:
 def _parse(line: str) -> Any:
     try:
         return json.loads(line, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nesting deeper than json's recursion limit
         raise _Unclear("not JSON") from exc
 
 
@@ -344,8 +348,17 @@ class Wire:
     def __init__(self) -> None:
         import fcntl
 
-        self._in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-        self._out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+        try:
+            self._in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+            self._out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+        except OSError as exc:  # a launcher closed one of them
+            raise InvalidConfig(f"`jarvis-wallet mcp` serves MCP on its standard input and output, and cannot use "
+                                f"them: {exc.strerror}") from None
+        try:
+            fcntl.fcntl(2, fcntl.F_GETFD)
+        except OSError:  # started with stderr closed: log lines and stray output go to the null device
+            quiet = os.open(os.devnull, os.O_WRONLY)  # the lowest free descriptor: 2
+            sys.stderr = open(quiet, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
@@ -463,7 +476,7 @@ def serve(tools: WalletTools, *, record: SdkRecord = SDK_RECORD) -> None:
     except KeyboardInterrupt:
         pass
     if not bridge.ready.is_set():
-        # The SDK is still loading: it would cancel whatever is in flight at end of input anyway.
+        # The SDK is still loading: it would cancel the calls in flight at end of input anyway.
         sys.stderr.flush()
         os._exit(0)
     inbox.put(None)

@@ -160,9 +160,9 @@ class Served:
     """A running server process: lines written to it, answers read by id until those wanted
     have come, then end of input."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], lines: list[str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], lines: list[str], **popen) -> None:
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        env=env)
+                                        env=env, **popen)
         self.process.stdin.write("".join(lines).encode())
         self.process.stdin.flush()
         self.got: dict = {}
@@ -270,6 +270,7 @@ LEFT_TO_THE_SDK = {
                                                          "capabilities": {}, "clientInfo": {"name": "a", "version": "1"}}),
     "an enveloped ping": request(1, "ping", envelope()),
     "a huge line": request(1, "tools/list", {"cursor": "x" * 2_000_000}),
+    "a deeply nested line": "[" * 100_000 + "]" * 100_000 + "\n",  # deeper than json's recursion limit
     "a lone surrogate": initialize(HANDSHAKE[-1], client_info={"name": "\ud800", "version": "1"}),
 }
 
@@ -285,7 +286,7 @@ def test_what_the_front_does_not_plainly_understand_it_leaves_to_the_sdk(case):
 
 def test_after_a_second_initialize_or_an_unreadable_line_the_front_stops_answering():
     specs = WalletTools(McpSettings(database_url="sqlite:///unused.db")).specs
-    for queued in (initialize("2024-11-05", request_id=2), "garbage\n", "[]\n"):
+    for queued in (initialize("2024-11-05", request_id=2), "garbage\n", "[]\n", LEFT_TO_THE_SDK["a deeply nested line"]):
         front = Front(specs)
         assert front.answer(initialize(HANDSHAKE[-1])) is not None
         assert front.answer(queued) is None
@@ -300,7 +301,7 @@ def test_after_a_second_initialize_or_an_unreadable_line_the_front_stops_answeri
 
 
 @pytest.mark.parametrize("first", ["not JSON", "a batch", "wrong jsonrpc", "a huge line", "a duplicate key",
-                                   "tools/list before initialize"])
+                                   "tools/list before initialize", "a deeply nested line"])
 def test_malformed_input_before_the_hand_over_gets_what_the_sdk_gives(first, tmp_path):
     """The real process, the SDK held until the malformed line and a whole handshake are in:
     the answers (or their absence) are the SDK's own, there is no traceback, and no hang."""
@@ -456,3 +457,27 @@ def test_the_front_refuses_the_key_before_anything(tmp_path):
                                 env=server_env(SOLANA_PRIVATE_KEY="DummyKey1111", **{HOLD_SDK_ENV: gate}), timeout=60)
     assert result.returncode == 2 and result.stdout == b""
     assert result.stderr.startswith(b"Error: SOLANA_PRIVATE_KEY is set")
+
+
+@pytest.mark.parametrize("closed", [0, 1])
+def test_a_closed_standard_stream_is_a_one_line_error(closed, tmp_path):
+    """Started by a launcher that closed its stdin or stdout: one line, no traceback."""
+    result = subprocess.run(command((), tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=server_env(), timeout=60,
+                            preexec_fn=lambda: os.close(closed))
+    assert result.returncode == 2
+    assert result.stderr.startswith(b"Error: `jarvis-wallet mcp` serves MCP on its standard input and output")
+    assert result.stderr.count(b"\n") == 1
+
+
+
+def test_a_closed_stderr_still_serves_and_tool_calls_still_answer(tmp_path):
+    """Started with stderr closed: the session is served as with it open (the tools' log lines go
+    nowhere), and a tool call's answer is the tool's, not a failure to write its log line."""
+    lines = [initialize(HANDSHAKE[-1]), INITIALIZED, request(2, "tools/list"),
+             request(3, "tools/call", {"name": "wallet_status", "arguments": {}})]
+    served = Served(command((), tmp_path), server_env(), lines, preexec_fn=lambda: os.close(2))
+    got = served.read_until(1, 2, 3)
+    returncode, rest, _stderr = served.finish()
+    assert (returncode, rest) == (0, {})
+    assert json.loads(got[3])["result"]["structuredContent"]["reason"] == "signer_unavailable"
