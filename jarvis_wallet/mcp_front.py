@@ -76,6 +76,9 @@ SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 #: Names the gate a test holds shut to keep the SDK from loading (a FIFO; the SDK loads once
 #: it is opened for writing and closed). Not for operators.
 HOLD_SDK_ENV = "_JARVIS_WALLET_MCP_HOLD_SDK"
+#: Lines read ahead of the SDK at most. Beyond it the front stops reading, so a client that
+#: floods requests waits on its own pipe, as it would with the SDK alone, instead of growing us.
+INBOX_LINES = 64
 
 
 def installed_sdk() -> tuple[tuple[str, str], ...] | None:
@@ -387,7 +390,7 @@ class Wire:
 class SdkBridge(threading.Thread):
     """Imports the SDK, builds the server, and serves it the queued lines over memory streams."""
 
-    def __init__(self, tools: WalletTools, wire: Wire, inbox: queue.SimpleQueue, replay_id: str) -> None:
+    def __init__(self, tools: WalletTools, wire: Wire, inbox: queue.Queue, replay_id: str) -> None:
         super().__init__(name="jarvis-wallet-mcp-sdk", daemon=True)
         self.tools, self.wire, self.inbox, self.replay_id = tools, wire, inbox, replay_id
         self.ready = threading.Event()
@@ -461,7 +464,7 @@ def serve(tools: WalletTools, *, record: SdkRecord = SDK_RECORD) -> None:
         sys.stderr.flush()
     front = Front(tools.specs, record=record, enabled=enabled)
     wire = Wire()
-    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    inbox: queue.Queue = queue.Queue(maxsize=INBOX_LINES)
     bridge = SdkBridge(tools, wire, inbox, front.replay_id)
     bridge.start()
     try:

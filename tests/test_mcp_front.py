@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import anyio
 import mcp_types
@@ -481,3 +482,28 @@ def test_a_closed_stderr_still_serves_and_tool_calls_still_answer(tmp_path):
     returncode, rest, _stderr = served.finish()
     assert (returncode, rest) == (0, {})
     assert json.loads(got[3])["result"]["structuredContent"]["reason"] == "signer_unavailable"
+
+
+def test_a_client_flooding_requests_waits_on_its_pipe_instead_of_growing_the_server(tmp_path):
+    # With the SDK held back, the front may read only a bounded number of lines ahead: after that
+    # (and the pipe's own buffer) the client's writes must block, not vanish into memory.
+    flood = request(9, "tools/call", {"name": "wallet_status", "arguments": {"pad": "x" * 1000}}).encode()
+    with held_sdk(tmp_path) as (gate, _release):
+        process = subprocess.Popen(command((), tmp_path), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, env=server_env(**{HOLD_SDK_ENV: gate}))
+        try:
+            os.set_blocking(process.stdin.fileno(), False)
+            written, deadline = 0, time.monotonic() + 30
+            while written < 64 * 1024 * 1024 and time.monotonic() < deadline:
+                try:
+                    written += os.write(process.stdin.fileno(), flood)
+                except BlockingIOError:
+                    time.sleep(0.2)  # give the front a chance to read more, if it would
+                    try:
+                        written += os.write(process.stdin.fileno(), flood)
+                    except BlockingIOError:
+                        break
+            assert written < 4 * 1024 * 1024, f"the front read {written} bytes ahead of the SDK"
+        finally:
+            process.kill()
+            process.wait()
