@@ -60,26 +60,34 @@ def logged(sign: Callable[[SignJob], SignOutcome], log: SignerLog) -> Callable[[
     """``sign`` that also writes one log line per decision."""
 
     def sign_and_log(job: SignJob) -> SignOutcome:
-        what = {
-            "op": "sign_message" if job.text is not None else "sign",
-            "request_id": job.request_id,
-            "peer_uid": job.peer.uid,
-            "peer_pid": job.peer.pid,
-        }
         try:
             outcome = sign(job)
         except JarvisWalletError as exc:
-            event = "refused" if getattr(exc, "reason", None) or exc.wire_code == "invalid_tx" else "failed"
-            log.event(event, **what, reason=exc.wire_code, message=exc.message)
+            log_decision(log, job, exc)
             raise
-        log.event(
-            "signed", **what, wallet=outcome.wallet, transaction_id=outcome.transaction_id,
-            lamports=outcome.lamports, fee_lamports=outcome.fee_lamports, duplicate=outcome.duplicate,
-            tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in outcome.tokens],
-        )
+        log_decision(log, job, outcome)
         return outcome
 
     return sign_and_log
+
+
+def log_decision(log: SignerLog, job: SignJob, result: SignOutcome | JarvisWalletError) -> None:
+    """The log line of one decision: ``result`` is its outcome or the error that refused it."""
+    what = {
+        "op": "sign_message" if job.text is not None else "sign",
+        "request_id": job.request_id,
+        "peer_uid": job.peer.uid,
+        "peer_pid": job.peer.pid,
+    }
+    if isinstance(result, JarvisWalletError):
+        event = "refused" if getattr(result, "reason", None) or result.wire_code == "invalid_tx" else "failed"
+        log.event(event, **what, reason=result.wire_code, message=result.message)
+    elif isinstance(result, SignOutcome):
+        log.event(
+            "signed", **what, wallet=result.wallet, transaction_id=result.transaction_id,
+            lamports=result.lamports, fee_lamports=result.fee_lamports, duplicate=result.duplicate,
+            tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in result.tokens],
+        )
 
 
 def tail(path: Path, lines: int) -> list[str]:
