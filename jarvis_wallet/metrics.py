@@ -24,7 +24,7 @@ counted as ``other``), never request ids or amounts. The ``wallet`` label is the
 wallet the operator configured limits for: public, and as few as the rows of ``spend_limits``.
 
 Serving metrics never touches the key and never waits for the signing worker: counters are
-bumped by the connection threads after each decision, and the wallets' headroom is read with a
+bumped by the serving loop after each decision (before its reply), and the wallets' headroom is read with a
 connection of the metrics' own, outside any lock, at most once a second.
 """
 

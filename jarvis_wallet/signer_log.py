@@ -25,7 +25,7 @@ MAX_LOG_BYTES = 10 * 1024 * 1024
 
 
 class SignerLog:
-    """Appends JSON lines; safe to call from every connection thread. Failures to write are
+    """Appends JSON lines; safe to call from any thread. Failures to write are
     ignored: a full disk must not stop the signer deciding (the database is the audit trail)."""
 
     def __init__(self, path: Path, *, max_bytes: int = MAX_LOG_BYTES) -> None:
