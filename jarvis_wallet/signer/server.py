@@ -53,14 +53,7 @@ from ..signer_log import SignerLog, log_decision, logged
 from ..key_lock import KeyGuard, LockableKey
 from ..signing import Peer, SigningService
 from .pidfile import unlink_if_ours, write_pid_file
-from .settings import (
-    MAX_BATCH,
-    MAX_PENDING_REFUSALS,
-    REFUSAL_READ_SECONDS,
-    SignerInfo,
-    SignerSettings,
-    listen_backlog,
-)
+from .settings import MAX_BATCH, MAX_PENDING_REFUSALS, REFUSAL_READ_SECONDS, SignerInfo, SignerSettings, listen_backlog
 from .setup import (
     bind_socket,
     check_database_writable,
@@ -297,10 +290,13 @@ class SignerServer:
                 now = time.monotonic()
                 self._time_out_decisions(now)
                 self._submit_batch()
-                self._admit_waiting()
-                self._expire(now)
-                self._close_timed_out(now)
-                self._expire_key()
+                if self._waiting or self._refusals:
+                    self._admit_waiting()
+                    self._expire(now)
+                if now >= self._next_sweep:
+                    self._close_timed_out(now)
+                if self.key_guard.ttl_seconds is not None:
+                    self._expire_key()
         finally:
             for conn, _, _ in self._waiting:
                 conn.close()
@@ -315,15 +311,16 @@ class SignerServer:
             self._stop_signal = signum  # only record: the wakeup fd wakes the loop, which stops
 
     def _next_timeout(self) -> float:
-        deadlines = [refusal.deadline for refusal in self._refusals.values()]
+        first = self._next_sweep
+        if self._refusals:
+            first = min(first, *(refusal.deadline for refusal in self._refusals.values()))
         if self._waiting:
-            deadlines.append(self._waiting[0][2])
+            first = min(first, self._waiting[0][2])
         if self._live is not None and self._live_answered < len(self._live):
-            deadlines.append(self._live[self._live_answered].deadline)
+            first = min(first, self._live[self._live_answered].deadline)
         if self._jobs:
-            deadlines.append(self._jobs[0].deadline)
-        deadlines.append(self._next_sweep)
-        return min(1.0, max(0.0, min(deadlines) - time.monotonic()))
+            first = min(first, self._jobs[0].deadline)
+        return min(1.0, max(0.0, first - time.monotonic()))
 
     def _post(self, action) -> None:
         """From another thread: have the loop run ``action()``, and wake it."""
@@ -559,8 +556,6 @@ class SignerServer:
 
     def _close_timed_out(self, now: float) -> None:
         """Close connections past their deadline: idle, a line too slow, a reader too slow."""
-        if now < self._next_sweep:
-            return
         next_sweep = math.inf
         for conn in list(self._connections):
             deadline = conn.deadline()
@@ -606,6 +601,7 @@ class SignerServer:
     def _decided(self, batch: list[_Job], results: list, started: float) -> None:
         if batch is self._live:
             self._live = None
+            self._submit_batch()  # the worker decides the next batch while these replies go out
         seconds = time.perf_counter() - started
         for job, result in zip(batch, results):
             if not job.answered:  # one that timed out was answered: its late result never leaves
