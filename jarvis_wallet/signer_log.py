@@ -34,15 +34,24 @@ class SignerLog:
         self._lock = threading.Lock()
 
     def event(self, event: str, **fields) -> None:
+        self.events([(event, fields)])
+
+    def events(self, events: list[tuple[str, dict]]) -> None:
+        """Several lines, ``(event, fields)`` each, in one write: the decisions of a batch."""
         now = datetime.datetime.now(datetime.timezone.utc)
-        record = {"time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "event": event, **fields}
-        line = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        data = b"".join(
+            (json.dumps({"time": stamp, "event": event, **fields}, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+            for event, fields in events
+        )
+        if not data:
+            return
         with self._lock:
             try:
                 self._rotate_if_full()
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
                 try:
-                    os.write(fd, line)
+                    os.write(fd, data)
                 finally:
                     os.close(fd)
             except OSError:
@@ -73,6 +82,15 @@ def logged(sign: Callable[[SignJob], SignOutcome], log: SignerLog) -> Callable[[
 
 def log_decision(log: SignerLog, job: SignJob, result: SignOutcome | JarvisWalletError) -> None:
     """The log line of one decision: ``result`` is its outcome or the error that refused it."""
+    log.events(decision_events([(job, result)]))
+
+
+def decision_events(decided) -> list[tuple[str, dict]]:
+    """The log lines, ``(event, fields)``, of ``(job, result)`` pairs (see ``log_decision``)."""
+    return [line for job, result in decided if (line := _decision_event(job, result)) is not None]
+
+
+def _decision_event(job: SignJob, result) -> tuple[str, dict] | None:
     what = {
         "op": "sign_message" if job.text is not None else "sign",
         "request_id": job.request_id,
@@ -81,13 +99,14 @@ def log_decision(log: SignerLog, job: SignJob, result: SignOutcome | JarvisWalle
     }
     if isinstance(result, JarvisWalletError):
         event = "refused" if getattr(result, "reason", None) or result.wire_code == "invalid_tx" else "failed"
-        log.event(event, **what, reason=result.wire_code, message=result.message)
-    elif isinstance(result, SignOutcome):
-        log.event(
-            "signed", **what, wallet=result.wallet, transaction_id=result.transaction_id,
-            lamports=result.lamports, fee_lamports=result.fee_lamports, duplicate=result.duplicate,
-            tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in result.tokens],
-        )
+        return event, {**what, "reason": result.wire_code, "message": result.message}
+    if isinstance(result, SignOutcome):
+        return "signed", {
+            **what, "wallet": result.wallet, "transaction_id": result.transaction_id, "lamports": result.lamports,
+            "fee_lamports": result.fee_lamports, "duplicate": result.duplicate,
+            "tokens": [{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in result.tokens],
+        }
+    return None
 
 
 def tail(path: Path, lines: int) -> list[str]:

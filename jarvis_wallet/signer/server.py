@@ -49,7 +49,7 @@ from ..config import default_log_path, default_pid_path
 from ..decision_budget import DecisionBudget
 from ..errors import JarvisWalletError
 from ..handler import PendingCall, PendingDecision, RequestHandler
-from ..signer_log import SignerLog, log_decision, logged
+from ..signer_log import SignerLog, decision_events, logged
 from ..key_lock import KeyGuard, LockableKey
 from ..signing import Peer, SigningService
 from .pidfile import unlink_if_ours, write_pid_file
@@ -138,7 +138,7 @@ class _Job:
 
 
 class SignerServer:
-    def __init__(self, settings, listener, worker, handler, info, wake_r, wake_w, log, observers=()) -> None:
+    def __init__(self, settings, listener, worker, handler, info, wake_r, wake_w, log, metrics=None) -> None:
         self.settings = settings
         self.info = info
         self.log = log
@@ -160,8 +160,7 @@ class SignerServer:
         self._live: list[_Job] | None = None
         self._live_answered = 0
         self._decision_timeout = None if worker is None else worker.decision_timeout_seconds
-        # Called with (job, result, seconds) for each decision before its reply: log, metrics.
-        self._observers = tuple(observers)
+        self._metrics = metrics  # metrics.SignerMetrics, or None: each decision is counted before its reply
         # What other threads (the worker, blocking calls) hand the loop to do; they wake it.
         self._posted: collections.deque = collections.deque()
         self._wake_lock = threading.Lock()
@@ -197,9 +196,8 @@ class SignerServer:
         worker = SigningWorker(service, decision_timeout_seconds=settings.decision_timeout_seconds, key_guard=guard)
         worker.start_and_connect()
         check_database_writable(settings.database_url)
-        sign = logged(worker.submit, log)  # handle_line's path; the loop calls the observers itself
-        observers = [lambda job, result, seconds: log_decision(log, job, result)]
-        exporter = None
+        sign = logged(worker.submit, log)  # handle_line's path; the loop logs and counts batches itself
+        exporter = metrics = None
         if settings.metrics_file is not None or settings.metrics_listen is not None:
             from ..metrics import MetricsExporter, SignerMetrics
 
@@ -208,7 +206,6 @@ class SignerServer:
                 budget_refusals=lambda: handler.stats.rate_limited, locked=lambda: guard.locked,
             )
             sign = metrics.measured(sign)
-            observers.append(lambda job, result, seconds: metrics.observe(result, seconds))
             exporter = MetricsExporter(
                 metrics, textfile=settings.metrics_file, listen=settings.metrics_listen,
                 interval_seconds=settings.metrics_interval_seconds,
@@ -256,7 +253,7 @@ class SignerServer:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(wake_r, False)
-        server = cls(settings, listener, worker, handler, info, wake_r, wake_w, log, observers)
+        server = cls(settings, listener, worker, handler, info, wake_r, wake_w, log, metrics)
         server.key_guard, server.exporter = guard, exporter
         return server
 
@@ -602,30 +599,39 @@ class SignerServer:
         if batch is self._live:
             self._live = None
             self._submit_batch()  # the worker decides the next batch while these replies go out
-        seconds = time.perf_counter() - started
-        for job, result in zip(batch, results):
-            if not job.answered:  # one that timed out was answered: its late result never leaves
-                self._answer(job, result, seconds)
+        # One that timed out was answered already: its late result never leaves.
+        self._answer([(job, result) for job, result in zip(batch, results) if not job.answered],
+                     time.perf_counter() - started)
 
     def _time_out_decisions(self, now: float) -> None:
         """Jobs undecided after the decision timeout are answered database_unavailable; the
         worker may still be stuck on them, so the next batch queues behind."""
         live = self._live
         if live is not None:
+            expired = []
             while self._live_answered < len(live) and live[self._live_answered].deadline <= now:
-                self._answer(live[self._live_answered], decision_timed_out(self._decision_timeout), self._decision_timeout)
+                expired.append(live[self._live_answered])
                 self._live_answered += 1
             if self._live_answered == len(live):
                 self._live = None
+        else:
+            expired = []
         while self._jobs and self._jobs[0].deadline <= now:
-            self._answer(self._jobs.pop(0), decision_timed_out(self._decision_timeout), self._decision_timeout)
+            expired.append(self._jobs.pop(0))
+        if expired:
+            self._answer([(job, decision_timed_out(self._decision_timeout)) for job in expired], self._decision_timeout)
 
-    def _answer(self, job: _Job, result: object, seconds: float) -> None:
-        job.answered = True
-        for observe in self._observers:  # the log line and the metrics, before the reply
-            with contextlib.suppress(Exception):
-                observe(job.pending.job, result, seconds)
-        self._complete(job.conn, job.pending.finish(result))
+    def _answer(self, answers: list[tuple[_Job, object]], seconds: float) -> None:
+        """Reply to decided (or timed-out) jobs: their log lines (one write) and metrics first."""
+        for job, _ in answers:
+            job.answered = True
+        with contextlib.suppress(Exception):
+            self.log.events(decision_events([(job.pending.job, result) for job, result in answers]))
+        for job, result in answers:
+            if self._metrics is not None:
+                with contextlib.suppress(Exception):
+                    self._metrics.observe(result, seconds)
+            self._complete(job.conn, job.pending.finish(result))
 
     def _expire_key(self) -> None:
         """Lock the key at the end of its lifetime, on a thread: a lock waits for the batch in flight."""
