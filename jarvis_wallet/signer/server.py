@@ -360,7 +360,7 @@ class SignerServer:
             sock.setblocking(False)
             conn = _Connection(sock, peer)
             self._connections.add(conn)
-            self._advance(conn)  # starts its idle time and registers it for reading
+            self._advance_or_close(conn)  # starts its idle time and registers it for reading
 
     def _expire(self, now: float) -> None:
         """Connections that waited their whole wait without a slot are answered `busy`."""
@@ -430,6 +430,12 @@ class SignerServer:
             if mask & selectors.EVENT_READ and not conn.closed:
                 self._read(conn)
         except Exception:  # noqa: BLE001 - a bug costs this connection, never the loop or the others
+            self._close(conn)
+
+    def _advance_or_close(self, conn: _Connection) -> None:
+        try:
+            self._advance(conn)
+        except Exception:  # noqa: BLE001 - as in _serve_ready
             self._close(conn)
 
     def _read(self, conn: _Connection) -> None:
@@ -568,7 +574,11 @@ class SignerServer:
         """A request that may wait runs on a thread of its own; the loop writes its reply."""
 
         def run() -> None:
-            reply = call.run()
+            try:
+                reply = call.run()
+            except BaseException:  # noqa: BLE001 - run() never raises; if it did, the slot must not leak
+                reply = protocol.encode_frame(protocol.error_response(
+                    None, protocol.INTERNAL_ERROR, "internal error; no signature was released"))
             self._post(lambda: self._complete(conn, reply))
 
         threading.Thread(target=run, name="signer-call", daemon=True).start()
@@ -577,7 +587,7 @@ class SignerServer:
         conn.busy = False
         if not conn.closed:
             conn.out += reply
-            self._advance(conn)
+            self._advance_or_close(conn)
 
     # -- decisions: one batch at a time with the worker, each job within the decision timeout -----
 
