@@ -1,6 +1,6 @@
 """Bytes in, bytes out: one request line becomes exactly one response line.
 
-The socket loop (``signer.py``) reads lines and writes what this returns;
+The socket loop (``signer/server.py``) reads lines and writes what this returns;
 tests can drive it with no socket at all. Checks that apply to every request
 (framing, field validation, authentication) run once, before the dispatch
 table picks the op's handler. The sign path reads top to bottom: parse,
@@ -14,6 +14,16 @@ signing request ``locked``. A transaction held for approval is answered
 is told after the decision is committed; ``wait_for_approval`` reports a held
 request's state and never changes it (only the operator approves, in the
 database).
+
+``handle_line`` does all of that in one call. A serving loop that must not wait
+uses its two halves instead: ``begin_line`` does the cheap part at once (parse,
+authenticate, the budget; ping and pubkey are answered there) and returns either
+the reply, a ``PendingDecision`` (a job to decide with the others of its batch,
+then ``finish(result)`` gives the reply), or a ``PendingCall`` (``run()`` may
+block: unlock's key derivation, a lock waiting for the batch in flight,
+``status`` and ``wait_for_approval`` reading the database), which the loop runs
+on a thread of its own. ``handle_line`` is exactly ``begin_line`` followed by
+``sign`` or ``run`` and ``finish``.
 """
 
 from __future__ import annotations
@@ -87,6 +97,23 @@ class SignerStats:
             self.rate_limited += 1
 
 
+@dataclass(frozen=True, slots=True)
+class PendingDecision:
+    """A signing request that passed every check before the decision: decide ``job`` (with
+    the others of its batch, in one locked transaction), then ``finish(result)``, with the
+    job's ``SignOutcome`` or the exception that refused it, gives the reply frame."""
+
+    job: SignJob
+    finish: Callable[[object], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCall:
+    """A request whose answer may take a while: ``run()`` gives the reply frame. Never raises."""
+
+    run: Callable[[], bytes]
+
+
 class RequestHandler:
     """Turns one request frame into one response frame; safe to call from many threads."""
 
@@ -136,46 +163,91 @@ class RequestHandler:
         self._replay_caches: dict[int | None, protocol.ReplayCache] = {}
         self._replay_caches_lock = threading.Lock()
         self.stats = SignerStats(started_at=time.monotonic())
+        # Each op's handler returns its reply, or a _Decision / _Blocking to complete later.
         self._dispatch = {
             protocol.OP_PING: self._ping,
             protocol.OP_PUBKEY: self._pubkey,
-            protocol.OP_STATUS: self._status,
+            protocol.OP_STATUS: self._blocking(self._status),  # reads the database's health
             protocol.OP_SIGN: self._sign_transaction,
             protocol.OP_SIGN_MESSAGE: self._sign_message,
-            protocol.OP_LOCK: self._lock,
-            protocol.OP_UNLOCK: self._unlock,
-            protocol.OP_WAIT_FOR_APPROVAL: self._wait_for_approval,
+            protocol.OP_LOCK: self._blocking(self._lock),  # waits for the batch in flight
+            protocol.OP_UNLOCK: self._blocking(self._unlock),  # derives a key: seconds
+            protocol.OP_WAIT_FOR_APPROVAL: self._blocking(self._wait_for_approval),
         }
 
     def handle_line(self, line: bytes, peer: Peer = Peer()) -> bytes:
         """One line (without its newline) in, one encoded response frame out. Never raises."""
-        response = self._respond(line, peer)
-        self.stats.count_reply(response)
-        return protocol.encode_frame(response)
+        begun = self.begin_line(line, peer)
+        if isinstance(begun, PendingDecision):
+            try:
+                result = self._sign_job(begun.job)
+            except Exception as exc:  # noqa: BLE001 - finish() answers it as the decision's failure
+                result = exc
+            return begun.finish(result)
+        if isinstance(begun, PendingCall):
+            return begun.run()
+        return begun
 
-    def _respond(self, line: bytes, peer: Peer) -> dict:
+    def begin_line(self, line: bytes, peer: Peer = Peer()) -> bytes | PendingDecision | PendingCall:
+        """The part of ``handle_line`` that never waits. Never raises."""
         obj: object = None
         try:
             obj = protocol.decode_frame(line)
             if self._legacy_protocol and protocol.is_legacy_request(obj):
-                return self._legacy(obj, peer)
-            request = protocol.parse_request(obj)
-            if request.requires_authentication:
-                protocol.authenticate_request(
-                    request, secret=self._secret, now_ms=self._clock_ms(), replay_cache=self._replay_cache(peer.uid)
-                )
-            return self._dispatch[request.op](request, peer)
-        except JarvisWalletError as exc:
-            if _is_refused_decision(exc):
-                self.stats.count(signed=False)
-            if obj is None and self._legacy_protocol and protocol.legacy_shaped(line):
-                # An original client cannot read the version 1 envelope, even for a framing error.
-                return protocol.legacy_error_response(None, exc.wire_code, exc.message)
-            return protocol.error_response_for(protocol.request_id_for_reply(obj), exc)
-        except Exception:  # noqa: BLE001 - invariant 8: bad input never crashes the signer
+                response = self._legacy(obj, peer)
+            else:
+                request = protocol.parse_request(obj)
+                if request.requires_authentication:
+                    protocol.authenticate_request(
+                        request, secret=self._secret, now_ms=self._clock_ms(), replay_cache=self._replay_cache(peer.uid)
+                    )
+                response = self._dispatch[request.op](request, peer)
+        except Exception as exc:  # noqa: BLE001 - invariant 8: bad input never crashes the signer
+            return self._frame(self._error_reply(exc, obj, line))
+        if isinstance(response, _Decision):
+            return PendingDecision(response.job, lambda result: self._frame(self._settle(response, result, obj, line)))
+        if isinstance(response, _Blocking):
+            return PendingCall(lambda: self._frame(self._run_blocking(response, obj, line)))
+        return self._frame(response)
+
+    def _frame(self, response: dict) -> bytes:
+        self.stats.count_reply(response)
+        return protocol.encode_frame(response)
+
+    def _error_reply(self, exc: Exception, obj: object, line: bytes) -> dict:
+        if not isinstance(exc, JarvisWalletError):
             return protocol.error_response(
                 protocol.request_id_for_reply(obj), protocol.INTERNAL_ERROR, "internal error; no signature was released"
             )
+        if _is_refused_decision(exc):
+            self.stats.count(signed=False)
+        if obj is None and self._legacy_protocol and protocol.legacy_shaped(line):
+            # An original client cannot read the version 1 envelope, even for a framing error.
+            return protocol.legacy_error_response(None, exc.wire_code, exc.message)
+        return protocol.error_response_for(protocol.request_id_for_reply(obj), exc)
+
+    def _settle(self, decision: _Decision, result: object, obj: object, line: bytes) -> dict:
+        """The reply to a decided job: ``result`` is its SignOutcome or the exception that refused it."""
+        if decision.settles_itself:
+            return decision.reply(result)
+        try:
+            return decision.reply(self._charged(decision.job, result))
+        except ApprovalRequired as exc:
+            if decision.held is None:
+                return self._error_reply(exc, obj, line)
+            return decision.held(exc)
+        except Exception as exc:  # noqa: BLE001 - as in begin_line: one reply, whatever happened
+            return self._error_reply(exc, obj, line)
+
+    def _run_blocking(self, blocking: _Blocking, obj: object, line: bytes) -> dict:
+        try:
+            return blocking.call()
+        except Exception as exc:  # noqa: BLE001 - as in begin_line: one reply, whatever happened
+            return self._error_reply(exc, obj, line)
+
+    @staticmethod
+    def _blocking(op: Callable[[protocol.Request, Peer], dict]) -> Callable[[protocol.Request, Peer], _Blocking]:
+        return lambda request, peer: _Blocking(lambda: op(request, peer))
 
     # -- ops ---------------------------------------------------------------------------------
 
@@ -237,52 +309,53 @@ class RequestHandler:
             raise AuthenticationFailed(exc.message, wire_code=protocol.BAD_PASSPHRASE) from None
         return protocol.ok_response(request.request_id, locked=False, wasLocked=was_locked)
 
-    def _sign(self, job: SignJob) -> SignOutcome:
-        """Decide a job, within the peer's budget of free decisions."""
+    def _check_budget(self, job: SignJob) -> None:
+        """Raise RateLimited if the peer has used up its budget of free decisions."""
         budget = self._decision_budget
-        if budget is None:
-            return self._sign_job(job)
-        try:
-            budget.check(job.peer.uid)
-        except RateLimited:
-            self.stats.count_rate_limited()
-            raise
-        try:
-            outcome = self._sign_job(job)
-        except (PolicyDenied, InvalidTransaction):  # exactly the refusals that leave a row
-            budget.charge(job.peer.uid)
-            raise
+        if budget is not None:
+            try:
+                budget.check(job.peer.uid)
+            except RateLimited:
+                self.stats.count_rate_limited()
+                raise
+
+    def _charged(self, job: SignJob, result: object) -> SignOutcome:
+        """The decision's outcome (or its refusal raised), charged to the budget if it was free."""
+        budget = self._decision_budget
+        if isinstance(result, BaseException):
+            if budget is not None and isinstance(result, (PolicyDenied, InvalidTransaction)):
+                budget.charge(job.peer.uid)  # exactly the refusals that leave a row
+            raise result
         # A new row the limits hardly count: a signature of next to no spend, or a re-sign (a row of
         # its own since 0007, counting nothing, however often the same message is asked for).
-        if outcome.duplicate or is_free_signature(outcome.lamports):
+        if budget is not None and (result.duplicate or is_free_signature(result.lamports)):
             budget.charge(job.peer.uid)
-        return outcome
+        return result
 
-    def _sign_transaction(self, request: protocol.Request, peer: Peer) -> dict:
-        try:
-            outcome = self._sign(
-                SignJob(request_id=request.request_id, tx_bytes=request.tx_bytes, purpose=request.purpose, peer=peer)
+    def _sign_transaction(self, request: protocol.Request, peer: Peer) -> _Decision:
+        def reply(outcome: SignOutcome) -> dict:
+            self.stats.count(signed=True)
+            return protocol.ok_response(
+                request.request_id,
+                signature=base58.b58encode(outcome.signature).decode("ascii"),
+                signedTxBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
+                wallet=outcome.wallet,
+                lamports=outcome.lamports,
+                feeLamports=outcome.fee_lamports,
+                transactionId=outcome.transaction_id,
+                duplicate=outcome.duplicate,
+                signedAt=_wire_time(outcome.signed_at),
+                # Base units as decimal strings: a u64 exceeds what JSON readers keep exact.
+                tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in outcome.tokens],
             )
-        except ApprovalRequired as exc:
-            self.stats.count(signed=False)
-            return self._held_for_approval(request.request_id, exc, peer)
-        self.stats.count(signed=True)
-        return protocol.ok_response(
-            request.request_id,
-            signature=base58.b58encode(outcome.signature).decode("ascii"),
-            signedTxBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
-            wallet=outcome.wallet,
-            lamports=outcome.lamports,
-            feeLamports=outcome.fee_lamports,
-            transactionId=outcome.transaction_id,
-            duplicate=outcome.duplicate,
-            signedAt=_wire_time(outcome.signed_at),
-            # Base units as decimal strings: a u64 exceeds what JSON readers keep exact.
-            tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in outcome.tokens],
-        )
+
+        job = SignJob(request_id=request.request_id, tx_bytes=request.tx_bytes, purpose=request.purpose, peer=peer)
+        self._check_budget(job)
+        return _Decision(job, reply, held=lambda exc: self._held_for_approval(request.request_id, exc, peer))
 
     def _held_for_approval(self, request_id: str | None, exc: ApprovalRequired, peer: Peer) -> dict:
         """The approval_required reply; a request this one opened is announced (committed by now)."""
+        self.stats.count(signed=False)
         details = exc.details
         if exc.new and self._notify_approval is not None:
             self._notify_approval(
@@ -328,45 +401,76 @@ class RequestHandler:
                 return protocol.ok_response(request.request_id, **state.to_wire())
             self._sleep(min(APPROVAL_POLL_SECONDS, left))
 
-    def _sign_message(self, request: protocol.Request, peer: Peer) -> dict:
-        outcome = self._sign(
-            SignJob(request_id=request.request_id, text=request.message, purpose=request.purpose, peer=peer)
-        )
-        self.stats.count(signed=True)
-        return protocol.ok_response(
-            request.request_id,
-            signature=base58.b58encode(outcome.signature).decode("ascii"),
-            signedMessageBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
-            wallet=outcome.wallet,
-            transactionId=outcome.transaction_id,
-            duplicate=outcome.duplicate,
-            signedAt=_wire_time(outcome.signed_at),
-        )
+    def _sign_message(self, request: protocol.Request, peer: Peer) -> _Decision:
+        def reply(outcome: SignOutcome) -> dict:
+            self.stats.count(signed=True)
+            return protocol.ok_response(
+                request.request_id,
+                signature=base58.b58encode(outcome.signature).decode("ascii"),
+                signedMessageBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
+                wallet=outcome.wallet,
+                transactionId=outcome.transaction_id,
+                duplicate=outcome.duplicate,
+                signedAt=_wire_time(outcome.signed_at),
+            )
+
+        job = SignJob(request_id=request.request_id, text=request.message, purpose=request.purpose, peer=peer)
+        self._check_budget(job)
+        return _Decision(job, reply)
 
     # -- the original design's agents ----------------------------------------------------------
 
-    def _legacy(self, obj: dict, peer: Peer) -> dict:
+    def _legacy(self, obj: dict, peer: Peer) -> dict | _Decision:
         """Same parse, policy, record and single-use rules; only the envelope differs."""
         request_id = protocol.request_id_for_reply(obj)
         try:
             request = protocol.parse_legacy_request(obj)
             protocol.verify_legacy_hmac(self._secret, request)
-            job_id = _legacy_audit_request_id(request.request_id)
-            outcome = self._sign(SignJob(request_id=job_id, tx_bytes=request.tx_bytes, peer=peer))
-        except ApprovalRequired as exc:  # an original client knows no approvals: sign_error, with ours in reason
-            self.stats.count(signed=False)
+            job = SignJob(request_id=_legacy_audit_request_id(request.request_id), tx_bytes=request.tx_bytes, peer=peer)
+            self._check_budget(job)
+        except Exception as exc:  # noqa: BLE001 - an original client reads `error` as a string
+            return self._legacy_error(request_id, exc, peer)
+
+        def reply(outcome: SignOutcome) -> dict:
+            self.stats.count(signed=True)
+            return protocol.legacy_ok_response(request_id, outcome.signature)
+
+        def settle(outcome_or_error: object) -> dict:
+            try:
+                return reply(self._charged(job, outcome_or_error))
+            except Exception as exc:  # noqa: BLE001 - keep its envelope, whatever happened
+                return self._legacy_error(request_id, exc, peer)
+
+        return _Decision(job, settle, settles_itself=True)
+
+    def _legacy_error(self, request_id: str | None, exc: Exception, peer: Peer) -> dict:
+        if isinstance(exc, ApprovalRequired):  # an original client knows no approvals: sign_error, with ours in reason
             held = self._held_for_approval(request_id, exc, peer)
             return protocol.legacy_error_response(request_id, exc.wire_code, held["error"]["message"])
-        except JarvisWalletError as exc:
+        if isinstance(exc, JarvisWalletError):
             if _is_refused_decision(exc):
                 self.stats.count(signed=False)
             return protocol.legacy_error_response(request_id, exc.wire_code, exc.message)
-        except Exception:  # noqa: BLE001 - an original client reads `error` as a string: keep its envelope
-            return protocol.legacy_error_response(
-                request_id, protocol.INTERNAL_ERROR, "internal error; no signature was released"
-            )
-        self.stats.count(signed=True)
-        return protocol.legacy_ok_response(request_id, outcome.signature)
+        return protocol.legacy_error_response(request_id, protocol.INTERNAL_ERROR, "internal error; no signature was released")
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """What a signing op hands back: the job to decide and how its outcome becomes the reply.
+    ``held`` answers an ApprovalRequired (only ``sign`` knows approvals); a legacy decision
+    ``settles_itself``: ``reply`` takes the raw result and keeps the legacy envelope."""
+
+    job: SignJob
+    reply: Callable[[object], dict]
+    held: Callable[[ApprovalRequired], dict] | None = None
+    settles_itself: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocking:
+    """What an op that may wait hands back: the call that answers it, to run off the loop."""
+
+    call: Callable[[], dict]
 
 
 #: How often a waiting wait_for_approval looks at the database again.

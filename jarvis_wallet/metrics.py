@@ -24,7 +24,7 @@ counted as ``other``), never request ids or amounts. The ``wallet`` label is the
 wallet the operator configured limits for: public, and as few as the rows of ``spend_limits``.
 
 Serving metrics never touches the key and never waits for the signing worker: counters are
-bumped by the connection threads after each decision, and the wallets' headroom is read with a
+bumped by the serving loop after each decision (before its reply), and the wallets' headroom is read with a
 connection of the metrics' own, outside any lock, at most once a second.
 """
 
@@ -177,17 +177,25 @@ class SignerMetrics:
             try:
                 outcome = sign(job)
             except JarvisWalletError as exc:
-                code = exc.wire_code
-                if code == protocol.DATABASE_UNAVAILABLE:
-                    self.audit_write_failures.inc()
-                outcome_label = "held" if code in HELD_REASONS else "refused" if code in REFUSED_REASONS else "not_decided"
-                self.record(outcome_label, code, time.perf_counter() - started)
+                self.observe(exc, time.perf_counter() - started)
                 raise
-            reason = "duplicate" if outcome.duplicate else "approved" if outcome.approval_id is not None else "signed"
-            self.record("signed", reason, time.perf_counter() - started)
+            self.observe(outcome, time.perf_counter() - started)
             return outcome
 
         return sign_and_measure
+
+    def observe(self, result, seconds: float) -> None:
+        """Count one decision that took ``seconds``: ``result`` is its SignOutcome or the
+        JarvisWalletError that refused it (anything else is not a decision and not counted)."""
+        if isinstance(result, JarvisWalletError):
+            code = result.wire_code
+            if code == protocol.DATABASE_UNAVAILABLE:
+                self.audit_write_failures.inc()
+            outcome_label = "held" if code in HELD_REASONS else "refused" if code in REFUSED_REASONS else "not_decided"
+            self.record(outcome_label, code, seconds)
+        elif not isinstance(result, BaseException):
+            reason = "duplicate" if result.duplicate else "approved" if result.approval_id is not None else "signed"
+            self.record("signed", reason, seconds)
 
     def text(self) -> bytes:
         from prometheus_client import generate_latest

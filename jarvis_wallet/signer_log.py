@@ -25,7 +25,7 @@ MAX_LOG_BYTES = 10 * 1024 * 1024
 
 
 class SignerLog:
-    """Appends JSON lines; safe to call from every connection thread. Failures to write are
+    """Appends JSON lines; safe to call from any thread. Failures to write are
     ignored: a full disk must not stop the signer deciding (the database is the audit trail)."""
 
     def __init__(self, path: Path, *, max_bytes: int = MAX_LOG_BYTES) -> None:
@@ -34,15 +34,24 @@ class SignerLog:
         self._lock = threading.Lock()
 
     def event(self, event: str, **fields) -> None:
+        self.events([(event, fields)])
+
+    def events(self, events: list[tuple[str, dict]]) -> None:
+        """Several lines, ``(event, fields)`` each, in one write: the decisions of a batch."""
         now = datetime.datetime.now(datetime.timezone.utc)
-        record = {"time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "event": event, **fields}
-        line = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        data = b"".join(
+            (json.dumps({"time": stamp, "event": event, **fields}, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+            for event, fields in events
+        )
+        if not data:
+            return
         with self._lock:
             try:
                 self._rotate_if_full()
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
                 try:
-                    os.write(fd, line)
+                    os.write(fd, data)
                 finally:
                     os.close(fd)
             except OSError:
@@ -60,26 +69,44 @@ def logged(sign: Callable[[SignJob], SignOutcome], log: SignerLog) -> Callable[[
     """``sign`` that also writes one log line per decision."""
 
     def sign_and_log(job: SignJob) -> SignOutcome:
-        what = {
-            "op": "sign_message" if job.text is not None else "sign",
-            "request_id": job.request_id,
-            "peer_uid": job.peer.uid,
-            "peer_pid": job.peer.pid,
-        }
         try:
             outcome = sign(job)
         except JarvisWalletError as exc:
-            event = "refused" if getattr(exc, "reason", None) or exc.wire_code == "invalid_tx" else "failed"
-            log.event(event, **what, reason=exc.wire_code, message=exc.message)
+            log_decision(log, job, exc)
             raise
-        log.event(
-            "signed", **what, wallet=outcome.wallet, transaction_id=outcome.transaction_id,
-            lamports=outcome.lamports, fee_lamports=outcome.fee_lamports, duplicate=outcome.duplicate,
-            tokens=[{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in outcome.tokens],
-        )
+        log_decision(log, job, outcome)
         return outcome
 
     return sign_and_log
+
+
+def log_decision(log: SignerLog, job: SignJob, result: SignOutcome | JarvisWalletError) -> None:
+    """The log line of one decision: ``result`` is its outcome or the error that refused it."""
+    log.events(decision_events([(job, result)]))
+
+
+def decision_events(decided) -> list[tuple[str, dict]]:
+    """The log lines, ``(event, fields)``, of ``(job, result)`` pairs (see ``log_decision``)."""
+    return [line for job, result in decided if (line := _decision_event(job, result)) is not None]
+
+
+def _decision_event(job: SignJob, result) -> tuple[str, dict] | None:
+    what = {
+        "op": "sign_message" if job.text is not None else "sign",
+        "request_id": job.request_id,
+        "peer_uid": job.peer.uid,
+        "peer_pid": job.peer.pid,
+    }
+    if isinstance(result, JarvisWalletError):
+        event = "refused" if getattr(result, "reason", None) or result.wire_code == "invalid_tx" else "failed"
+        return event, {**what, "reason": result.wire_code, "message": result.message}
+    if isinstance(result, SignOutcome):
+        return "signed", {
+            **what, "wallet": result.wallet, "transaction_id": result.transaction_id, "lamports": result.lamports,
+            "fee_lamports": result.fee_lamports, "duplicate": result.duplicate,
+            "tokens": [{"mint": mint, "symbol": symbol, "amount": str(amount)} for mint, symbol, amount in result.tokens],
+        }
+    return None
 
 
 def tail(path: Path, lines: int) -> list[str]:

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from jarvis_wallet import protocol
+from jarvis_wallet.client import SignerClient
 from jarvis_wallet.errors import DatabaseUnavailable, SignerStartError, SignerUnavailable
 from jarvis_wallet.keys import Keypair, generate_keypair_file, load_keypair_file
 
@@ -385,15 +386,26 @@ def test_a_decision_timed_out_on_a_hung_server_releases_nothing_and_the_retry_ge
     admin.close()
     assert backends, "the signer's server session was not found"
     message = transfer_message(from_key=keypair.public_key, lamports=AMOUNT)
+    pinged_meanwhile: list[bool] = []
+
+    def ping_while_the_decision_waits() -> None:
+        time.sleep(0.5)  # the sign below is waiting on the stopped server by now
+        with SignerClient(handle.socket_path, timeout=1.5) as other:  # a stalled loop fails this
+            pinged_meanwhile.append(other.ping()["pong"])
+
+    pinger = threading.Thread(target=ping_while_the_decision_waits)
     for pid in backends:
         os.kill(pid, signal.SIGSTOP)
     try:
+        pinger.start()
         with pytest.raises(DatabaseUnavailable) as timed_out:
             client.sign_transaction(message)
+        pinger.join()
         time.sleep(0.5)
     finally:
         for pid in backends:
             os.kill(pid, signal.SIGCONT)
+    assert pinged_meanwhile == [True]  # the signer kept serving while its decision hung
     assert str(timed_out.value) == (
         "no decision within 2 s: the database is not answering. No signature was released; send the same "
         "transaction again to get the recorded signature if it was signed"

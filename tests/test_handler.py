@@ -631,3 +631,57 @@ def test_approval_required_carries_the_held_request_and_notifies_once(fake, cloc
         assert response["approval"]["approvalId"] == 7 and response["approval"]["destinations"] == ["D"]
     assert [doc["approval_id"] for doc in notified] == [7]  # only the request that opened it
     assert handler.stats.refused == 2 and handler.stats.signed == 0
+
+
+# --- the two halves a serving loop uses: begin_line, then the decision or the call ------------
+
+
+def test_begin_line_answers_ping_at_once_and_hands_a_sign_over_undecided(handler, fake):
+    from jarvis_wallet.handler import PendingDecision
+
+    ping = handler.begin_line(line_of({"op": "ping", "requestId": protocol.new_request_id()}), Peer(uid=1000))
+    assert isinstance(ping, bytes) and json.loads(ping)["pong"] is True
+    request = sign_request()
+    pending = handler.begin_line(line_of(request), Peer(uid=1000, pid=4242))
+    assert isinstance(pending, PendingDecision)
+    assert fake.jobs == [] and handler.stats.signed == 0  # nothing decided, nothing counted yet
+    assert pending.job.request_id == request["requestId"] and pending.job.tx_bytes == TX_BYTES
+    assert pending.job.peer == Peer(uid=1000, pid=4242)
+    signed = json.loads(pending.finish(fake(pending.job)))
+    assert signed["ok"] is True and signed["requestId"] == request["requestId"]
+    assert handler.stats.signed == 1
+    # Authenticated and remembered in begin_line: the same line again is a replay, answered at once.
+    assert error_code(json.loads(handler.begin_line(line_of(request), Peer(uid=1000)))) == "replayed_request"
+
+
+@pytest.mark.parametrize(
+    ("result", "code"),
+    [
+        (PolicyDenied("daily ceiling", reason="daily_limit_exceeded"), "daily_limit_exceeded"),
+        (DatabaseUnavailable("no decision within 30 s"), "database_unavailable"),
+        (RuntimeError("internals"), "internal_error"),
+    ],
+)
+def test_finish_answers_a_refused_or_failed_decision_like_handle_line(handler, result, code):
+    request = sign_request()
+    pending = handler.begin_line(line_of(request), Peer(uid=1000))
+    response = json.loads(pending.finish(result))
+    assert error_code(response) == code and response["requestId"] == request["requestId"]
+    assert "internals" not in json.dumps(response)
+    assert handler.stats.signed == 0 and handler.stats.refused == (0 if code == "internal_error" else 1)
+
+
+def test_the_ops_that_may_wait_are_handed_over_as_calls_and_never_run_in_begin_line(fake, clock):
+    from jarvis_wallet.handler import PendingCall
+
+    looked = []
+    handler = make_handler(fake, clock, approval_state=lambda i, w: looked.append(i) or _approval_state("approved"),
+                           live_status=lambda: looked.append("status") or {})
+    for line in (line_of(protocol.build_request(SECRET, op="status", timestamp_ms=NOW_MS)), _wait_request(clock)):
+        call = handler.begin_line(line, Peer(uid=1000))
+        assert isinstance(call, PendingCall) and looked == []
+        assert json.loads(call.run())["ok"] is True
+        looked.clear()
+    lock = handler.begin_line(line_of({"op": "lock", "requestId": protocol.new_request_id()}), Peer(uid=1000))
+    assert isinstance(lock, PendingCall)
+    assert json.loads(lock.run())["error"]["code"] == "bad_request"  # this handler has no lockable key

@@ -6,12 +6,14 @@ One module per seam:
   (``SignerInfo``) and the serving loop's tunables;
 - ``lifecycle``: fork, readiness over a pipe, process hardening, ``serve`` for a supervisor;
 - ``setup``: the socket directory and socket, the shared secret, the database write check;
-- ``server``: the serving loop (accept, peer check, connection slots, ``halt()``);
+- ``server``: the serving loop (accept, peer check, connection slots, every connection's
+  reads and writes, batches, the decision timeout, ``halt()``);
 - ``worker``: the one thread that talks to the database and decides batches;
 - ``pidfile``: pid files and stopping a signer through its pid file.
 
-Decisions go to the worker, which batches whatever requests are waiting into
-one locked transaction (see ``signing.py``).
+The loop gathers the signing requests of every ready connection into one batch
+and hands it to the worker, which decides it in one locked transaction with one
+commit (see ``signing.py``); the loop writes the replies after the commit.
 """
 
 from __future__ import annotations

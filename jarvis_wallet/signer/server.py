@@ -1,17 +1,38 @@
-"""The serving loop: accept, check the peer, admit connections as slots free, serve lines.
+"""The serving loop: one thread accepts, admits and serves every connection.
 
-The loop (one thread) accepts connections, checks the peer's uid, and gives
-each admitted connection a thread that reads bounded lines and answers each
-with ``RequestHandler.handle_line``. Connections over the cap wait for a slot
-or are answered ``busy``. Signal handlers only record the signal and wake the
-loop; ``halt()`` cleans up, and only the process that bound the socket
-removes it.
+The loop (the signer's main thread) accepts connections, checks the peer's uid and
+admits them as slots free; connections over the cap wait for a slot or are
+answered ``busy`` (after their first line, so a client that writes first still
+reads the answer). It serves every admitted connection itself, non-blocking: it
+reads what is ready, frames lines, runs the cheap part of each request at once
+(``RequestHandler.begin_line``: parse, HMAC, freshness and replay, the budget;
+ping and pubkey are answered there), collects the signing jobs of everything
+ready into one batch and hands the batch to the signing worker (``worker.py``:
+one locked transaction, one commit). When the worker posts the results back
+(and wakes the loop), the loop writes every reply; a batch's replies are
+written only after its commit. Jobs that arrive while a batch is being decided
+make the next one.
+
+Each connection has one request in hand at a time, so its replies keep its
+order; its replies are buffered and written without blocking, and a connection
+whose buffer does not drain waits for EVENT_WRITE and reads nothing more: a slow
+reader stalls only itself, and loses its slot after the idle timeout like an
+idle client. Requests that may wait (unlock's key derivation, a lock waiting for
+the batch in flight, status and wait_for_approval reading the database) run on
+threads of their own and post their reply back. The worker thread is what
+keeps the decision timeout: if the database stops answering, the loop answers
+each waiting job ``database_unavailable`` once it has waited
+``decision_timeout_seconds`` and goes on serving everyone else.
+
+Signal handlers only record the signal and wake the loop; ``halt()`` cleans up,
+and only the process that bound the socket removes it.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import math
 import os
 import select
 import selectors
@@ -27,12 +48,12 @@ from .. import __version__, protocol
 from ..config import default_log_path, default_pid_path
 from ..decision_budget import DecisionBudget
 from ..errors import JarvisWalletError
-from ..handler import RequestHandler
-from ..signer_log import SignerLog, logged
+from ..handler import PendingCall, PendingDecision, RequestHandler
+from ..signer_log import SignerLog, decision_events, logged
 from ..key_lock import KeyGuard, LockableKey
 from ..signing import Peer, SigningService
 from .pidfile import unlink_if_ours, write_pid_file
-from .settings import MAX_PENDING_REFUSALS, REFUSAL_READ_SECONDS, SignerInfo, SignerSettings, listen_backlog
+from .settings import MAX_BATCH, MAX_PENDING_REFUSALS, REFUSAL_READ_SECONDS, SignerInfo, SignerSettings, listen_backlog
 from .setup import (
     bind_socket,
     check_database_writable,
@@ -41,7 +62,16 @@ from .setup import (
     load_or_create_secret,
     prepare_socket_directory,
 )
-from .worker import SigningWorker
+from .worker import SigningWorker, decision_timed_out
+
+#: Bytes read from a connection at a time.
+READ_BYTES = 65536
+#: A connection's unwritten replies past which it reads and answers nothing more until they drain.
+OUT_HIGH_WATER = 256 * 1024
+#: What is read and dropped of an over-long line before the connection is closed.
+DRAIN_LIMIT = 16 * protocol.MAX_LINE_BYTES
+# What a selector key's data says the file is.
+_LISTENER, _WAKE, _REFUSED = "listener", "wake", "refused"
 
 
 @dataclass
@@ -55,8 +85,60 @@ class _Refusal:
     received: bytearray = field(default_factory=bytearray)
 
 
+class _Connection:
+    """An admitted connection, owned by the loop thread."""
+
+    __slots__ = (
+        "sock", "peer", "frames", "lines", "out", "busy", "eof", "closed", "events",
+        "line_deadline", "idle_deadline", "write_deadline", "drain_until", "drained",
+    )
+
+    def __init__(self, sock: socket.socket, peer: Peer) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.frames = protocol.FrameBuffer()
+        self.lines: collections.deque = collections.deque()  # read, not yet answered (or _Overlong)
+        self.out = bytearray()  # answered, not yet written
+        self.busy = False  # a request is in hand (a decision, or a call on its own thread)
+        self.eof = False  # the client shut down writing: close once all it sent is answered
+        self.closed = False
+        self.events = 0  # what it is registered for in the selector
+        self.line_deadline: float | None = None  # set when the first byte of a line arrives
+        self.idle_deadline = math.inf
+        self.write_deadline: float | None = None
+        self.drain_until: float | None = None  # after line_too_long: reading the rest, then closing
+        self.drained = 0
+
+    def deadline(self) -> float | None:
+        """When the connection is closed unless something happens first; None: it waits on us."""
+        if self.drain_until is not None:
+            return self.drain_until
+        if self.out:
+            return self.write_deadline
+        if self.busy or self.lines:
+            return None
+        return self.line_deadline if self.line_deadline is not None else self.idle_deadline
+
+
+@dataclass
+class _Overlong:
+    """Where a connection's stream went over the line cap: answered once, then closed."""
+
+    error: JarvisWalletError
+    prefix: bytes
+
+
+class _Job:
+    """A decision waiting for its batch or in it: whose, what, and when it times out."""
+
+    __slots__ = ("conn", "pending", "deadline", "answered")
+
+    def __init__(self, conn: _Connection, pending: PendingDecision, deadline: float) -> None:
+        self.conn, self.pending, self.deadline, self.answered = conn, pending, deadline, False
+
+
 class SignerServer:
-    def __init__(self, settings, listener, worker, handler, info, wake_r, wake_w, log) -> None:
+    def __init__(self, settings, listener, worker, handler, info, wake_r, wake_w, log, metrics=None) -> None:
         self.settings = settings
         self.info = info
         self.log = log
@@ -69,8 +151,21 @@ class SignerServer:
         # main thread between any two bytecodes, possibly inside Event.set() in halt(), whose
         # lock is not reentrant, so it must take no lock (an Event.set() there deadlocked).
         self._stop_signal: int | None = None
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
+        self._connections: set[_Connection] = set()  # admitted; only the loop thread touches them
+        self._idle = settings.idle_timeout_seconds
+        self._next_sweep = math.inf  # no connection can time out before this
+        # Decisions: collected (oldest first), and the batch the worker is deciding, of which the
+        # first _live_answered timed out already. At most one live batch: the rest wait for it.
+        self._jobs: list[_Job] = []
+        self._live: list[_Job] | None = None
+        self._live_answered = 0
+        self._decision_timeout = None if worker is None else worker.decision_timeout_seconds
+        self._metrics = metrics  # metrics.SignerMetrics, or None: each decision is counted before its reply
+        # What other threads (the worker, blocking calls) hand the loop to do; they wake it.
+        self._posted: collections.deque = collections.deque()
+        self._wake_lock = threading.Lock()
+        self._wake_closed = False
+        self._key_expiring = False
         # Accepted over the cap, oldest first: (connection, peer, when its wait ends).
         self._waiting: collections.deque[tuple[socket.socket, Peer, float]] = collections.deque()
         self._max_waiting = listen_backlog(settings)
@@ -101,8 +196,8 @@ class SignerServer:
         worker = SigningWorker(service, decision_timeout_seconds=settings.decision_timeout_seconds, key_guard=guard)
         worker.start_and_connect()
         check_database_writable(settings.database_url)
-        sign = logged(worker.submit, log)
-        exporter = None
+        sign = logged(worker.submit, log)  # handle_line's path; the loop logs and counts batches itself
+        exporter = metrics = None
         if settings.metrics_file is not None or settings.metrics_listen is not None:
             from ..metrics import MetricsExporter, SignerMetrics
 
@@ -158,7 +253,7 @@ class SignerServer:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(wake_r, False)
-        server = cls(settings, listener, worker, handler, info, wake_r, wake_w, log)
+        server = cls(settings, listener, worker, handler, info, wake_r, wake_w, log, metrics)
         server.key_guard, server.exporter = guard, exporter
         return server
 
@@ -170,25 +265,35 @@ class SignerServer:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     def serve_forever(self) -> None:
-        """Accept, admit waiting connections as slots free, turn away the ones that waited too
-        long; connection threads serve the rest. Only this thread touches the waiting queue."""
+        """Serve until a signal or halt(): accept, admit, read, decide, write, time out."""
         self._selector = selector = selectors.DefaultSelector()
         self._listener.setblocking(False)
-        selector.register(self._listener, selectors.EVENT_READ)
-        selector.register(self._wake_r, selectors.EVENT_READ)
+        selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
+        selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
         try:
             while self._stop_signal is None and not self._stopping.is_set():
-                for key, _ in selector.select(timeout=self._next_timeout()):
-                    if key.fileobj is self._listener:
+                for key, mask in selector.select(timeout=self._next_timeout()):
+                    data = key.data
+                    if data.__class__ is _Connection:
+                        self._serve_ready(data, mask)
+                    elif data is _LISTENER:
                         self._accept()
-                    elif key.fileobj == self._wake_r:
+                    elif data is _WAKE:
                         with contextlib.suppress(OSError):
                             os.read(self._wake_r, 512)
                     else:
                         self._read_refused(key.fileobj)
-                self._admit_waiting()
-                self._expire(time.monotonic())
-                self.key_guard.expire_if_due()  # the key's lifetime: zeroed within a second of its end
+                self._take_posted()
+                now = time.monotonic()
+                self._time_out_decisions(now)
+                self._submit_batch()
+                if self._waiting or self._refusals:
+                    self._admit_waiting()
+                    self._expire(now)
+                if now >= self._next_sweep:
+                    self._close_timed_out(now)
+                if self.key_guard.ttl_seconds is not None:
+                    self._expire_key()
         finally:
             for conn, _, _ in self._waiting:
                 conn.close()
@@ -203,12 +308,31 @@ class SignerServer:
             self._stop_signal = signum  # only record: the wakeup fd wakes the loop, which stops
 
     def _next_timeout(self) -> float:
-        deadlines = [refusal.deadline for refusal in self._refusals.values()]
+        first = self._next_sweep
+        if self._refusals:
+            first = min(first, *(refusal.deadline for refusal in self._refusals.values()))
         if self._waiting:
-            deadlines.append(self._waiting[0][2])
-        if not deadlines:
-            return 1.0
-        return min(1.0, max(0.0, min(deadlines) - time.monotonic()))
+            first = min(first, self._waiting[0][2])
+        if self._live is not None and self._live_answered < len(self._live):
+            first = min(first, self._live[self._live_answered].deadline)
+        if self._jobs:
+            first = min(first, self._jobs[0].deadline)
+        return min(1.0, max(0.0, first - time.monotonic()))
+
+    def _post(self, action) -> None:
+        """From another thread: have the loop run ``action()``, and wake it."""
+        self._posted.append(action)
+        with self._wake_lock:
+            if not self._wake_closed:  # halt() closes the pipe under this lock: never a reused fd
+                with contextlib.suppress(OSError):  # a full pipe wakes the loop anyway
+                    os.write(self._wake_w, b"\0")
+
+    def _take_posted(self) -> None:
+        posted = self._posted
+        while posted:
+            posted.popleft()()
+
+    # -- accepting, waiting for a slot, turning away ---------------------------------------------
 
     def _accept(self) -> None:
         allowed = {os.getuid(), *self.settings.allowed_uids}
@@ -217,7 +341,6 @@ class SignerServer:
                 conn, _ = self._listener.accept()
             except OSError:  # nothing more now (EAGAIN), or out of descriptors: the kernel keeps them
                 return
-            conn.setblocking(True)
             peer = _peer_credentials(conn)
             if peer.uid not in allowed:
                 self._refuse(conn, protocol.PEER_NOT_ALLOWED, f"uid {peer.uid} may not use this signer", echo=False)
@@ -229,16 +352,15 @@ class SignerServer:
 
     def _admit_waiting(self) -> None:
         """Serve waiting connections, oldest first, while there are free slots."""
-        while self._waiting:
-            with self._connections_lock:
-                if len(self._connections) >= self.settings.max_connections:
-                    return
-                conn, peer, _ = self._waiting.popleft()
-                if _hung_up(conn):  # the client gave up while waiting: act on nothing it sent
-                    conn.close()
-                    continue
-                self._connections.add(conn)
-            threading.Thread(target=self._serve_connection, args=(conn, peer), daemon=True).start()
+        while self._waiting and len(self._connections) < self.settings.max_connections:
+            sock, peer, _ = self._waiting.popleft()
+            if _hung_up(sock):  # the client gave up while waiting: act on nothing it sent
+                sock.close()
+                continue
+            sock.setblocking(False)
+            conn = _Connection(sock, peer)
+            self._connections.add(conn)
+            self._advance_or_close(conn)  # starts its idle time and registers it for reading
 
     def _expire(self, now: float) -> None:
         """Connections that waited their whole wait without a slot are answered `busy`."""
@@ -268,7 +390,7 @@ class SignerServer:
             return
         conn.setblocking(False)
         self._refusals[conn] = _Refusal(code, message, time.monotonic() + REFUSAL_READ_SECONDS, echo)
-        self._selector.register(conn, selectors.EVENT_READ)
+        self._selector.register(conn, selectors.EVENT_READ, _REFUSED)
 
     def _read_refused(self, conn: socket.socket) -> None:
         refusal = self._refusals[conn]
@@ -299,51 +421,243 @@ class SignerServer:
         with contextlib.suppress(OSError):
             conn.close()
 
-    def _serve_connection(self, conn: socket.socket, peer: Peer) -> None:
-        frames = protocol.FrameBuffer()
-        idle = self.settings.idle_timeout_seconds
-        line_deadline: float | None = None
+    # -- serving admitted connections ------------------------------------------------------------
+
+    def _serve_ready(self, conn: _Connection, mask: int) -> None:
         try:
-            while not self._stopping.is_set():
-                # The timeout bounds a whole line, not each read: a client trickling a byte at
-                # a time cannot hold its connection slot longer than an idle one could.
-                if frames.pending_bytes and line_deadline is not None:
-                    remaining = line_deadline - time.monotonic()
-                    if remaining <= 0:
-                        return
-                    conn.settimeout(remaining)
-                else:
-                    conn.settimeout(idle)
-                    line_deadline = None
-                chunk = conn.recv(65536)
-                if line_deadline is None:
-                    line_deadline = time.monotonic() + idle
-                if not chunk:
-                    return
-                try:
-                    lines = frames.feed(chunk)
-                except JarvisWalletError as exc:
-                    # A line over the cap: the rest of the stream cannot be trusted.
-                    self._handler.stats.count_error(exc.wire_code)
-                    reply = protocol.connection_refusal(
-                        frames.overlong_prefix, exc.wire_code, exc.message,
-                        legacy_mode=self.settings.legacy_protocol, echo_request_id=False,
-                    )
-                    conn.sendall(protocol.encode_frame(reply))
-                    _drain_line(conn, deadline=time.monotonic() + REFUSAL_READ_SECONDS)
-                    return
-                for line in lines:
-                    conn.sendall(self._handler.handle_line(line, peer))
-        except (OSError, TimeoutError):
+            if mask & selectors.EVENT_WRITE:
+                self._advance(conn)
+            if mask & selectors.EVENT_READ and not conn.closed:
+                self._read(conn)
+        except Exception:  # noqa: BLE001 - a bug costs this connection, never the loop or the others
+            self._close(conn)
+
+    def _advance_or_close(self, conn: _Connection) -> None:
+        try:
+            self._advance(conn)
+        except Exception:  # noqa: BLE001 - as in _serve_ready
+            self._close(conn)
+
+    def _read(self, conn: _Connection) -> None:
+        try:
+            chunk = conn.sock.recv(READ_BYTES)
+        except (BlockingIOError, InterruptedError):
             return
-        finally:
-            with contextlib.suppress(OSError):
-                conn.close()
-            with self._connections_lock:
-                self._connections.discard(conn)
-                if not self._halted:  # halt() closes the pipe under this lock: never a reused fd
-                    with contextlib.suppress(OSError):
-                        os.write(self._wake_w, b"\0")  # a slot is free: admit the next waiting connection
+        except OSError:
+            self._close(conn)
+            return
+        if conn.drain_until is not None:  # the rest of an over-long line: read and dropped
+            conn.drained += len(chunk)
+            if not chunk or b"\n" in chunk or conn.drained >= DRAIN_LIMIT:
+                self._close(conn)
+            return
+        if not chunk:
+            conn.eof = True  # a half-closed client still gets the answers to what it sent
+        else:
+            if conn.line_deadline is None:
+                # The idle timeout bounds a whole line, not each read: a client trickling a byte
+                # at a time cannot hold its connection slot longer than an idle one could.
+                conn.line_deadline = self._note_deadline(time.monotonic() + self._idle)
+            try:
+                conn.lines.extend(conn.frames.feed(chunk))
+            except JarvisWalletError as exc:
+                # A line over the cap: the rest of the stream cannot be trusted.
+                conn.lines.append(_Overlong(exc, conn.frames.overlong_prefix))
+            if not conn.frames.pending_bytes:
+                conn.line_deadline = None
+        self._advance(conn)
+
+    def _advance(self, conn: _Connection) -> None:
+        """Answer conn's buffered lines in order, one request in hand at a time; write what is
+        answered; then ask the selector for what conn can use next."""
+        if conn.closed:
+            return
+        handler = self._handler
+        while True:
+            while conn.lines and not conn.busy and conn.drain_until is None and len(conn.out) < OUT_HIGH_WATER:
+                line = conn.lines.popleft()
+                if line.__class__ is _Overlong:
+                    self._refuse_overlong(conn, line)
+                    break
+                begun = handler.begin_line(line, conn.peer)
+                if begun.__class__ is bytes:
+                    conn.out += begun
+                elif begun.__class__ is PendingDecision:
+                    conn.busy = True
+                    self._jobs.append(_Job(conn, begun, time.monotonic() + self._decision_timeout))
+                else:
+                    conn.busy = True
+                    self._run_blocking(conn, begun)
+            if conn.out:
+                try:
+                    sent = conn.sock.send(conn.out)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    self._close(conn)
+                    return
+                del conn.out[:sent]
+            if not (conn.lines and not conn.out and not conn.busy and conn.drain_until is None):
+                break
+        if conn.out:
+            if conn.write_deadline is None:  # a reader as slow as an idle client loses its slot
+                conn.write_deadline = self._note_deadline(time.monotonic() + self._idle)
+        else:
+            conn.write_deadline = None
+            if conn.eof and not conn.busy and not conn.lines:
+                self._close(conn)  # everything it sent is answered
+                return
+            if not conn.busy and not conn.lines:
+                conn.idle_deadline = self._note_deadline(time.monotonic() + self._idle)
+        events = 0
+        if not conn.eof and not conn.lines and len(conn.out) < OUT_HIGH_WATER:
+            events = selectors.EVENT_READ  # also while a request is in hand: a hang-up is seen
+        if conn.out:
+            events |= selectors.EVENT_WRITE
+        if events != conn.events:
+            if not conn.events:
+                self._selector.register(conn.sock, events, conn)
+            elif not events:
+                self._selector.unregister(conn.sock)
+            else:
+                self._selector.modify(conn.sock, events, conn)
+            conn.events = events
+
+    def _refuse_overlong(self, conn: _Connection, overlong: _Overlong) -> None:
+        """Answer once, then read and drop the rest of the line (bounded) before closing, so the
+        client's write completes and it can read the answer instead of failing with EPIPE."""
+        exc = overlong.error
+        self._handler.stats.count_error(exc.wire_code)
+        reply = protocol.connection_refusal(
+            overlong.prefix, exc.wire_code, exc.message, legacy_mode=self.settings.legacy_protocol,
+            echo_request_id=False,
+        )
+        conn.out += protocol.encode_frame(reply)
+        conn.lines.clear()
+        conn.drain_until = self._note_deadline(time.monotonic() + REFUSAL_READ_SECONDS)
+        if conn.eof:
+            conn.drain_until = self._note_deadline(0.0)  # nothing more will come: close once written
+
+    def _close(self, conn: _Connection) -> None:
+        """Close conn and free its slot. A request it had in hand is still decided and counted;
+        its answer goes nowhere."""
+        if conn.closed:
+            return
+        conn.closed = True
+        if conn.events:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(conn.sock)
+            conn.events = 0
+        with contextlib.suppress(OSError):
+            conn.sock.close()
+        self._connections.discard(conn)
+
+    def _note_deadline(self, deadline: float) -> float:
+        if deadline < self._next_sweep:
+            self._next_sweep = deadline
+        return deadline
+
+    def _close_timed_out(self, now: float) -> None:
+        """Close connections past their deadline: idle, a line too slow, a reader too slow."""
+        next_sweep = math.inf
+        for conn in list(self._connections):
+            deadline = conn.deadline()
+            if deadline is None:
+                continue
+            if deadline <= now:
+                self._close(conn)
+            elif deadline < next_sweep:
+                next_sweep = deadline
+        self._next_sweep = next_sweep
+
+    def _run_blocking(self, conn: _Connection, call: PendingCall) -> None:
+        """A request that may wait runs on a thread of its own; the loop writes its reply."""
+
+        def run() -> None:
+            try:
+                reply = call.run()
+            except BaseException:  # noqa: BLE001 - run() never raises; if it did, the slot must not leak
+                reply = protocol.encode_frame(protocol.error_response(
+                    None, protocol.INTERNAL_ERROR, "internal error; no signature was released"))
+            self._post(lambda: self._complete(conn, reply))
+
+        threading.Thread(target=run, name="signer-call", daemon=True).start()
+
+    def _complete(self, conn: _Connection, reply: bytes) -> None:
+        conn.busy = False
+        if not conn.closed:
+            conn.out += reply
+            self._advance_or_close(conn)
+
+    # -- decisions: one batch at a time with the worker, each job within the decision timeout -----
+
+    def _submit_batch(self) -> None:
+        """Hand every job collected so far (up to MAX_BATCH) to the worker as one batch, unless
+        it is deciding one: those that come meanwhile make the next, bigger batch."""
+        if self._live is not None or not self._jobs:
+            return
+        batch = self._jobs[:MAX_BATCH]
+        del self._jobs[:MAX_BATCH]
+        self._live, self._live_answered = batch, 0
+        started = time.perf_counter()
+        self._worker.submit_batch(
+            [job.pending.job for job in batch],
+            lambda results: self._post(lambda: self._decided(batch, results, started)),
+        )
+
+    def _decided(self, batch: list[_Job], results: list, started: float) -> None:
+        if batch is self._live:
+            self._live = None
+            self._submit_batch()  # the worker decides the next batch while these replies go out
+        # One that timed out was answered already: its late result never leaves.
+        self._answer([(job, result) for job, result in zip(batch, results) if not job.answered],
+                     time.perf_counter() - started)
+
+    def _time_out_decisions(self, now: float) -> None:
+        """Jobs undecided after the decision timeout are answered database_unavailable; the
+        worker may still be stuck on them, so the next batch queues behind."""
+        live = self._live
+        if live is not None:
+            expired = []
+            while self._live_answered < len(live) and live[self._live_answered].deadline <= now:
+                expired.append(live[self._live_answered])
+                self._live_answered += 1
+            if self._live_answered == len(live):
+                self._live = None
+        else:
+            expired = []
+        while self._jobs and self._jobs[0].deadline <= now:
+            expired.append(self._jobs.pop(0))
+        if expired:
+            self._answer([(job, decision_timed_out(self._decision_timeout)) for job in expired], self._decision_timeout)
+
+    def _answer(self, answers: list[tuple[_Job, object]], seconds: float) -> None:
+        """Reply to decided (or timed-out) jobs: their log lines (one write) and metrics first."""
+        for job, _ in answers:
+            job.answered = True
+        with contextlib.suppress(Exception):
+            self.log.events(decision_events([(job.pending.job, result) for job, result in answers]))
+        for job, result in answers:
+            if self._metrics is not None:
+                with contextlib.suppress(Exception):
+                    self._metrics.observe(result, seconds)
+            self._complete(job.conn, job.pending.finish(result))
+
+    def _expire_key(self) -> None:
+        """Lock the key at the end of its lifetime, on a thread: a lock waits for the batch in flight."""
+        guard = self.key_guard
+        left = guard.seconds_left()
+        if left is None or left > 0 or self._key_expiring:
+            return
+        self._key_expiring = True
+
+        def expire() -> None:
+            try:
+                guard.expire_if_due()
+            finally:
+                self._post(lambda: setattr(self, "_key_expiring", False))
+
+        threading.Thread(target=expire, name="signer-key-ttl", daemon=True).start()
 
     def halt(self) -> None:
         """Stop accepting, finish the worker, remove our socket and pid file. Idempotent."""
@@ -358,16 +672,17 @@ class SignerServer:
         if os.getpid() == self._owner_pid:  # a forked copy must never remove the live socket
             unlink_if_ours(Path(self.info.socket_path))
             unlink_if_ours(Path(self.info.pid_path))
-        with self._connections_lock:
-            for conn in list(self._connections):
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
+        for conn in list(self._connections):  # the loop has stopped: nobody else holds them
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            self._close(conn)
         self._worker.stop()
         self._worker.join(timeout=self._worker.decision_timeout_seconds)
         self.key_guard.key.lock()  # zeroed on the way out too; not a lock event of the log
         if self.exporter is not None:
             self.exporter.stop()  # after the worker: the textfile keeps the final counts
-        with self._connections_lock:
+        with self._wake_lock:
+            self._wake_closed = True
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -387,20 +702,3 @@ def _hung_up(conn: socket.socket) -> bool:
     poller = select.poll()
     poller.register(conn, select.POLLHUP)
     return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
-
-
-def _drain_line(conn: socket.socket, *, deadline: float, limit: int = 16 * protocol.MAX_LINE_BYTES) -> None:
-    """Read and drop the rest of an over-long line (bounded), so the client's write completes
-    and it can read the answer before the close, instead of failing with EPIPE."""
-    received = 0
-    with contextlib.suppress(OSError):
-        while received < limit:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            conn.settimeout(remaining)
-            chunk = conn.recv(65536)
-            if not chunk or b"\n" in chunk:
-                return
-            received += len(chunk)
-

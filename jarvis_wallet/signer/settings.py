@@ -21,7 +21,8 @@ REFUSAL_READ_SECONDS = 1.0
 # Refusals waiting for their first line at once; past this, answered without waiting.
 MAX_PENDING_REFUSALS = 64
 MAX_BATCH = 64
-# How long a connection thread waits for its decision; the worker's own lock timeout is shorter.
+# How long a signing request may wait for its decision (then database_unavailable, nothing released);
+# the worker's own lock timeout is shorter.
 DECISION_TIMEOUT_SECONDS = 30.0
 # How often the metrics textfile is rewritten (and the wallets' headroom read).
 DEFAULT_METRICS_INTERVAL_SECONDS = 15.0
