@@ -38,10 +38,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import base58
 
 from . import protocol
 from .approvals import notification_document
+from .b58 import b58encode
 from .errors import (
     ApprovalRequired,
     AuthenticationFailed,
@@ -142,7 +142,7 @@ class RequestHandler:
         self._key_guard = key_guard  # None: a handler without a lockable key (tests)
         self._secret = secret
         self._public_key = public_key
-        self._public_key_text = base58.b58encode(public_key).decode("ascii")
+        self._public_key_text = b58encode(public_key)
         self._sign_job = sign
         # approval_state(id, wallet) -> approvals.ApprovalState, read from the database; None:
         # this handler has no database (wait_for_approval answers not_found).
@@ -337,7 +337,7 @@ class RequestHandler:
             self.stats.count(signed=True)
             return protocol.ok_response(
                 request.request_id,
-                signature=base58.b58encode(outcome.signature).decode("ascii"),
+                signature=b58encode(outcome.signature),
                 signedTxBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
                 wallet=outcome.wallet,
                 lamports=outcome.lamports,
@@ -406,7 +406,7 @@ class RequestHandler:
             self.stats.count(signed=True)
             return protocol.ok_response(
                 request.request_id,
-                signature=base58.b58encode(outcome.signature).decode("ascii"),
+                signature=b58encode(outcome.signature),
                 signedMessageBase64=base64.b64encode(outcome.signed_bytes).decode("ascii"),
                 wallet=outcome.wallet,
                 transactionId=outcome.transaction_id,
