@@ -57,7 +57,7 @@ from .errors import (
 from .keys import Keypair
 from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
-from .models import MAX_U64, MODELS, naive_utc as _naive_utc, utc_now
+from .models import MAX_U64, MODELS, message_key, naive_utc as _naive_utc, text_key, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, TokenLimits, decide, format_lamports
 from .spend_window import RollingSpend, RollingTokenSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
@@ -174,6 +174,7 @@ class _Statements:
         )
         self.token_list = f"(SELECT {spent} FROM token_spend WHERE token_spend.transaction_id = wallet_transactions.id)"
         self._token_inserts = {}
+        self._message_key = message_key(db)
         self._param = p
         self._earlier = {}
         self._used = {}
@@ -195,7 +196,9 @@ class _Statements:
             self._earlier[count] = (
                 f"SELECT message_sha256, id, signature, lamports, fee_lamports, created_at, {self.token_list} "
                 "FROM wallet_transactions "
-                f"WHERE wallet = {p} AND message_sha256 IN ({', '.join([p] * count)}) AND signature IS NOT NULL"
+                f"WHERE {self._message_key} IN ({', '.join([p] * count)}) AND message_sha256 IN ({', '.join([p] * count)}) "
+                # Not the wallet's own indexes: the hash key finds the row (wallet || '' names no index).
+                f"AND wallet || '' = {p} AND signature IS NOT NULL"
             )
         return self._earlier[count]
 
@@ -431,7 +434,8 @@ class SigningService:
         )
         if not digests:
             return {}
-        rows = db.execute_sql(self._sql.earlier_signatures(len(digests)), (self._wallet, *digests)).fetchall()
+        params = (*[text_key(digest) for digest in digests], *digests, self._wallet)
+        rows = db.execute_sql(self._sql.earlier_signatures(len(digests)), params).fetchall()
         return {row[0]: row[1:] for row in rows}
 
     def _decide_one(self, job: SignJob, prepared, slot: _Pending, batch: _Batch) -> None:

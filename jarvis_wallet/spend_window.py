@@ -55,21 +55,24 @@ class RollingSpend:
         self._wallet = wallet
         self._kept: _Kept | None = None
         released = f"spend_releases WHERE wallet = {p} AND asset = '{SOL_ASSET}'"
+        # Sums over the window's range of the (wallet, created_at, ...) indexes, never the history.
         self._full = (
-            f"SELECT (SELECT COALESCE(SUM(CASE WHEN created_at > {p} AND {counted} THEN lamports ELSE 0 END), 0) "
-            f"FROM wallet_transactions WHERE wallet = {p}), "
+            f"SELECT (SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
+            f"WHERE wallet = {p} AND created_at > {p} AND {counted}), "
             f"(SELECT COALESCE(MAX(id), 0) FROM wallet_transactions WHERE wallet = {p}), "
-            f"(SELECT COALESCE(SUM(CASE WHEN tx_created_at > {p} THEN amount ELSE 0 END), 0) FROM {released}), "
+            f"(SELECT COALESCE(SUM(amount), 0) FROM {released} AND tx_created_at > {p}), "
             f"(SELECT COALESCE(MAX(id), 0) FROM {released})"
         )
         # All adjustments in one statement: one round trip to the server per batch.
         self._adjust = (
+            # Aged out: a range of the (wallet, created_at, ...) index. ``id + 0`` names no index, so no
+            # plan walks (wallet, id) or the primary key over the whole history to find it.
             "SELECT (SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
-            f"WHERE wallet = {p} AND created_at > {p} AND created_at <= {p} AND id <= {p} AND {counted}), "
+            f"WHERE wallet = {p} AND created_at > {p} AND created_at <= {p} AND id + 0 <= {p} AND {counted}), "
             f"(SELECT COALESCE(SUM(CASE WHEN created_at > {p} AND {counted} THEN lamports ELSE 0 END), 0) "
             f"FROM wallet_transactions WHERE wallet = {p} AND id > {p}), "
             f"(SELECT COALESCE(MAX(id), 0) FROM wallet_transactions WHERE wallet = {p} AND id > {p}), "
-            f"(SELECT COALESCE(SUM(amount), 0) FROM {released} AND tx_created_at > {p} AND tx_created_at <= {p} AND id <= {p}), "
+            f"(SELECT COALESCE(SUM(amount), 0) FROM {released} AND tx_created_at > {p} AND tx_created_at <= {p} AND id + 0 <= {p}), "
             f"(SELECT COALESCE(SUM(CASE WHEN tx_created_at > {p} THEN amount ELSE 0 END), 0) FROM {released} AND id > {p}), "
             f"(SELECT COALESCE(MAX(id), 0) FROM {released} AND id > {p})"
         )
@@ -81,7 +84,7 @@ class RollingSpend:
         wallet = self._wallet
         if kept is None or start < kept.window_start:
             spent, last_id, released, last_release_id = self._db.execute_sql(
-                self._full, (start, wallet, wallet, start, wallet, wallet)
+                self._full, (wallet, start, wallet, wallet, start, wallet)
             ).fetchone()
             self._kept = _Kept(start, int(last_id), int(spent) - int(released), int(last_release_id))
             return self._kept.spent
@@ -174,12 +177,12 @@ class RollingTokenSpend:
         # Kinds: 0 spend aged out, 1 spend unseen, 2 release aged out, 3 release unseen.
         self._adjust = (
             f"SELECT 0, s.mint, {u64_sum_sql(postgres, 's.amount_base_units')}, 0 {rows} "
-            f"WHERE s.wallet = {p} AND s.created_at > {p} AND s.created_at <= {p} AND s.transaction_id <= {p} "
+            f"WHERE s.wallet = {p} AND s.created_at > {p} AND s.created_at <= {p} AND s.transaction_id + 0 <= {p} "
             f"AND {counted} GROUP BY s.mint "
             f"UNION ALL SELECT 1, s.mint, {u64_sum_sql(postgres, 's.amount_base_units', f's.created_at > {p} AND {counted}')}, "
             f"MAX(s.transaction_id) {rows} WHERE s.wallet = {p} AND s.transaction_id > {p} GROUP BY s.mint "
             f"UNION ALL SELECT 2, r.asset, {u64_sum_sql(postgres, 'r.amount_base_units')}, 0 {released} "
-            f"AND r.tx_created_at > {p} AND r.tx_created_at <= {p} AND r.id <= {p} GROUP BY r.asset "
+            f"AND r.tx_created_at > {p} AND r.tx_created_at <= {p} AND r.id + 0 <= {p} GROUP BY r.asset "
             f"UNION ALL SELECT 3, r.asset, {u64_sum_sql(postgres, 'r.amount_base_units', f'r.tx_created_at > {p}')}, "
             f"MAX(r.id) {released} AND r.id > {p} GROUP BY r.asset"
         )
