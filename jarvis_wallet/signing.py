@@ -377,6 +377,8 @@ class SigningService:
         # PostgreSQL: this session's prepared statements, the audit trail's id sequence, the ids
         # taken for the batch being decided, and its writes, sent with the COMMIT.
         self._prepared = _Prepared()
+        # SQLite: (data_version, the limits row) as last read on this connection (_read_state).
+        self._kept_state: tuple | None = None
         self._sequence: str | None = None
         self._new_ids: list[int] = []
         self._writes: list[tuple[str, list]] = []
@@ -390,6 +392,7 @@ class SigningService:
             self._rolling_token_spend = RollingTokenSpend(self._db, self._wallet)
         elif not self._db.is_closed():
             return
+        self._kept_state = None  # data_version is per connection
         with translate_errors(self._db):
             self._db.connect(reuse_if_open=True)
             if not is_sqlite(self._db):
@@ -475,8 +478,16 @@ class SigningService:
             return exc
 
     def _read_state(self, db, now: datetime.datetime) -> _BatchState:
-        sql = self._sql
-        row = db.execute_sql(sql.limits, (self._wallet, self._wallet)).fetchone()
+        """SQLite: the wallet's limits and configuration, read again only when another connection
+        has committed since they were read (``PRAGMA data_version``, which this connection's own
+        commits leave alone: the signer writes none of what it keeps). Asked inside the lock of
+        BEGIN IMMEDIATE, so nothing can commit between the answer and the decision."""
+        (version,) = db.execute_sql("PRAGMA data_version").fetchone()
+        if self._kept_state is not None and self._kept_state[0] == version:
+            row = self._kept_state[1]
+        else:
+            row = db.execute_sql(self._sql.limits, (self._wallet, self._wallet)).fetchone()
+            self._kept_state = (version, row)
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
         per_tx, daily, approve_above, ttl, max_pending, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
@@ -898,6 +909,7 @@ class SigningService:
             self._rolling_spend.forget()
         if self._rolling_token_spend is not None:
             self._rolling_token_spend.forget()
+        self._kept_state = None
 
 
 _OURS = object()  # a transaction begun and committed by _locked_transaction itself
