@@ -229,9 +229,11 @@ class _Statements:
             self._earlier[count] = (
                 f"SELECT message_sha256, id, signature, lamports, fee_lamports, created_at, {self.token_list} "
                 "FROM wallet_transactions "
-                f"WHERE {self._message_key} IN ({', '.join([p] * count)}) AND message_sha256 IN ({', '.join([p] * count)}) "
-                # Not the wallet's own indexes: the hash key finds the row (wallet || '' names no index).
-                f"AND wallet || '' = {p} AND signature IS NOT NULL"
+                f"WHERE {self._message_key} IN ({', '.join([p] * count)}) "
+                # The key finds the rows, not the wallet's indexes (``|| ''`` names no index). SQLite
+                # would put a hash compared as ``column = value`` into the key's expression
+                # (constant propagation) and then scan: ``|| ''`` keeps it a comparison.
+                f"AND message_sha256 || '' IN ({', '.join([p] * count)}) AND wallet || '' = {p} AND signature IS NOT NULL"
             )
         return self._earlier[count]
 

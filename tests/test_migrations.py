@@ -427,3 +427,24 @@ def test_0012_shortens_the_audit_keys_and_keeps_every_row_rule_and_lookup(databa
     result = cli("tx", "show", signature, "--json", url=database_url)
     assert result.exit_code == 0, result.stderr
     assert result.json()["signature"] == signature and result.json()["message_sha256"] == "0" * 64
+
+
+def test_sqlite_finds_signatures_and_message_hashes_through_their_keys(database_url):
+    """SQLite plans the signer's earlier-signature lookup and a lookup by signature through the
+    0012 keys, not a scan of the audit trail (comparing the whole column to a value would let
+    SQLite fold that value into the key's expression and scan instead)."""
+    from jarvis_wallet.ledger import by_signature
+    from jarvis_wallet.signing import _Statements
+
+    with session(database_url, create=True, require_schema=False) as db:
+        if not is_sqlite(db):
+            pytest.skip("PostgreSQL's plans: docs/performance.md, checked with EXPLAIN")
+        apply_migrations(db)
+        statements = _Statements(db)
+        for count in (1, 3):
+            sql = statements.earlier_signatures(count)
+            plan = db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", ["k"] * count + ["h"] * count + ["W"]).fetchall()
+            assert "USING INDEX wallet_transactions_message_key" in plan[0][-1], plan
+        sql, params = WalletTransaction.select(WalletTransaction.id).where(by_signature(db, "5" * 88)).sql()
+        plan = db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        assert "USING INDEX wallet_transactions_signature_key" in plan[0][-1], plan
