@@ -25,9 +25,14 @@ transaction and committed once: every decision still sees all the ones
 before it (the limits and the 24-hour spend are read once per batch, then
 kept current in memory), and one fsync serves the batch. Earlier signatures
 of the batch's messages are looked up in one query and its rows inserted in
-one statement, so a batch costs the same few round trips whatever its size.
-A used request id inserts nothing (ON CONFLICT DO NOTHING): that is how a
-replay is detected, and its signature is withheld.
+one statement, so a batch costs the same round trips whatever its size: on
+PostgreSQL two (BEGIN, the lock and one read of everything; the inserts, under
+ids taken in the read, and COMMIT), as prepared statements. SQLite keeps the
+limits and configuration until ``PRAGMA data_version`` says another connection
+committed. Request ids already used are refused before anything is decided;
+on SQLite a used request id also inserts nothing (ON CONFLICT DO NOTHING), and
+its signature is withheld; on PostgreSQL a request id that another wallet's
+signer records in the same instant fails the batch closed.
 """
 
 from __future__ import annotations
