@@ -405,12 +405,12 @@ class SigningService:
             if not is_sqlite(self._db):
                 self._db.execute_sql(_SESSION_SETTINGS)
                 self._check_isolation(self._db)
-                self._prepared = _Prepared()  # a new session has none
-                (self._sequence,) = self._db.execute_sql(
-                    "SELECT pg_get_serial_sequence('wallet_transactions', 'id')"
-                ).fetchone()
             with self._db.bind_ctx(MODELS):
                 check_schema(self._db)
+            if not is_sqlite(self._db):
+                self._prepared = _Prepared()  # a new session has none
+                (sequence,) = self._db.execute_sql("SELECT pg_get_serial_sequence('wallet_transactions', 'id')").fetchone()
+                self._sequence = sequence.replace("'", "''")  # written into the read as a literal
 
     def _check_isolation(self, db) -> None:
         """Refuse from the start (and after each reconnect) what every decision would refuse."""
