@@ -17,7 +17,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from .db import describe, is_sqlite, translate_errors
 from .errors import SchemaNotInitialised, SchemaTooNew
-from .models import MAX_U64, U64_TEXT_DIGITS, SchemaMigration, utc_now
+from .models import MAX_U64, U64_TEXT_DIGITS, SchemaMigration, message_key, signature_key, utc_now
 
 STATUS_CHECK = "status IN ('signed', 'submitted', 'confirmed', 'failed', 'rejected')"
 
@@ -434,6 +434,36 @@ def _0010_approvals(db: peewee.Database) -> None:
     migrate(migrator.add_column("token_limits", "approve_above_base_units", per_mint))
 
 
+def _0012_shorter_audit_keys(db: peewee.Database) -> None:
+    """Cheaper audit rows: the two widest index keys become short prefixes of the same text.
+
+    A row's unique signature index held the whole 88-character base58 text, and its retry index
+    the 44-character wallet followed by the 64-character message hash: each insert paid for
+    those keys (the signature index alone was about a third of the CPU of a row). They become
+    keys of the first 16 characters (``models.SIGNATURE_KEY``, ``models.MESSAGE_KEY``): a
+    signature's prefix stays unique (16 base58 characters are more than 88 bits, so two real
+    signatures never share one; a stricter rule than before, never a weaker one), and the
+    retry check looks the hash up by its prefix, then compares it whole, then the wallet. The
+    columns keep their text, so every reader shows what it showed. ``approvals show`` gets a
+    small index of the rows that name an approval. PostgreSQL re-reads the statistics
+    (ANALYZE) so plans see the new indexes at once.
+    """
+    for name in ("wallet_transactions_signature", "wallet_transactions_wallet_message_sha256"):
+        db.execute_sql(f"DROP INDEX {name}")
+    db.execute_sql(
+        f"CREATE UNIQUE INDEX wallet_transactions_signature_key ON wallet_transactions (({signature_key(db)}))"
+    )
+    db.execute_sql(
+        f"CREATE INDEX wallet_transactions_message_key ON wallet_transactions (({message_key(db)}))"
+    )
+    db.execute_sql(
+        "CREATE INDEX wallet_transactions_approval_id ON wallet_transactions (approval_id) "
+        "WHERE approval_id IS NOT NULL"
+    )
+    if not is_sqlite(db):  # SQLite plans without statistics unless asked; they would go stale
+        db.execute_sql("ANALYZE wallet_transactions")
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -454,6 +484,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # what the other adds (0011 rebuilds wallet_transactions on SQLite keeping every column).
     Migration("0010_approvals", _0010_approvals),
     Migration("0011_chain", _0011_chain),
+    Migration("0012_wallet_transactions_shorter_keys", _0012_shorter_audit_keys),
 )
 
 

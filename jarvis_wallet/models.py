@@ -56,6 +56,34 @@ def iso_utc(moment: datetime.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat() + "Z"
 
 
+# The audit trail's signature and message-hash indexes hold the first KEY_CHARS characters of
+# the text, not all of it (migration 0012): short keys make a row cheaper to insert. A lookup
+# names the indexed expression exactly (``signature_key``, ``message_key``) with the value's
+# prefix (``text_key``), then compares the whole text. PostgreSQL compares the keys bytewise
+# (COLLATE "C"), whatever the database's collation.
+KEY_CHARS = 16
+
+
+def _key_sql(db, column: str) -> str:
+    postgres = not isinstance(getattr(db, "obj", db), peewee.SqliteDatabase)
+    return f"substr({column}, 1, {KEY_CHARS})" + (' COLLATE "C"' if postgres else "")
+
+
+def signature_key(db) -> str:
+    """The indexed key of ``wallet_transactions.signature`` (unique), as SQL."""
+    return _key_sql(db, "signature")
+
+
+def message_key(db) -> str:
+    """The indexed key of ``wallet_transactions.message_sha256``, as SQL."""
+    return _key_sql(db, "message_sha256")
+
+
+def text_key(value: str) -> str:
+    """The key a lookup passes for ``value``."""
+    return value[:KEY_CHARS]
+
+
 class U64Field(peewee.Field):
     """An unsigned 64-bit amount, exact on both backends (see MAX_U64); Python ints in and out."""
 

@@ -25,9 +25,14 @@ transaction and committed once: every decision still sees all the ones
 before it (the limits and the 24-hour spend are read once per batch, then
 kept current in memory), and one fsync serves the batch. Earlier signatures
 of the batch's messages are looked up in one query and its rows inserted in
-one statement, so a batch costs the same few round trips whatever its size.
-A used request id inserts nothing (ON CONFLICT DO NOTHING): that is how a
-replay is detected, and its signature is withheld.
+one statement, so a batch costs the same round trips whatever its size: on
+PostgreSQL two (BEGIN, the lock and one read of everything; the inserts, under
+ids taken in the read, and COMMIT), as prepared statements. SQLite keeps the
+limits and configuration until ``PRAGMA data_version`` says another connection
+committed. Request ids already used are refused before anything is decided;
+on SQLite a used request id also inserts nothing (ON CONFLICT DO NOTHING), and
+its signature is withheld; on PostgreSQL a request id that another wallet's
+signer records in the same instant fails the batch closed.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ from .errors import (
 from .keys import Keypair
 from .ledger import MAX_REASON_LENGTH
 from .migrations import check_schema
-from .models import MAX_U64, MODELS, naive_utc as _naive_utc, utc_now
+from .models import MAX_U64, MODELS, message_key, naive_utc as _naive_utc, text_key, utc_now
 from .policy import DEFAULT_PROGRAM_ALLOWLIST, Limits, TokenLimits, decide, format_lamports
 from .spend_window import RollingSpend, RollingTokenSpend
 from .solana import build_offchain_message, decode_pubkey, encode_pubkey, parse_transaction_input
@@ -138,6 +143,39 @@ _COLUMNS = (
 # PostgreSQL takes at most 65,535 parameters per statement; 21 a row.
 MAX_ROWS_PER_INSERT = 256
 _TOKEN_COLUMNS = ("transaction_id", "wallet", "mint", "symbol", "amount_base_units", "created_at")
+_CONFIG_KEYS = (
+    "approval_ttl_seconds", "approval_max_pending", "allowed_programs", "allowed_destinations", "durable_nonce_accounts",
+)
+# PostgreSQL: the lock, alone in its statement, so that the read after it (a statement of its own
+# at READ COMMITTED) sees every decision committed before the lock was granted. Sent as text, not
+# prepared (its plan is trivial): pg_stat_activity then shows a waiting signer for what it is.
+_POSTGRES_LOCK = "SELECT 1 FROM spend_limits WHERE wallet = %s FOR UPDATE OF spend_limits"
+
+
+def _numbered(sql: str) -> str:
+    """``%s`` placeholders as ``$1``, ``$2``, ... in order, for PREPARE."""
+    parts = sql.split("%s")
+    return "".join(part + (f"${i}" if i < len(parts) else "") for i, part in enumerate(parts, 1))
+
+
+class _Prepared:
+    """The server-side prepared statements of one PostgreSQL session: each planned once, then
+    run by name (planning was most of the server's work per batch)."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+
+    def execute(self, sql: str, params: Sequence) -> tuple[str, list]:
+        """Text that prepares ``sql`` (the first time) and executes it, with its parameters.
+
+        The name is taken before the server has it: a round trip that fails drops the session
+        (SigningService._drop_connection) and with it this object."""
+        name = self._names.get(sql)
+        prefix = ""
+        if name is None:
+            name = self._names[sql] = f"jw_{len(self._names)}"
+            prefix = f"PREPARE {name} AS {_numbered(sql)}; "
+        return f"{prefix}EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"{prefix}EXECUTE {name}", list(params)
 
 
 class _Statements:
@@ -174,6 +212,7 @@ class _Statements:
         )
         self.token_list = f"(SELECT {spent} FROM token_spend WHERE token_spend.transaction_id = wallet_transactions.id)"
         self._token_inserts = {}
+        self._message_key = message_key(db)
         self._param = p
         self._earlier = {}
         self._used = {}
@@ -195,19 +234,52 @@ class _Statements:
             self._earlier[count] = (
                 f"SELECT message_sha256, id, signature, lamports, fee_lamports, created_at, {self.token_list} "
                 "FROM wallet_transactions "
-                f"WHERE wallet = {p} AND message_sha256 IN ({', '.join([p] * count)}) AND signature IS NOT NULL"
+                f"WHERE {self._message_key} IN ({', '.join([p] * count)}) "
+                # The key finds the rows, not the wallet's indexes (``|| ''`` names no index). SQLite
+                # would put a hash compared as ``column = value`` into the key's expression
+                # (constant propagation) and then scan: ``|| ''`` keeps it a comparison.
+                f"AND message_sha256 || '' IN ({', '.join([p] * count)}) AND wallet || '' = {p} AND signature IS NOT NULL"
             )
         return self._earlier[count]
 
     def insert_many(self, count: int) -> str:
-        """Insert ``count`` decisions; a request id already recorded inserts nothing."""
+        """SQLite: insert ``count`` decisions; a request id already recorded inserts nothing."""
         if count not in self._inserts:
             row = "(" + ", ".join([self._param] * len(_COLUMNS)) + ")"
             self._inserts[count] = (
                 f"INSERT INTO wallet_transactions ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * count)} "
-                "ON CONFLICT (request_id) DO NOTHING" + (" RETURNING request_id, id" if self.postgres else "")
+                "ON CONFLICT (request_id) DO NOTHING"
             )
         return self._inserts[count]
+
+    def insert_with_ids(self, count: int) -> str:
+        """PostgreSQL: insert ``count`` decisions under ids taken from the sequence beforehand.
+
+        No ON CONFLICT: every request id was checked under the wallet's lock, so a conflict is a
+        request id another wallet's signer recorded meanwhile, and the whole batch fails closed."""
+        row = "(" + ", ".join(["%s"] * (len(_COLUMNS) + 1)) + ")"
+        return f"INSERT INTO wallet_transactions (id, {', '.join(_COLUMNS)}) VALUES {', '.join([row] * count)}"
+
+    def postgres_read(self, spend_columns: str, token_rows: str, sequence: str) -> str:
+        """PostgreSQL: everything a batch decides on, in one statement run after the lock: the
+        limits, allow-lists, mints and per-mint limits, the isolation level, the 24-hour spend
+        (``spend_columns``) and per-mint spend (``token_rows``), the batch's earlier signatures
+        (by message-hash key), its request ids already used, and one new id per request."""
+        config = "(SELECT value FROM wallet_config WHERE key = '{}')"
+        return (
+            "SELECT (SELECT json_build_array(per_tx_lamports, daily_lamports, approve_above_lamports) "
+            "FROM spend_limits WHERE wallet = %s), "
+            + ", ".join(config.format(key) for key in _CONFIG_KEYS) + ", "
+            "(SELECT json_agg(json_build_array(symbol, mint, program, decimals, extensions)) FROM token_mints), "
+            "(SELECT json_agg(json_build_array(mint, per_tx_base_units, daily_base_units, approve_above_base_units)) "
+            f"FROM token_limits WHERE token_limits.wallet = %s), {_ISOLATION_NOW}, {spend_columns}, "
+            f"(SELECT json_agg(json_build_array(k, m, h, l, x)) FROM ({token_rows}) AS t(k, m, h, l, x)), "
+            f"(SELECT json_agg(json_build_array(message_sha256, id, signature, lamports, fee_lamports, created_at, "
+            f"{self.token_list})) FROM wallet_transactions WHERE {self._message_key} = ANY(%s::text[]) "
+            "AND message_sha256 = ANY(%s::text[]) AND wallet || '' = %s AND signature IS NOT NULL), "
+            "ARRAY(SELECT request_id FROM wallet_transactions WHERE request_id = ANY(%s::text[])), "
+            f"ARRAY(SELECT nextval('{sequence}'::regclass) FROM generate_series(1, %s::int))"
+        )
 
     def insert_token_spend(self, count: int) -> str:
         if count not in self._token_inserts:
@@ -309,6 +381,14 @@ class SigningService:
         self._sql: _Statements | None = None
         self._rolling_spend: RollingSpend | None = None
         self._rolling_token_spend: RollingTokenSpend | None = None
+        # PostgreSQL: this session's prepared statements, the audit trail's id sequence, the ids
+        # taken for the batch being decided, and its writes, sent with the COMMIT.
+        self._prepared = _Prepared()
+        # SQLite: (data_version, the limits row) as last read on this connection (_read_state).
+        self._kept_state: tuple | None = None
+        self._sequence: str | None = None
+        self._new_ids: list[int] = []
+        self._writes: list[tuple[str, list]] = []
 
     def connect(self) -> None:
         """Open the connection (in the calling thread) and check the schema, unless already open."""
@@ -319,6 +399,7 @@ class SigningService:
             self._rolling_token_spend = RollingTokenSpend(self._db, self._wallet)
         elif not self._db.is_closed():
             return
+        self._kept_state = None  # data_version is per connection
         with translate_errors(self._db):
             self._db.connect(reuse_if_open=True)
             if not is_sqlite(self._db):
@@ -326,10 +407,14 @@ class SigningService:
                 self._check_isolation(self._db)
             with self._db.bind_ctx(MODELS):
                 check_schema(self._db)
+            if not is_sqlite(self._db):
+                self._prepared = _Prepared()  # a new session has none
+                (sequence,) = self._db.execute_sql("SELECT pg_get_serial_sequence('wallet_transactions', 'id')").fetchone()
+                self._sequence = sequence.replace("'", "''")  # written into the read as a literal
 
     def _check_isolation(self, db) -> None:
         """Refuse from the start (and after each reconnect) what every decision would refuse."""
-        with self._locked_transaction(db):
+        with db.atomic(isolation_level=DECISION_ISOLATION_LEVEL.upper()):
             (level,) = db.execute_sql(f"SELECT {_ISOLATION_NOW}").fetchone()
         require_decision_isolation(db, level)
 
@@ -353,11 +438,16 @@ class SigningService:
             db = self._db
             with translate_errors(db), self._locked_transaction(db):
                 now = self._clock()
-                batch = _Batch(state=self._read_state(db, now), now=now, grants=approvals.GrantBook(db))
-                batch.earlier = self._earlier_signatures(db, prepared)
+                if self._sql.postgres:  # the lock and every read in one round trip
+                    state, earlier, used = self._read_postgres(db, now, jobs, prepared)
+                else:
+                    state, earlier, used = (
+                        self._read_state(db, now), self._earlier_signatures(db, prepared), self._used_request_ids(db, jobs),
+                    )
+                batch = _Batch(state=state, now=now, grants=approvals.GrantBook(db), earlier=earlier)
                 # Replays are refused before anything is decided: a decision whose row would not
                 # be inserted must not count its spend against the rest of the batch.
-                batch.request_ids.update(self._used_request_ids(db, jobs))
+                batch.request_ids.update(used)
                 for job, message, slot in zip(jobs, prepared, pending):
                     if isinstance(message, JarvisWalletError) and not isinstance(message, InvalidTransaction):
                         slot.error = message
@@ -395,15 +485,67 @@ class SigningService:
             return exc
 
     def _read_state(self, db, now: datetime.datetime) -> _BatchState:
-        sql = self._sql
-        row = db.execute_sql(sql.limits, (self._wallet, self._wallet)).fetchone()
+        """SQLite: the wallet's limits and configuration, read again only when another connection
+        has committed since they were read (``PRAGMA data_version``, which this connection's own
+        commits leave alone: the signer writes none of what it keeps). Asked inside the lock of
+        BEGIN IMMEDIATE, so nothing can commit between the answer and the decision."""
+        (version,) = db.execute_sql("PRAGMA data_version").fetchone()
+        if self._kept_state is not None and self._kept_state[0] == version:
+            row = self._kept_state[1]
+        else:
+            row = db.execute_sql(self._sql.limits, (self._wallet, self._wallet)).fetchone()
+            self._kept_state = (version, row)
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
         per_tx, daily, approve_above, ttl, max_pending, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
         if isolation is not None:
             require_decision_isolation(db, isolation)
+        return self._state(
+            (per_tx, daily, approve_above), (ttl, max_pending, programs, destinations, nonce_accounts), mints, mint_limits,
+            spent=lambda: self._rolling_spend.current(now), spent_tokens=lambda: self._rolling_token_spend.current(now),
+        )
+
+    def _read_postgres(self, db, now: datetime.datetime, jobs: Sequence[SignJob], prepared) -> tuple:
+        """Begin, take the wallet's lock and read everything the batch decides on: one round trip.
+
+        Two statements after BEGIN: the lock (FOR UPDATE on the limits row), then one read,
+        which at READ COMMITTED takes its snapshot after the lock was granted. Returns the batch
+        state, the earlier signatures by message hash and the request ids already used; keeps one
+        new row id per request for the inserts."""
+        wallet = self._wallet
+        spend_columns, spend_params = self._rolling_spend.query(now)
+        token_rows, token_params = self._rolling_token_spend.query(now)
+        digests = sorted(
+            {hashlib.sha256(item[0]).hexdigest() for item in prepared if not isinstance(item, JarvisWalletError)}
+        )
+        read = self._sql.postgres_read(spend_columns, token_rows, self._sequence)
+        params = (
+            wallet, wallet, *spend_params, *token_params, [text_key(digest) for digest in digests], digests, wallet,
+            sorted({job.request_id for job in jobs}), len(jobs),
+        )
+        read_sql, read_params = self._prepared.execute(read, params)
+        row = db.execute_sql(
+            f"BEGIN ISOLATION LEVEL {DECISION_ISOLATION_LEVEL.upper()}; {_POSTGRES_LOCK}; {read_sql}", [wallet, *read_params]
+        ).fetchone()
+        limits, ttl, max_pending, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row[:9]
+        spend_values, (token_values, earlier, used, new_ids) = row[9:-4], row[-4:]
+        require_decision_isolation(db, isolation)
+        self._new_ids = list(new_ids)
+        spent = self._rolling_spend.apply(now, spend_values)
+        spent_tokens = self._rolling_token_spend.apply(now, token_values or [])
+        state = _BatchState(None, 0, frozenset(), None) if limits is None else self._state(
+            limits, (ttl, max_pending, programs, destinations, nonce_accounts), mints, mint_limits,
+            spent=lambda: spent, spent_tokens=lambda: spent_tokens,
+        )
+        return state, {row[0]: tuple(row[1:]) for row in earlier or ()}, set(used)
+
+    def _state(self, limits, config, mints, mint_limits, *, spent, spent_tokens) -> _BatchState:
+        """The batch state from what was read; ``spent`` and ``spent_tokens`` give the 24-hour
+        spend (the per-mint one is asked for only when the wallet has per-mint limits)."""
+        per_tx, daily, approve_above = limits
+        ttl, max_pending, programs, destinations, nonce_accounts = config
         registry, token_limits, approve_above_mint = _token_state(mints, mint_limits)
-        spent_tokens = self._rolling_token_spend.current(now) if token_limits else {}
+        spent_tokens = spent_tokens() if token_limits else {}
         return _BatchState(
             limits=Limits(int(per_tx), int(daily)),
             approval_thresholds=approvals.ApprovalThresholds(
@@ -411,7 +553,7 @@ class SigningService:
             ),
             approval_ttl_seconds=approvals.approval_ttl_seconds(ttl),
             approval_max_pending=approvals.approval_max_pending(max_pending),
-            spent_24h=self._rolling_spend.current(now),
+            spent_24h=spent(),
             program_allowlist=_allowlist_bytes(programs, DEFAULT_PROGRAM_ALLOWLIST),
             destination_allowlist=None if destinations is None else _allowlist_bytes(destinations),
             durable_nonce_accounts=_allowlist_bytes(nonce_accounts),
@@ -431,7 +573,8 @@ class SigningService:
         )
         if not digests:
             return {}
-        rows = db.execute_sql(self._sql.earlier_signatures(len(digests)), (self._wallet, *digests)).fetchall()
+        params = (*[text_key(digest) for digest in digests], *digests, self._wallet)
+        rows = db.execute_sql(self._sql.earlier_signatures(len(digests)), params).fetchall()
         return {row[0]: row[1:] for row in rows}
 
     def _decide_one(self, job: SignJob, prepared, slot: _Pending, batch: _Batch) -> None:
@@ -679,11 +822,14 @@ class SigningService:
     def _insert(self, db, rows: list[_Row], now: datetime.datetime) -> dict[str, int]:
         """Insert rows; the ids of those inserted, by request id (a used request id inserts nothing)."""
         ids: dict[str, int] = {}
-        if self._sql.postgres:
+        if self._sql.postgres:  # sent with the COMMIT, under the ids taken with the lock
             for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
                 chunk = rows[start:start + MAX_ROWS_PER_INSERT]
-                params = [value for row in chunk for value in (*row.values, now, now)]
-                ids.update(db.execute_sql(self._sql.insert_many(len(chunk)), params).fetchall())
+                params = []
+                for row in chunk:
+                    ids[row.request_id] = row_id = self._new_ids.pop(0)
+                    params += (row_id, *row.values, now, now)
+                self._writes.append(self._prepared.execute(self._sql.insert_with_ids(len(chunk)), params))
         else:
             for row in rows:  # in-process: a statement per row costs nothing on the wire
                 cursor = db.execute_sql(self._sql.insert_many(1), (*row.values, now, now))
@@ -704,7 +850,9 @@ class SigningService:
         if self._sql.postgres:
             for start in range(0, len(values), MAX_ROWS_PER_INSERT):
                 chunk = values[start:start + MAX_ROWS_PER_INSERT]
-                db.execute_sql(self._sql.insert_token_spend(len(chunk)), [v for row in chunk for v in row])
+                self._writes.append(
+                    self._prepared.execute(self._sql.insert_token_spend(len(chunk)), [v for row in chunk for v in row])
+                )
         else:
             statement = self._sql.insert_token_spend(1)
             for row in values:
@@ -743,8 +891,22 @@ class SigningService:
             with db.atomic("IMMEDIATE"):
                 yield
         else:
-            with db.atomic(isolation_level=DECISION_ISOLATION_LEVEL.upper()):
+            # BEGIN goes with the lock and the read (_read_postgres), the inserts with the COMMIT:
+            # two round trips. Marked open for peewee, so that a nested atomic() is a savepoint.
+            self._writes = []
+            db.push_transaction(_OURS)
+            try:
                 yield
+                statements = [sql for sql, _ in self._writes]
+                params = [value for _, values in self._writes for value in values]
+                db.execute_sql("; ".join([*statements, "COMMIT"]), params)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    db.execute_sql("ROLLBACK")
+                raise
+            finally:
+                self._writes = []
+                db.pop_transaction()
 
     def _drop_connection(self) -> None:
         # A broken connection is not reused: the next request reconnects, and recounts.
@@ -754,6 +916,10 @@ class SigningService:
             self._rolling_spend.forget()
         if self._rolling_token_spend is not None:
             self._rolling_token_spend.forget()
+        self._kept_state = None
+
+
+_OURS = object()  # a transaction begun and committed by _locked_transaction itself
 
 
 def require_decision_isolation(db: peewee.Database, level: str) -> None:

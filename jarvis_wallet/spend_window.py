@@ -55,44 +55,56 @@ class RollingSpend:
         self._wallet = wallet
         self._kept: _Kept | None = None
         released = f"spend_releases WHERE wallet = {p} AND asset = '{SOL_ASSET}'"
+        # Sums over the window's range of the (wallet, created_at, ...) indexes, never the history.
         self._full = (
-            f"SELECT (SELECT COALESCE(SUM(CASE WHEN created_at > {p} AND {counted} THEN lamports ELSE 0 END), 0) "
-            f"FROM wallet_transactions WHERE wallet = {p}), "
+            f"(SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
+            f"WHERE wallet = {p} AND created_at > {p} AND {counted}), "
             f"(SELECT COALESCE(MAX(id), 0) FROM wallet_transactions WHERE wallet = {p}), "
-            f"(SELECT COALESCE(SUM(CASE WHEN tx_created_at > {p} THEN amount ELSE 0 END), 0) FROM {released}), "
+            f"(SELECT COALESCE(SUM(amount), 0) FROM {released} AND tx_created_at > {p}), "
             f"(SELECT COALESCE(MAX(id), 0) FROM {released})"
         )
         # All adjustments in one statement: one round trip to the server per batch.
         self._adjust = (
-            "SELECT (SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
-            f"WHERE wallet = {p} AND created_at > {p} AND created_at <= {p} AND id <= {p} AND {counted}), "
+            # Aged out: a range of the (wallet, created_at, ...) index. ``id + 0`` names no index, so no
+            # plan walks (wallet, id) or the primary key over the whole history to find it.
+            "(SELECT COALESCE(SUM(lamports), 0) FROM wallet_transactions "
+            f"WHERE wallet = {p} AND created_at > {p} AND created_at <= {p} AND id + 0 <= {p} AND {counted}), "
             f"(SELECT COALESCE(SUM(CASE WHEN created_at > {p} AND {counted} THEN lamports ELSE 0 END), 0) "
             f"FROM wallet_transactions WHERE wallet = {p} AND id > {p}), "
             f"(SELECT COALESCE(MAX(id), 0) FROM wallet_transactions WHERE wallet = {p} AND id > {p}), "
-            f"(SELECT COALESCE(SUM(amount), 0) FROM {released} AND tx_created_at > {p} AND tx_created_at <= {p} AND id <= {p}), "
+            f"(SELECT COALESCE(SUM(amount), 0) FROM {released} AND tx_created_at > {p} AND tx_created_at <= {p} AND id + 0 <= {p}), "
             f"(SELECT COALESCE(SUM(CASE WHEN tx_created_at > {p} THEN amount ELSE 0 END), 0) FROM {released} AND id > {p}), "
             f"(SELECT COALESCE(MAX(id), 0) FROM {released} AND id > {p})"
         )
 
     def current(self, now: datetime.datetime) -> int:
         """The spend of the window ending at ``now``; call inside the wallet's locked transaction."""
+        columns, params = self.query(now)
+        return self.apply(now, self._db.execute_sql(f"SELECT {columns}", params).fetchone())
+
+    def query(self, now: datetime.datetime) -> tuple[str, tuple]:
+        """What ``current`` reads, as SELECT-list expressions and their parameters, so that a
+        caller can read it in a statement of its own (``apply`` takes the values)."""
         start = now - DAILY_WINDOW
         kept = self._kept
         wallet = self._wallet
         if kept is None or start < kept.window_start:
-            spent, last_id, released, last_release_id = self._db.execute_sql(
-                self._full, (start, wallet, wallet, start, wallet, wallet)
-            ).fetchone()
+            return self._full, (wallet, start, wallet, wallet, start, wallet)
+        last_id, last_release_id = kept.last_id, kept.last_release_id
+        return self._adjust, (
+            wallet, kept.window_start, start, last_id, start, wallet, last_id, wallet, last_id,
+            wallet, kept.window_start, start, last_release_id, start, wallet, last_release_id, wallet, last_release_id,
+        )
+
+    def apply(self, now: datetime.datetime, values) -> int:
+        """Bring the kept sum to ``now`` with the values ``query`` read; the spend of the window."""
+        start = now - DAILY_WINDOW
+        kept = self._kept
+        if kept is None or start < kept.window_start:
+            spent, last_id, released, last_release_id = values
             self._kept = _Kept(start, int(last_id), int(spent) - int(released), int(last_release_id))
             return self._kept.spent
-        last_id, last_release_id = kept.last_id, kept.last_release_id
-        aged_out, unseen, max_id, release_aged_out, release_unseen, max_release_id = self._db.execute_sql(
-            self._adjust,
-            (
-                wallet, kept.window_start, start, last_id, start, wallet, last_id, wallet, last_id,
-                wallet, kept.window_start, start, last_release_id, start, wallet, last_release_id, wallet, last_release_id,
-            ),
-        ).fetchone()
+        aged_out, unseen, max_id, release_aged_out, release_unseen, max_release_id = values
         kept.spent += int(unseen) - int(aged_out) - int(release_unseen) + int(release_aged_out)
         kept.window_start = start
         kept.last_id = max(kept.last_id, int(max_id))
@@ -174,26 +186,43 @@ class RollingTokenSpend:
         # Kinds: 0 spend aged out, 1 spend unseen, 2 release aged out, 3 release unseen.
         self._adjust = (
             f"SELECT 0, s.mint, {u64_sum_sql(postgres, 's.amount_base_units')}, 0 {rows} "
-            f"WHERE s.wallet = {p} AND s.created_at > {p} AND s.created_at <= {p} AND s.transaction_id <= {p} "
+            f"WHERE s.wallet = {p} AND s.created_at > {p} AND s.created_at <= {p} AND s.transaction_id + 0 <= {p} "
             f"AND {counted} GROUP BY s.mint "
             f"UNION ALL SELECT 1, s.mint, {u64_sum_sql(postgres, 's.amount_base_units', f's.created_at > {p} AND {counted}')}, "
             f"MAX(s.transaction_id) {rows} WHERE s.wallet = {p} AND s.transaction_id > {p} GROUP BY s.mint "
             f"UNION ALL SELECT 2, r.asset, {u64_sum_sql(postgres, 'r.amount_base_units')}, 0 {released} "
-            f"AND r.tx_created_at > {p} AND r.tx_created_at <= {p} AND r.id <= {p} GROUP BY r.asset "
+            f"AND r.tx_created_at > {p} AND r.tx_created_at <= {p} AND r.id + 0 <= {p} GROUP BY r.asset "
             f"UNION ALL SELECT 3, r.asset, {u64_sum_sql(postgres, 'r.amount_base_units', f'r.tx_created_at > {p}')}, "
             f"MAX(r.id) {released} AND r.id > {p} GROUP BY r.asset"
         )
 
     def current(self, now: datetime.datetime) -> dict[str, int]:
         """Base units per mint in the window ending at ``now`` (inside the wallet's lock)."""
+        sql, params = self.query(now)
+        return self.apply(now, self._db.execute_sql(sql, params).fetchall())
+
+    def query(self, now: datetime.datetime) -> tuple[str, tuple]:
+        """What ``current`` reads: a statement of rows (kind, mint, high, low, max id) and its
+        parameters, for a caller that reads it inside a statement of its own."""
         start = now - DAILY_WINDOW
         kept = self._kept
         repeats = u64_sum_repeats(self._postgres)
         wallet = self._wallet
         if kept is None or start < kept.window_start:
+            return self._full, (*[start] * repeats, wallet, *[start] * repeats, wallet)
+        last, last_release = kept.last_transaction_id, kept.last_release_id
+        return self._adjust, (
+            wallet, kept.window_start, start, last, *[start] * repeats, wallet, last,
+            wallet, kept.window_start, start, last_release, *[start] * repeats, wallet, last_release,
+        )
+
+    def apply(self, now: datetime.datetime, rows) -> dict[str, int]:
+        """Bring the kept sums to ``now`` with the rows ``query`` read; base units per mint."""
+        start = now - DAILY_WINDOW
+        kept = self._kept
+        if kept is None or start < kept.window_start:
             kept = _KeptTokens(start, 0, {})
-            params = (*[start] * repeats, wallet, *[start] * repeats, wallet)
-            for kind, mint, high, low, max_id in self._db.execute_sql(self._full, params).fetchall():
+            for kind, mint, high, low, max_id in rows:
                 amount = u64_sum_value(self._postgres, high, low)
                 if int(kind) == 0:
                     kept.spent[mint] = kept.spent.get(mint, 0) + amount
@@ -203,12 +232,7 @@ class RollingTokenSpend:
                     kept.last_release_id = max(kept.last_release_id, int(max_id or 0))
             self._kept = kept
             return dict(kept.spent)
-        last, last_release = kept.last_transaction_id, kept.last_release_id
-        params = (
-            wallet, kept.window_start, start, last, *[start] * repeats, wallet, last,
-            wallet, kept.window_start, start, last_release, *[start] * repeats, wallet, last_release,
-        )
-        for kind, mint, high, low, max_id in self._db.execute_sql(self._adjust, params).fetchall():
+        for kind, mint, high, low, max_id in rows:
             amount = u64_sum_value(self._postgres, high, low)
             kind = int(kind)
             # spend aged out and releases unseen lower the sum; spend unseen and releases aged out raise it

@@ -208,8 +208,8 @@ def test_upgrade_to_duplicate_rows_keeps_every_row_id_and_index(database_url):
             return r.id, r.status, r.signature, r.rejection_reason, r.payments, bytes(r.message_bytes)
 
         before = {r.request_id: kept(r) for r in WalletTransaction.select(*fields)}
-        assert apply_migrations(db)[0] == "0007_wallet_transactions_duplicate_rows"
-        check_schema(db)
+        # Up to 0011, where the indexes below are still the ones 0007 made (0012 shortens two keys).
+        assert apply_migrations(db, upto="0011_chain")[0] == "0007_wallet_transactions_duplicate_rows"
         after = {r.request_id: kept(r) for r in WalletTransaction.select()}
         assert after == before and set(after) == {"r-2", "r-3"}
         signed_id = after["r-3"][0]
@@ -220,6 +220,8 @@ def test_upgrade_to_duplicate_rows_keeps_every_row_id_and_index(database_url):
         assert indexes[("request_id",)] is True and indexes[("signature",)] is True
         assert {("wallet", "created_at", "status", "lamports"), ("wallet", "message_sha256"), ("wallet", "id")} <= set(
             indexes)
+        apply_migrations(db)
+        check_schema(db)
         for overrides in ({"request_id": "r-3", "signature": "other"}, {"request_id": "r-5", "signature": "sig3"}):
             with pytest.raises(peewee.IntegrityError):
                 with db.atomic():
@@ -307,7 +309,7 @@ def test_0011_chain_widens_the_status_check_and_keeps_every_row_id_index_and_rul
             db.execute_sql("SELECT setval(pg_get_serial_sequence('wallet_transactions', 'id'), 12)")
         with pytest.raises(peewee.IntegrityError), db.atomic():
             db.execute_sql("UPDATE wallet_transactions SET status = 'expired' WHERE id = 10")
-        assert apply_migrations(db) == ("0009_tokens", "0010_approvals", "0011_chain")
+        assert apply_migrations(db, upto="0011_chain") == ("0009_tokens", "0010_approvals", "0011_chain")
         rows = db.execute_sql("SELECT id, request_id, status, lamports, last_valid_block_height, chain_fee_lamports "
                               "FROM wallet_transactions ORDER BY id").fetchall()
         assert rows == [(10, "r0", "signed", 0, None, None), (11, "r1", "submitted", 1, None, None),
@@ -369,7 +371,7 @@ def test_approvals_migration_keeps_notify_above_a_flag_and_checks_its_rows(datab
             "signature, kind, created_at, updated_at) VALUES ('old', 'W', 'signed', 0, 0, 'aa', 'sig', 'transaction', "
             "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
         )
-        assert apply_migrations(db) == ("0009_tokens", "0010_approvals", "0011_chain")
+        assert apply_migrations(db)[:3] == ("0009_tokens", "0010_approvals", "0011_chain")
         check_schema(db)
         limits = SpendLimit.get(SpendLimit.wallet == wallet)
         assert (limits.notify_above_lamports, limits.approve_above_lamports) == (7, None)
@@ -387,3 +389,62 @@ def test_approvals_migration_keeps_notify_above_a_flag_and_checks_its_rows(datab
                 ApprovalRequest.create(**{**base, **bad})
         with pytest.raises(peewee.IntegrityError), db.atomic():
             SpendLimit.update(approve_above_lamports=-1).where(SpendLimit.wallet == wallet).execute()
+
+
+def test_0012_shortens_the_audit_keys_and_keeps_every_row_rule_and_lookup(database_url, cli):
+    """0012 replaces the whole-text signature and (wallet, message hash) indexes by keys of their
+    first characters: rows (made at 0011) are kept as they were and read as before, a signature is
+    still unique (a shared prefix is refused too), and lookups by signature and by hash still work."""
+    from jarvis_wallet.ledger import get_transaction
+
+    wallet = random_pubkey()
+    signature = "5" * 40 + "Sig" * 16
+    with session(database_url, create=True, require_schema=False) as db:
+        apply_migrations(db, upto="0011_chain")
+        for i, (status, sig) in enumerate((("signed", signature), ("rejected", None), ("signed", "short"))):
+            db.execute_sql(
+                "INSERT INTO wallet_transactions (request_id, wallet, status, lamports, fee_lamports, message_sha256, "
+                "signature, kind, created_at, updated_at, approval_id) VALUES "
+                f"({db.param}, {db.param}, {db.param}, {i}, 0, {db.param}, {db.param}, 'transaction', "
+                f"'2026-01-01 00:00:00', '2026-01-01 00:00:00', {db.param})",
+                (f"r{i}", wallet, status, f"{i:x}" * 64, sig, 7 if i == 2 else None),
+            )
+        before = db.execute_sql("SELECT * FROM wallet_transactions ORDER BY id").fetchall()
+        assert apply_migrations(db) == ("0012_wallet_transactions_shorter_keys",)
+        check_schema(db)
+        assert db.execute_sql("SELECT * FROM wallet_transactions ORDER BY id").fetchall() == before
+        names = {index.name for index in db.get_indexes("wallet_transactions")}
+        assert {"wallet_transactions_signature_key", "wallet_transactions_message_key",
+                "wallet_transactions_approval_id", "wallet_transactions_request_id",
+                "wallet_transactions_wallet_created_at_status_lamports", "wallet_transactions_wallet_id"} <= names
+        assert not {"wallet_transactions_signature", "wallet_transactions_wallet_message_sha256"} & names
+        assert get_transaction(signature).request_id == "r0"
+        assert get_transaction("short").request_id == "r2"
+        for n, other in enumerate((signature, signature[:16] + "different", "short")):  # the same key: refused
+            with pytest.raises(peewee.IntegrityError), db.atomic():
+                WalletTransaction.insert(**_tx_fields(request_id=f"n-{n}", signature=other)).execute()
+        WalletTransaction.insert(**_tx_fields(request_id="n-ok", signature="6" + signature[1:])).execute()
+    result = cli("tx", "show", signature, "--json", url=database_url)
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["signature"] == signature and result.json()["message_sha256"] == "0" * 64
+
+
+def test_sqlite_finds_signatures_and_message_hashes_through_their_keys(database_url):
+    """SQLite plans the signer's earlier-signature lookup and a lookup by signature through the
+    0012 keys, not a scan of the audit trail (comparing the whole column to a value would let
+    SQLite fold that value into the key's expression and scan instead)."""
+    from jarvis_wallet.ledger import by_signature
+    from jarvis_wallet.signing import _Statements
+
+    with session(database_url, create=True, require_schema=False) as db:
+        if not is_sqlite(db):
+            pytest.skip("PostgreSQL's plans: docs/performance.md, checked with EXPLAIN")
+        apply_migrations(db)
+        statements = _Statements(db)
+        for count in (1, 3):
+            sql = statements.earlier_signatures(count)
+            plan = db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", ["k"] * count + ["h"] * count + ["W"]).fetchall()
+            assert "USING INDEX wallet_transactions_message_key" in plan[0][-1], plan
+        sql, params = WalletTransaction.select(WalletTransaction.id).where(by_signature(db, "5" * 88)).sql()
+        plan = db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        assert "USING INDEX wallet_transactions_signature_key" in plan[0][-1], plan

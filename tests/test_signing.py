@@ -270,6 +270,30 @@ def test_configured_destination_allowlist_applies(service, keypair, initialised_
     assert info.value.reason == "destination_not_allowed"
 
 
+def test_what_another_connection_commits_applies_to_the_next_batch(service, keypair, initialised_url):
+    """The limits and the configuration may be kept between batches (SQLite: until data_version
+    says another connection committed); whatever another connection changes between two batches
+    of the same service applies to the second."""
+    message = lambda **kw: _job(transfer_message(from_key=keypair.public_key, lamports=1000, **kw))  # noqa: E731
+    with pytest.raises(PolicyDenied, match="no spend limits"):
+        service.sign(message())
+    _limits(initialised_url, keypair, 10**6, 10**7)
+    service.sign(message())
+    _limits(initialised_url, keypair, 100, 100)
+    with pytest.raises(PolicyDenied) as info:
+        service.sign(message())
+    assert info.value.reason == "per_tx_limit_exceeded"
+    _limits(initialised_url, keypair, 10**6, 10**7)
+    allowed = os.urandom(32)
+    service.sign(message())
+    with session(initialised_url):
+        set_setting("allowed_destinations", base58.b58encode(allowed).decode())
+    with pytest.raises(PolicyDenied) as info:
+        service.sign(message())
+    assert info.value.reason == "destination_not_allowed"
+    service.sign(message(to_key=allowed))
+
+
 def test_batch_decides_in_order_with_each_seeing_the_last(service, keypair, initialised_url):
     _limits(initialised_url, keypair, 1000 + FEE, 2 * (1000 + FEE))
     jobs = [_job(transfer_message(from_key=keypair.public_key, lamports=1000)) for _ in range(3)]
