@@ -45,11 +45,11 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-import base58
 import peewee
 
 from . import approvals
 from .amounts import MAX_LAMPORTS
+from .b58 import b58decode, b58encode
 from .db import close_database, describe, is_sqlite, open_database, translate_errors
 from .errors import (
     AuthenticationFailed,
@@ -785,7 +785,7 @@ class SigningService:
         values = (
             job.request_id, self._wallet, status, job.purpose,
             lamports, fee, paid.first_destination if paid else None, digest,
-            _base58(result.signature) if signed and not duplicate else None,
+            b58encode(result.signature) if signed and not duplicate else None,
             None if signed else f"{reason}: {result.message}"[:MAX_REASON_LENGTH],
             job.peer.uid, job.peer.pid, paid.json if paid else None, message,
             "transaction" if job.text is None else "message", job.text, approval_id,
@@ -877,7 +877,7 @@ class SigningService:
 
     def _outcome_from_row(self, row, signing_bytes: bytes, parsed) -> SignOutcome:
         row_id, signature_text, lamports, fee, created_at, token_list = row
-        signature = base58.b58decode(signature_text)
+        signature = b58decode(signature_text)
         signed = parsed.with_signature(self._keypair.public_key, signature) if parsed is not None else signing_bytes
         return SignOutcome(
             row_id, self._wallet, signature, signed, int(lamports), int(fee), duplicate=True,
@@ -980,9 +980,6 @@ def _token_list(value) -> tuple[tuple[str, str | None, int], ...]:
     """An earlier signature's per-mint spend, as the earlier-signatures query aggregates it."""
     return tuple((mint, symbol, int(amount)) for mint, symbol, amount in _json_rows(value))
 
-
-def _base58(raw: bytes) -> str:
-    return base58.b58encode(raw).decode("ascii")
 
 
 def _approved_purpose(approved: str | None, resign: str | None) -> str | None:
