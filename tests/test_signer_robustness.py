@@ -221,6 +221,36 @@ def test_a_connection_dropped_mid_request(signers, signer):
             nacl.signing.VerifyKey(keypair.public_key).verify(message, base58.b58decode(row["signature"]))
 
 
+def test_hanging_up_mid_call_never_puts_more_calls_in_hand_than_slots(signers, tmp_path):
+    """A client that hangs up (reply unread: the signer's read fails) while its unlock waits on
+    the unlock mutex must not free its slot before the call ends: otherwise each hang-up starts one
+    more thread and queues one more guess ahead of the operator's unlock, without bound."""
+    from test_keystore import DUMMY, PASSPHRASE
+    from jarvis_wallet.keystore import Passphrase, write_keystore
+
+    keystore = tmp_path / "signer.keystore"
+    write_keystore(keystore, DUMMY, Passphrase(PASSPHRASE), strength="interactive")
+    handle = signers.start(
+        keypair_path=keystore, passphrase=Passphrase(PASSPHRASE), max_connections=1, connection_wait_seconds=0.2
+    )
+    secret = secret_of(handle)
+    lock = Raw(handle.socket_path)
+    lock.send(protocol.encode_frame(protocol.build_request(secret, op="lock")))
+    assert lock.line()["locked"] is True
+    lock.close()
+    threads = Path(f"/proc/{handle.pid}/task")
+    before = len(os.listdir(threads))
+    most = 0
+    for _ in range(12):
+        raw = Raw(handle.socket_path)
+        raw.send(protocol.encode_frame(protocol.build_request(None, op="ping"))
+                 + protocol.encode_frame(protocol.build_request(secret, op="unlock", passphrase="not it")))
+        raw.sock.recv(1, socket.MSG_PEEK)  # answered (ping, or busy): the unlock is in hand or refused
+        raw.close()  # with that answer unread
+        most = max(most, len(os.listdir(threads)))
+    assert most <= before + 1, f"{most - before} calls in hand with one connection slot"
+
+
 def test_many_frames_in_one_write_are_answered_in_order(signers, signer):
     keypair = signers.keypair()
     secret = secret_of(signer)
