@@ -251,6 +251,29 @@ def test_hanging_up_mid_call_never_puts_more_calls_in_hand_than_slots(signers, t
     assert most <= before + 1, f"{most - before} calls in hand with one connection slot"
 
 
+def test_a_failure_turning_a_decision_into_its_reply_costs_that_reply_not_the_signer(signers, monkeypatch):
+    """finish() runs on the serving loop: whatever it raises must not stop the loop (before, it
+    stopped the signer, and every other client with it)."""
+    from jarvis_wallet.handler import SignerStats
+
+    counted = SignerStats.count_reply
+
+    def failing(self, response):  # a bug in the reply path of a signature, in the forked signer too
+        if response.get("signature"):
+            raise RuntimeError("a bug while framing the reply")
+        counted(self, response)
+
+    monkeypatch.setattr(SignerStats, "count_reply", failing)
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start()
+    raw = Raw(handle.socket_path)
+    raw.send(sign_frame(secret_of(handle), transfer_message(from_key=signers.keypair().public_key, lamports=1000))[1])
+    reply = raw.line()
+    assert reply is not None and reply["error"]["code"] == "internal_error" and "signature" not in reply
+    with SignerClient(handle.socket_path, timeout=5) as client:
+        assert client.ping()["pong"] is True
+
+
 def test_many_frames_in_one_write_are_answered_in_order(signers, signer):
     keypair = signers.keypair()
     secret = secret_of(signer)

@@ -581,8 +581,7 @@ class SignerServer:
             try:
                 reply = call.run()
             except BaseException:  # noqa: BLE001 - run() never raises; if it did, the slot must not leak
-                reply = protocol.encode_frame(protocol.error_response(
-                    None, protocol.INTERNAL_ERROR, "internal error; no signature was released"))
+                reply = _internal_error_frame()
             self._post(lambda: self._complete(conn, reply))
 
         try:
@@ -651,7 +650,11 @@ class SignerServer:
             if self._metrics is not None:
                 with contextlib.suppress(Exception):
                     self._metrics.observe(result, seconds)
-            self._complete(job.conn, job.pending.finish(result))
+            try:
+                reply = job.pending.finish(result)
+            except Exception:  # noqa: BLE001 - a bug framing one reply costs that reply, never the loop
+                reply = _internal_error_frame()
+            self._complete(job.conn, reply)
 
     def _expire_key(self) -> None:
         """Lock the key at the end of its lifetime, on a thread: a lock waits for the batch in flight."""
@@ -698,6 +701,13 @@ class SignerServer:
                     os.close(fd)
         self.log.event("stopped", pid=os.getpid(), signed=self._handler.stats.signed, refused=self._handler.stats.refused)
 
+
+
+def _internal_error_frame() -> bytes:
+    """The reply when answering a request itself failed: nothing was released with it."""
+    return protocol.encode_frame(
+        protocol.error_response(None, protocol.INTERNAL_ERROR, "internal error; no signature was released")
+    )
 
 
 def _peer_credentials(conn: socket.socket) -> Peer:
