@@ -221,6 +221,59 @@ def test_a_connection_dropped_mid_request(signers, signer):
             nacl.signing.VerifyKey(keypair.public_key).verify(message, base58.b58decode(row["signature"]))
 
 
+def test_hanging_up_mid_call_never_puts_more_calls_in_hand_than_slots(signers, tmp_path):
+    """A client that hangs up (reply unread: the signer's read fails) while its unlock waits on
+    the unlock mutex must not free its slot before the call ends: otherwise each hang-up starts one
+    more thread and queues one more guess ahead of the operator's unlock, without bound."""
+    from test_keystore import DUMMY, PASSPHRASE
+    from jarvis_wallet.keystore import Passphrase, write_keystore
+
+    keystore = tmp_path / "signer.keystore"
+    write_keystore(keystore, DUMMY, Passphrase(PASSPHRASE), strength="interactive")
+    handle = signers.start(
+        keypair_path=keystore, passphrase=Passphrase(PASSPHRASE), max_connections=1, connection_wait_seconds=0.2
+    )
+    secret = secret_of(handle)
+    lock = Raw(handle.socket_path)
+    lock.send(protocol.encode_frame(protocol.build_request(secret, op="lock")))
+    assert lock.line()["locked"] is True
+    lock.close()
+    threads = Path(f"/proc/{handle.pid}/task")
+    before = len(os.listdir(threads))
+    most = 0
+    for _ in range(12):
+        raw = Raw(handle.socket_path)
+        raw.send(protocol.encode_frame(protocol.build_request(None, op="ping"))
+                 + protocol.encode_frame(protocol.build_request(secret, op="unlock", passphrase="not it")))
+        raw.sock.recv(1, socket.MSG_PEEK)  # answered (ping, or busy): the unlock is in hand or refused
+        raw.close()  # with that answer unread
+        most = max(most, len(os.listdir(threads)))
+    assert most <= before + 1, f"{most - before} calls in hand with one connection slot"
+
+
+def test_a_failure_turning_a_decision_into_its_reply_costs_that_reply_not_the_signer(signers, monkeypatch):
+    """finish() runs on the serving loop: whatever it raises must not stop the loop (before, it
+    stopped the signer, and every other client with it)."""
+    from jarvis_wallet.handler import SignerStats
+
+    counted = SignerStats.count_reply
+
+    def failing(self, response):  # a bug in the reply path of a signature, in the forked signer too
+        if response.get("signature"):
+            raise RuntimeError("a bug while framing the reply")
+        counted(self, response)
+
+    monkeypatch.setattr(SignerStats, "count_reply", failing)
+    signers.set_limits(per_tx=10**9, daily=10**15)
+    handle = signers.start()
+    raw = Raw(handle.socket_path)
+    raw.send(sign_frame(secret_of(handle), transfer_message(from_key=signers.keypair().public_key, lamports=1000))[1])
+    reply = raw.line()
+    assert reply is not None and reply["error"]["code"] == "internal_error" and "signature" not in reply
+    with SignerClient(handle.socket_path, timeout=5) as client:
+        assert client.ping()["pong"] is True
+
+
 def test_many_frames_in_one_write_are_answered_in_order(signers, signer):
     keypair = signers.keypair()
     secret = secret_of(signer)

@@ -540,7 +540,8 @@ class SignerServer:
 
     def _close(self, conn: _Connection) -> None:
         """Close conn and free its slot. A request it had in hand is still decided and counted;
-        its answer goes nowhere."""
+        its answer goes nowhere, and the slot stays taken until it is: a client hanging up over
+        and over must not get more requests in hand (threads, jobs) than there are slots."""
         if conn.closed:
             return
         conn.closed = True
@@ -550,7 +551,10 @@ class SignerServer:
             conn.events = 0
         with contextlib.suppress(OSError):
             conn.sock.close()
-        self._connections.discard(conn)
+        conn.out.clear()
+        conn.lines.clear()
+        if not conn.busy:
+            self._connections.discard(conn)
 
     def _note_deadline(self, deadline: float) -> float:
         if deadline < self._next_sweep:
@@ -577,17 +581,22 @@ class SignerServer:
             try:
                 reply = call.run()
             except BaseException:  # noqa: BLE001 - run() never raises; if it did, the slot must not leak
-                reply = protocol.encode_frame(protocol.error_response(
-                    None, protocol.INTERNAL_ERROR, "internal error; no signature was released"))
+                reply = _internal_error_frame()
             self._post(lambda: self._complete(conn, reply))
 
-        threading.Thread(target=run, name="signer-call", daemon=True).start()
+        try:
+            threading.Thread(target=run, name="signer-call", daemon=True).start()
+        except BaseException:  # no thread to be had: nothing is in hand, so the slot must not stay taken
+            conn.busy = False
+            raise
 
     def _complete(self, conn: _Connection, reply: bytes) -> None:
         conn.busy = False
-        if not conn.closed:
-            conn.out += reply
-            self._advance_or_close(conn)
+        if conn.closed:
+            self._connections.discard(conn)  # the slot its request held is free now
+            return
+        conn.out += reply
+        self._advance_or_close(conn)
 
     # -- decisions: one batch at a time with the worker, each job within the decision timeout -----
 
@@ -641,7 +650,11 @@ class SignerServer:
             if self._metrics is not None:
                 with contextlib.suppress(Exception):
                     self._metrics.observe(result, seconds)
-            self._complete(job.conn, job.pending.finish(result))
+            try:
+                reply = job.pending.finish(result)
+            except Exception:  # noqa: BLE001 - a bug framing one reply costs that reply, never the loop
+                reply = _internal_error_frame()
+            self._complete(job.conn, reply)
 
     def _expire_key(self) -> None:
         """Lock the key at the end of its lifetime, on a thread: a lock waits for the batch in flight."""
@@ -688,6 +701,13 @@ class SignerServer:
                     os.close(fd)
         self.log.event("stopped", pid=os.getpid(), signed=self._handler.stats.signed, refused=self._handler.stats.refused)
 
+
+
+def _internal_error_frame() -> bytes:
+    """The reply when answering a request itself failed: nothing was released with it."""
+    return protocol.encode_frame(
+        protocol.error_response(None, protocol.INTERNAL_ERROR, "internal error; no signature was released")
+    )
 
 
 def _peer_credentials(conn: socket.socket) -> Peer:
