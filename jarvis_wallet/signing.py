@@ -42,6 +42,7 @@ import datetime
 import functools
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -379,27 +380,23 @@ class SigningService:
         self._clock = clock
         self._db: peewee.Database | None = None
         self._sql: _Statements | None = None
-        self._rolling_spend: RollingSpend | None = None
-        self._rolling_token_spend: RollingTokenSpend | None = None
-        # PostgreSQL: this session's prepared statements, the audit trail's id sequence, the ids
-        # taken for the batch being decided, and its writes, sent with the COMMIT.
-        self._prepared = _Prepared()
-        # SQLite: (data_version, the limits row) as last read on this connection (_read_state).
-        self._kept_state: tuple | None = None
-        self._sequence: str | None = None
-        self._new_ids: list[int] = []
-        self._writes: list[tuple[str, list]] = []
+        # What one connection has kept or been told (peewee keeps a connection per thread, so
+        # this is per thread too): another thread's data_version, prepared statements or kept
+        # sums are not this connection's.
+        self._s = _Session()
 
     def connect(self) -> None:
         """Open the connection (in the calling thread) and check the schema, unless already open."""
         if self._db is None:
             self._db = open_database(self._database_url)
             self._sql = _Statements(self._db)
-            self._rolling_spend = RollingSpend(self._db, self._wallet)
-            self._rolling_token_spend = RollingTokenSpend(self._db, self._wallet)
         elif not self._db.is_closed():
             return
-        self._kept_state = None  # data_version is per connection
+        session = self._s
+        if session.rolling_spend is None:
+            session.rolling_spend = RollingSpend(self._db, self._wallet)
+            session.rolling_token_spend = RollingTokenSpend(self._db, self._wallet)
+        session.kept_state = None  # data_version is per connection
         with translate_errors(self._db):
             self._db.connect(reuse_if_open=True)
             if not is_sqlite(self._db):
@@ -408,9 +405,9 @@ class SigningService:
             with self._db.bind_ctx(MODELS):
                 check_schema(self._db)
             if not is_sqlite(self._db):
-                self._prepared = _Prepared()  # a new session has none
+                self._s.prepared = _Prepared()  # a new session has none
                 (sequence,) = self._db.execute_sql("SELECT pg_get_serial_sequence('wallet_transactions', 'id')").fetchone()
-                self._sequence = sequence.replace("'", "''")  # written into the read as a literal
+                self._s.sequence = sequence.replace("'", "''")  # written into the read as a literal
 
     def _check_isolation(self, db) -> None:
         """Refuse from the start (and after each reconnect) what every decision would refuse."""
@@ -490,11 +487,11 @@ class SigningService:
         commits leave alone: the signer writes none of what it keeps). Asked inside the lock of
         BEGIN IMMEDIATE, so nothing can commit between the answer and the decision."""
         (version,) = db.execute_sql("PRAGMA data_version").fetchone()
-        if self._kept_state is not None and self._kept_state[0] == version:
-            row = self._kept_state[1]
+        if self._s.kept_state is not None and self._s.kept_state[0] == version:
+            row = self._s.kept_state[1]
         else:
             row = db.execute_sql(self._sql.limits, (self._wallet, self._wallet)).fetchone()
-            self._kept_state = (version, row)
+            self._s.kept_state = (version, row)
         if row is None:  # no limits: everything is refused, nothing else matters
             return _BatchState(None, 0, frozenset(), None)
         per_tx, daily, approve_above, ttl, max_pending, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row
@@ -502,7 +499,7 @@ class SigningService:
             require_decision_isolation(db, isolation)
         return self._state(
             (per_tx, daily, approve_above), (ttl, max_pending, programs, destinations, nonce_accounts), mints, mint_limits,
-            spent=lambda: self._rolling_spend.current(now), spent_tokens=lambda: self._rolling_token_spend.current(now),
+            spent=lambda: self._s.rolling_spend.current(now), spent_tokens=lambda: self._s.rolling_token_spend.current(now),
         )
 
     def _read_postgres(self, db, now: datetime.datetime, jobs: Sequence[SignJob], prepared) -> tuple:
@@ -513,26 +510,26 @@ class SigningService:
         state, the earlier signatures by message hash and the request ids already used; keeps one
         new row id per request for the inserts."""
         wallet = self._wallet
-        spend_columns, spend_params = self._rolling_spend.query(now)
-        token_rows, token_params = self._rolling_token_spend.query(now)
+        spend_columns, spend_params = self._s.rolling_spend.query(now)
+        token_rows, token_params = self._s.rolling_token_spend.query(now)
         digests = sorted(
             {hashlib.sha256(item[0]).hexdigest() for item in prepared if not isinstance(item, JarvisWalletError)}
         )
-        read = self._sql.postgres_read(spend_columns, token_rows, self._sequence)
+        read = self._sql.postgres_read(spend_columns, token_rows, self._s.sequence)
         params = (
             wallet, wallet, *spend_params, *token_params, [text_key(digest) for digest in digests], digests, wallet,
             sorted({job.request_id for job in jobs}), len(jobs),
         )
-        read_sql, read_params = self._prepared.execute(read, params)
+        read_sql, read_params = self._s.prepared.execute(read, params)
         row = db.execute_sql(
             f"BEGIN ISOLATION LEVEL {DECISION_ISOLATION_LEVEL.upper()}; {_POSTGRES_LOCK}; {read_sql}", [wallet, *read_params]
         ).fetchone()
         limits, ttl, max_pending, programs, destinations, nonce_accounts, mints, mint_limits, isolation = row[:9]
         spend_values, (token_values, earlier, used, new_ids) = row[9:-4], row[-4:]
         require_decision_isolation(db, isolation)
-        self._new_ids = list(new_ids)
-        spent = self._rolling_spend.apply(now, spend_values)
-        spent_tokens = self._rolling_token_spend.apply(now, token_values or [])
+        self._s.new_ids = list(new_ids)
+        spent = self._s.rolling_spend.apply(now, spend_values)
+        spent_tokens = self._s.rolling_token_spend.apply(now, token_values or [])
         state = _BatchState(None, 0, frozenset(), None) if limits is None else self._state(
             limits, (ttl, max_pending, programs, destinations, nonce_accounts), mints, mint_limits,
             spent=lambda: spent, spent_tokens=lambda: spent_tokens,
@@ -827,9 +824,9 @@ class SigningService:
                 chunk = rows[start:start + MAX_ROWS_PER_INSERT]
                 params = []
                 for row in chunk:
-                    ids[row.request_id] = row_id = self._new_ids.pop(0)
+                    ids[row.request_id] = row_id = self._s.new_ids.pop(0)
                     params += (row_id, *row.values, now, now)
-                self._writes.append(self._prepared.execute(self._sql.insert_with_ids(len(chunk)), params))
+                self._s.writes.append(self._s.prepared.execute(self._sql.insert_with_ids(len(chunk)), params))
         else:
             for row in rows:  # in-process: a statement per row costs nothing on the wire
                 cursor = db.execute_sql(self._sql.insert_many(1), (*row.values, now, now))
@@ -850,8 +847,8 @@ class SigningService:
         if self._sql.postgres:
             for start in range(0, len(values), MAX_ROWS_PER_INSERT):
                 chunk = values[start:start + MAX_ROWS_PER_INSERT]
-                self._writes.append(
-                    self._prepared.execute(self._sql.insert_token_spend(len(chunk)), [v for row in chunk for v in row])
+                self._s.writes.append(
+                    self._s.prepared.execute(self._sql.insert_token_spend(len(chunk)), [v for row in chunk for v in row])
                 )
         else:
             statement = self._sql.insert_token_spend(1)
@@ -872,8 +869,8 @@ class SigningService:
                 row.slot.outcome = row.result  # the signed row's id and time, not this row's
             else:
                 row.slot.outcome = replace(row.result, transaction_id=row_id)
-                self._rolling_spend.recorded(row_id, row.result.lamports)
-                self._rolling_token_spend.recorded(row_id, {mint: amount for mint, _, amount in row.tokens})
+                self._s.rolling_spend.recorded(row_id, row.result.lamports)
+                self._s.rolling_token_spend.recorded(row_id, {mint: amount for mint, _, amount in row.tokens})
 
     def _outcome_from_row(self, row, signing_bytes: bytes, parsed) -> SignOutcome:
         row_id, signature_text, lamports, fee, created_at, token_list = row
@@ -893,33 +890,51 @@ class SigningService:
         else:
             # BEGIN goes with the lock and the read (_read_postgres), the inserts with the COMMIT:
             # two round trips. Marked open for peewee, so that a nested atomic() is a savepoint.
-            self._writes = []
+            self._s.writes = []
             db.push_transaction(_OURS)
             try:
                 yield
-                statements = [sql for sql, _ in self._writes]
-                params = [value for _, values in self._writes for value in values]
+                statements = [sql for sql, _ in self._s.writes]
+                params = [value for _, values in self._s.writes for value in values]
                 db.execute_sql("; ".join([*statements, "COMMIT"]), params)
             except BaseException:
                 with contextlib.suppress(Exception):
                     db.execute_sql("ROLLBACK")
                 raise
             finally:
-                self._writes = []
+                self._s.writes = []
                 db.pop_transaction()
 
     def _drop_connection(self) -> None:
         # A broken connection is not reused: the next request reconnects, and recounts.
         if self._db is not None:
             close_database(self._db)
-        if self._rolling_spend is not None:
-            self._rolling_spend.forget()
-        if self._rolling_token_spend is not None:
-            self._rolling_token_spend.forget()
-        self._kept_state = None
+        if self._s.rolling_spend is not None:
+            self._s.rolling_spend.forget()
+        if self._s.rolling_token_spend is not None:
+            self._s.rolling_token_spend.forget()
+        self._s.kept_state = None
 
 
 _OURS = object()  # a transaction begun and committed by _locked_transaction itself
+
+
+class _Session(threading.local):
+    """SigningService's state of one connection, kept per thread as peewee keeps connections.
+
+    PostgreSQL: the session's prepared statements, the audit trail's id sequence, the ids taken
+    for the batch being decided, and its writes, sent with the COMMIT. SQLite: (data_version,
+    the limits row) as last read on this connection (_read_state). Both backends: the kept
+    24-hour sums, which ``query`` builds before the lock and ``apply`` brings to the read."""
+
+    def __init__(self) -> None:
+        self.prepared = _Prepared()
+        self.kept_state: tuple | None = None
+        self.sequence: str | None = None
+        self.new_ids: list[int] = []
+        self.writes: list[tuple[str, list]] = []
+        self.rolling_spend: RollingSpend | None = None
+        self.rolling_token_spend: RollingTokenSpend | None = None
 
 
 def require_decision_isolation(db: peewee.Database, level: str) -> None:
