@@ -20,6 +20,7 @@ import os
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,9 +129,11 @@ def verify_agent_signature(agent: RunningAgent, data: bytes) -> None:
 
 @contextlib.contextmanager
 def running_agent(workdir: Path) -> Iterator[RunningAgent]:
-    """A private ``ssh-agent -D`` holding a fresh Ed25519 key; stopped on exit."""
-    key_path = workdir / "id_ed25519"
-    socket_path = workdir / "agent.sock"
+    """A private ``ssh-agent -D`` holding a fresh Ed25519 key; stopped on exit. Each call gets a
+    directory of its own under ``workdir``: ssh-keygen will not overwrite the key of a former round."""
+    agent_dir = Path(tempfile.mkdtemp(prefix="ssh-agent-", dir=workdir))
+    key_path = agent_dir / "id_ed25519"
+    socket_path = agent_dir / "agent.sock"
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "jarvis-wallet-benchmark", "-f", str(key_path)],
         check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

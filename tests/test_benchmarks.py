@@ -204,3 +204,16 @@ def test_reply_template_answers_with_the_requests_id(bench_modules):
     request = b'{"op":"sign","requestId":"25a86b1f-60d1-42aa-9c5a-31dd92a1a169","timestamp":1}'
     assert template.reply(request) == line.replace(b"9a5cc972-c49d-4497-8d93-f61a7aadc241", b"25a86b1f-60d1-42aa-9c5a-31dd92a1a169")
     assert template.size == len(line)
+
+
+def test_ssh_agent_starts_again_in_the_same_working_directory(tmp_path, bench_modules):
+    # --rounds N starts ssh-agent once per round in one working directory: a former round's key
+    # file must not make ssh-keygen fail (it refuses to overwrite without a terminal).
+    import ssh_agent
+
+    keys = []
+    for _ in range(2):
+        with ssh_agent.running_agent(tmp_path) as agent:
+            ssh_agent.verify_agent_signature(agent, b"round")
+            keys.append(agent.public_key)
+    assert keys[0] != keys[1]
