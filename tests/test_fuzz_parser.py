@@ -23,6 +23,7 @@ from solders.transaction import VersionedTransaction
 from jarvis_wallet.errors import InvalidTransaction
 from jarvis_wallet.solana import build_transfer_message, parse_transaction_input
 from jarvis_wallet.solana.message import _parse_message_at
+from jarvis_wallet.solana.shortvec import decode_shortvec
 
 CAMPAIGNS = Path(__file__).resolve().parents[1] / "campaigns"
 sys.path.insert(0, str(CAMPAIGNS))
@@ -213,11 +214,38 @@ def test_the_campaign_command_reports_json_and_exits_zero():
     assert report["machine"]["nproc"] == os.cpu_count()
 
 
+class _Reader:
+    """Bounds-checked cursor; every failure is InvalidTransaction."""
+
+    def __init__(self, data: bytes, offset: int = 0) -> None:
+        self.data = data
+        self.offset = offset
+
+    def take(self, count: int, what: str) -> bytes:
+        end = self.offset + count
+        if end > len(self.data):
+            raise InvalidTransaction(
+                f"truncated message: {what} needs {count} bytes at offset {self.offset}, "
+                f"{len(self.data) - self.offset} left"
+            )
+        chunk = self.data[self.offset : end]
+        self.offset = end
+        return chunk
+
+    def u8(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+    def length(self) -> int:
+        value, self.offset = decode_shortvec(self.data, self.offset)
+        return value
+
+    def remaining(self) -> int:
+        return len(self.data) - self.offset
+
+
 def _read_the_plain_way(data: bytes, start: int):
     """The message layout read with the bounds-checked _Reader, as the parser did before it read
     straight through: the reference for where each refusal happens and what it says."""
-    from jarvis_wallet.solana.message import _Reader
-
     reader = _Reader(data, start)
     if reader.remaining() == 0:
         raise InvalidTransaction("empty message")

@@ -169,35 +169,6 @@ class Message:
         return self.account_keys[instruction.program_id_index]
 
 
-class _Reader:
-    """Bounds-checked cursor; every failure is InvalidTransaction."""
-
-    def __init__(self, data: bytes, offset: int = 0) -> None:
-        self.data = data
-        self.offset = offset
-
-    def take(self, count: int, what: str) -> bytes:
-        end = self.offset + count
-        if end > len(self.data):
-            raise InvalidTransaction(
-                f"truncated message: {what} needs {count} bytes at offset {self.offset}, "
-                f"{len(self.data) - self.offset} left"
-            )
-        chunk = self.data[self.offset : end]
-        self.offset = end
-        return chunk
-
-    def u8(self, what: str) -> int:
-        return self.take(1, what)[0]
-
-    def length(self) -> int:
-        value, self.offset = decode_shortvec(self.data, self.offset)
-        return value
-
-    def remaining(self) -> int:
-        return len(self.data) - self.offset
-
-
 def _as_bytes(data: object) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
@@ -221,7 +192,8 @@ def _truncated(what: str, count: int, offset: int, size: int) -> InvalidTransact
 
 def _parse_message_at(data: bytes, start: int) -> tuple[Message, int]:
     # Straight-line reading with the cursor in a local (this runs once per signing request); it
-    # raises exactly what _Reader would, at the same offsets (tests/test_fuzz_parser.py).
+    # raises exactly what a bounds-checked cursor would, at the same offsets (the reference
+    # reader in tests/test_fuzz_parser.py).
     size = len(data)
     if start >= size:
         raise InvalidTransaction("empty message")
